@@ -1,0 +1,78 @@
+"""The exception tree of modelroute.
+
+::
+
+    ModelrouteError
+    ├── PolicyError            the policy could not be loaded; carries every problem found
+    ├── RequestError           the client's request is malformed or names nothing routable
+    │   └── UnknownRouteError  no route, alias or model has the requested name
+    └── InfeasibleError        no candidate satisfies the route's constraints (on_infeasible=reject)
+
+Only ``server/`` maps these to HTTP statuses and only ``cli.py`` to exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelroute.planner.decision import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a policy, located in its source file."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        located = f"{where}: {self.severity}: "
+        if self.path:
+            located += f"{self.path}: "
+        text = located + self.message
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class ModelrouteError(Exception):
+    """Base class of every error modelroute raises on purpose."""
+
+
+class PolicyError(ModelrouteError):
+    """A policy failed to load. ``problems`` lists everything found, not only the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+class RequestError(ModelrouteError):
+    """The request cannot be routed as given."""
+
+
+class UnknownRouteError(RequestError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"no route, alias or model named {name!r}")
+
+
+class InfeasibleError(ModelrouteError):
+    """No candidate model satisfies the route's constraints."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(f"route {decision.route!r}: no model satisfies the constraints")

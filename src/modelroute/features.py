@@ -1,0 +1,149 @@
+"""Request features the planner needs, measured from an OpenAI-shaped body and headers.
+
+Prompt tokens are estimated offline with the o200k_base encoding shipped inside ``bpe-openai``
+(never fetched). Text past ``_EXACT_CHARS`` is extrapolated from the measured tokens-per-char
+of the first part, so estimating stays cheap for very long prompts. Other tokenizers (Claude,
+Llama) differ by a few percent to tens of percent; the estimate is for constraint checks, and
+the record keeps the provider's reported usage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from modelroute.errors import RequestError
+from modelroute.planner.context import Limits, RequestContext
+
+_EXACT_CHARS = 16_000
+_PER_MESSAGE = 4  # role and separators, as OpenAI's cookbook counts them
+_PER_IMAGE = 765  # a 1024x1024 image at high detail on GPT-4o-class models
+TASK_HEADER = "x-modelroute-task"
+LIMIT_HEADERS = {
+    "x-modelroute-max-cost-usd": "max_cost_usd",
+    "x-modelroute-max-latency-ms": "max_latency_ms",
+    "x-modelroute-min-quality": "min_quality",
+}
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> Any:
+    import bpe_openai
+
+    return bpe_openai.get_encoding("o200k_base")
+
+
+def count_tokens(text: str) -> int:
+    if not text:
+        return 0
+    enc = _encoding()
+    if len(text) <= _EXACT_CHARS:
+        return len(enc.encode_ordinary(text))
+    head = len(enc.encode_ordinary(text[:_EXACT_CHARS]))
+    return round(head * len(text) / _EXACT_CHARS)
+
+
+def _content_text(content: Any) -> tuple[list[str], int]:
+    """Text pieces and image count of a message's content (string or list of parts)."""
+    if isinstance(content, str):
+        return [content], 0
+    texts: list[str] = []
+    images = 0
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind in ("text", "input_text") and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind in ("image_url", "image", "input_image"):
+                images += 1
+    return texts, images
+
+
+def _limit(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RequestError(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value < 0:
+        raise RequestError(f"{name} must be a non-negative number, got {raw!r}")
+    if name == "x-modelroute-min-quality" and value > 1:
+        raise RequestError(f"{name} must be between 0 and 1, got {raw!r}")
+    return value
+
+
+def _limits(headers: Mapping[str, str], metadata: Mapping[str, Any]) -> Limits:
+    values: dict[str, float] = {}
+    for header, field in LIMIT_HEADERS.items():
+        raw = headers.get(header)
+        if raw is None and field in metadata:
+            raw = str(metadata[field])
+        if raw is not None:
+            values[field] = _limit(raw, header)
+    return Limits(**values)
+
+
+def _tokens_and_flags(body: Mapping[str, Any]) -> tuple[int, bool]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("'messages' must be a non-empty list")
+    texts: list[str] = []
+    images = 0
+    for message in messages:
+        if not isinstance(message, Mapping):
+            raise RequestError("each message must be an object with 'role' and 'content'")
+        pieces, n_images = _content_text(message.get("content"))
+        texts.extend(pieces)
+        images += n_images
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        import orjson
+
+        texts.append(orjson.dumps(tools).decode())
+    system = body.get("system")  # Anthropic-shaped bodies carry it outside the messages
+    if isinstance(system, str):
+        texts.append(system)
+    tokens = count_tokens("\n".join(texts)) + _PER_MESSAGE * len(messages) + _PER_IMAGE * images
+    return tokens, images > 0
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise RequestError(f"'{key}' must be a positive integer")
+            return value
+    return None
+
+
+def request_context(body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+                    ) -> RequestContext:
+    """Build the planner's view of a chat request. Header names must be lower-case."""
+    headers = headers or {}
+    raw_meta = body.get("metadata") or {}
+    if not isinstance(raw_meta, Mapping):
+        raise RequestError("'metadata' must be an object")
+    metadata = {str(k): str(v) for k, v in raw_meta.items()}
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError("'model' must be a string")
+    tokens, has_images = _tokens_and_flags(body)
+    response_format = body.get("response_format")
+    needs_json = isinstance(response_format, Mapping) and response_format.get("type") in (
+        "json_object", "json_schema")
+    return RequestContext(
+        requested=model,
+        task=headers.get(TASK_HEADER) or metadata.get("task"),
+        metadata=MappingProxyType(metadata),
+        prompt_tokens=tokens,
+        max_output_tokens=_max_tokens(body),
+        has_tools=bool(body.get("tools")),
+        has_images=has_images,
+        needs_json=needs_json,
+        needs_logprobs=bool(body.get("logprobs")),
+        limits=_limits(headers, raw_meta),
+    )

@@ -1,0 +1,86 @@
+"""Constraint checks. Each takes a model, its estimate and the request's terms and returns a
+``Rejection`` or ``None``. Feasibility checks come first: a model that cannot serve the request
+is never offered by ``on_infeasible`` either."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from modelroute.planner.decision import Estimate, Reason, Rejection
+from modelroute.policy.compiled import Model
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """Everything about this request that a check compares against."""
+
+    prompt_tokens: int
+    output_tokens: int
+    explicit_max_tokens: int | None
+    needs: frozenset[str]
+    open_circuits: frozenset[str]
+    max_cost_usd: float | None
+    max_latency_ms: float | None
+    min_quality: float | None
+
+
+Check = Callable[[Model, Estimate, Terms], Rejection | None]
+
+
+def context_fits(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    need = t.prompt_tokens + t.output_tokens
+    if need > model.context_window:
+        return Rejection(model.name, Reason.CONTEXT_TOO_SMALL, need, model.context_window)
+    return None
+
+
+def output_fits(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    cap = model.max_output_tokens
+    if cap is not None and t.explicit_max_tokens is not None and t.explicit_max_tokens > cap:
+        return Rejection(model.name, Reason.OUTPUT_TOO_LONG, t.explicit_max_tokens, cap)
+    return None
+
+
+def has_capabilities(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    missing = t.needs - model.capabilities
+    if missing:
+        return Rejection(model.name, Reason.MISSING_CAPABILITY,
+                         detail=", ".join(sorted(missing)))
+    return None
+
+
+def circuit_closed(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    if model.name in t.open_circuits:
+        return Rejection(model.name, Reason.CIRCUIT_OPEN)
+    return None
+
+
+def within_cost(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    if t.max_cost_usd is not None and est.cost_usd > t.max_cost_usd:
+        return Rejection(model.name, Reason.OVER_COST_CEILING, est.cost_usd, t.max_cost_usd)
+    return None
+
+
+def within_latency(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    if t.max_latency_ms is not None and est.latency_ms > t.max_latency_ms:
+        return Rejection(model.name, Reason.OVER_LATENCY_BUDGET, est.latency_ms,
+                         t.max_latency_ms, est.latency_source)
+    return None
+
+
+def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
+    if t.min_quality is None:
+        return None
+    if est.quality is None:
+        return Rejection(model.name, Reason.QUALITY_UNKNOWN, None, t.min_quality)
+    if est.quality < t.min_quality:
+        return Rejection(model.name, Reason.BELOW_MIN_QUALITY, est.quality, t.min_quality,
+                         est.quality_source)
+    return None
+
+
+FEASIBILITY_CHECKS: tuple[Check, ...] = (context_fits, output_fits, has_capabilities,
+                                         circuit_closed)
+# min_quality is separate: in a cascade it binds the final tier only (see plan.py).
+BUDGET_CHECKS: tuple[Check, ...] = (within_cost, within_latency)

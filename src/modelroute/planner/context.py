@@ -1,0 +1,31 @@
+"""What the planner knows about one request: features measured from the body, limits, labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-request limits. They may only tighten a route's constraints, never loosen them."""
+
+    max_cost_usd: float | None = None
+    max_latency_ms: float | None = None
+    min_quality: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    requested: str | None = None  # the body's "model": a route, an alias or a model name
+    task: str | None = None  # x-modelroute-task header or metadata.task
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    prompt_tokens: int = 0  # estimated offline, see features.py
+    max_output_tokens: int | None = None  # max_tokens / max_completion_tokens if given
+    has_tools: bool = False
+    has_images: bool = False
+    needs_json: bool = False
+    needs_logprobs: bool = False
+    limits: Limits = field(default_factory=Limits)

@@ -1,0 +1,146 @@
+"""The planner's output: ordered steps, every rejection with its reason and numbers.
+
+Values are kept as numbers; messages are rendered only when someone reads them (explain, the
+record, an error body), never on the request path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Reason(StrEnum):
+    # feasibility: the model cannot serve this request at all
+    CONTEXT_TOO_SMALL = "context_too_small"
+    OUTPUT_TOO_LONG = "output_too_long"
+    MISSING_CAPABILITY = "missing_capability"
+    CIRCUIT_OPEN = "circuit_open"
+    # declared constraints: the route's (or request's) limits
+    OVER_COST_CEILING = "over_cost_ceiling"
+    OVER_LATENCY_BUDGET = "over_latency_budget"
+    BELOW_MIN_QUALITY = "below_min_quality"
+    QUALITY_UNKNOWN = "quality_unknown"
+
+
+FEASIBILITY = frozenset({Reason.CONTEXT_TOO_SMALL, Reason.OUTPUT_TOO_LONG,
+                         Reason.MISSING_CAPABILITY, Reason.CIRCUIT_OPEN})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    model: str
+    reason: Reason
+    value: float | None = None  # what the model would need / cost / take
+    limit: float | None = None  # what the route or request allows
+    detail: str | None = None  # e.g. the missing capability
+
+    @property
+    def message(self) -> str:
+        r, v, lim = self.reason, self.value, self.limit
+        if r is Reason.OVER_COST_CEILING:
+            return f"over_cost_ceiling: est ${v:.4f} > ${lim:.4f}"
+        if r is Reason.OVER_LATENCY_BUDGET:
+            return f"over_latency_budget: est p95 {v:.0f} ms > {lim:.0f} ms ({self.detail})"
+        if r is Reason.BELOW_MIN_QUALITY:
+            return f"below_min_quality: {v:.3f} < {lim:.3f} ({self.detail})"
+        if r is Reason.QUALITY_UNKNOWN:
+            return f"quality_unknown: no measured or prior quality; min_quality is {lim:.3f}"
+        if r is Reason.CONTEXT_TOO_SMALL:
+            return f"context_too_small: needs {v:.0f} tokens > window {lim:.0f}"
+        if r is Reason.OUTPUT_TOO_LONG:
+            return f"output_too_long: max_tokens {v:.0f} > model limit {lim:.0f}"
+        if r is Reason.MISSING_CAPABILITY:
+            return f"missing_capability: {self.detail}"
+        return "circuit_open: the model's circuit breaker is open"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "reason": self.reason.value, "value": self.value,
+                "limit": self.limit, "detail": self.detail, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    cost_usd: float
+    latency_ms: float  # p95
+    latency_source: str  # "measured" | "prior"
+    quality: float | None
+    quality_source: str  # "measured" | "prior" | "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cost_usd": self.cost_usd, "latency_p95_ms": self.latency_ms,
+                "latency_source": self.latency_source, "quality": self.quality,
+                "quality_source": self.quality_source}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: str
+    estimate: Estimate
+    fallback: bool = False  # came from the route's fallbacks, not its strategy
+    waived: tuple[Rejection, ...] = ()  # constraints relaxed by on_infeasible
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "fallback": self.fallback, **self.estimate.to_dict(),
+                "waived": [w.to_dict() for w in self.waived]}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``tiers[0]`` is tried first; inside a tier, later candidates are fallbacks of earlier
+    ones; a later tier is an escalation (cascade) taken on low confidence."""
+
+    route: str
+    strategy: str
+    objective: str
+    policy_hash: str
+    selected_by: str  # how the route was found: name, alias, task, match, default, model
+    tiers: tuple[tuple[Candidate, ...], ...]
+    rejections: tuple[Rejection, ...]
+    prompt_tokens: int
+    output_tokens: int
+    max_cost_usd: float | None
+    max_latency_ms: float | None
+    min_quality: float | None
+    relaxed: str | None = None  # the on_infeasible action that produced the steps, if any
+    notes: tuple[str, ...] = ()
+
+    @property
+    def feasible(self) -> bool:
+        return bool(self.tiers) and self.relaxed is None
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return tuple(c.model for tier in self.tiers for c in tier)
+
+    @property
+    def chosen(self) -> str | None:
+        return self.tiers[0][0].model if self.tiers else None
+
+    @property
+    def reason(self) -> str:
+        """One short line for a response header."""
+        if not self.tiers:
+            return f"infeasible: {len(self.rejections)} rejection(s)"
+        first = self.tiers[0][0]
+        text = f"{self.strategy}/{self.objective}: {first.model}"
+        if self.relaxed:
+            text += f" (relaxed: {self.relaxed})"
+        if self.rejections:
+            text += f"; {len({r.model for r in self.rejections})} rejected"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route, "strategy": self.strategy, "objective": self.objective,
+            "policy_hash": self.policy_hash, "selected_by": self.selected_by,
+            "feasible": self.feasible, "relaxed": self.relaxed,
+            "chosen": self.chosen, "order": list(self.order),
+            "tiers": [[c.to_dict() for c in tier] for tier in self.tiers],
+            "rejections": [r.to_dict() for r in self.rejections],
+            "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
+            "limits": {"max_cost_usd": self.max_cost_usd, "max_latency_ms": self.max_latency_ms,
+                       "min_quality": self.min_quality},
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,66 @@
+"""Measured statistics the planner reads: an immutable snapshot, built off the request path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    error_rate: float | None = None
+    quality: float | None = None
+    samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """Rolling statistics per (route, model) and per model, plus the models whose circuit is open.
+
+    A route-level figure wins over a model-wide one; the planner falls back to the policy's
+    priors when neither exists.
+    """
+
+    by_route: Mapping[tuple[str, str], ModelStats] = field(
+        default_factory=lambda: MappingProxyType({}))
+    by_model: Mapping[str, ModelStats] = field(default_factory=lambda: MappingProxyType({}))
+    open_circuits: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
+        """Read the JSON shape used by ``modelroute explain --stats``::
+
+            {"models": {"gpt-4o": {"latency_p95_ms": 900, "error_rate": 0.01}},
+             "routes": {"triage": {"gpt-4o": {"quality": 0.93, "samples": 400}}},
+             "open_circuits": ["claude-haiku"]}
+        """
+        known = set(ModelStats.__dataclass_fields__)
+
+        def one(where: str, raw: Any) -> ModelStats:
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"{where}: expected an object of statistics")
+            unknown = set(raw) - known
+            if unknown:
+                raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; "
+                                 f"known: {sorted(known)}")
+            return ModelStats(**raw)
+
+        by_model = {m: one(f"models.{m}", s) for m, s in dict(data.get("models", {})).items()}
+        by_route = {
+            (r, m): one(f"routes.{r}.{m}", s)
+            for r, per_model in dict(data.get("routes", {})).items()
+            for m, s in dict(per_model).items()
+        }
+        unknown_top = set(data) - {"models", "routes", "open_circuits"}
+        if unknown_top:
+            raise ValueError(f"unknown top-level field(s) {sorted(unknown_top)}; "
+                             "known: models, routes, open_circuits")
+        return cls(MappingProxyType(by_route), MappingProxyType(by_model),
+                   frozenset(data.get("open_circuits", ())))
+
+
+EMPTY_STATS = StatsSnapshot()

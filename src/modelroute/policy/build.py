@@ -1,0 +1,256 @@
+"""From a schema-valid ``PolicySpec`` to a compiled ``Policy``: cross-checks and lookups.
+
+Every problem is collected, never raised one at a time, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable
+
+import orjson
+
+from modelroute.errors import Problem
+from modelroute.policy import compiled as c
+from modelroute.policy.schema import (
+    CascadeStrategy,
+    CheapestQualifiedStrategy,
+    FixedStrategy,
+    LearnedStrategy,
+    ModelSpec,
+    Objective,
+    PolicySpec,
+    RouteSpec,
+)
+from modelroute.policy.source import Path, Source
+from modelroute.pricing import PriceTable, lookup_prices, merge_prices
+
+# A provider id is pinned when it carries a date or a numbered snapshot: gpt-4o-2024-08-06,
+# claude-3-5-haiku-20241022, gpt-3.5-turbo-0125, gemini-1.5-pro-002, or an explicit tag.
+_PINNED = re.compile(r"(\d{4}-\d{2}-\d{2}|\d{8}|-\d{3,4}$|@[\w.-]+$|:[\w.-]+$|-v\d+(\.\d+)*$)")
+
+
+def is_pinned(model_id: str) -> bool:
+    return "latest" not in model_id and bool(_PINNED.search(model_id))
+
+
+def _suggest(name: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+class _Builder:
+    def __init__(self, spec: PolicySpec, source: Source) -> None:
+        self.spec = spec
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def error(self, path: Path, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.source.problem(path, message, hint))
+
+    def warn(self, path: Path, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.source.problem(path, message, hint, severity="warning"))
+
+    # models ---------------------------------------------------------------------------------
+    def model(self, name: str, spec: ModelSpec) -> c.Model | None:
+        path: Path = ("models", name)
+        if not spec.allow_floating and not is_pinned(spec.model_id):
+            self.warn((*path, "model_id"),
+                      f"model id {spec.model_id!r} is not pinned to a version; "
+                      "the provider may change the model under you",
+                      "pin a dated snapshot (e.g. gpt-4o-2024-08-06) "
+                      "or set allow_floating: true")
+        prices = self.prices(path, spec)
+        if prices is None:
+            return None
+        return c.Model(
+            name=name,
+            provider=spec.provider.value,
+            base_url=spec.base_url.rstrip("/"),
+            model_id=spec.model_id,
+            api_key_env=spec.api_key[len("env:"):] if spec.api_key else None,
+            prices=prices,
+            context_window=spec.context_window,
+            max_output_tokens=spec.max_output_tokens,
+            capabilities=frozenset(cap.value for cap in spec.capabilities),
+            latency_p50_ms=spec.latency.p50_ms,
+            latency_p95_ms=spec.latency.p95_ms,
+            quality=c.frozen_map(spec.quality),
+            floating=not is_pinned(spec.model_id),
+        )
+
+    def prices(self, path: Path, spec: ModelSpec) -> PriceTable | None:
+        declared = spec.prices.model_dump()
+        published = None
+        if declared["input"] is None or declared["output"] is None:
+            published = lookup_prices(spec.provider.value, spec.model_id, spec.base_url)
+        table = merge_prices(declared, published)
+        if table is None:
+            self.error((*path, "prices"),
+                       f"no price known for {spec.provider.value} model {spec.model_id!r}",
+                       "declare prices: {input: ..., output: ...} in USD per million tokens "
+                       "(0 for a self-hosted model)")
+        return table
+
+    # routes ---------------------------------------------------------------------------------
+    def check_ref(self, path: Path, name: str) -> None:
+        if name not in self.spec.models:
+            route = path[1]
+            hint = _suggest(name, self.spec.models) or "models: " + ", ".join(self.spec.models)
+            self.error(path, f"route {route!r} references unknown model {name!r}", hint)
+
+    def tiers(self, name: str, route: RouteSpec) -> tuple[tuple[str, ...], ...]:
+        base: Path = ("routes", name, "strategy")
+        strategy = route.strategy
+        if isinstance(strategy, CascadeStrategy):
+            for t, tier in enumerate(strategy.tiers):
+                for i, model in enumerate(tier):
+                    self.check_ref((*base, "tiers", t, i), model)
+            self.cascade_signal(name, strategy)
+            return tuple(tuple(tier) for tier in strategy.tiers)
+        if isinstance(strategy, CheapestQualifiedStrategy):
+            if route.objective is not Objective.MIN_COST:
+                self.error(("routes", name, "objective"),
+                           "strategy 'cheapest_qualified' always orders by cost",
+                           "drop 'objective' or use strategy 'fixed' or 'learned'")
+            models = strategy.models or list(self.spec.models)
+        else:
+            assert isinstance(strategy, FixedStrategy | LearnedStrategy)
+            models = strategy.models
+        for i, model in enumerate(models):
+            self.check_ref((*base, "models", i), model)
+        return (tuple(models),)
+
+    def cascade_signal(self, name: str, strategy: CascadeStrategy) -> None:
+        conf = strategy.confidence
+        path: Path = ("routes", name, "strategy", "confidence")
+        if conf.signal.value == "verifier":
+            if conf.verifier is None:
+                self.error(path, "confidence signal 'verifier' needs 'verifier: MODEL'")
+            else:
+                self.check_ref((*path, "verifier"), conf.verifier)
+        if conf.signal.value == "label_probability" and not conf.labels:
+            self.error(path, "confidence signal 'label_probability' needs 'labels: [...]'",
+                       "list the answers the classifier may give")
+        if conf.signal.value == "validator" and conf.validator is None:
+            self.error(path, "confidence signal 'validator' needs 'validator: json|regex:...'")
+        if conf.signal.value in ("logprobs", "label_probability"):
+            for t, tier in enumerate(strategy.tiers[:-1]):
+                for i, model in enumerate(tier):
+                    spec = self.spec.models.get(model)
+                    if spec is not None and "logprobs" not in spec.capabilities:
+                        self.error(("routes", name, "strategy", "tiers", t, i),
+                                   f"model {model!r} cannot report logprobs, which this "
+                                   "cascade's confidence signal needs",
+                                   f"add 'logprobs' to {model}'s capabilities if it has them, "
+                                   "or use a validator or verifier signal")
+
+    def route(self, name: str, spec: RouteSpec) -> c.Route:
+        tiers = self.tiers(name, spec)
+        for i, model in enumerate(spec.fallbacks):
+            self.check_ref(("routes", name, "fallbacks", i), model)
+        defaults = self.spec.defaults
+        retries = spec.retries or defaults.retries
+        timeouts = spec.timeouts or defaults.timeouts
+        strategy = spec.strategy
+        conf = strategy.confidence if isinstance(strategy, CascadeStrategy) else None
+        return c.Route(
+            name=name,
+            aliases=tuple(spec.aliases),
+            match=self.match(name, spec),
+            max_latency_ms=spec.constraints.max_latency_ms,
+            max_cost_usd=spec.constraints.max_cost_usd,
+            min_quality=spec.constraints.min_quality,
+            objective=spec.objective.value,
+            strategy=strategy.kind,
+            tiers=tiers,
+            fallbacks=tuple(spec.fallbacks),
+            retries=c.RetryPolicy(retries.max_attempts, retries.backoff_ms,
+                                  retries.max_backoff_ms, frozenset(x.value for x in retries.on)),
+            timeouts=c.TimeoutPolicy(timeouts.attempt_ms, timeouts.total_ms),
+            output_tokens=spec.output_tokens or defaults.output_tokens,
+            on_infeasible=spec.on_infeasible.value,
+            confidence=None if conf is None else c.ConfidenceRule(
+                conf.signal.value, conf.threshold, tuple(conf.labels), conf.validator,
+                conf.verifier),
+            hedge_after_ms=spec.hedge_after_ms,
+            scorer=strategy.scorer if isinstance(strategy, LearnedStrategy) else None,
+        )
+
+    def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
+        m = spec.match
+        if m is None:
+            return None
+        lo, hi = m.min_prompt_tokens, m.max_prompt_tokens
+        if lo is not None and hi is not None and lo > hi:
+            self.error(("routes", name, "match", "min_prompt_tokens"),
+                       f"min_prompt_tokens {lo} is above max_prompt_tokens {hi}")
+        return c.MatchRule(
+            models=frozenset(m.model), tasks=frozenset(m.task),
+            metadata=tuple((k, frozenset(v)) for k, v in m.metadata.items()),
+            min_prompt_tokens=lo, max_prompt_tokens=hi, tools=m.tools, images=m.images,
+        )
+
+    def names(self, routes: dict[str, c.Route]) -> dict[str, c.Route]:
+        names: dict[str, c.Route] = dict(routes)
+        for name, route in routes.items():
+            for i, alias in enumerate(route.aliases):
+                path: Path = ("routes", name, "aliases", i)
+                if alias in names and names[alias] is not route:
+                    self.error(path, f"alias {alias!r} is already the name or alias of route "
+                               f"{names[alias].name!r}", "names must be unique across routes")
+                elif alias in self.spec.models:
+                    self.error(path, f"alias {alias!r} is also a model name",
+                               "a request naming it would be ambiguous; rename one")
+                names[alias] = route
+            if name in self.spec.models:
+                self.error(("routes", name), f"route {name!r} has the same name as a model",
+                           "a request naming it would be ambiguous; rename one")
+        return names
+
+
+def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
+    """Content hash: the declared policy plus the prices it resolved to (the label excluded)."""
+    body = spec.model_dump(mode="json", exclude={"version"})
+    body["resolved_prices"] = {
+        name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
+        for name, m in models.items()
+    }
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def build_policy(spec: PolicySpec, source: Source) -> tuple[c.Policy | None, list[Problem]]:
+    b = _Builder(spec, source)
+    models = {}
+    for name, model_spec in spec.models.items():
+        model = b.model(name, model_spec)
+        if model is not None:
+            models[name] = model
+    routes = {name: b.route(name, route) for name, route in spec.routes.items()}
+    names = b.names(routes)
+    default = spec.defaults.route
+    if default is not None and default not in names:
+        b.error(("defaults", "route"), f"default route {default!r} is not a route",
+                _suggest(default, names))
+    for name, model_spec in spec.models.items():
+        for task in model_spec.quality:
+            if task not in names:
+                b.warn(("models", name, "quality", task),
+                       f"quality prior for {task!r}, which is not a route or alias",
+                       _suggest(task, names))
+    if any(p.severity == "error" for p in b.problems):
+        return None, b.problems
+    policy = c.Policy(
+        models=c.frozen_map(models),
+        routes=c.frozen_map(routes),
+        names=c.frozen_map(names),
+        matchers=tuple(r for r in routes.values() if r.match is not None),
+        default_route=default if default is None else names[default].name,
+        hash=_policy_hash(spec, models),
+        version=spec.version,
+        source=source.file,
+        warnings=tuple(b.problems),
+    )
+    return policy, b.problems

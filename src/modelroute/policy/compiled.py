@@ -1,0 +1,114 @@
+"""The compiled policy: plain, frozen data the planner reads in microseconds.
+
+Everything that can be worked out once (price lookups, candidate lists, alias tables, the
+effective retries and timeouts of each route) is worked out at load time, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+from modelroute.errors import Problem
+from modelroute.pricing import PriceTable
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str
+    provider: str
+    base_url: str
+    model_id: str
+    api_key_env: str | None  # the NAME of env:NAME; the key itself is never held here
+    prices: PriceTable
+    context_window: int
+    max_output_tokens: int | None
+    capabilities: frozenset[str]
+    latency_p50_ms: float
+    latency_p95_ms: float
+    quality: Mapping[str, float]
+    floating: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_ms: float
+    max_backoff_ms: float
+    on: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    attempt_ms: int
+    total_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRule:
+    models: frozenset[str]
+    tasks: frozenset[str]
+    metadata: tuple[tuple[str, frozenset[str]], ...]
+    min_prompt_tokens: int | None
+    max_prompt_tokens: int | None
+    tools: bool | None
+    images: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfidenceRule:
+    signal: str
+    threshold: float
+    labels: tuple[str, ...]
+    validator: str | None
+    verifier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    aliases: tuple[str, ...]
+    match: MatchRule | None
+    max_latency_ms: float | None
+    max_cost_usd: float | None
+    min_quality: float | None
+    objective: str
+    strategy: str
+    tiers: tuple[tuple[str, ...], ...]  # cascade: one per tier; otherwise exactly one
+    fallbacks: tuple[str, ...]
+    retries: RetryPolicy
+    timeouts: TimeoutPolicy
+    output_tokens: int
+    on_infeasible: str
+    confidence: ConfidenceRule | None
+    hedge_after_ms: float | None
+    scorer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A loaded, validated policy. ``hash`` identifies its content; ``version`` is a label."""
+
+    models: Mapping[str, Model]
+    routes: Mapping[str, Route]
+    names: Mapping[str, Route]  # route names and aliases
+    matchers: tuple[Route, ...]  # routes with match rules, in declared order
+    default_route: str | None
+    hash: str
+    version: str | None
+    source: str
+    warnings: tuple[Problem, ...] = field(default=())
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def frozen_map(items: dict[K, V]) -> Mapping[K, V]:
+    return MappingProxyType(dict(items))

@@ -1,0 +1,49 @@
+"""Load a policy file: read → YAML with positions → schema → cross-checks → compiled policy.
+
+Either the whole policy loads or a ``PolicyError`` lists every problem; nothing half-loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+
+from pydantic import ValidationError
+
+from modelroute.errors import PolicyError, Problem
+from modelroute.policy.build import build_policy
+from modelroute.policy.compiled import Policy
+from modelroute.policy.schema import PolicySpec
+from modelroute.policy.schema_errors import problems_from
+from modelroute.policy.source import parse_yaml
+
+
+def load_policy_text(text: str, file: str = "<policy>") -> Policy:
+    source, problems = parse_yaml(text, file)
+    if problems:
+        raise PolicyError(problems)
+    if not isinstance(source.data, dict):
+        raise PolicyError([source.problem((), "a policy must be a mapping with 'models:' and "
+                                          "'routes:'", "see examples/ for the shape")])
+    try:
+        spec = PolicySpec.model_validate(source.data)
+    except ValidationError as exc:
+        raise PolicyError(problems_from(exc, source)) from None
+    policy, problems = build_policy(spec, source)
+    if policy is None:
+        raise PolicyError(problems)
+    return policy
+
+
+def load_policy(path: str | FsPath) -> Policy:
+    file = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError([Problem(file, None, None, "", "file not found",
+                                   "check the path; policies are YAML files")]) from None
+    except IsADirectoryError:
+        raise PolicyError([Problem(file, None, None, "", "is a directory, not a policy file",
+                                   "pass the YAML file itself, e.g. examples/faq.yaml")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(file, None, None, "", f"cannot read: {exc}")]) from None
+    return load_policy_text(text, file)

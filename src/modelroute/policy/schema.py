@@ -1,0 +1,217 @@
+"""The policy language: pydantic models of the YAML file, unknown keys rejected.
+
+These models describe what a user may write. Cross-references (a route naming a model), prices
+looked up from ``genai-prices`` and the pinned-version check live in ``validate.py``; the fast,
+plain-data form the planner reads is built in ``compile.py``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+EnvRef = Annotated[str, Field(pattern=r"^env:[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ProviderKind(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    SIMULATOR = "simulator"
+
+
+class Capability(StrEnum):
+    TOOLS = "tools"
+    JSON_MODE = "json_mode"
+    VISION = "vision"
+    LOGPROBS = "logprobs"
+
+
+class Objective(StrEnum):
+    MIN_COST = "min_cost"
+    MIN_LATENCY = "min_latency"
+    MAX_QUALITY = "max_quality"
+
+
+class OnInfeasible(StrEnum):
+    REJECT = "reject"
+    CHEAPEST = "cheapest"
+    STRONGEST = "strongest"
+    RELAX_LATENCY = "relax_latency"
+
+
+class FailureClassName(StrEnum):
+    """Failure classes a policy may name (the classifier lives in ``failures.py``)."""
+
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_POLICY = "content_policy"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    EMPTY_RESPONSE = "empty_response"
+    INVALID_RESPONSE = "invalid_response"
+
+
+class Prices(Strict):
+    """USD per million tokens. Fields left out come from ``genai-prices``."""
+
+    input: NonNegFloat | None = None
+    output: NonNegFloat | None = None
+    cached_input: NonNegFloat | None = None
+    cache_write: NonNegFloat | None = None
+
+
+class LatencyPrior(Strict):
+    p50_ms: NonNegFloat
+    p95_ms: NonNegFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyPrior:
+        if self.p95_ms < self.p50_ms:
+            raise ValueError("p95_ms must be at least p50_ms")
+        return self
+
+
+class ModelSpec(Strict):
+    provider: ProviderKind
+    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    model_id: Name
+    allow_floating: bool = False
+    api_key: EnvRef | None = None
+    prices: Prices = Prices()
+    context_window: PosInt
+    max_output_tokens: PosInt | None = None
+    capabilities: list[Capability] = []
+    latency: LatencyPrior
+    quality: dict[Name, Probability] = {}
+
+
+class Timeouts(Strict):
+    attempt_ms: PosInt = 30_000
+    total_ms: PosInt = 60_000
+
+    @model_validator(mode="after")
+    def _attempt_within_total(self) -> Timeouts:
+        if self.attempt_ms > self.total_ms:
+            raise ValueError("attempt_ms must not exceed total_ms")
+        return self
+
+
+_RETRYABLE_DEFAULT = [
+    FailureClassName.TIMEOUT,
+    FailureClassName.CONNECT_ERROR,
+    FailureClassName.RATE_LIMITED,
+    FailureClassName.OVERLOADED,
+    FailureClassName.SERVER_ERROR,
+]
+
+
+class Retries(Strict):
+    max_attempts: Annotated[int, Field(ge=0, le=10)] = 2
+    backoff_ms: NonNegFloat = 200
+    max_backoff_ms: NonNegFloat = 5_000
+    on: list[FailureClassName] = list(_RETRYABLE_DEFAULT)
+
+
+class Match(Strict):
+    """All given rules must hold. Lists mean 'any of these'."""
+
+    model: list[Name] = []
+    task: list[Name] = []
+    metadata: dict[Name, list[str]] = {}
+    min_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    max_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    tools: bool | None = None
+    images: bool | None = None
+
+
+class Constraints(Strict):
+    max_latency_ms: Annotated[float, Field(gt=0)] | None = None
+    max_cost_usd: Annotated[float, Field(gt=0)] | None = None
+    min_quality: Probability | None = None
+
+
+class FixedStrategy(Strict):
+    kind: Literal["fixed"]
+    models: Annotated[list[Name], Field(min_length=1)]
+
+
+class CheapestQualifiedStrategy(Strict):
+    kind: Literal["cheapest_qualified"]
+    models: list[Name] = []  # empty: every model in the policy
+
+
+class ConfidenceSignal(StrEnum):
+    LOGPROBS = "logprobs"
+    LABEL_PROBABILITY = "label_probability"
+    VALIDATOR = "validator"
+    VERIFIER = "verifier"
+
+
+class Confidence(Strict):
+    signal: ConfidenceSignal
+    threshold: Probability
+    labels: list[str] = []  # for label_probability: the allowed answers
+    validator: Name | None = None  # for validator: e.g. "json", "regex:..."
+    verifier: Name | None = None  # for verifier: a model name
+
+
+class CascadeStrategy(Strict):
+    kind: Literal["cascade"]
+    tiers: Annotated[list[Annotated[list[Name], Field(min_length=1)]], Field(min_length=2)]
+    confidence: Confidence
+
+
+class LearnedStrategy(Strict):
+    kind: Literal["learned"]
+    models: Annotated[list[Name], Field(min_length=2)]
+    scorer: Name
+    threshold: Probability | None = None
+
+
+Strategy = Annotated[
+    FixedStrategy | CheapestQualifiedStrategy | CascadeStrategy | LearnedStrategy,
+    Field(discriminator="kind"),
+]
+
+
+class RouteSpec(Strict):
+    aliases: list[Name] = []
+    description: str | None = None
+    match: Match | None = None
+    constraints: Constraints = Constraints()
+    objective: Objective = Objective.MIN_COST
+    strategy: Strategy
+    fallbacks: list[Name] = []
+    retries: Retries | None = None
+    timeouts: Timeouts | None = None
+    output_tokens: PosInt | None = None
+    on_infeasible: OnInfeasible = OnInfeasible.REJECT
+    hedge_after_ms: Annotated[float, Field(gt=0)] | None = None
+
+
+class Defaults(Strict):
+    retries: Retries = Retries()
+    timeouts: Timeouts = Timeouts()
+    output_tokens: PosInt = 256
+    route: Name | None = None  # the route for requests that name none and match none
+
+
+class PolicySpec(Strict):
+    version: Annotated[str, Field(max_length=200)] | None = None
+    defaults: Defaults = Defaults()
+    models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
+    routes: Annotated[dict[Name, RouteSpec], Field(min_length=1)]
