@@ -77,6 +77,7 @@ def _fastest_key(c: Candidate) -> tuple[float, float, str]:
 
 _ORDER: dict[str, OrderKey] = {
     "min_cost": _cheapest_key, "min_latency": _fastest_key, "max_quality": _strongest_key,
+    "declared_order": _cheapest_key,  # only used by on_infeasible=relax_latency
 }
 
 
@@ -93,7 +94,10 @@ class _Planner:
         self.placed: set[str] = set()
         self.nearly: list[tuple[Candidate, list[Rejection]]] = []  # failed declared limits only
 
-    def evaluate(self, name: str, final_tier: bool, fallback: bool) -> Candidate | None:
+    def evaluate(self, name: str, quality_binds: bool, fallback: bool
+                 ) -> tuple[Candidate, Rejection | None] | None:
+        """A candidate that passes feasibility and budgets, with its quality verdict apart:
+        in a cascade, min_quality binds whichever tier ends up last."""
         if name in self.placed:
             return None  # a model is offered once, at its first position
         self.placed.add(name)
@@ -101,26 +105,48 @@ class _Planner:
         est = estimate(model, self.route.name, self.terms, self.stats)
         found = [r for check in FEASIBILITY_CHECKS if (r := check(model, est, self.terms))]
         declared = [r for check in BUDGET_CHECKS if (r := check(model, est, self.terms))]
-        if final_tier and (q := meets_quality(model, est, self.terms)) is not None:
-            declared.append(q)
+        quality = meets_quality(model, est, self.terms)
         candidate = Candidate(name, est, fallback)
         if not found and not declared:
-            return candidate
+            return candidate, quality
+        if quality is not None and quality_binds:
+            declared.append(quality)
         if not found:
-            self.nearly.append((candidate, declared))
+            # A model offered by on_infeasible stands alone, so min_quality binds it.
+            unmet = declared if quality is None or quality_binds else [*declared, quality]
+            self.nearly.append((candidate, unmet))
         self.rejections.extend(found + declared)
         return None
 
     def tiers(self) -> list[list[Candidate]]:
         route = self.route
+        cascade = route.strategy == "cascade"
         last = len(route.tiers) - 1
-        tiers: list[list[Candidate]] = []
+        evaluated: list[list[tuple[Candidate, Rejection | None]]] = []
         for index, names in enumerate(route.tiers):
-            tier = [c for n in names if (c := self.evaluate(n, index == last, False))]
-            if route.strategy != "fixed":
-                tier.sort(key=_order_key(route.objective))
+            binds = not cascade or index == last
+            tier = [e for n in names if (e := self.evaluate(n, binds, False))]
             if index == last:
-                tier += [c for n in route.fallbacks if (c := self.evaluate(n, True, True))]
+                tier += [e for n in route.fallbacks if (e := self.evaluate(n, True, True))]
+            evaluated.append(tier)
+        # min_quality binds every tier, or only the final one of a cascade; when a cascade's
+        # final tier is emptied, the tier before it becomes final and the bar moves down.
+        binding = range(len(evaluated) - 1, -1, -1) if cascade else range(len(evaluated))
+        for index in binding:
+            passing = [c for c, q in evaluated[index] if q is None]
+            for c, q in evaluated[index]:
+                if q is not None:
+                    self.nearly.append((c, [q]))
+                    self.rejections.append(q)
+            evaluated[index] = [(c, None) for c in passing]
+            if cascade and passing:
+                break
+        tiers = []
+        for tier_pairs in evaluated:
+            tier = [c for c, _ in tier_pairs]
+            if route.strategy != "fixed":
+                key = _order_key(route.objective)
+                tier.sort(key=lambda c: (c.fallback, key(c)))  # fallbacks stay last
             if tier:
                 tiers.append(tier)
         return tiers
@@ -186,7 +212,7 @@ def _direct_route(policy: Policy, model: str) -> Route:
 
     return Route(
         name=model, aliases=(), match=None, max_latency_ms=None, max_cost_usd=None,
-        min_quality=None, objective="min_cost", strategy="direct", tiers=((model,),),
+        min_quality=None, objective="declared_order", strategy="direct", tiers=((model,),),
         fallbacks=(), retries=RetryPolicy(0, 0, 0, frozenset()),
         timeouts=TimeoutPolicy(60_000, 60_000), output_tokens=256, on_infeasible="reject",
         confidence=None, hedge_after_ms=None, scorer=None,

@@ -111,14 +111,14 @@ class _Builder:
             self.cascade_signal(name, strategy)
             return tuple(tuple(tier) for tier in strategy.tiers)
         if isinstance(strategy, CheapestQualifiedStrategy):
-            if route.objective is not Objective.MIN_COST:
-                self.error(("routes", name, "objective"),
-                           "strategy 'cheapest_qualified' always orders by cost",
-                           "drop 'objective' or use strategy 'fixed' or 'learned'")
             models = strategy.models or list(self.spec.models)
         else:
             assert isinstance(strategy, FixedStrategy | LearnedStrategy)
             models = strategy.models
+        if isinstance(strategy, FixedStrategy) and route.objective is not None:
+            self.error(("routes", name, "objective"),
+                       "strategy 'fixed' keeps the declared order; an objective has no effect",
+                       "remove 'objective', or use 'cheapest_qualified' to order by it")
         for i, model in enumerate(models):
             self.check_ref((*base, "models", i), model)
         return (tuple(models),)
@@ -163,7 +163,8 @@ class _Builder:
             max_latency_ms=spec.constraints.max_latency_ms,
             max_cost_usd=spec.constraints.max_cost_usd,
             min_quality=spec.constraints.min_quality,
-            objective=spec.objective.value,
+            objective="declared_order" if strategy.kind == "fixed" else (
+                spec.objective or Objective.MIN_COST).value,
             strategy=strategy.kind,
             tiers=tiers,
             fallbacks=tuple(spec.fallbacks),

@@ -6,6 +6,7 @@ Either the whole policy loads or a ``PolicyError`` lists every problem; nothing 
 from __future__ import annotations
 
 from pathlib import Path as FsPath
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,13 +15,22 @@ from modelroute.policy.build import build_policy
 from modelroute.policy.compiled import Policy
 from modelroute.policy.schema import PolicySpec
 from modelroute.policy.schema_errors import problems_from
-from modelroute.policy.source import parse_yaml
+from modelroute.policy.source import Source, parse_yaml
 
 
 def load_policy_text(text: str, file: str = "<policy>") -> Policy:
     source, problems = parse_yaml(text, file)
     if problems:
         raise PolicyError(problems)
+    return _from_source(source)
+
+
+def load_policy_dict(data: dict[str, Any], name: str = "<dict>") -> Policy:
+    """Load a policy given as plain data (e.g. built in code); errors carry no line numbers."""
+    return _from_source(Source(file=name, data=data))
+
+
+def _from_source(source: Source) -> Policy:
     if not isinstance(source.data, dict):
         raise PolicyError([source.problem((), "a policy must be a mapping with 'models:' and "
                                           "'routes:'", "see examples/ for the shape")])

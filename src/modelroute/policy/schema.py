@@ -193,7 +193,7 @@ class RouteSpec(Strict):
     description: str | None = None
     match: Match | None = None
     constraints: Constraints = Constraints()
-    objective: Objective = Objective.MIN_COST
+    objective: Objective | None = None  # default min_cost; 'fixed' keeps its declared order
     strategy: Strategy
     fallbacks: list[Name] = []
     retries: Retries | None = None

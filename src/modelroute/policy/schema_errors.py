@@ -112,7 +112,21 @@ _TYPE_WORDS = {
 }
 
 
-def _describe(err: Any, path: Path, source: Source) -> Problem:
+_BOUNDS = {
+    "greater_than_equal": ">=",
+    "greater_than": ">",
+    "less_than_equal": "<=",
+    "less_than": "<",
+}
+_BOUND_HINTS = {
+    "prices": "prices are USD per million tokens: 0 or more (0 for a self-hosted model)",
+    "min_quality": "quality is a fraction between 0 and 1, e.g. 0.9",
+    "threshold": "a confidence threshold is a probability between 0 and 1",
+    "context_window": "the model's context window in tokens, e.g. 128000",
+}
+
+
+def _describe(err: Any, source: Source) -> Problem:
     kind = err["type"]
     loc = clean_loc(err["loc"])
     if kind == "extra_forbidden":
@@ -145,6 +159,14 @@ def _describe(err: Any, path: Path, source: Source) -> Problem:
             loc, "an API key must be a reference like 'env:OPENAI_API_KEY', never the key itself",
             "put the key in an environment variable and write env:NAME here",
         )
+    if kind in _BOUNDS:
+        bound = err.get("ctx", {})
+        limit = next(iter(bound.values()), None)
+        field = str(loc[-1]) if loc else "value"
+        return source.problem(
+            loc, f"{field} must be {_BOUNDS[kind]} {limit}, got {err.get('input')!r}",
+            _BOUND_HINTS.get(loc[-2] if len(loc) > 1 and loc[-2] == "prices" else field),
+        )
     if kind == "enum":
         return source.problem(loc, f"{err['input']!r} is not allowed", err["msg"].replace("Input", "value"))
     message = err["msg"]
@@ -155,4 +177,4 @@ def _describe(err: Any, path: Path, source: Source) -> Problem:
 
 
 def problems_from(exc: ValidationError, source: Source) -> list[Problem]:
-    return [_describe(err, (), source) for err in exc.errors(include_url=False)]
+    return [_describe(err, source) for err in exc.errors(include_url=False)]

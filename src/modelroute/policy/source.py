@@ -92,8 +92,9 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(self._at(key_node, path, "a key must be a plain string"))
                 continue
-            key = self._scalars.construct_object(key_node, deep=True)
-            key = key if isinstance(key, str) else str(key)
+            # Keys are names: keep their text, so 'on', 'yes' or '0613' are not read as
+            # booleans or numbers (YAML 1.1 would).
+            key = str(key_node.value)
             child = (*path, key)
             if key in result:
                 self.problems.append(

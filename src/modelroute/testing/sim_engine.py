@@ -148,7 +148,9 @@ class ModelRuntime:
         self.thresholds = _cumulative(config.faults.model_dump())
         self.script: deque[str] = deque(config.script)
         self.answers = [_compile_answer(a) for a in config.answers]
-        self.default_answer = CompiledAnswer("", config.default_answer, config.default_logprob, None)
+        self.default_answer = CompiledAnswer(
+            "", config.default_answer, config.default_logprob, None
+        )
 
     def next_outcome(self) -> str:
         """The scripted outcome if any is queued, else one drawn from the fault mix.
@@ -232,7 +234,7 @@ def top_alternatives(token: str, logprob: float, k: int) -> list[tuple[str, floa
     out = [(token, logprob)]
     for i in range(1, k):
         share = rest * 0.5**i
-        out.append((f"{token.strip() or token}~{i}", math.log(share) if share > 0 else -9999.0))
+        out.append((f"{token}~{i}", math.log(share) if share > 0 else -9999.0))
     return out
 
 

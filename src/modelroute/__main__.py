@@ -1,0 +1,3 @@
+from modelroute.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""The ``modelroute`` command. Errors carry their exit code: 2 for bad input, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from modelroute.errors import PolicyError, RequestError, UnknownRouteError
+from modelroute.features import request_context
+from modelroute.planner import StatsSnapshot, plan
+from modelroute.policy import Policy, load_policy
+from modelroute.render import render_check, render_decision
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageFailure(click.ClickException):
+    """A user error: printed as one clear message, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _fail(message: str) -> NoReturn:
+    raise UsageFailure(message)
+
+
+def _policy_or_exit(path: str) -> Policy:
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        _print_problems(exc)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _print_problems(exc: PolicyError) -> None:
+    errors = [p for p in exc.problems if p.severity == "error"]
+    for problem in exc.problems:
+        click.echo(problem.render(), err=True)
+    click.echo(f"{len(errors)} error(s) in {exc.problems[0].file}", err=True)
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        _fail(f"{what} file not found: {path}")
+    except IsADirectoryError:
+        _fail(f"{what} path is a directory: {path}")
+    except orjson.JSONDecodeError as exc:
+        _fail(f"{what} file {path} is not valid JSON: {exc}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelroute")
+def main() -> None:
+    """Route each LLM request to the model best suited to it, by a declared policy."""
+
+
+@main.command()
+@click.argument("policies", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
+def check(policies: Sequence[str], quiet: bool) -> None:
+    """Validate POLICY files; print a summary of their models and routes."""
+    failed = 0
+    for path in policies:
+        try:
+            policy = load_policy(path)
+        except PolicyError as exc:
+            _print_problems(exc)
+            failed += 1
+            continue
+        for warning in policy.warnings:
+            click.echo(warning.render(), err=True)
+        if not quiet:
+            click.echo(render_check(policy))
+    if failed:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _request_from_file(data: Any, headers: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A request file is an OpenAI chat body, or ``{"body": {...}, "headers": {...}}``."""
+    if not isinstance(data, dict):
+        _fail("the request file must hold a JSON object (an OpenAI chat request)")
+    body, head = data, {}
+    if "body" in data and "messages" not in data:
+        body, head = data["body"], data.get("headers") or {}
+        if not isinstance(body, dict) or not isinstance(head, dict):
+            _fail("'body' and 'headers' in the request file must be objects")
+    merged = {str(k).lower(): str(v) for k, v in head.items()}
+    for item in headers:
+        name, sep, value = item.partition(":")
+        if not sep:
+            _fail(f"--header expects 'Name: value', got {item!r}")
+        merged[name.strip().lower()] = value.strip()
+    return body, merged
+
+
+@main.command()
+@click.argument("policy", type=click.Path())
+@click.option("--request", "request_path", required=True, type=click.Path(),
+              help="An OpenAI chat request body as JSON (or {body, headers}).")
+@click.option("--stats", "stats_path", type=click.Path(), help="Measured statistics as JSON.")
+@click.option("--header", "-H", "headers", multiple=True, help="Extra header, 'Name: value'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def explain(policy: str, request_path: str, stats_path: str | None, headers: Sequence[str],
+            as_json: bool) -> None:
+    """Show which model POLICY picks for a request, and why each other model was rejected."""
+    loaded = _policy_or_exit(policy)
+    body, head = _request_from_file(_read_json(request_path, "request"), headers)
+    stats = StatsSnapshot()
+    if stats_path:
+        raw = _read_json(stats_path, "stats")
+        if not isinstance(raw, dict):
+            _fail(f"stats file {stats_path} must hold a JSON object")
+        try:
+            stats = StatsSnapshot.from_dict(raw)
+        except (ValueError, TypeError) as exc:
+            _fail(f"stats file {stats_path}: {exc}")
+    try:
+        decision = plan(request_context(body, head), loaded, stats)
+    except UnknownRouteError as exc:
+        _fail(f"{exc}; routes and aliases: {', '.join(exc.known)}")
+    except RequestError as exc:
+        _fail(f"bad request in {request_path}: {exc}")
+    if as_json:
+        click.echo(orjson.dumps(decision.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_decision(decision, loaded))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

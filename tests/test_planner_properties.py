@@ -1,0 +1,154 @@
+"""Properties of ``plan`` over generated policies, requests and statistics."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelroute.planner import ModelStats, RequestContext, StatsSnapshot, plan
+from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
+from modelroute.planner.plan import estimate
+from modelroute.policy import Policy, load_policy_dict
+
+from .policies import model
+
+NAMES = ["m0", "m1", "m2", "m3", "m4", "m5"]
+CAPS = ["tools", "json_mode", "vision", "logprobs"]
+
+maybe = st.none() | st.floats(min_value=1e-6, max_value=1.0)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=6, unique=True))
+    models = {}
+    for name in names:
+        p50 = draw(st.floats(10, 5000))
+        quality = draw(st.none() | st.floats(0, 1))
+        models[name] = model(
+            p50=p50, p95=p50 * draw(st.floats(1, 4)),
+            inp=draw(st.floats(0, 20)), out=draw(st.floats(0, 60)),
+            ctx=draw(st.integers(500, 200_000)),
+            caps=draw(st.lists(st.sampled_from(CAPS), unique=True)) + ["logprobs"],
+            quality=None if quality is None else {"r": quality},
+        )
+    kind = draw(st.sampled_from(["fixed", "cheapest_qualified", "cascade"]))
+    order = draw(st.permutations(names))
+    route: dict[str, Any] = {
+        "constraints": {
+            "max_cost_usd": draw(maybe), "min_quality": draw(st.none() | st.floats(0, 1)),
+            "max_latency_ms": draw(st.none() | st.floats(10, 20_000))},
+        "on_infeasible": draw(st.sampled_from(["reject", "cheapest", "strongest",
+                                               "relax_latency"])),
+        "fallbacks": draw(st.lists(st.sampled_from(names), max_size=2, unique=True)),
+    }
+    if kind == "cascade" and len(order) >= 2:
+        cut = draw(st.integers(1, len(order) - 1))
+        route["strategy"] = {"kind": "cascade", "tiers": [order[:cut], order[cut:]],
+                             "confidence": {"signal": "logprobs", "threshold": 0.8}}
+    elif kind == "fixed":
+        route["strategy"] = {"kind": "fixed", "models": order}
+    else:
+        route["strategy"] = {"kind": "cheapest_qualified", "models": order}
+        route["objective"] = draw(st.sampled_from(["min_cost", "min_latency", "max_quality"]))
+    return load_policy_dict({"models": models, "routes": {"r": route}})
+
+
+requests = st.builds(
+    RequestContext,
+    requested=st.just("r"),
+    prompt_tokens=st.integers(0, 150_000),
+    max_output_tokens=st.none() | st.integers(1, 8000),
+    has_tools=st.booleans(), has_images=st.booleans(),
+    needs_json=st.booleans(), needs_logprobs=st.booleans(),
+)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> StatsSnapshot:
+    by_model = draw(st.dictionaries(st.sampled_from(NAMES), st.builds(
+        ModelStats, latency_p95_ms=st.none() | st.floats(1, 20_000)), max_size=3))
+    by_route = draw(st.dictionaries(st.tuples(st.just("r"), st.sampled_from(NAMES)), st.builds(
+        ModelStats, quality=st.none() | st.floats(0, 1)), max_size=3))
+    circuits = draw(st.frozensets(st.sampled_from(NAMES), max_size=2))
+    return StatsSnapshot(by_route=by_route, by_model=by_model, open_circuits=circuits)
+
+
+def _candidates(policy: Policy) -> set[str]:
+    route = policy.routes["r"]
+    return {m for tier in route.tiers for m in tier} | set(route.fallbacks)
+
+
+def _terms(policy: Policy, ctx: RequestContext, decision: Any) -> Terms:
+    needs = {c for c, on in (("tools", ctx.has_tools), ("vision", ctx.has_images),
+                             ("json_mode", ctx.needs_json), ("logprobs", ctx.needs_logprobs))
+             if on}
+    return Terms(decision.prompt_tokens, decision.output_tokens, ctx.max_output_tokens,
+                 frozenset(needs), frozenset(), decision.max_cost_usd, decision.max_latency_ms,
+                 decision.min_quality)
+
+
+@settings(max_examples=300, deadline=None)
+@given(policies(), requests, snapshots())
+def test_steps_and_rejections_partition_the_candidates(policy: Policy, ctx: RequestContext,
+                                                       stats: StatsSnapshot) -> None:
+    d = plan(ctx, policy, stats)
+    offered = list(d.order)
+    rejected = {r.model for r in d.rejections}
+    assert len(offered) == len(set(offered)), "a model is offered once"
+    assert not set(offered) & rejected
+    assert set(offered) | rejected == _candidates(policy)
+
+
+@settings(max_examples=300, deadline=None)
+@given(policies(), requests, snapshots())
+def test_every_step_satisfies_every_constraint_it_does_not_declare_waived(
+        policy: Policy, ctx: RequestContext, stats: StatsSnapshot) -> None:
+    d = plan(ctx, policy, stats)
+    terms = replace(_terms(policy, ctx, d), open_circuits=stats.open_circuits)
+    last = len(d.tiers) - 1
+    for index, tier in enumerate(d.tiers):
+        for c in tier:
+            m = policy.models[c.model]
+            est = estimate(m, "r", terms, stats)
+            assert all(check(m, est, terms) is None for check in FEASIBILITY_CHECKS)
+            found = {r.reason for check in BUDGET_CHECKS if (r := check(m, est, terms))}
+            cascade = policy.routes["r"].strategy == "cascade"
+            if index == last or not cascade:
+                if (q := meets_quality(m, est, terms)) is not None:
+                    found.add(q.reason)
+            assert found == {w.reason for w in c.waived}
+            assert bool(c.waived) == (d.relaxed is not None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies(), requests, snapshots(), st.floats(0.01, 1.0), st.sampled_from(
+    ["max_cost_usd", "max_latency_ms", "min_quality"]))
+def test_tightening_a_constraint_never_adds_a_step(policy: Policy, ctx: RequestContext,
+                                                   stats: StatsSnapshot, factor: float,
+                                                   which: str) -> None:
+    route = policy.routes["r"]
+    loose = plan(ctx, policy, stats)
+    current = getattr(route, which)
+    if which == "min_quality":
+        tighter = 1 - (1 - (current or 0)) * factor
+    else:
+        tighter = (current if current is not None else 1e6) * factor
+    tight_policy = replace(policy, routes={"r": replace(route, **{which: tighter})},
+                           names={"r": replace(route, **{which: tighter})})
+    tight = plan(ctx, tight_policy, stats)
+    if tight.relaxed is None:
+        # Steps that meet every constraint: a subset of what the looser route offered.
+        assert set(tight.order) <= set(loose.order)
+        if tight.order:
+            assert loose.relaxed is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(policies(), requests, snapshots())
+def test_same_inputs_same_decision(policy: Policy, ctx: RequestContext,
+                                   stats: StatsSnapshot) -> None:
+    assert plan(ctx, policy, stats) == plan(ctx, policy, stats)
