@@ -14,7 +14,10 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     """The real command in a real process: exit codes and stderr as a user sees them."""
     return subprocess.run(
         [sys.executable, "-m", "modelroute", *args],
-        capture_output=True, text=True, cwd=cwd or ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=60,
     )
 
 

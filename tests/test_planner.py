@@ -30,16 +30,24 @@ def _reasons(decision: Any, name: str) -> set[str]:
 
 
 def test_cheapest_qualified_orders_by_estimated_cost() -> None:
-    policy = _policy({"pricey": model(inp=10, out=30), "cheap": model(inp=0.1, out=0.2),
-                      "mid": model(inp=1, out=2)})
+    policy = _policy(
+        {
+            "pricey": model(inp=10, out=30),
+            "cheap": model(inp=0.1, out=0.2),
+            "mid": model(inp=1, out=2),
+        }
+    )
     d = plan(_ctx(), policy)
     assert d.order == ("cheap", "mid", "pricey")
     assert d.tiers[0][0].estimate.cost_usd == pytest.approx((1000 * 0.1 + 256 * 0.2) / 1e6)
 
 
 def test_over_cost_ceiling_carries_both_numbers() -> None:
-    policy = _policy({"big": model(inp=10, out=30), "small": model(inp=0.1, out=0.4)},
-                     constraints={"max_cost_usd": 0.01}, objective="max_quality")
+    policy = _policy(
+        {"big": model(inp=10, out=30), "small": model(inp=0.1, out=0.4)},
+        constraints={"max_cost_usd": 0.01},
+        objective="max_quality",
+    )
     d = plan(_ctx(prompt_tokens=2000, max_output_tokens=1000), policy)
     [rej] = [r for r in d.rejections if r.model == "big"]
     assert rej.reason is Reason.OVER_COST_CEILING
@@ -50,12 +58,14 @@ def test_over_cost_ceiling_carries_both_numbers() -> None:
 
 
 def test_latency_uses_measured_p95_over_the_prior() -> None:
-    policy = _policy({"a": model(p95=500), "b": model(p95=900, inp=0.5)},
-                     constraints={"max_latency_ms": 800})
+    policy = _policy(
+        {"a": model(p95=500), "b": model(p95=900, inp=0.5)}, constraints={"max_latency_ms": 800}
+    )
     d = plan(_ctx(), policy)
     assert _reasons(d, "b") == {"over_latency_budget"} and d.order == ("a",)
-    stats = StatsSnapshot(by_model={"a": ModelStats(latency_p95_ms=1200),
-                                    "b": ModelStats(latency_p95_ms=700)})
+    stats = StatsSnapshot(
+        by_model={"a": ModelStats(latency_p95_ms=1200), "b": ModelStats(latency_p95_ms=700)}
+    )
     d = plan(_ctx(), policy, stats)
     assert d.order == ("b",)
     [rej] = d.rejections
@@ -63,8 +73,10 @@ def test_latency_uses_measured_p95_over_the_prior() -> None:
 
 
 def test_quality_measured_for_the_route_wins_over_the_prior() -> None:
-    policy = _policy({"a": model(quality={"r": 0.95}), "b": model(inp=0.1, quality={"r": 0.7})},
-                     constraints={"min_quality": 0.9})
+    policy = _policy(
+        {"a": model(quality={"r": 0.95}), "b": model(inp=0.1, quality={"r": 0.7})},
+        constraints={"min_quality": 0.9},
+    )
     d = plan(_ctx(), policy)
     assert d.order == ("a",) and _reasons(d, "b") == {"below_min_quality"}
     stats = StatsSnapshot(by_route={("r", "b"): ModelStats(quality=0.93, samples=500)})
@@ -80,15 +92,23 @@ def test_unknown_quality_cannot_meet_a_quality_bar() -> None:
 
 
 def test_context_capabilities_and_circuits() -> None:
-    policy = _policy({"small-ctx": model(ctx=1000), "no-tools": model(ctx=10_000),
-                      "ok": model(ctx=10_000, caps=["tools", "json_mode"], inp=5)})
+    policy = _policy(
+        {
+            "small-ctx": model(ctx=1000),
+            "no-tools": model(ctx=10_000),
+            "ok": model(ctx=10_000, caps=["tools", "json_mode"], inp=5),
+        }
+    )
     d = plan(_ctx(prompt_tokens=900, has_tools=True, needs_json=True), policy)
     assert _reasons(d, "small-ctx") == {"context_too_small", "missing_capability"}
     [missing] = [r for r in d.rejections if r.model == "no-tools"]
     assert missing.detail == "json_mode, tools"
     assert d.order == ("ok",)
-    d = plan(_ctx(prompt_tokens=900, has_tools=True, needs_json=True), policy,
-             StatsSnapshot(open_circuits=frozenset({"ok"})))
+    d = plan(
+        _ctx(prompt_tokens=900, has_tools=True, needs_json=True),
+        policy,
+        StatsSnapshot(open_circuits=frozenset({"ok"})),
+    )
     assert not d.tiers and _reasons(d, "ok") == {"circuit_open"}
 
 
@@ -99,8 +119,9 @@ def test_output_limit_of_the_model() -> None:
 
 
 def test_request_limits_only_tighten() -> None:
-    policy = _policy({"a": model(inp=1), "b": model(inp=0.01, out=0.01)},
-                     constraints={"max_cost_usd": 0.01})
+    policy = _policy(
+        {"a": model(inp=1), "b": model(inp=0.01, out=0.01)}, constraints={"max_cost_usd": 0.01}
+    )
     looser = plan(_ctx(limits=Limits(max_cost_usd=5.0)), policy)
     assert looser.max_cost_usd == 0.01
     assert any("looser" in n for n in looser.notes)
@@ -110,26 +131,39 @@ def test_request_limits_only_tighten() -> None:
 
 
 def test_fixed_keeps_declared_order_and_appends_fallbacks() -> None:
-    policy = _policy({"x": model(inp=9), "y": model(inp=1), "z": model(inp=0.1)},
-                     strategy={"kind": "fixed", "models": ["x", "y"]}, fallbacks=["z", "x"])
+    policy = _policy(
+        {"x": model(inp=9), "y": model(inp=1), "z": model(inp=0.1)},
+        strategy={"kind": "fixed", "models": ["x", "y"]},
+        fallbacks=["z", "x"],
+    )
     d = plan(_ctx(), policy)
     assert d.order == ("x", "y", "z")
     assert [c.fallback for c in d.tiers[0]] == [False, False, True]
 
 
 def test_fallbacks_follow_the_ordered_candidates() -> None:
-    policy = _policy({"x": model(inp=9), "y": model(inp=5), "z": model(inp=0.1)},
-                     strategy={"kind": "cheapest_qualified", "models": ["x", "y"]},
-                     fallbacks=["z"])
+    policy = _policy(
+        {"x": model(inp=9), "y": model(inp=5), "z": model(inp=0.1)},
+        strategy={"kind": "cheapest_qualified", "models": ["x", "y"]},
+        fallbacks=["z"],
+    )
     assert plan(_ctx(), policy).order == ("y", "x", "z")
 
 
 def test_cascade_moves_the_quality_bar_when_the_final_tier_is_empty() -> None:
-    models = {"cheap": model(inp=0.1, quality={"r": 0.6}, caps=["logprobs"]),
-              "strong": model(inp=5, quality={"r": 0.95}, ctx=100)}
-    policy = _policy(models, constraints={"min_quality": 0.9}, strategy={
-        "kind": "cascade", "tiers": [["cheap"], ["strong"]],
-        "confidence": {"signal": "logprobs", "threshold": 0.8}})
+    models = {
+        "cheap": model(inp=0.1, quality={"r": 0.6}, caps=["logprobs"]),
+        "strong": model(inp=5, quality={"r": 0.95}, ctx=100),
+    }
+    policy = _policy(
+        models,
+        constraints={"min_quality": 0.9},
+        strategy={
+            "kind": "cascade",
+            "tiers": [["cheap"], ["strong"]],
+            "confidence": {"signal": "logprobs", "threshold": 0.8},
+        },
+    )
     d = plan(_ctx(), policy)
     assert not d.tiers
     assert _reasons(d, "strong") == {"context_too_small"}
@@ -137,22 +171,38 @@ def test_cascade_moves_the_quality_bar_when_the_final_tier_is_empty() -> None:
 
 
 def test_cascade_checks_quality_on_the_final_tier_only() -> None:
-    models = {"cheap": model(inp=0.1, quality={"r": 0.6}, caps=["logprobs"]),
-              "strong": model(inp=5, quality={"r": 0.95})}
-    policy = _policy(models, constraints={"min_quality": 0.9}, strategy={
-        "kind": "cascade", "tiers": [["cheap"], ["strong"]],
-        "confidence": {"signal": "logprobs", "threshold": 0.8}})
+    models = {
+        "cheap": model(inp=0.1, quality={"r": 0.6}, caps=["logprobs"]),
+        "strong": model(inp=5, quality={"r": 0.95}),
+    }
+    policy = _policy(
+        models,
+        constraints={"min_quality": 0.9},
+        strategy={
+            "kind": "cascade",
+            "tiers": [["cheap"], ["strong"]],
+            "confidence": {"signal": "logprobs", "threshold": 0.8},
+        },
+    )
     d = plan(_ctx(), policy)
     assert [[c.model for c in t] for t in d.tiers] == [["cheap"], ["strong"]]
     assert d.rejections == ()
 
 
-@pytest.mark.parametrize(("action", "expected"), [
-    ("reject", ()), ("cheapest", ("cheap",)), ("strongest", ("strong",)),
-])
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        ("reject", ()),
+        ("cheapest", ("cheap",)),
+        ("strongest", ("strong",)),
+    ],
+)
 def test_on_infeasible(action: str, expected: tuple[str, ...]) -> None:
-    models = {"cheap": model(inp=0.1, quality={"r": 0.6}),
-              "strong": model(inp=5, quality={"r": 0.85}), "tiny": model(ctx=10)}
+    models = {
+        "cheap": model(inp=0.1, quality={"r": 0.6}),
+        "strong": model(inp=5, quality={"r": 0.85}),
+        "tiny": model(ctx=10),
+    }
     policy = _policy(models, constraints={"min_quality": 0.9}, on_infeasible=action)
     d = plan(_ctx(), policy)
     assert d.order == expected
@@ -167,8 +217,11 @@ def test_on_infeasible(action: str, expected: tuple[str, ...]) -> None:
 
 def test_relax_latency_waives_only_the_latency_budget() -> None:
     models = {"slow": model(p95=5000), "slow-pricey": model(p95=4000, inp=50, out=50)}
-    policy = _policy(models, constraints={"max_latency_ms": 1000, "max_cost_usd": 0.02},
-                     on_infeasible="relax_latency")
+    policy = _policy(
+        models,
+        constraints={"max_latency_ms": 1000, "max_cost_usd": 0.02},
+        on_infeasible="relax_latency",
+    )
     d = plan(_ctx(), policy)
     assert d.order == ("slow",) and d.relaxed == "relax_latency"
     assert _reasons(d, "slow-pricey") == {"over_latency_budget", "over_cost_ceiling"}
@@ -179,11 +232,20 @@ def test_route_selection_precedence() -> None:
     body = {"messages": [{"role": "user", "content": "hi"}]}
     by_match = plan(request_context({**body, "metadata": {"document_type": "invoice"}}), policy)
     assert (by_match.route, by_match.selected_by) == ("invoice-extraction", "match")
-    by_task = plan(request_context({**body, "metadata": {"document_type": "invoice"}},
-                                   {"x-modelroute-task": "contract-review"}), policy)
+    by_task = plan(
+        request_context(
+            {**body, "metadata": {"document_type": "invoice"}},
+            {"x-modelroute-task": "contract-review"},
+        ),
+        policy,
+    )
     assert (by_task.route, by_task.selected_by) == ("contract-review", "task")
-    by_name = plan(request_context({**body, "model": "scanned-report"},
-                                   {"x-modelroute-task": "contract-review"}), policy)
+    by_name = plan(
+        request_context(
+            {**body, "model": "scanned-report"}, {"x-modelroute-task": "contract-review"}
+        ),
+        policy,
+    )
     assert (by_name.route, by_name.selected_by) == ("scanned-report", "name")
     direct = plan(request_context({**body, "model": "haiku"}), policy)
     assert (direct.route, direct.strategy, direct.order) == ("haiku", "direct", ("haiku",))
@@ -194,16 +256,27 @@ def test_route_selection_precedence() -> None:
 def test_unknown_route_without_a_default() -> None:
     policy = load_policy(EXAMPLES / "faq.yaml")
     with pytest.raises(UnknownRouteError) as info:
-        plan(request_context({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
-             policy)
+        plan(
+            request_context({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+            policy,
+        )
     assert "faq" in info.value.known
 
 
 def test_images_need_vision() -> None:
     policy = load_policy(EXAMPLES / "documents.yaml")
-    body = {"model": "general-document", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+    body = {
+        "model": "general-document",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                ],
+            }
+        ],
+    }
     d = plan(request_context(body), policy)
     assert _reasons(d, "haiku") == {"missing_capability"}
     assert d.prompt_tokens > 765

@@ -29,26 +29,34 @@ def policies(draw: st.DrawFn) -> Policy:
         p50 = draw(st.floats(10, 5000))
         quality = draw(st.none() | st.floats(0, 1))
         models[name] = model(
-            p50=p50, p95=p50 * draw(st.floats(1, 4)),
-            inp=draw(st.floats(0, 20)), out=draw(st.floats(0, 60)),
+            p50=p50,
+            p95=p50 * draw(st.floats(1, 4)),
+            inp=draw(st.floats(0, 20)),
+            out=draw(st.floats(0, 60)),
             ctx=draw(st.integers(500, 200_000)),
-            caps=draw(st.lists(st.sampled_from(CAPS), unique=True)) + ["logprobs"],
+            caps=[*draw(st.lists(st.sampled_from(CAPS), unique=True)), "logprobs"],
             quality=None if quality is None else {"r": quality},
         )
     kind = draw(st.sampled_from(["fixed", "cheapest_qualified", "cascade"]))
     order = draw(st.permutations(names))
     route: dict[str, Any] = {
         "constraints": {
-            "max_cost_usd": draw(maybe), "min_quality": draw(st.none() | st.floats(0, 1)),
-            "max_latency_ms": draw(st.none() | st.floats(10, 20_000))},
-        "on_infeasible": draw(st.sampled_from(["reject", "cheapest", "strongest",
-                                               "relax_latency"])),
+            "max_cost_usd": draw(maybe),
+            "min_quality": draw(st.none() | st.floats(0, 1)),
+            "max_latency_ms": draw(st.none() | st.floats(10, 20_000)),
+        },
+        "on_infeasible": draw(
+            st.sampled_from(["reject", "cheapest", "strongest", "relax_latency"])
+        ),
         "fallbacks": draw(st.lists(st.sampled_from(names), max_size=2, unique=True)),
     }
     if kind == "cascade" and len(order) >= 2:
         cut = draw(st.integers(1, len(order) - 1))
-        route["strategy"] = {"kind": "cascade", "tiers": [order[:cut], order[cut:]],
-                             "confidence": {"signal": "logprobs", "threshold": 0.8}}
+        route["strategy"] = {
+            "kind": "cascade",
+            "tiers": [order[:cut], order[cut:]],
+            "confidence": {"signal": "logprobs", "threshold": 0.8},
+        }
     elif kind == "fixed":
         route["strategy"] = {"kind": "fixed", "models": order}
     else:
@@ -62,17 +70,29 @@ requests = st.builds(
     requested=st.just("r"),
     prompt_tokens=st.integers(0, 150_000),
     max_output_tokens=st.none() | st.integers(1, 8000),
-    has_tools=st.booleans(), has_images=st.booleans(),
-    needs_json=st.booleans(), needs_logprobs=st.booleans(),
+    has_tools=st.booleans(),
+    has_images=st.booleans(),
+    needs_json=st.booleans(),
+    needs_logprobs=st.booleans(),
 )
 
 
 @st.composite
 def snapshots(draw: st.DrawFn) -> StatsSnapshot:
-    by_model = draw(st.dictionaries(st.sampled_from(NAMES), st.builds(
-        ModelStats, latency_p95_ms=st.none() | st.floats(1, 20_000)), max_size=3))
-    by_route = draw(st.dictionaries(st.tuples(st.just("r"), st.sampled_from(NAMES)), st.builds(
-        ModelStats, quality=st.none() | st.floats(0, 1)), max_size=3))
+    by_model = draw(
+        st.dictionaries(
+            st.sampled_from(NAMES),
+            st.builds(ModelStats, latency_p95_ms=st.none() | st.floats(1, 20_000)),
+            max_size=3,
+        )
+    )
+    by_route = draw(
+        st.dictionaries(
+            st.tuples(st.just("r"), st.sampled_from(NAMES)),
+            st.builds(ModelStats, quality=st.none() | st.floats(0, 1)),
+            max_size=3,
+        )
+    )
     circuits = draw(st.frozensets(st.sampled_from(NAMES), max_size=2))
     return StatsSnapshot(by_route=by_route, by_model=by_model, open_circuits=circuits)
 
@@ -83,18 +103,33 @@ def _candidates(policy: Policy) -> set[str]:
 
 
 def _terms(policy: Policy, ctx: RequestContext, decision: Any) -> Terms:
-    needs = {c for c, on in (("tools", ctx.has_tools), ("vision", ctx.has_images),
-                             ("json_mode", ctx.needs_json), ("logprobs", ctx.needs_logprobs))
-             if on}
-    return Terms(decision.prompt_tokens, decision.output_tokens, ctx.max_output_tokens,
-                 frozenset(needs), frozenset(), decision.max_cost_usd, decision.max_latency_ms,
-                 decision.min_quality)
+    needs = {
+        c
+        for c, on in (
+            ("tools", ctx.has_tools),
+            ("vision", ctx.has_images),
+            ("json_mode", ctx.needs_json),
+            ("logprobs", ctx.needs_logprobs),
+        )
+        if on
+    }
+    return Terms(
+        decision.prompt_tokens,
+        decision.output_tokens,
+        ctx.max_output_tokens,
+        frozenset(needs),
+        frozenset(),
+        decision.max_cost_usd,
+        decision.max_latency_ms,
+        decision.min_quality,
+    )
 
 
 @settings(max_examples=300, deadline=None)
 @given(policies(), requests, snapshots())
-def test_steps_and_rejections_partition_the_candidates(policy: Policy, ctx: RequestContext,
-                                                       stats: StatsSnapshot) -> None:
+def test_steps_and_rejections_partition_the_candidates(
+    policy: Policy, ctx: RequestContext, stats: StatsSnapshot
+) -> None:
     d = plan(ctx, policy, stats)
     offered = list(d.order)
     rejected = {r.model for r in d.rejections}
@@ -106,9 +141,10 @@ def test_steps_and_rejections_partition_the_candidates(policy: Policy, ctx: Requ
 @settings(max_examples=300, deadline=None)
 @given(policies(), requests, snapshots())
 def test_every_step_satisfies_every_constraint_it_does_not_declare_waived(
-        policy: Policy, ctx: RequestContext, stats: StatsSnapshot) -> None:
+    policy: Policy, ctx: RequestContext, stats: StatsSnapshot
+) -> None:
     d = plan(ctx, policy, stats)
-    terms = replace(_terms(policy, ctx, d), open_circuits=stats.open_circuits)
+    terms = _terms(policy, ctx, d)._replace(open_circuits=stats.open_circuits)
     last = len(d.tiers) - 1
     for index, tier in enumerate(d.tiers):
         for c in tier:
@@ -117,19 +153,23 @@ def test_every_step_satisfies_every_constraint_it_does_not_declare_waived(
             assert all(check(m, est, terms) is None for check in FEASIBILITY_CHECKS)
             found = {r.reason for check in BUDGET_CHECKS if (r := check(m, est, terms))}
             cascade = policy.routes["r"].strategy == "cascade"
-            if index == last or not cascade:
-                if (q := meets_quality(m, est, terms)) is not None:
-                    found.add(q.reason)
+            if (index == last or not cascade) and (q := meets_quality(m, est, terms)):
+                found.add(q.reason)
             assert found == {w.reason for w in c.waived}
             assert bool(c.waived) == (d.relaxed is not None)
 
 
 @settings(max_examples=200, deadline=None)
-@given(policies(), requests, snapshots(), st.floats(0.01, 1.0), st.sampled_from(
-    ["max_cost_usd", "max_latency_ms", "min_quality"]))
-def test_tightening_a_constraint_never_adds_a_step(policy: Policy, ctx: RequestContext,
-                                                   stats: StatsSnapshot, factor: float,
-                                                   which: str) -> None:
+@given(
+    policies(),
+    requests,
+    snapshots(),
+    st.floats(0.01, 1.0),
+    st.sampled_from(["max_cost_usd", "max_latency_ms", "min_quality"]),
+)
+def test_tightening_a_constraint_never_adds_a_step(
+    policy: Policy, ctx: RequestContext, stats: StatsSnapshot, factor: float, which: str
+) -> None:
     route = policy.routes["r"]
     loose = plan(ctx, policy, stats)
     current = getattr(route, which)
@@ -137,8 +177,11 @@ def test_tightening_a_constraint_never_adds_a_step(policy: Policy, ctx: RequestC
         tighter = 1 - (1 - (current or 0)) * factor
     else:
         tighter = (current if current is not None else 1e6) * factor
-    tight_policy = replace(policy, routes={"r": replace(route, **{which: tighter})},
-                           names={"r": replace(route, **{which: tighter})})
+    tight_policy = replace(
+        policy,
+        routes={"r": replace(route, **{which: tighter})},
+        names={"r": replace(route, **{which: tighter})},
+    )
     tight = plan(ctx, tight_policy, stats)
     if tight.relaxed is None:
         # Steps that meet every constraint: a subset of what the looser route offered.
@@ -149,6 +192,7 @@ def test_tightening_a_constraint_never_adds_a_step(policy: Policy, ctx: RequestC
 
 @settings(max_examples=100, deadline=None)
 @given(policies(), requests, snapshots())
-def test_same_inputs_same_decision(policy: Policy, ctx: RequestContext,
-                                   stats: StatsSnapshot) -> None:
+def test_same_inputs_same_decision(
+    policy: Policy, ctx: RequestContext, stats: StatsSnapshot
+) -> None:
     assert plan(ctx, policy, stats) == plan(ctx, policy, stats)

@@ -37,34 +37,69 @@ def _problems(path: Path) -> list[str]:
 
 CASES = [
     # (name, old text, new text, line marker, expected message regex)
-    ("misspelled key", "max_latency_ms: 4000", "max_latncy_ms: 4000", "max_latncy_ms",
-     r"unknown key 'max_latncy_ms'.*did you mean 'max_latency_ms'\?"),
-    ("unknown key", "    description:", "    colour: blue\n    description:", "colour",
-     r"unknown key 'colour'.*allowed keys here: .*strategy"),
-    ("missing model", "        - [gpt-4o]\n", "        - [gpt4-mini]\n", "gpt4-mini",
-     r"route 'ticket-triage' references unknown model 'gpt4-mini'.*did you mean 'gpt-4o-mini'"),
-    ("negative price", "    quality: {ticket-triage: 0.86}",
-     "    quality: {ticket-triage: 0.86}\n    prices: {input: -1, output: 2}", "input: -1",
-     r"prices\.input: input must be >= 0.*USD per million tokens"),
-    ("string for number", "    max_output_tokens: 16384\n    capabilities: [tools, json_mode, logprobs]",
-     "    max_output_tokens: many\n    capabilities: [tools, json_mode, logprobs]", "many",
-     r"max_output_tokens: expected a whole number, got 'many'"),
-    ("broken indentation", "    output_tokens: 5", "   output_tokens: 5", "   output_tokens",
-     r"YAML syntax error.*indentation"),
-    ("inline api key", "api_key: env:OPENAI_API_KEY", "api_key: sk-live-123", "sk-live-123",
-     r"never the key itself"),
+    (
+        "misspelled key",
+        "max_latency_ms: 4000",
+        "max_latncy_ms: 4000",
+        "max_latncy_ms",
+        r"unknown key 'max_latncy_ms'.*did you mean 'max_latency_ms'\?",
+    ),
+    (
+        "unknown key",
+        "    description:",
+        "    colour: blue\n    description:",
+        "colour",
+        r"unknown key 'colour'.*allowed keys here: .*strategy",
+    ),
+    (
+        "missing model",
+        "        - [gpt-4o]\n",
+        "        - [gpt4-mini]\n",
+        "gpt4-mini",
+        r"route 'ticket-triage' references unknown model 'gpt4-mini'.*did you mean 'gpt-4o-mini'",
+    ),
+    (
+        "negative price",
+        "    quality: {ticket-triage: 0.86}",
+        "    quality: {ticket-triage: 0.86}\n    prices: {input: -1, output: 2}",
+        "input: -1",
+        r"prices\.input: input must be >= 0.*USD per million tokens",
+    ),
+    (
+        "string for number",
+        "    max_output_tokens: 16384\n    capabilities: [tools, json_mode, logprobs]",
+        "    max_output_tokens: many\n    capabilities: [tools, json_mode, logprobs]",
+        "many",
+        r"max_output_tokens: expected a whole number, got 'many'",
+    ),
+    (
+        "broken indentation",
+        "    output_tokens: 5",
+        "   output_tokens: 5",
+        "   output_tokens",
+        r"YAML syntax error.*indentation",
+    ),
+    (
+        "inline api key",
+        "api_key: env:OPENAI_API_KEY",
+        "api_key: sk-live-123",
+        "sk-live-123",
+        r"never the key itself",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "old", "new", "marker", "pattern"), CASES,
-                         ids=[c[0] for c in CASES])
-def test_bad_policy_is_located_and_explained(tmp_path: Path, name: str, old: str, new: str,
-                                              marker: str, pattern: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "old", "new", "marker", "pattern"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_policy_is_located_and_explained(
+    tmp_path: Path, name: str, old: str, new: str, marker: str, pattern: str
+) -> None:
     path = _variant(tmp_path, old, new)
     problems = _problems(path)
     line = _line_of(path, marker)
     assert any(re.search(pattern, p) for p in problems), problems
-    located = [p for p in problems if re.search(pattern, p)][0]
+    located = next(p for p in problems if re.search(pattern, p))
     assert located.startswith(f"{path}:{line}:"), (located, line)
 
     result = run_cli("check", str(path))
@@ -75,16 +110,22 @@ def test_bad_policy_is_located_and_explained(tmp_path: Path, name: str, old: str
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    text = BASE.replace("max_latency_ms: 4000", "max_latncy_ms: 4000").replace(
-        "        - [gpt-4o]\n", "        - [gpt4]\n").replace("context_window: 128000", "context_window: -5", 1)
+    text = (
+        BASE.replace("max_latency_ms: 4000", "max_latncy_ms: 4000")
+        .replace("        - [gpt-4o]\n", "        - [gpt4]\n")
+        .replace("context_window: 128000", "context_window: -5", 1)
+    )
     path = tmp_path / "many.yaml"
     path.write_text(text)
     problems = _problems(path)
     assert any("max_latncy_ms" in p for p in problems)
     assert any("context_window" in p for p in problems)
     # Cross-references are checked once the schema holds; the schema errors come first.
-    path.write_text(BASE.replace("        - [gpt-4o]\n", "        - [gpt4]\n").replace(
-        "  ticket-triage:", "  ticket-triage:\n    fallbacks: [gpt-5]"))
+    path.write_text(
+        BASE.replace("        - [gpt-4o]\n", "        - [gpt4]\n").replace(
+            "  ticket-triage:", "  ticket-triage:\n    fallbacks: [gpt-5]"
+        )
+    )
     problems = _problems(path)
     assert sum("unknown model" in p for p in problems) == 2, problems
 
@@ -146,7 +187,8 @@ def test_cascade_on_logprobs_needs_models_that_report_them() -> None:
 
 
 def test_fixed_strategy_rejects_an_objective() -> None:
-    text = BASE.replace("""    strategy:
+    text = BASE.replace(
+        """    strategy:
       kind: cascade
       tiers:
         - [gpt-4o-mini]
@@ -154,8 +196,10 @@ def test_fixed_strategy_rejects_an_objective() -> None:
       confidence:
         signal: label_probability
         labels: [billing, bug, account, other]
-        threshold: 0.85""", """    objective: min_latency
-    strategy: {kind: fixed, models: [gpt-4o-mini, gpt-4o]}""")
+        threshold: 0.85""",
+        """    objective: min_latency
+    strategy: {kind: fixed, models: [gpt-4o-mini, gpt-4o]}""",
+    )
     with pytest.raises(PolicyError) as info:
         load_policy_text(text, "p.yaml")
     assert any("keeps the declared order" in p.message for p in info.value.problems)

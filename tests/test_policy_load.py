@@ -35,8 +35,9 @@ def test_check_all_examples_exits_zero() -> None:
         assert f"{path}: ok" in result.stdout
 
 
-def test_check_summary_names_models_routes_and_never_a_secret(monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_check_summary_names_models_routes_and_never_a_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     result = run_cli("check", str(EXAMPLES / "classification.yaml"))
     assert "gpt-4o-mini" in result.stdout and "ticket-triage" in result.stdout
     assert "cascade" in result.stdout
@@ -55,9 +56,14 @@ def test_prices_default_from_genai_prices_and_explicit_values_win() -> None:
 
 
 def test_partial_explicit_price_overrides_one_field() -> None:
-    text = (EXAMPLES / "classification.yaml").read_text().replace(
-        "    quality: {ticket-triage: 0.94}",
-        "    quality: {ticket-triage: 0.94}\n    prices: {output: 8}")
+    text = (
+        (EXAMPLES / "classification.yaml")
+        .read_text()
+        .replace(
+            "    quality: {ticket-triage: 0.94}",
+            "    quality: {ticket-triage: 0.94}\n    prices: {output: 8}",
+        )
+    )
     prices = load_policy_text(text, "p.yaml").models["gpt-4o"].prices
     assert (prices.input, prices.output, prices.source) == (2.5, 8.0, "policy+genai-prices")
 
@@ -73,8 +79,10 @@ def test_hash_is_canonical_and_ignores_the_version_label() -> None:
 
 
 def test_hash_does_not_depend_on_key_order() -> None:
-    spec = {"models": {"a": model(), "b": model(inp=2)},
-            "routes": {"r": {"strategy": {"kind": "fixed", "models": ["a", "b"]}}}}
+    spec = {
+        "models": {"a": model(), "b": model(inp=2)},
+        "routes": {"r": {"strategy": {"kind": "fixed", "models": ["a", "b"]}}},
+    }
     flipped = {"routes": spec["routes"], "models": {"a": model(), "b": model(inp=2)}}
     assert load_policy_dict(spec).hash == load_policy_dict(flipped).hash
 
@@ -94,11 +102,19 @@ def test_floating_model_id_warns_unless_allowed(tmp_path: Path) -> None:
     assert result.returncode == 0 and "warning" in result.stderr and "not pinned" in result.stderr
 
 
-@pytest.mark.parametrize(("model_id", "pinned"), [
-    ("gpt-4o-2024-08-06", True), ("claude-3-5-haiku-20241022", True), ("gpt-3.5-turbo-0125", True),
-    ("gemini-1.5-pro-002", True), ("llama3:8b-instruct-q4", True), ("gpt-4o", False),
-    ("claude-3-5-haiku-latest", False), ("mistral-large", False),
-])
+@pytest.mark.parametrize(
+    ("model_id", "pinned"),
+    [
+        ("gpt-4o-2024-08-06", True),
+        ("claude-3-5-haiku-20241022", True),
+        ("gpt-3.5-turbo-0125", True),
+        ("gemini-1.5-pro-002", True),
+        ("llama3:8b-instruct-q4", True),
+        ("gpt-4o", False),
+        ("claude-3-5-haiku-latest", False),
+        ("mistral-large", False),
+    ],
+)
 def test_pinned_detection(model_id: str, pinned: bool) -> None:
     assert is_pinned(model_id) is pinned
 

@@ -9,12 +9,24 @@ from modelroute.errors import (
 )
 from modelroute.features import request_context
 from modelroute.planner import Decision, RequestContext, StatsSnapshot, plan
-from modelroute.policy import Policy, load_policy, load_policy_text
+from modelroute.policy import Policy, load_policy, load_policy_dict, load_policy_text
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Decision", "InfeasibleError", "ModelrouteError", "Policy", "PolicyError", "RequestContext",
-    "RequestError", "StatsSnapshot", "UnknownRouteError", "__version__", "load_policy",
-    "load_policy_text", "plan", "request_context",
+    "Decision",
+    "InfeasibleError",
+    "ModelrouteError",
+    "Policy",
+    "PolicyError",
+    "RequestContext",
+    "RequestError",
+    "StatsSnapshot",
+    "UnknownRouteError",
+    "__version__",
+    "load_policy",
+    "load_policy_dict",
+    "load_policy_text",
+    "plan",
+    "request_context",
 ]

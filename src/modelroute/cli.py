@@ -89,7 +89,8 @@ def _request_from_file(data: Any, headers: Sequence[str]) -> tuple[dict[str, Any
     """A request file is an OpenAI chat body, or ``{"body": {...}, "headers": {...}}``."""
     if not isinstance(data, dict):
         _fail("the request file must hold a JSON object (an OpenAI chat request)")
-    body, head = data, {}
+    body: Any = data
+    head: Any = {}
     if "body" in data and "messages" not in data:
         body, head = data["body"], data.get("headers") or {}
         if not isinstance(body, dict) or not isinstance(head, dict):
@@ -105,13 +106,19 @@ def _request_from_file(data: Any, headers: Sequence[str]) -> tuple[dict[str, Any
 
 @main.command()
 @click.argument("policy", type=click.Path())
-@click.option("--request", "request_path", required=True, type=click.Path(),
-              help="An OpenAI chat request body as JSON (or {body, headers}).")
+@click.option(
+    "--request",
+    "request_path",
+    required=True,
+    type=click.Path(),
+    help="An OpenAI chat request body as JSON (or {body, headers}).",
+)
 @click.option("--stats", "stats_path", type=click.Path(), help="Measured statistics as JSON.")
 @click.option("--header", "-H", "headers", multiple=True, help="Extra header, 'Name: value'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
-def explain(policy: str, request_path: str, stats_path: str | None, headers: Sequence[str],
-            as_json: bool) -> None:
+def explain(
+    policy: str, request_path: str, stats_path: str | None, headers: Sequence[str], as_json: bool
+) -> None:
     """Show which model POLICY picks for a request, and why each other model was rejected."""
     loaded = _policy_or_exit(policy)
     body, head = _request_from_file(_read_json(request_path, "request"), headers)

@@ -14,10 +14,7 @@ Only ``server/`` maps these to HTTP statuses and only ``cli.py`` to exit codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from modelroute.planner.decision import Decision
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +70,6 @@ class UnknownRouteError(RequestError):
 class InfeasibleError(ModelrouteError):
     """No candidate model satisfies the route's constraints."""
 
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
+    def __init__(self, decision: Any) -> None:  # a planner Decision; typed loosely to keep
+        self.decision = decision  # this module free of our other modules
         super().__init__(f"route {decision.route!r}: no model satisfies the constraints")

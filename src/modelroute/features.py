@@ -120,8 +120,9 @@ def _max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
-def request_context(body: Mapping[str, Any], headers: Mapping[str, str] | None = None
-                    ) -> RequestContext:
+def request_context(
+    body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> RequestContext:
     """Build the planner's view of a chat request. Header names must be lower-case."""
     headers = headers or {}
     raw_meta = body.get("metadata") or {}
@@ -134,7 +135,9 @@ def request_context(body: Mapping[str, Any], headers: Mapping[str, str] | None =
     tokens, has_images = _tokens_and_flags(body)
     response_format = body.get("response_format")
     needs_json = isinstance(response_format, Mapping) and response_format.get("type") in (
-        "json_object", "json_schema")
+        "json_object",
+        "json_schema",
+    )
     return RequestContext(
         requested=model,
         task=headers.get(TASK_HEADER) or metadata.get("task"),

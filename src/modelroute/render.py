@@ -23,22 +23,27 @@ def _limits(route: Route) -> str:
 
 def render_check(policy: Policy) -> str:
     version = f" version {policy.version}" if policy.version else ""
-    lines = [f"{policy.source}: ok{version} (policy {policy.short_hash})",
-             f"  models ({len(policy.models)}):"]
+    lines = [
+        f"{policy.source}: ok{version} (policy {policy.short_hash})",
+        f"  models ({len(policy.models)}):",
+    ]
     for m in policy.models.values():
         caps = ",".join(sorted(m.capabilities)) or "-"
         key = f" key=env:{m.api_key_env}" if m.api_key_env else ""
         lines.append(
             f"    {m.name:<20} {m.provider}:{m.model_id}  in ${m.prices.input:g}/out "
             f"${m.prices.output:g} per Mtok ({m.prices.source})  ctx {m.context_window}  "
-            f"[{caps}]{key}")
+            f"[{caps}]{key}"
+        )
     lines.append(f"  routes ({len(policy.routes)}):")
     for r in policy.routes.values():
         aliases = f" (aliases: {', '.join(r.aliases)})" if r.aliases else ""
         tiers = " -> ".join("|".join(t) for t in r.tiers)
         fallbacks = f" fallbacks: {', '.join(r.fallbacks)}" if r.fallbacks else ""
-        lines.append(f"    {r.name}{aliases}: {r.strategy}/{r.objective} [{tiers}]{fallbacks}; "
-                     f"{_limits(r)}; on_infeasible={r.on_infeasible}")
+        lines.append(
+            f"    {r.name}{aliases}: {r.strategy}/{r.objective} [{tiers}]{fallbacks}; "
+            f"{_limits(r)}; on_infeasible={r.on_infeasible}"
+        )
     if policy.default_route:
         lines.append(f"  default route: {policy.default_route}")
     return "\n".join(lines)
@@ -48,8 +53,10 @@ def _candidate(c: Candidate) -> str:
     e = c.estimate
     quality = "?" if e.quality is None else f"{e.quality:.3f}"
     tag = " (fallback)" if c.fallback else ""
-    text = (f"{c.model}{tag}: est {_usd(e.cost_usd)}, p95 {e.latency_ms:.0f} ms "
-            f"({e.latency_source}), quality {quality} ({e.quality_source})")
+    text = (
+        f"{c.model}{tag}: est {_usd(e.cost_usd)}, p95 {e.latency_ms:.0f} ms "
+        f"({e.latency_source}), quality {quality} ({e.quality_source})"
+    )
     for waived in c.waived:
         text += f"\n        waived by on_infeasible: {waived.message}"
     return text
@@ -57,14 +64,21 @@ def _candidate(c: Candidate) -> str:
 
 def render_decision(decision: Decision, policy: Policy) -> str:
     d = decision
-    lines = [f"route: {d.route} (selected by {d.selected_by}; {d.strategy}, objective "
-             f"{d.objective})",
-             f"policy: {policy.source} {policy.short_hash}"
-             + (f" version {policy.version}" if policy.version else ""),
-             f"tokens: prompt ~{d.prompt_tokens}, output {d.output_tokens}"]
-    limits = [f"{k}={v:g}" for k, v in (("max_cost_usd", d.max_cost_usd),
-                                         ("max_latency_ms", d.max_latency_ms),
-                                         ("min_quality", d.min_quality)) if v is not None]
+    lines = [
+        f"route: {d.route} (selected by {d.selected_by}; {d.strategy}, objective {d.objective})",
+        f"policy: {policy.source} {policy.short_hash}"
+        + (f" version {policy.version}" if policy.version else ""),
+        f"tokens: prompt ~{d.prompt_tokens}, output {d.output_tokens}",
+    ]
+    limits = [
+        f"{k}={v:g}"
+        for k, v in (
+            ("max_cost_usd", d.max_cost_usd),
+            ("max_latency_ms", d.max_latency_ms),
+            ("min_quality", d.min_quality),
+        )
+        if v is not None
+    ]
     lines.append("limits: " + (", ".join(limits) or "none"))
     if d.tiers:
         lines.append(f"chosen: {d.chosen}" + (f" (relaxed: {d.relaxed})" if d.relaxed else ""))
@@ -77,8 +91,9 @@ def render_decision(decision: Decision, policy: Policy) -> str:
                 lines.append(f"    {step}. {_candidate(c)}")
                 step += 1
     else:
-        lines.append("chosen: none: no model satisfies the constraints "
-                     f"(on_infeasible={policy.routes[d.route].on_infeasible if d.route in policy.routes else 'reject'})")
+        route = policy.routes.get(d.route)
+        action = route.on_infeasible if route is not None else "reject"
+        lines.append(f"chosen: none: no model satisfies the constraints (on_infeasible={action})")
     if d.rejections:
         lines.append("rejected:")
         for r in d.rejections:

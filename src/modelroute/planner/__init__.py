@@ -7,6 +7,16 @@ from modelroute.planner.select import select_route
 from modelroute.planner.stats import EMPTY_STATS, ModelStats, StatsSnapshot
 
 __all__ = [
-    "EMPTY_STATS", "Candidate", "Decision", "Estimate", "Limits", "ModelStats", "Reason",
-    "Rejection", "RequestContext", "StatsSnapshot", "plan", "select_route",
+    "EMPTY_STATS",
+    "Candidate",
+    "Decision",
+    "Estimate",
+    "Limits",
+    "ModelStats",
+    "Reason",
+    "Rejection",
+    "RequestContext",
+    "StatsSnapshot",
+    "plan",
+    "select_route",
 ]

@@ -5,14 +5,13 @@ is never offered by ``on_infeasible`` either."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelroute.planner.decision import Estimate, Reason, Rejection
 from modelroute.policy.compiled import Model
 
 
-@dataclass(frozen=True, slots=True)
-class Terms:
+class Terms(NamedTuple):
     """Everything about this request that a check compares against."""
 
     prompt_tokens: int
@@ -45,8 +44,7 @@ def output_fits(model: Model, est: Estimate, t: Terms) -> Rejection | None:
 def has_capabilities(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     missing = t.needs - model.capabilities
     if missing:
-        return Rejection(model.name, Reason.MISSING_CAPABILITY,
-                         detail=", ".join(sorted(missing)))
+        return Rejection(model.name, Reason.MISSING_CAPABILITY, detail=", ".join(sorted(missing)))
     return None
 
 
@@ -64,8 +62,13 @@ def within_cost(model: Model, est: Estimate, t: Terms) -> Rejection | None:
 
 def within_latency(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     if t.max_latency_ms is not None and est.latency_ms > t.max_latency_ms:
-        return Rejection(model.name, Reason.OVER_LATENCY_BUDGET, est.latency_ms,
-                         t.max_latency_ms, est.latency_source)
+        return Rejection(
+            model.name,
+            Reason.OVER_LATENCY_BUDGET,
+            est.latency_ms,
+            t.max_latency_ms,
+            est.latency_source,
+        )
     return None
 
 
@@ -75,12 +78,17 @@ def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     if est.quality is None:
         return Rejection(model.name, Reason.QUALITY_UNKNOWN, None, t.min_quality)
     if est.quality < t.min_quality:
-        return Rejection(model.name, Reason.BELOW_MIN_QUALITY, est.quality, t.min_quality,
-                         est.quality_source)
+        return Rejection(
+            model.name, Reason.BELOW_MIN_QUALITY, est.quality, t.min_quality, est.quality_source
+        )
     return None
 
 
-FEASIBILITY_CHECKS: tuple[Check, ...] = (context_fits, output_fits, has_capabilities,
-                                         circuit_closed)
+FEASIBILITY_CHECKS: tuple[Check, ...] = (
+    context_fits,
+    output_fits,
+    has_capabilities,
+    circuit_closed,
+)
 # min_quality is separate: in a cascade it binds the final tier only (see plan.py).
 BUDGET_CHECKS: tuple[Check, ...] = (within_cost, within_latency)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 
-
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Per-request limits. They may only tighten a route's constraints, never loosen them."""

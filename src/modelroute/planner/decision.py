@@ -1,14 +1,15 @@
 """The planner's output: ordered steps, every rejection with its reason and numbers.
 
 Values are kept as numbers; messages are rendered only when someone reads them (explain, the
-record, an error body), never on the request path.
+record, an error body), never on the request path. The per-candidate types are named tuples:
+immutable and several times cheaper to build than frozen dataclasses, which matters at
+microseconds per decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Reason(StrEnum):
@@ -24,12 +25,17 @@ class Reason(StrEnum):
     QUALITY_UNKNOWN = "quality_unknown"
 
 
-FEASIBILITY = frozenset({Reason.CONTEXT_TOO_SMALL, Reason.OUTPUT_TOO_LONG,
-                         Reason.MISSING_CAPABILITY, Reason.CIRCUIT_OPEN})
+FEASIBILITY = frozenset(
+    {
+        Reason.CONTEXT_TOO_SMALL,
+        Reason.OUTPUT_TOO_LONG,
+        Reason.MISSING_CAPABILITY,
+        Reason.CIRCUIT_OPEN,
+    }
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
     model: str
     reason: Reason
     value: float | None = None  # what the model would need / cost / take
@@ -56,12 +62,17 @@ class Rejection:
         return "circuit_open: the model's circuit breaker is open"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "reason": self.reason.value, "value": self.value,
-                "limit": self.limit, "detail": self.detail, "message": self.message}
+        return {
+            "model": self.model,
+            "reason": self.reason.value,
+            "value": self.value,
+            "limit": self.limit,
+            "detail": self.detail,
+            "message": self.message,
+        }
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
     cost_usd: float
     latency_ms: float  # p95
     latency_source: str  # "measured" | "prior"
@@ -69,25 +80,31 @@ class Estimate:
     quality_source: str  # "measured" | "prior" | "unknown"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cost_usd": self.cost_usd, "latency_p95_ms": self.latency_ms,
-                "latency_source": self.latency_source, "quality": self.quality,
-                "quality_source": self.quality_source}
+        return {
+            "cost_usd": self.cost_usd,
+            "latency_p95_ms": self.latency_ms,
+            "latency_source": self.latency_source,
+            "quality": self.quality,
+            "quality_source": self.quality_source,
+        }
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     model: str
     estimate: Estimate
     fallback: bool = False  # came from the route's fallbacks, not its strategy
     waived: tuple[Rejection, ...] = ()  # constraints relaxed by on_infeasible
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "fallback": self.fallback, **self.estimate.to_dict(),
-                "waived": [w.to_dict() for w in self.waived]}
+        return {
+            "model": self.model,
+            "fallback": self.fallback,
+            **self.estimate.to_dict(),
+            "waived": [w.to_dict() for w in self.waived],
+        }
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """``tiers[0]`` is tried first; inside a tier, later candidates are fallbacks of earlier
     ones; a later tier is an escalation (cascade) taken on low confidence."""
 
@@ -133,14 +150,23 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "route": self.route, "strategy": self.strategy, "objective": self.objective,
-            "policy_hash": self.policy_hash, "selected_by": self.selected_by,
-            "feasible": self.feasible, "relaxed": self.relaxed,
-            "chosen": self.chosen, "order": list(self.order),
+            "route": self.route,
+            "strategy": self.strategy,
+            "objective": self.objective,
+            "policy_hash": self.policy_hash,
+            "selected_by": self.selected_by,
+            "feasible": self.feasible,
+            "relaxed": self.relaxed,
+            "chosen": self.chosen,
+            "order": list(self.order),
             "tiers": [[c.to_dict() for c in tier] for tier in self.tiers],
             "rejections": [r.to_dict() for r in self.rejections],
-            "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
-            "limits": {"max_cost_usd": self.max_cost_usd, "max_latency_ms": self.max_latency_ms,
-                       "min_quality": self.min_quality},
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "limits": {
+                "max_cost_usd": self.max_cost_usd,
+                "max_latency_ms": self.max_latency_ms,
+                "min_quality": self.min_quality,
+            },
             "notes": list(self.notes),
         }

@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
-from modelroute.planner.context import RequestContext
-from modelroute.planner.decision import FEASIBILITY, Candidate, Decision, Estimate, Reason, Rejection
+from modelroute.planner.context import Limits, RequestContext
+from modelroute.planner.decision import (
+    FEASIBILITY,
+    Candidate,
+    Decision,
+    Estimate,
+    Reason,
+    Rejection,
+)
 from modelroute.planner.select import select_route
 from modelroute.planner.stats import EMPTY_STATS, StatsSnapshot
 from modelroute.policy.compiled import Model, Policy, Route
@@ -45,14 +52,22 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
 
 
 def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) -> Estimate:
-    cost = model.prices.estimate(terms.prompt_tokens, terms.output_tokens)
+    """Cost from the prices; latency (p95) and quality measured if known, else the priors."""
+    prices = model.prices
+    cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
+    if not stats.by_route and not stats.by_model:
+        prior = model.quality.get(route_name)
+        return Estimate(
+            cost, model.latency_p95_ms, "prior", prior, "unknown" if prior is None else "prior"
+        )
     measured = stats.by_route.get((route_name, model.name))
-    overall = stats.by_model.get(model.name)
-    latency, latency_source = model.latency_p95_ms, "prior"
-    for s in (measured, overall):
-        if s is not None and s.latency_p95_ms is not None:
-            latency, latency_source = s.latency_p95_ms, "measured"
-            break
+    latency = measured.latency_p95_ms if measured is not None else None
+    if latency is None and stats.by_model:
+        overall = stats.by_model.get(model.name)
+        latency = overall.latency_p95_ms if overall is not None else None
+    latency_source = "prior" if latency is None else "measured"
+    if latency is None:
+        latency = model.latency_p95_ms
     if measured is not None and measured.quality is not None:
         return Estimate(cost, latency, latency_source, measured.quality, "measured")
     prior = model.quality.get(route_name)
@@ -76,7 +91,9 @@ def _fastest_key(c: Candidate) -> tuple[float, float, str]:
 
 
 _ORDER: dict[str, OrderKey] = {
-    "min_cost": _cheapest_key, "min_latency": _fastest_key, "max_quality": _strongest_key,
+    "min_cost": _cheapest_key,
+    "min_latency": _fastest_key,
+    "max_quality": _strongest_key,
     "declared_order": _cheapest_key,  # only used by on_infeasible=relax_latency
 }
 
@@ -85,30 +102,67 @@ def _order_key(objective: str) -> OrderKey:
     return _ORDER[objective]
 
 
+def _passes(model: Model, est: Estimate, t: Terms) -> bool:
+    """Fast path: every feasibility and budget check at once, with no objects built. The checks
+    in constraints.py stay the definition; a property test holds the two together."""
+    return (
+        t.prompt_tokens + t.output_tokens <= model.context_window
+        and (
+            model.max_output_tokens is None
+            or t.explicit_max_tokens is None
+            or t.explicit_max_tokens <= model.max_output_tokens
+        )
+        and t.needs <= model.capabilities
+        and model.name not in t.open_circuits
+        and (t.max_cost_usd is None or est.cost_usd <= t.max_cost_usd)
+        and (t.max_latency_ms is None or est.latency_ms <= t.max_latency_ms)
+    )
+
+
 class _Planner:
     """One planning pass; holds the per-request terms so helpers stay small."""
 
-    def __init__(self, policy: Policy, route: Route, terms: Terms, stats: StatsSnapshot) -> None:
-        self.policy, self.route, self.terms, self.stats = policy, route, terms, stats
+    def __init__(self, route: Route, terms: Terms, stats: StatsSnapshot) -> None:
+        self.route, self.terms, self.stats = route, terms, stats
         self.rejections: list[Rejection] = []
-        self.placed: set[str] = set()
         self.nearly: list[tuple[Candidate, list[Rejection]]] = []  # failed declared limits only
 
-    def evaluate(self, name: str, quality_binds: bool, fallback: bool
-                 ) -> tuple[Candidate, Rejection | None] | None:
-        """A candidate that passes feasibility and budgets, with its quality verdict apart:
-        in a cascade, min_quality binds whichever tier ends up last."""
-        if name in self.placed:
-            return None  # a model is offered once, at its first position
-        self.placed.add(name)
-        model = self.policy.models[name]
-        est = estimate(model, self.route.name, self.terms, self.stats)
-        found = [r for check in FEASIBILITY_CHECKS if (r := check(model, est, self.terms))]
-        declared = [r for check in BUDGET_CHECKS if (r := check(model, est, self.terms))]
-        quality = meets_quality(model, est, self.terms)
-        candidate = Candidate(name, est, fallback)
-        if not found and not declared:
-            return candidate, quality
+    def tiers(self) -> list[list[Candidate]]:
+        """Sort each entry into its tier, ``low`` (passes all but min_quality) or the
+        rejections; then apply min_quality where it binds."""
+        route, t, stats = self.route, self.terms, self.stats
+        count = len(route.tiers)
+        passing: list[list[Candidate]] = [[] for _ in range(count)]
+        failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
+        for tier, model, fallback, binds in route.entries:
+            est = estimate(model, route.name, t, stats)
+            candidate = Candidate(model.name, est, fallback)
+            min_q = t.min_quality
+            if _passes(model, est, t):
+                if min_q is None or (est.quality is not None and est.quality >= min_q):
+                    passing[tier].append(candidate)
+                else:
+                    below = meets_quality(model, est, t)
+                    assert below is not None
+                    failing[tier].append((candidate, below))
+            else:
+                self.reject(model, candidate, binds)
+        if route.strategy == "cascade":
+            self.cascade_quality(passing, failing)
+        else:
+            for tier_failing in failing:
+                self.reject_low(tier_failing)
+        if route.strategy != "fixed":
+            key = _order_key(route.objective)
+            for tier_list in passing:
+                tier_list.sort(key=lambda c: (c.fallback, key(c)))  # fallbacks stay last
+        return [tier_list for tier_list in passing if tier_list]
+
+    def reject(self, model: Model, candidate: Candidate, quality_binds: bool) -> None:
+        t, est = self.terms, candidate.estimate
+        found = [r for check in FEASIBILITY_CHECKS if (r := check(model, est, t))]
+        declared = [r for check in BUDGET_CHECKS if (r := check(model, est, t))]
+        quality = meets_quality(model, est, t)
         if quality is not None and quality_binds:
             declared.append(quality)
         if not found:
@@ -116,49 +170,38 @@ class _Planner:
             unmet = declared if quality is None or quality_binds else [*declared, quality]
             self.nearly.append((candidate, unmet))
         self.rejections.extend(found + declared)
-        return None
 
-    def tiers(self) -> list[list[Candidate]]:
-        route = self.route
-        cascade = route.strategy == "cascade"
-        last = len(route.tiers) - 1
-        evaluated: list[list[tuple[Candidate, Rejection | None]]] = []
-        for index, names in enumerate(route.tiers):
-            binds = not cascade or index == last
-            tier = [e for n in names if (e := self.evaluate(n, binds, False))]
-            if index == last:
-                tier += [e for n in route.fallbacks if (e := self.evaluate(n, True, True))]
-            evaluated.append(tier)
-        # min_quality binds every tier, or only the final one of a cascade; when a cascade's
-        # final tier is emptied, the tier before it becomes final and the bar moves down.
-        binding = range(len(evaluated) - 1, -1, -1) if cascade else range(len(evaluated))
-        for index in binding:
-            passing = [c for c, q in evaluated[index] if q is None]
-            for c, q in evaluated[index]:
-                if q is not None:
-                    self.nearly.append((c, [q]))
-                    self.rejections.append(q)
-            evaluated[index] = [(c, None) for c in passing]
-            if cascade and passing:
+    def reject_low(self, low: list[tuple[Candidate, Rejection]]) -> None:
+        for candidate, rejection in low:
+            self.nearly.append((candidate, [rejection]))
+            self.rejections.append(rejection)
+
+    def cascade_quality(
+        self, passing: list[list[Candidate]], failing: list[list[tuple[Candidate, Rejection]]]
+    ) -> None:
+        """min_quality binds the final tier; when that is emptied, the tier before it becomes
+        final and the bar moves down with it. Earlier tiers answer to the confidence signal."""
+        final = -1
+        for index in range(len(passing) - 1, -1, -1):
+            self.reject_low(failing[index])
+            if passing[index]:
+                final = index
                 break
-        tiers = []
-        for tier_pairs in evaluated:
-            tier = [c for c, _ in tier_pairs]
-            if route.strategy != "fixed":
-                key = _order_key(route.objective)
-                tier.sort(key=lambda c: (c.fallback, key(c)))  # fallbacks stay last
-            if tier:
-                tiers.append(tier)
-        return tiers
+        for index in range(max(final, 0)):
+            passing[index] += [c for c, _ in failing[index]]
 
     def relax(self) -> tuple[list[Candidate], str | None]:
         """``on_infeasible``: offer models that break only declared limits, saying which."""
         action = self.route.on_infeasible
         if action == "relax_latency":
             picked = sorted(
-                ((c, r) for c, r in self.nearly
-                 if all(x.reason is Reason.OVER_LATENCY_BUDGET for x in r)),
-                key=lambda pair: _order_key(self.route.objective)(pair[0]))
+                (
+                    (c, r)
+                    for c, r in self.nearly
+                    if all(x.reason is Reason.OVER_LATENCY_BUDGET for x in r)
+                ),
+                key=lambda pair: _order_key(self.route.objective)(pair[0]),
+            )
         elif action == "cheapest":
             picked = sorted(self.nearly, key=lambda p: (p[0].estimate.cost_usd, p[0].model))[:1]
         elif action == "strongest":
@@ -172,19 +215,11 @@ class _Planner:
         return [Candidate(c.model, c.estimate, c.fallback, tuple(r)) for c, r in picked], action
 
 
-def _terms(policy: Policy, route: Route, ctx: RequestContext,
-           stats: StatsSnapshot) -> tuple[Terms, list[str]]:
+def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:
     notes: list[str] = []
     lim = ctx.limits
-    for field, route_value, request_value, looser in (
-        ("max_cost_usd", route.max_cost_usd, lim.max_cost_usd, _gt),
-        ("max_latency_ms", route.max_latency_ms, lim.max_latency_ms, _gt),
-        ("min_quality", route.min_quality, lim.min_quality, _lt),
-    ):
-        if request_value is not None and route_value is not None and looser(request_value,
-                                                                             route_value):
-            notes.append(f"request {field}={request_value} is looser than the route's "
-                         f"{route_value}; the route's limit applies")
+    if lim.max_cost_usd is not None or lim.max_latency_ms is not None or lim.min_quality:
+        notes = _looser_notes(route, lim)
     terms = Terms(
         prompt_tokens=ctx.prompt_tokens,
         output_tokens=ctx.max_output_tokens or route.output_tokens,
@@ -198,6 +233,23 @@ def _terms(policy: Policy, route: Route, ctx: RequestContext,
     return terms, notes
 
 
+def _looser_notes(route: Route, lim: Limits) -> list[str]:
+    notes = []
+    for field, route_value, request_value, looser in (
+        ("max_cost_usd", route.max_cost_usd, lim.max_cost_usd, _gt),
+        ("max_latency_ms", route.max_latency_ms, lim.max_latency_ms, _gt),
+        ("min_quality", route.min_quality, lim.min_quality, _lt),
+    ):
+        if request_value is None or route_value is None:
+            continue
+        if looser(request_value, route_value):
+            notes.append(
+                f"request {field}={request_value} is looser than the route's "
+                f"{route_value}; the route's limit applies"
+            )
+    return notes
+
+
 def _gt(a: float, b: float) -> bool:
     return a > b
 
@@ -206,28 +258,14 @@ def _lt(a: float, b: float) -> bool:
     return a < b
 
 
-def _direct_route(policy: Policy, model: str) -> Route:
-    """A request naming a model: feasibility still checked, no declared limits of a route."""
-    from modelroute.policy.compiled import RetryPolicy, TimeoutPolicy
-
-    return Route(
-        name=model, aliases=(), match=None, max_latency_ms=None, max_cost_usd=None,
-        min_quality=None, objective="declared_order", strategy="direct", tiers=((model,),),
-        fallbacks=(), retries=RetryPolicy(0, 0, 0, frozenset()),
-        timeouts=TimeoutPolicy(60_000, 60_000), output_tokens=256, on_infeasible="reject",
-        confidence=None, hedge_after_ms=None, scorer=None,
-    )
-
-
-def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS,
-         direct_route: Route | None = None) -> Decision:
+def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS) -> Decision:
     """Decide which models serve ``ctx``, in which order, and why the others do not."""
     route, selected_by = select_route(policy, ctx)
     if route is None:
         assert ctx.requested is not None
-        route = direct_route or _direct_route(policy, ctx.requested)
-    terms, notes = _terms(policy, route, ctx, stats)
-    planner = _Planner(policy, route, terms, stats)
+        route = policy.direct[ctx.requested]
+    terms, notes = _terms(route, ctx, stats)
+    planner = _Planner(route, terms, stats)
     tiers = planner.tiers()
     relaxed = None
     if not tiers:
@@ -236,12 +274,20 @@ def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS
     if route.strategy == "learned":
         notes.append("learned scorer not yet available; ordered by the route's objective")
     return Decision(
-        route=route.name, strategy=route.strategy, objective=route.objective,
-        policy_hash=policy.hash, selected_by=selected_by,
-        tiers=tuple(tuple(t) for t in tiers), rejections=tuple(planner.rejections),
-        prompt_tokens=terms.prompt_tokens, output_tokens=terms.output_tokens,
-        max_cost_usd=terms.max_cost_usd, max_latency_ms=terms.max_latency_ms,
-        min_quality=terms.min_quality, relaxed=relaxed, notes=tuple(notes),
+        route=route.name,
+        strategy=route.strategy,
+        objective=route.objective,
+        policy_hash=policy.hash,
+        selected_by=selected_by,
+        tiers=tuple(tuple(t) for t in tiers),
+        rejections=tuple(planner.rejections),
+        prompt_tokens=terms.prompt_tokens,
+        output_tokens=terms.output_tokens,
+        max_cost_usd=terms.max_cost_usd,
+        max_latency_ms=terms.max_latency_ms,
+        min_quality=terms.min_quality,
+        relaxed=relaxed,
+        notes=tuple(notes),
     )
 
 

@@ -26,7 +26,8 @@ class StatsSnapshot:
     """
 
     by_route: Mapping[tuple[str, str], ModelStats] = field(
-        default_factory=lambda: MappingProxyType({}))
+        default_factory=lambda: MappingProxyType({})
+    )
     by_model: Mapping[str, ModelStats] = field(default_factory=lambda: MappingProxyType({}))
     open_circuits: frozenset[str] = frozenset()
 
@@ -34,9 +35,9 @@ class StatsSnapshot:
     def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
         """Read the JSON shape used by ``modelroute explain --stats``::
 
-            {"models": {"gpt-4o": {"latency_p95_ms": 900, "error_rate": 0.01}},
-             "routes": {"triage": {"gpt-4o": {"quality": 0.93, "samples": 400}}},
-             "open_circuits": ["claude-haiku"]}
+        {"models": {"gpt-4o": {"latency_p95_ms": 900, "error_rate": 0.01}},
+         "routes": {"triage": {"gpt-4o": {"quality": 0.93, "samples": 400}}},
+         "open_circuits": ["claude-haiku"]}
         """
         known = set(ModelStats.__dataclass_fields__)
 
@@ -45,8 +46,9 @@ class StatsSnapshot:
                 raise ValueError(f"{where}: expected an object of statistics")
             unknown = set(raw) - known
             if unknown:
-                raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; "
-                                 f"known: {sorted(known)}")
+                raise ValueError(
+                    f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}"
+                )
             return ModelStats(**raw)
 
         by_model = {m: one(f"models.{m}", s) for m, s in dict(data.get("models", {})).items()}
@@ -57,10 +59,15 @@ class StatsSnapshot:
         }
         unknown_top = set(data) - {"models", "routes", "open_circuits"}
         if unknown_top:
-            raise ValueError(f"unknown top-level field(s) {sorted(unknown_top)}; "
-                             "known: models, routes, open_circuits")
-        return cls(MappingProxyType(by_route), MappingProxyType(by_model),
-                   frozenset(data.get("open_circuits", ())))
+            raise ValueError(
+                f"unknown top-level field(s) {sorted(unknown_top)}; "
+                "known: models, routes, open_circuits"
+            )
+        return cls(
+            MappingProxyType(by_route),
+            MappingProxyType(by_model),
+            frozenset(data.get("open_circuits", ())),
+        )
 
 
 EMPTY_STATS = StatsSnapshot()

@@ -14,6 +14,7 @@ import orjson
 
 from modelroute.errors import Problem
 from modelroute.policy import compiled as c
+from modelroute.policy.prices import lookup_prices
 from modelroute.policy.schema import (
     CascadeStrategy,
     CheapestQualifiedStrategy,
@@ -25,7 +26,7 @@ from modelroute.policy.schema import (
     RouteSpec,
 )
 from modelroute.policy.source import Path, Source
-from modelroute.pricing import PriceTable, lookup_prices, merge_prices
+from modelroute.pricing import PriceTable, merge_prices
 
 # A provider id is pinned when it carries a date or a numbered snapshot: gpt-4o-2024-08-06,
 # claude-3-5-haiku-20241022, gpt-3.5-turbo-0125, gemini-1.5-pro-002, or an explicit tag.
@@ -57,11 +58,12 @@ class _Builder:
     def model(self, name: str, spec: ModelSpec) -> c.Model | None:
         path: Path = ("models", name)
         if not spec.allow_floating and not is_pinned(spec.model_id):
-            self.warn((*path, "model_id"),
-                      f"model id {spec.model_id!r} is not pinned to a version; "
-                      "the provider may change the model under you",
-                      "pin a dated snapshot (e.g. gpt-4o-2024-08-06) "
-                      "or set allow_floating: true")
+            self.warn(
+                (*path, "model_id"),
+                f"model id {spec.model_id!r} is not pinned to a version; "
+                "the provider may change the model under you",
+                "pin a dated snapshot (e.g. gpt-4o-2024-08-06) or set allow_floating: true",
+            )
         prices = self.prices(path, spec)
         if prices is None:
             return None
@@ -70,7 +72,7 @@ class _Builder:
             provider=spec.provider.value,
             base_url=spec.base_url.rstrip("/"),
             model_id=spec.model_id,
-            api_key_env=spec.api_key[len("env:"):] if spec.api_key else None,
+            api_key_env=spec.api_key[len("env:") :] if spec.api_key else None,
             prices=prices,
             context_window=spec.context_window,
             max_output_tokens=spec.max_output_tokens,
@@ -88,10 +90,12 @@ class _Builder:
             published = lookup_prices(spec.provider.value, spec.model_id, spec.base_url)
         table = merge_prices(declared, published)
         if table is None:
-            self.error((*path, "prices"),
-                       f"no price known for {spec.provider.value} model {spec.model_id!r}",
-                       "declare prices: {input: ..., output: ...} in USD per million tokens "
-                       "(0 for a self-hosted model)")
+            self.error(
+                (*path, "prices"),
+                f"no price known for {spec.provider.value} model {spec.model_id!r}",
+                "declare prices: {input: ..., output: ...} in USD per million tokens "
+                "(0 for a self-hosted model)",
+            )
         return table
 
     # routes ---------------------------------------------------------------------------------
@@ -116,9 +120,11 @@ class _Builder:
             assert isinstance(strategy, FixedStrategy | LearnedStrategy)
             models = strategy.models
         if isinstance(strategy, FixedStrategy) and route.objective is not None:
-            self.error(("routes", name, "objective"),
-                       "strategy 'fixed' keeps the declared order; an objective has no effect",
-                       "remove 'objective', or use 'cheapest_qualified' to order by it")
+            self.error(
+                ("routes", name, "objective"),
+                "strategy 'fixed' keeps the declared order; an objective has no effect",
+                "remove 'objective', or use 'cheapest_qualified' to order by it",
+            )
         for i, model in enumerate(models):
             self.check_ref((*base, "models", i), model)
         return (tuple(models),)
@@ -132,8 +138,11 @@ class _Builder:
             else:
                 self.check_ref((*path, "verifier"), conf.verifier)
         if conf.signal.value == "label_probability" and not conf.labels:
-            self.error(path, "confidence signal 'label_probability' needs 'labels: [...]'",
-                       "list the answers the classifier may give")
+            self.error(
+                path,
+                "confidence signal 'label_probability' needs 'labels: [...]'",
+                "list the answers the classifier may give",
+            )
         if conf.signal.value == "validator" and conf.validator is None:
             self.error(path, "confidence signal 'validator' needs 'validator: json|regex:...'")
         if conf.signal.value in ("logprobs", "label_probability"):
@@ -141,13 +150,15 @@ class _Builder:
                 for i, model in enumerate(tier):
                     spec = self.spec.models.get(model)
                     if spec is not None and "logprobs" not in spec.capabilities:
-                        self.error(("routes", name, "strategy", "tiers", t, i),
-                                   f"model {model!r} cannot report logprobs, which this "
-                                   "cascade's confidence signal needs",
-                                   f"add 'logprobs' to {model}'s capabilities if it has them, "
-                                   "or use a validator or verifier signal")
+                        self.error(
+                            ("routes", name, "strategy", "tiers", t, i),
+                            f"model {model!r} cannot report logprobs, which this "
+                            "cascade's confidence signal needs",
+                            f"add 'logprobs' to {model}'s capabilities if it has them, "
+                            "or use a validator or verifier signal",
+                        )
 
-    def route(self, name: str, spec: RouteSpec) -> c.Route:
+    def route(self, name: str, spec: RouteSpec, models: dict[str, c.Model]) -> c.Route:
         tiers = self.tiers(name, spec)
         for i, model in enumerate(spec.fallbacks):
             self.check_ref(("routes", name, "fallbacks", i), model)
@@ -163,21 +174,31 @@ class _Builder:
             max_latency_ms=spec.constraints.max_latency_ms,
             max_cost_usd=spec.constraints.max_cost_usd,
             min_quality=spec.constraints.min_quality,
-            objective="declared_order" if strategy.kind == "fixed" else (
-                spec.objective or Objective.MIN_COST).value,
+            objective="declared_order"
+            if strategy.kind == "fixed"
+            else (spec.objective or Objective.MIN_COST).value,
             strategy=strategy.kind,
             tiers=tiers,
             fallbacks=tuple(spec.fallbacks),
-            retries=c.RetryPolicy(retries.max_attempts, retries.backoff_ms,
-                                  retries.max_backoff_ms, frozenset(x.value for x in retries.on)),
+            retries=c.RetryPolicy(
+                retries.max_attempts,
+                retries.backoff_ms,
+                retries.max_backoff_ms,
+                frozenset(x.value for x in retries.on),
+            ),
             timeouts=c.TimeoutPolicy(timeouts.attempt_ms, timeouts.total_ms),
             output_tokens=spec.output_tokens or defaults.output_tokens,
             on_infeasible=spec.on_infeasible.value,
-            confidence=None if conf is None else c.ConfidenceRule(
-                conf.signal.value, conf.threshold, tuple(conf.labels), conf.validator,
-                conf.verifier),
+            confidence=None
+            if conf is None
+            else c.ConfidenceRule(
+                conf.signal.value, conf.threshold, tuple(conf.labels), conf.validator, conf.verifier
+            ),
             hedge_after_ms=spec.hedge_after_ms,
             scorer=strategy.scorer if isinstance(strategy, LearnedStrategy) else None,
+            entries=c.route_entries(
+                tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
+            ),
         )
 
     def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
@@ -186,12 +207,18 @@ class _Builder:
             return None
         lo, hi = m.min_prompt_tokens, m.max_prompt_tokens
         if lo is not None and hi is not None and lo > hi:
-            self.error(("routes", name, "match", "min_prompt_tokens"),
-                       f"min_prompt_tokens {lo} is above max_prompt_tokens {hi}")
+            self.error(
+                ("routes", name, "match", "min_prompt_tokens"),
+                f"min_prompt_tokens {lo} is above max_prompt_tokens {hi}",
+            )
         return c.MatchRule(
-            models=frozenset(m.model), tasks=frozenset(m.task),
+            models=frozenset(m.model),
+            tasks=frozenset(m.task),
             metadata=tuple((k, frozenset(v)) for k, v in m.metadata.items()),
-            min_prompt_tokens=lo, max_prompt_tokens=hi, tools=m.tools, images=m.images,
+            min_prompt_tokens=lo,
+            max_prompt_tokens=hi,
+            tools=m.tools,
+            images=m.images,
         )
 
     def names(self, routes: dict[str, c.Route]) -> dict[str, c.Route]:
@@ -200,15 +227,25 @@ class _Builder:
             for i, alias in enumerate(route.aliases):
                 path: Path = ("routes", name, "aliases", i)
                 if alias in names and names[alias] is not route:
-                    self.error(path, f"alias {alias!r} is already the name or alias of route "
-                               f"{names[alias].name!r}", "names must be unique across routes")
+                    self.error(
+                        path,
+                        f"alias {alias!r} is already the name or alias of route "
+                        f"{names[alias].name!r}",
+                        "names must be unique across routes",
+                    )
                 elif alias in self.spec.models:
-                    self.error(path, f"alias {alias!r} is also a model name",
-                               "a request naming it would be ambiguous; rename one")
+                    self.error(
+                        path,
+                        f"alias {alias!r} is also a model name",
+                        "a request naming it would be ambiguous; rename one",
+                    )
                 names[alias] = route
             if name in self.spec.models:
-                self.error(("routes", name), f"route {name!r} has the same name as a model",
-                           "a request naming it would be ambiguous; rename one")
+                self.error(
+                    ("routes", name),
+                    f"route {name!r} has the same name as a model",
+                    "a request naming it would be ambiguous; rename one",
+                )
         return names
 
 
@@ -222,6 +259,36 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
+    """A request naming a model: feasibility is still checked; no route's limits apply."""
+    d = spec.defaults
+    return c.Route(
+        name=model.name,
+        aliases=(),
+        match=None,
+        max_latency_ms=None,
+        max_cost_usd=None,
+        min_quality=None,
+        objective="declared_order",
+        strategy="direct",
+        tiers=((model.name,),),
+        fallbacks=(),
+        retries=c.RetryPolicy(
+            d.retries.max_attempts,
+            d.retries.backoff_ms,
+            d.retries.max_backoff_ms,
+            frozenset(x.value for x in d.retries.on),
+        ),
+        timeouts=c.TimeoutPolicy(d.timeouts.attempt_ms, d.timeouts.total_ms),
+        output_tokens=d.output_tokens,
+        on_infeasible="reject",
+        confidence=None,
+        hedge_after_ms=None,
+        scorer=None,
+        entries=(c.Entry(0, model, False, True),),
+    )
+
+
 def build_policy(spec: PolicySpec, source: Source) -> tuple[c.Policy | None, list[Problem]]:
     b = _Builder(spec, source)
     models = {}
@@ -229,24 +296,30 @@ def build_policy(spec: PolicySpec, source: Source) -> tuple[c.Policy | None, lis
         model = b.model(name, model_spec)
         if model is not None:
             models[name] = model
-    routes = {name: b.route(name, route) for name, route in spec.routes.items()}
+    routes = {name: b.route(name, route, models) for name, route in spec.routes.items()}
     names = b.names(routes)
     default = spec.defaults.route
     if default is not None and default not in names:
-        b.error(("defaults", "route"), f"default route {default!r} is not a route",
-                _suggest(default, names))
+        b.error(
+            ("defaults", "route"),
+            f"default route {default!r} is not a route",
+            _suggest(default, names),
+        )
     for name, model_spec in spec.models.items():
         for task in model_spec.quality:
             if task not in names:
-                b.warn(("models", name, "quality", task),
-                       f"quality prior for {task!r}, which is not a route or alias",
-                       _suggest(task, names))
+                b.warn(
+                    ("models", name, "quality", task),
+                    f"quality prior for {task!r}, which is not a route or alias",
+                    _suggest(task, names),
+                )
     if any(p.severity == "error" for p in b.problems):
         return None, b.problems
     policy = c.Policy(
         models=c.frozen_map(models),
         routes=c.frozen_map(routes),
         names=c.frozen_map(names),
+        direct=c.frozen_map({name: _direct_route(spec, m) for name, m in models.items()}),
         matchers=tuple(r for r in routes.values() if r.match is not None),
         default_route=default if default is None else names[default].name,
         hash=_policy_hash(spec, models),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from modelroute.errors import Problem
 from modelroute.pricing import PriceTable
@@ -66,6 +66,15 @@ class ConfidenceRule:
     verifier: str | None
 
 
+class Entry(NamedTuple):
+    """One candidate of a route, in planning order, each model once (its first position)."""
+
+    tier: int
+    model: Model
+    fallback: bool
+    quality_binds: bool  # False for early cascade tiers: their bar is the confidence threshold
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     name: str
@@ -85,6 +94,7 @@ class Route:
     confidence: ConfidenceRule | None
     hedge_after_ms: float | None
     scorer: str | None
+    entries: tuple[Entry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,7 @@ class Policy:
     models: Mapping[str, Model]
     routes: Mapping[str, Route]
     names: Mapping[str, Route]  # route names and aliases
+    direct: Mapping[str, Route]  # one per model, for requests that name a model
     matchers: tuple[Route, ...]  # routes with match rules, in declared order
     default_route: str | None
     hash: str
@@ -112,3 +123,22 @@ V = TypeVar("V")
 
 def frozen_map(items: dict[K, V]) -> Mapping[K, V]:
     return MappingProxyType(dict(items))
+
+
+def route_entries(
+    tiers: tuple[tuple[str, ...], ...],
+    fallbacks: tuple[str, ...],
+    models: Mapping[str, Model],
+    cascade: bool,
+) -> tuple[Entry, ...]:
+    last = len(tiers) - 1
+    seen: set[str] = set()
+    out: list[Entry] = []
+    listed = [(i, n, False) for i, tier in enumerate(tiers) for n in tier]
+    listed += [(last, n, True) for n in fallbacks]
+    for tier, name, fallback in listed:
+        if name in seen or name not in models:
+            continue
+        seen.add(name)
+        out.append(Entry(tier, models[name], fallback, not cascade or tier == last))
+    return tuple(out)

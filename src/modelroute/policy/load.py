@@ -32,8 +32,15 @@ def load_policy_dict(data: dict[str, Any], name: str = "<dict>") -> Policy:
 
 def _from_source(source: Source) -> Policy:
     if not isinstance(source.data, dict):
-        raise PolicyError([source.problem((), "a policy must be a mapping with 'models:' and "
-                                          "'routes:'", "see examples/ for the shape")])
+        raise PolicyError(
+            [
+                source.problem(
+                    (),
+                    "a policy must be a mapping with 'models:' and 'routes:'",
+                    "see examples/ for the shape",
+                )
+            ]
+        )
     try:
         spec = PolicySpec.model_validate(source.data)
     except ValidationError as exc:
@@ -49,11 +56,31 @@ def load_policy(path: str | FsPath) -> Policy:
     try:
         text = FsPath(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PolicyError([Problem(file, None, None, "", "file not found",
-                                   "check the path; policies are YAML files")]) from None
+        raise PolicyError(
+            [
+                Problem(
+                    file,
+                    None,
+                    None,
+                    "",
+                    "file not found",
+                    "check the path; policies are YAML files",
+                )
+            ]
+        ) from None
     except IsADirectoryError:
-        raise PolicyError([Problem(file, None, None, "", "is a directory, not a policy file",
-                                   "pass the YAML file itself, e.g. examples/faq.yaml")]) from None
+        raise PolicyError(
+            [
+                Problem(
+                    file,
+                    None,
+                    None,
+                    "",
+                    "is a directory, not a policy file",
+                    "pass the YAML file itself, e.g. examples/faq.yaml",
+                )
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([Problem(file, None, None, "", f"cannot read: {exc}")]) from None
     return load_policy_text(text, file)

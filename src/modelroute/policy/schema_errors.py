@@ -54,7 +54,8 @@ def _step(current: list[Any], part: str | int) -> tuple[list[Any], bool]:
         return nxt, True
     # A discriminated union puts the tag into the location: pick the tagged member.
     tagged = [
-        tp for tp in current
+        tp
+        for tp in current
         if isinstance(tp, type) and issubclass(tp, BaseModel) and _tag_of(tp) == part
     ]
     return tagged, bool(tagged)
@@ -133,47 +134,64 @@ def _describe(err: Any, source: Source) -> Problem:
         key = str(loc[-1])
         allowed = allowed_keys(loc[:-1])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint: str | None = None
         if close:
             hint = f"did you mean {close[0]!r}?"
-        else:
-            hint = "allowed keys here: " + ", ".join(sorted(allowed)) if allowed else None
+        elif allowed:
+            hint = "allowed keys here: " + ", ".join(sorted(allowed))
         return source.problem(loc, f"unknown key {key!r}", hint, key=True)
     if kind == "missing":
         return source.problem(
-            loc, f"missing required key {str(loc[-1])!r}",
+            loc,
+            f"missing required key {str(loc[-1])!r}",
             f"add '{loc[-1]}:' under '{'.'.join(map(str, loc[:-1])) or 'the top level'}'",
             key=True,
         )
     if kind in _TYPE_WORDS:
         got = err.get("input")
         return source.problem(
-            loc, f"expected {_TYPE_WORDS[kind]}, got {got!r}",
+            loc,
+            f"expected {_TYPE_WORDS[kind]}, got {got!r}",
             "numbers are written without quotes or units, e.g. 0.15",
         )
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         return source.problem(
-            loc, err["msg"], "strategy 'kind' is one of: fixed, cheapest_qualified, cascade, learned"
+            loc,
+            err["msg"],
+            "strategy 'kind' is one of: fixed, cheapest_qualified, cascade, learned",
         )
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "api_key":
         return source.problem(
-            loc, "an API key must be a reference like 'env:OPENAI_API_KEY', never the key itself",
+            loc,
+            "an API key must be a reference like 'env:OPENAI_API_KEY', never the key itself",
             "put the key in an environment variable and write env:NAME here",
+        )
+    if kind == "too_short":
+        what = str(loc[-1]) if loc else "list"
+        return source.problem(
+            loc,
+            f"'{what}' is empty",
+            f"declare at least {err.get('ctx', {}).get('min_length', 1)} entry here; see examples/",
         )
     if kind in _BOUNDS:
         bound = err.get("ctx", {})
         limit = next(iter(bound.values()), None)
         field = str(loc[-1]) if loc else "value"
         return source.problem(
-            loc, f"{field} must be {_BOUNDS[kind]} {limit}, got {err.get('input')!r}",
+            loc,
+            f"{field} must be {_BOUNDS[kind]} {limit}, got {err.get('input')!r}",
             _BOUND_HINTS.get(loc[-2] if len(loc) > 1 and loc[-2] == "prices" else field),
         )
     if kind == "enum":
-        return source.problem(loc, f"{err['input']!r} is not allowed", err["msg"].replace("Input", "value"))
+        return source.problem(
+            loc, f"{err['input']!r} is not allowed", err["msg"].replace("Input", "value")
+        )
     message = err["msg"]
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    return source.problem(loc, f"{message} (got {err.get('input')!r})" if kind != "value_error"
-                          else message)
+        message = message[len("Value error, ") :]
+    return source.problem(
+        loc, f"{message} (got {err.get('input')!r})" if kind != "value_error" else message
+    )
 
 
 def problems_from(exc: ValidationError, source: Source) -> list[Problem]:

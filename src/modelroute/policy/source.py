@@ -44,8 +44,15 @@ class Source:
                 return found
         return None
 
-    def problem(self, path: Path, message: str, hint: str | None = None, *, key: bool = False,
-                severity: str = "error") -> Problem:
+    def problem(
+        self,
+        path: Path,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> Problem:
         pos = self.locate(path, key=key)
         return Problem(
             file=self.file,
@@ -98,8 +105,12 @@ class _Builder:
             child = (*path, key)
             if key in result:
                 self.problems.append(
-                    self._at(key_node, child, f"duplicate key {key!r}",
-                             "each key may appear once per mapping; remove or merge the copies")
+                    self._at(
+                        key_node,
+                        child,
+                        f"duplicate key {key!r}",
+                        "each key may appear once per mapping; remove or merge the copies",
+                    )
                 )
                 continue
             self.source.keys[child] = _pos(key_node.start_mark)

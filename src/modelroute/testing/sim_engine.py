@@ -119,7 +119,6 @@ class ModelRuntime:
 
     __slots__ = (
         "answers",
-        "config",
         "context_window",
         "default_answer",
         "fingerprint",
@@ -136,7 +135,6 @@ class ModelRuntime:
 
     def __init__(self, name: str, config: ModelConfig, rng: random.Random) -> None:
         self.name = name
-        self.config = config
         self.rng = rng
         self.reported_model = config.reported_model or name
         self.fingerprint = config.system_fingerprint

@@ -55,7 +55,8 @@ class SimState:
     def record(self, request: web.Request, model: str, outcome: str, body: Any) -> None:
         per_model = self.stats.setdefault(model, {})
         per_model[outcome] = per_model.get(outcome, 0) + 1
-        headers = dict(request.headers)
+        # Lower-cased plain-str keys: one spelling to look up, and JSON-serialisable.
+        headers = {k.lower(): v for k, v in request.headers.items()}
         self.recent.append(RecordedRequest(request.path, model, outcome, body, headers))
 
 

@@ -63,7 +63,11 @@ _CREATED = 1_700_000_000
 
 
 class Simulator:
-    """The simulator: config, runtime state and (once started) an HTTP server."""
+    """The simulator: config, runtime state and (once started) an HTTP server.
+
+    Not thread-safe: call ``update_model``/``reset`` from the event loop that serves it
+    (tests do; from another thread, use the ``/_sim`` endpoints instead).
+    """
 
     def __init__(self, config: SimulatorConfig | Mapping[str, Any] | None = None) -> None:
         if isinstance(config, SimulatorConfig):
