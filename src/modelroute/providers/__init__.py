@@ -1,0 +1,1 @@
+"""Transports, one module per wire format, and the explicit registry."""

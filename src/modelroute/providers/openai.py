@@ -1,0 +1,81 @@
+"""OpenAI Chat Completions wire format: OpenAI, Azure OpenAI, vLLM, llama.cpp, Ollama, Groq,
+OpenRouter, Together and the simulator. The canonical request already is this format, so the
+body goes out with only ``model`` replaced, and answers come back untranslated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from modelroute.policy.compiled import Model
+from modelroute.providers.http import Transport, json_headers, read_error, sse_data
+from modelroute.types import Completion, StreamChunk, UpstreamError
+
+
+class OpenAIProvider:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @staticmethod
+    def _headers(api_key: str | None) -> dict[str, str]:
+        extra = {"authorization": f"Bearer {api_key}"} if api_key else None
+        return json_headers(extra)
+
+    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None
+                       ) -> Completion:
+        payload = orjson.dumps({**body, "model": model.model_id, "stream": False})
+        url = f"{model.base_url}/chat/completions"
+        async with self.transport.post(url, self._headers(api_key), payload) as response:
+            if response.status != 200:
+                raise await read_error(response)
+            raw = await response.read()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(status=200, note="invalid_json", body=raw[:1000],
+                                detail="response body is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError(status=200, note="invalid_json", body=raw[:1000],
+                                detail="response has no 'choices'")
+        return Completion.from_openai(data)
+
+    async def stream(self, model: Model, body: dict[str, Any], api_key: str | None
+                     ) -> AsyncIterator[StreamChunk]:
+        # Usage arrives only when asked for; cost accounting needs it on every stream.
+        options = {**(body.get("stream_options") or {}), "include_usage": True}
+        payload = orjson.dumps({**body, "model": model.model_id, "stream": True,
+                                "stream_options": options})
+        url = f"{model.base_url}/chat/completions"
+        headers = self._headers(api_key)
+        headers["accept"] = "text/event-stream"
+        async with self.transport.post(url, headers, payload) as response:
+            if response.status != 200:
+                raise await read_error(response)
+            done = False
+            async for _event, data in sse_data(response):
+                if data == b"[DONE]":
+                    done = True
+                    break
+                yield _chunk(data)
+            if not done:
+                raise UpstreamError(note="stream_cut", cause="EndOfStream",
+                                    detail="stream ended without [DONE]")
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def _chunk(data: bytes) -> StreamChunk:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(note="invalid_json", body=data[:1000],
+                            detail="stream event is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamError(note="invalid_json", body=data[:1000], detail="event not an object")
+    if "error" in parsed:
+        raise UpstreamError(note="stream_error_event", body=data[:4000],
+                            detail="error event in stream")
+    return StreamChunk.from_openai(parsed, data)

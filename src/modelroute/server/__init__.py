@@ -1,0 +1,1 @@
+"""The HTTP gateway: OpenAI- and Anthropic-compatible endpoints; the only place that knows HTTP statuses."""
