@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,6 +142,89 @@ def explain(
         click.echo(orjson.dumps(decision.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(render_decision(decision, loaded))
+
+
+POLICY_ENV = "MODELROUTE_POLICY"
+
+
+def app_factory() -> Any:
+    """For uvicorn workers (``--workers N``): each builds its app from the policy path the
+    ``serve`` command put in the environment."""
+    from modelroute.router import Router
+    from modelroute.server.app import create_app
+
+    return create_app(Router(load_policy(os.environ[POLICY_ENV])))
+
+
+@main.command()
+@click.argument("policy", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(policy: str, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
+    from modelroute.policy.secrets import missing_api_keys
+    from modelroute.serve import policy_simulator, run_gateway
+
+    loaded = _policy_or_exit(policy)
+    for warning in loaded.warnings:
+        click.echo(warning.render(), err=True)
+    for name in missing_api_keys(loaded):
+        click.echo(
+            f"warning: environment variable {name} is not set; models using it will "
+            "fail with an auth error",
+            err=True,
+        )
+    with policy_simulator(loaded, policy) as sim_url:
+        if sim_url:
+            click.echo(f"simulator: {sim_url}", err=True)
+        click.echo(
+            f"modelroute: serving {policy} (policy {loaded.short_hash}) on http://{host}:{port}",
+            err=True,
+        )
+        os.environ[POLICY_ENV] = str(Path(policy).resolve())
+        if workers == 1:
+            from modelroute.router import Router
+            from modelroute.server.app import create_app
+
+            run_gateway(create_app(Router(loaded)), host, port, 1, log_level)
+        else:
+            run_gateway("modelroute.cli:app_factory", host, port, workers, log_level)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(),
+    help="The simulator's YAML configuration.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535))
+def simulator(config: str, host: str, port: int) -> None:
+    """Run the fault-injecting upstream simulator (OpenAI and Anthropic wire formats)."""
+    from pydantic import ValidationError
+
+    from modelroute.testing import run_simulator
+
+    if not Path(config).is_file():
+        _fail(f"simulator config not found: {config}")
+    try:
+        run_simulator(
+            config,
+            host,
+            port,
+            ready=lambda url: click.echo(f"simulator: listening on {url}", err=True),
+        )
+    except ValidationError as exc:
+        _fail(f"invalid simulator config {config}:\n{exc}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,7 +45,10 @@ class Problem:
 
 
 class ModelrouteError(Exception):
-    """Base class of every error modelroute raises on purpose."""
+    """Base class of every error modelroute raises on purpose. ``record`` is the request's
+    record when the error ended a routed request (set by the router)."""
+
+    record: Any = None
 
 
 class PolicyError(ModelrouteError):

@@ -45,15 +45,28 @@ class Failure:
 
 
 # What the gateway does with each class when a route does not say otherwise.
-RETRYABLE = frozenset({FailureClass.TIMEOUT, FailureClass.CONNECT_ERROR,
-                       FailureClass.RATE_LIMITED, FailureClass.OVERLOADED,
-                       FailureClass.SERVER_ERROR})
+RETRYABLE = frozenset(
+    {
+        FailureClass.TIMEOUT,
+        FailureClass.CONNECT_ERROR,
+        FailureClass.RATE_LIMITED,
+        FailureClass.OVERLOADED,
+        FailureClass.SERVER_ERROR,
+    }
+)
 # Fail fast: the same request would fail the same way on any model.
 FATAL = frozenset({FailureClass.AUTH, FailureClass.BAD_REQUEST})
 # Counted against a model's circuit breaker: the model (or its provider) is unwell.
-UNHEALTHY = frozenset({FailureClass.TIMEOUT, FailureClass.CONNECT_ERROR,
-                       FailureClass.OVERLOADED, FailureClass.SERVER_ERROR,
-                       FailureClass.EMPTY_RESPONSE, FailureClass.INVALID_RESPONSE})
+UNHEALTHY = frozenset(
+    {
+        FailureClass.TIMEOUT,
+        FailureClass.CONNECT_ERROR,
+        FailureClass.OVERLOADED,
+        FailureClass.SERVER_ERROR,
+        FailureClass.EMPTY_RESPONSE,
+        FailureClass.INVALID_RESPONSE,
+    }
+)
 
 _TRANSPORT = {
     "TimeoutError": FailureClass.TIMEOUT,
@@ -96,10 +109,15 @@ _CODES = {
     "request_too_large": FailureClass.CONTEXT_LENGTH,
 }
 
-_CONTEXT_PHRASES = ("maximum context length", "prompt is too long", "context_length_exceeded",
-                    "exceed context limit", "context window", "too many tokens")
-_POLICY_PHRASES = ("content management policy", "content_policy", "safety system",
-                   "content filter")
+_CONTEXT_PHRASES = (
+    "maximum context length",
+    "prompt is too long",
+    "context_length_exceeded",
+    "exceed context limit",
+    "context window",
+    "too many tokens",
+)
+_POLICY_PHRASES = ("content management policy", "content_policy", "safety system", "content filter")
 
 _STATUS = {
     401: FailureClass.AUTH,
@@ -125,8 +143,11 @@ def _error_object(body: bytes) -> tuple[str, str, str]:
     if not isinstance(err, dict):
         return "", "", ""
     code = err.get("code")
-    return (str(code) if code is not None else "", str(err.get("type") or ""),
-            str(err.get("message") or ""))
+    return (
+        str(code) if code is not None else "",
+        str(err.get("type") or ""),
+        str(err.get("message") or ""),
+    )
 
 
 def retry_after(headers: dict[str, str]) -> float | None:
@@ -170,8 +191,9 @@ def classify(error: UpstreamError) -> Failure:
         cls = _TRANSPORT.get(error.cause or "", FailureClass.CONNECT_ERROR)
         return Failure(cls, 0, str(error))
     if 200 <= error.status < 300:
-        return Failure(_NOTES.get(error.note or "", FailureClass.INVALID_RESPONSE),
-                       error.status, str(error))
+        return Failure(
+            _NOTES.get(error.note or "", FailureClass.INVALID_RESPONSE), error.status, str(error)
+        )
     cls, message = _from_body(error.status, error.body)
     if cls is None:
         cls = _STATUS.get(error.status)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelroute.types import Usage
+
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
@@ -50,3 +52,20 @@ def merge_prices(
         cache_write=inp if write is None else write,
         source=source,
     )
+
+
+def cost_usd(usage: Usage, prices: PriceTable) -> float:
+    """What a request cost, from the provider's reported usage.
+
+    Cached input and cache writes are billed at their own rates; the rest of the input at the
+    input rate. Reasoning tokens are part of ``output_tokens`` and billed as output.
+    """
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    plain = usage.input_tokens - cached - written
+    return (
+        plain * prices.input
+        + cached * prices.cached_input
+        + written * prices.cache_write
+        + usage.output_tokens * prices.output
+    ) / 1_000_000

@@ -95,8 +95,10 @@ class Completion:
         if isinstance(logprob_items, list):
             token_logprobs = [float(i.get("logprob", 0.0)) for i in logprob_items]
             top = [
-                {t.get("token", ""): float(t.get("logprob", -math.inf))
-                 for t in (i.get("top_logprobs") or [])}
+                {
+                    t.get("token", ""): float(t.get("logprob", -math.inf))
+                    for t in (i.get("top_logprobs") or [])
+                }
                 for i in logprob_items
             ]
         return cls(
@@ -153,8 +155,15 @@ class UpstreamError(Exception):
     "stream_cut", "stream_error_event").
     """
 
-    def __init__(self, status: int = 0, body: bytes = b"", headers: dict[str, str] | None = None,
-                 cause: str | None = None, note: str | None = None, detail: str = "") -> None:
+    def __init__(
+        self,
+        status: int = 0,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        cause: str | None = None,
+        note: str | None = None,
+        detail: str = "",
+    ) -> None:
         self.status = status
         self.body = body
         self.headers = headers or {}

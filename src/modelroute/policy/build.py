@@ -326,5 +326,8 @@ def build_policy(spec: PolicySpec, source: Source) -> tuple[c.Policy | None, lis
         version=spec.version,
         source=source.file,
         warnings=tuple(b.problems),
+        simulator=None
+        if spec.simulator is None
+        else (spec.simulator.config, spec.simulator.host, spec.simulator.port),
     )
     return policy, b.problems

@@ -111,6 +111,7 @@ class Policy:
     version: str | None
     source: str
     warnings: tuple[Problem, ...] = field(default=())
+    simulator: tuple[str, str, int] | None = None  # (config path as written, host, port)
 
     @property
     def short_hash(self) -> str:

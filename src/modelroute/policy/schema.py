@@ -210,8 +210,17 @@ class Defaults(Strict):
     route: Name | None = None  # the route for requests that name none and match none
 
 
+class SimulatorSpec(Strict):
+    """Upstreams played by the built-in simulator, started by ``modelroute serve``."""
+
+    config: Annotated[str, Field(min_length=1)]  # a simulator YAML, relative to this policy
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 8900
+
+
 class PolicySpec(Strict):
     version: Annotated[str, Field(max_length=200)] | None = None
+    simulator: SimulatorSpec | None = None
     defaults: Defaults = Defaults()
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
     routes: Annotated[dict[Name, RouteSpec], Field(min_length=1)]

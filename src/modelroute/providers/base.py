@@ -17,13 +17,13 @@ from modelroute.types import Completion, StreamChunk
 
 
 class Provider(Protocol):
-    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None
-                       ) -> Completion:
+    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
         """Send a non-streamed request; return the answer or raise ``UpstreamError``."""
         ...
 
-    def stream(self, model: Model, body: dict[str, Any], api_key: str | None
-               ) -> AsyncIterator[StreamChunk]:
+    def stream(
+        self, model: Model, body: dict[str, Any], api_key: str | None
+    ) -> AsyncIterator[StreamChunk]:
         """Send a streamed request; yield chunks; raise ``UpstreamError`` on failure, including
         a stream that ends without its terminator."""
         ...

@@ -20,8 +20,12 @@ class Transport:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit_per_host,
-                                             keepalive_timeout=30, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=30,
+                enable_cleanup_closed=True,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),  # the engine's deadline governs
@@ -31,8 +35,9 @@ class Transport:
         return self._session
 
     @asynccontextmanager
-    async def post(self, url: str, headers: dict[str, str], data: bytes
-                   ) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def post(
+        self, url: str, headers: dict[str, str], data: bytes
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST and yield the response; transport errors become ``UpstreamError``."""
         try:
             async with self.session().post(url, data=data, headers=headers) as response:
@@ -53,8 +58,12 @@ async def read_error(response: aiohttp.ClientResponse) -> UpstreamError:
         body = await response.content.read(64 * 1024)
     except (aiohttp.ClientError, OSError):
         body = b""
-    return UpstreamError(status=response.status, body=body, headers=dict(response.headers),
-                         detail=body[:200].decode("utf-8", "replace"))
+    return UpstreamError(
+        status=response.status,
+        body=body,
+        headers=dict(response.headers),
+        detail=body[:200].decode("utf-8", "replace"),
+    )
 
 
 async def sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
@@ -76,8 +85,9 @@ async def sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str,
         if data:
             yield event, b"\n".join(data)
     except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(cause=type(exc).__name__, note="stream_cut",
-                            detail=str(exc)[:300]) from exc
+        raise UpstreamError(
+            cause=type(exc).__name__, note="stream_cut", detail=str(exc)[:300]
+        ) from exc
 
 
 def json_headers(extra: dict[str, Any] | None = None) -> dict[str, str]:

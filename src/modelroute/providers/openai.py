@@ -23,8 +23,7 @@ class OpenAIProvider:
         extra = {"authorization": f"Bearer {api_key}"} if api_key else None
         return json_headers(extra)
 
-    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None
-                       ) -> Completion:
+    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
         payload = orjson.dumps({**body, "model": model.model_id, "stream": False})
         url = f"{model.base_url}/chat/completions"
         async with self.transport.post(url, self._headers(api_key), payload) as response:
@@ -34,19 +33,23 @@ class OpenAIProvider:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(status=200, note="invalid_json", body=raw[:1000],
-                                detail="response body is not JSON") from None
+            raise UpstreamError(
+                status=200, note="invalid_json", body=raw[:1000], detail="response body is not JSON"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(status=200, note="invalid_json", body=raw[:1000],
-                                detail="response has no 'choices'")
+            raise UpstreamError(
+                status=200, note="invalid_json", body=raw[:1000], detail="response has no 'choices'"
+            )
         return Completion.from_openai(data)
 
-    async def stream(self, model: Model, body: dict[str, Any], api_key: str | None
-                     ) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self, model: Model, body: dict[str, Any], api_key: str | None
+    ) -> AsyncIterator[StreamChunk]:
         # Usage arrives only when asked for; cost accounting needs it on every stream.
         options = {**(body.get("stream_options") or {}), "include_usage": True}
-        payload = orjson.dumps({**body, "model": model.model_id, "stream": True,
-                                "stream_options": options})
+        payload = orjson.dumps(
+            {**body, "model": model.model_id, "stream": True, "stream_options": options}
+        )
         url = f"{model.base_url}/chat/completions"
         headers = self._headers(api_key)
         headers["accept"] = "text/event-stream"
@@ -60,22 +63,25 @@ class OpenAIProvider:
                     break
                 yield _chunk(data)
             if not done:
-                raise UpstreamError(note="stream_cut", cause="EndOfStream",
-                                    detail="stream ended without [DONE]")
+                raise UpstreamError(
+                    note="stream_cut", cause="EndOfStream", detail="stream ended without [DONE]"
+                )
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        """The transport is shared; its owner closes it."""
 
 
 def _chunk(data: bytes) -> StreamChunk:
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise UpstreamError(note="invalid_json", body=data[:1000],
-                            detail="stream event is not JSON") from None
+        raise UpstreamError(
+            note="invalid_json", body=data[:1000], detail="stream event is not JSON"
+        ) from None
     if not isinstance(parsed, dict):
         raise UpstreamError(note="invalid_json", body=data[:1000], detail="event not an object")
     if "error" in parsed:
-        raise UpstreamError(note="stream_error_event", body=data[:4000],
-                            detail="error event in stream")
+        raise UpstreamError(
+            note="stream_error_event", body=data[:4000], detail="error event in stream"
+        )
     return StreamChunk.from_openai(parsed, data)

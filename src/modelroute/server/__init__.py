@@ -1,1 +1,4 @@
-"""The HTTP gateway: OpenAI- and Anthropic-compatible endpoints; the only place that knows HTTP statuses."""
+"""The HTTP gateway: OpenAI- and Anthropic-compatible endpoints.
+
+The only place that knows HTTP status codes.
+"""

@@ -1,0 +1,129 @@
+"""One upstream call: run it under the time left, classify a failure once, keep the record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelroute.failures import UNHEALTHY, Failure, FailureClass, classify
+from modelroute.policy.compiled import Model
+from modelroute.pricing import cost_usd
+from modelroute.providers.base import Provider
+from modelroute.records.record import Attempt
+from modelroute.state.breakers import Breakers
+from modelroute.types import Completion, StreamChunk, UpstreamError
+
+
+@dataclass(slots=True)
+class EngineDeps:
+    """What executing a decision needs from the outside world, injected."""
+
+    providers: Mapping[str, Provider]  # by provider kind
+    api_keys: Mapping[str, str | None]  # by model name
+    breakers: Breakers
+    clock: Callable[[], float]  # monotonic seconds
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def timeout_failure(seconds: float) -> Failure:
+    return Failure(FailureClass.TIMEOUT, 0, f"no answer within {seconds * 1000:.0f} ms")
+
+
+def note_failure(deps: EngineDeps, model: Model, attempt: Attempt, failure: Failure) -> None:
+    attempt.outcome = "failed"
+    attempt.failure = failure.cls.value
+    attempt.status = failure.status or None
+    attempt.message = failure.message[:500]
+    attempt.retry_after_s = failure.retry_after_s
+    deps.breakers.failure(model.name, failure.cls in UNHEALTHY, failure.retry_after_s)
+
+
+def note_success(deps: EngineDeps, model: Model, attempt: Attempt, completion: Completion) -> None:
+    attempt.reported_model = completion.model_reported
+    attempt.fingerprint = completion.fingerprint
+    account(attempt, model, completion)
+    deps.breakers.success(model.name)
+
+
+def account(attempt: Attempt, model: Model, completion: Completion) -> None:
+    attempt.usage = completion.usage
+    if completion.usage is not None:
+        attempt.cost_usd = cost_usd(completion.usage, model.prices)
+
+
+async def call(
+    deps: EngineDeps, model: Model, body: dict[str, Any], timeout_s: float, attempt: Attempt
+) -> tuple[Completion | None, Failure | None]:
+    """A non-streamed call. An empty answer is a failure, never a success."""
+    provider = deps.providers[model.provider]
+    start = deps.clock()
+    try:
+        async with asyncio.timeout(timeout_s):
+            completion = await provider.complete(model, body, deps.api_keys.get(model.name))
+    except TimeoutError:
+        failure = timeout_failure(timeout_s)
+    except UpstreamError as exc:
+        failure = classify(exc)
+    else:
+        attempt.latency_ms = (deps.clock() - start) * 1000
+        if completion.is_empty:
+            failure = Failure(FailureClass.EMPTY_RESPONSE, 200, "the answer has no content")
+            account(attempt, model, completion)
+        else:
+            note_success(deps, model, attempt, completion)
+            return completion, None
+    attempt.latency_ms = (deps.clock() - start) * 1000
+    note_failure(deps, model, attempt, failure)
+    return None, failure
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream that has produced its first output: safe to commit to the client."""
+
+    model: Model
+    attempt: Attempt
+    buffered: list[StreamChunk]
+    rest: AsyncIterator[StreamChunk]
+    started: float  # clock at the call
+
+
+async def open_stream(
+    deps: EngineDeps, model: Model, body: dict[str, Any], timeout_s: float, attempt: Attempt
+) -> tuple[OpenStream | None, Failure | None]:
+    """Start a stream and wait (within ``timeout_s``) for its first content or tool-call
+    delta. Until then nothing has reached the client, so any failure can still fall back."""
+    provider = deps.providers[model.provider]
+    start = deps.clock()
+    chunks = provider.stream(model, body, deps.api_keys.get(model.name))
+    buffered: list[StreamChunk] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                buffered.append(chunk)
+                if chunk.has_output:
+                    attempt.ttft_ms = (deps.clock() - start) * 1000
+                    attempt.reported_model = chunk.data.get("model")
+                    attempt.fingerprint = chunk.data.get("system_fingerprint")
+                    return OpenStream(model, attempt, buffered, chunks, start), None
+        failure = Failure(FailureClass.EMPTY_RESPONSE, 200, "the stream ended with no content")
+    except TimeoutError:
+        failure = timeout_failure(timeout_s)
+    except UpstreamError as exc:
+        failure = classify(exc)
+    await _close(chunks)
+    attempt.latency_ms = (deps.clock() - start) * 1000
+    note_failure(deps, model, attempt, failure)
+    return None, failure
+
+
+async def _close(chunks: AsyncIterator[StreamChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(UpstreamError, RuntimeError):
+            await aclose()

@@ -1,0 +1,159 @@
+"""Executing a decision: tiers in order, escalating on low confidence.
+
+A tier is walked candidate by candidate (``walk.py``). In a cascade, an answer from a tier
+before the last is scored by the route's confidence signal; below the threshold the request
+escalates to the next tier. If every later tier fails, the best low-confidence answer is
+returned rather than an error: an answer the policy doubted beats none.
+
+Streaming uses the same walk. A streamed request commits to the client at its first content
+byte; before that every failure can fall back. Early cascade tiers are asked without
+streaming (confidence needs the whole answer) and replayed as a stream when accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelroute.confidence import confidence, needs_logprobs, verifier_prompt, verifier_score
+from modelroute.engine.attempt import EngineDeps, OpenStream, call, open_stream
+from modelroute.engine.walk import TryOnce, Walk
+from modelroute.planner.decision import Candidate, Decision
+from modelroute.policy.compiled import ConfidenceRule, Model, Policy, Route
+from modelroute.records.record import Attempt
+from modelroute.types import Completion
+
+
+@dataclass(slots=True)
+class Answer:
+    completion: Completion
+    model: Model
+    attempt: Attempt
+    confidence: float | None
+    escalations: int
+
+
+def route_of(policy: Policy, decision: Decision) -> Route:
+    if decision.strategy == "direct":
+        return policy.direct[decision.route]
+    return policy.routes[decision.route]
+
+
+def _with_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    top = body.get("top_logprobs")
+    return {**body, "logprobs": True, "top_logprobs": max(5, top if isinstance(top, int) else 0)}
+
+
+class Executor:
+    def __init__(
+        self,
+        deps: EngineDeps,
+        policy: Policy,
+        decision: Decision,
+        body: dict[str, Any],
+        start: float,
+    ) -> None:
+        self.deps = deps
+        self.decision = decision
+        self.route = route_of(policy, decision)
+        self.body = body
+        self.walk: Walk[Any] = Walk(deps, policy, self.route, start)
+        self.escalations = 0
+        self.doubted: Answer | None = None  # the most confident answer that escalated
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.walk.attempts
+
+    async def _tier(
+        self, index: int, tier: tuple[Candidate, ...], try_once: TryOnce[Any]
+    ) -> tuple[Any, Model, Attempt] | None:
+        if self.route.hedge_after_ms is not None and len(tier) >= 2:
+            found = await self.walk.hedged(index, tier[0], tier[1], try_once)
+            if found is not None or len(tier) == 2:
+                return found
+            tier = tier[2:]
+        return await self.walk.tier(index, tier, try_once)
+
+    def _caller(self, body: dict[str, Any]) -> TryOnce[Completion]:
+        async def once(
+            model: Model, attempt: Attempt, timeout: float
+        ) -> tuple[Completion | None, Any]:
+            return await call(self.deps, model, body, timeout, attempt)
+
+        return once
+
+    async def _score(self, rule: ConfidenceRule, completion: Completion) -> float:
+        if rule.signal != "verifier":
+            return confidence(rule, completion)
+        assert rule.verifier is not None
+        verifier = self.walk.policy.models[rule.verifier]
+        attempt = self.walk.new_attempt(verifier, -1)
+        attempt.message = "verifier"
+        left = max(self.walk.remaining(), 0.001)
+        verdict, _ = await call(
+            self.deps, verifier, verifier_prompt(self.body, completion.content or ""), left, attempt
+        )
+        return 0.0 if verdict is None else verifier_score(verdict)
+
+    async def early_tiers(self) -> Answer | None:
+        """Tiers before the last (cascades only). Returns an accepted answer, or ``None`` to go
+        on to the last tier; ``self.doubted`` keeps the best answer that escalated."""
+        tiers = self.decision.tiers
+        rule = self.route.confidence
+        if rule is None or len(tiers) < 2:
+            return None
+        body = _with_logprobs(self.body) if needs_logprobs(rule) else self.body
+        body = {**body, "stream": False}
+        for index, tier in enumerate(tiers[:-1]):
+            found = await self._tier(index, tier, self._caller(body))
+            if found is None:
+                continue
+            completion, model, attempt = found
+            score = await self._score(rule, completion)
+            attempt.confidence = score
+            answer = Answer(completion, model, attempt, score, self.escalations)
+            if score >= rule.threshold:
+                return answer
+            attempt.outcome = "low_confidence"
+            self.escalations += 1
+            if self.doubted is None or (self.doubted.confidence or 0) < score:
+                self.doubted = answer
+        return None
+
+    async def complete(self) -> Answer:
+        accepted = await self.early_tiers()
+        if accepted is not None:
+            return accepted
+        tiers = self.decision.tiers
+        last = len(tiers) - 1
+        found = await self._tier(last, tiers[last], self._caller(self.body)) if tiers else None
+        if found is not None:
+            completion, model, attempt = found
+            return Answer(completion, model, attempt, None, self.escalations)
+        if self.doubted is not None:
+            self.doubted.escalations = self.escalations
+            return self.doubted
+        raise self.walk.fail()
+
+    async def stream(self) -> OpenStream | Answer:
+        """An open stream from the last tier, or an accepted early-tier answer to replay."""
+        accepted = await self.early_tiers()
+        if accepted is not None:
+            return accepted
+        tiers = self.decision.tiers
+        last = len(tiers) - 1
+
+        async def once(
+            model: Model, attempt: Attempt, timeout: float
+        ) -> tuple[OpenStream | None, Any]:
+            return await open_stream(self.deps, model, self.body, timeout, attempt)
+
+        found = await self.walk.tier(last, tiers[last], once) if tiers else None
+        if found is not None:
+            opened: OpenStream = found[0]
+            return opened
+        if self.doubted is not None:
+            self.doubted.escalations = self.escalations
+            return self.doubted
+        raise self.walk.fail()

@@ -1,0 +1,168 @@
+"""Walking a decision's candidates: retries, fallbacks by failure class, one deadline.
+
+Rules (decided on the failure class only):
+- a class in the route's ``retries.on`` is retried on the same model, after backoff with full
+  jitter that honours ``Retry-After``, while the deadline allows; then the next candidate;
+- ``context_length`` skips to the next candidate with a larger context window;
+- ``auth`` and ``bad_request`` fail fast: the same request fails the same way anywhere;
+- any other class falls back to the next candidate;
+- a model whose circuit is open (now, not only at planning time) is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from modelroute.engine.attempt import EngineDeps
+from modelroute.engine.backoff import backoff_s
+from modelroute.errors import ModelrouteError
+from modelroute.failures import FATAL, Failure, FailureClass
+from modelroute.planner.decision import Candidate
+from modelroute.policy.compiled import Model, Policy, Route
+from modelroute.records.record import Attempt
+
+T = TypeVar("T")
+TryOnce = Callable[[Model, Attempt, float], Awaitable[tuple[T | None, Failure | None]]]
+
+
+class AllAttemptsFailed(ModelrouteError):
+    """Every attempt failed. ``failure`` is the one that decides the error the client gets."""
+
+    def __init__(self, failure: Failure, attempts: list[Attempt]) -> None:
+        self.failure = failure
+        self.attempts = attempts
+        super().__init__(f"{failure.cls.value}: {failure.message}")
+
+
+class Walk(Generic[T]):
+    """The state of one request's execution: its attempts, deadline and last failure."""
+
+    def __init__(self, deps: EngineDeps, policy: Policy, route: Route, start: float) -> None:
+        self.deps = deps
+        self.policy = policy
+        self.route = route
+        self.start = start
+        self.deadline = start + route.timeouts.total_ms / 1000
+        self.attempts: list[Attempt] = []
+        self.last_failure: Failure | None = None
+
+    def new_attempt(self, model: Model, tier: int) -> Attempt:
+        attempt = Attempt(
+            model=model.name,
+            provider=model.provider,
+            model_id=model.model_id,
+            tier=tier,
+            started_ms=(self.deps.clock() - self.start) * 1000,
+        )
+        self.attempts.append(attempt)
+        return attempt
+
+    def remaining(self) -> float:
+        return self.deadline - self.deps.clock()
+
+    def fail(self, failure: Failure | None = None) -> AllAttemptsFailed:
+        chosen = (
+            failure
+            or self.last_failure
+            or Failure(FailureClass.SERVER_ERROR, 0, "no candidate could be attempted")
+        )
+        return AllAttemptsFailed(chosen, self.attempts)
+
+    def _skip(self, model: Model, tier: int, why: str) -> None:
+        attempt = self.new_attempt(model, tier)
+        attempt.outcome, attempt.message = "skipped", why
+
+    async def tier(
+        self, tier: int, candidates: tuple[Candidate, ...], try_once: TryOnce[T]
+    ) -> tuple[T, Model, Attempt] | None:
+        """First success in this tier, or ``None`` when every candidate failed."""
+        larger_than = 0
+        for candidate in candidates:
+            model = self.policy.models[candidate.model]
+            if model.context_window <= larger_than:
+                self._skip(model, tier, "context window not larger than one that overflowed")
+                continue
+            if not self.deps.breakers.allow(model.name):
+                self._skip(model, tier, "circuit open")
+                continue
+            found = await self._model(tier, model, try_once)
+            if found is not None:
+                return found[0], model, found[1]
+            if self.last_failure is not None and (
+                self.last_failure.cls is FailureClass.CONTEXT_LENGTH
+            ):
+                larger_than = max(larger_than, model.context_window)
+        return None
+
+    async def _model(
+        self, tier: int, model: Model, try_once: TryOnce[T]
+    ) -> tuple[T, Attempt] | None:
+        retries = self.route.retries
+        for retry in range(retries.max_attempts + 1):
+            left = self.remaining()
+            if left <= 0:
+                raise self.fail(
+                    Failure(
+                        FailureClass.TIMEOUT,
+                        0,
+                        f"deadline of {self.route.timeouts.total_ms} ms passed",
+                    )
+                )
+            attempt = self.new_attempt(model, tier)
+            timeout = min(self.route.timeouts.attempt_ms / 1000, left)
+            result, failure = await try_once(model, attempt, timeout)
+            if failure is None:
+                assert result is not None
+                return result, attempt
+            self.last_failure = failure
+            if failure.cls in FATAL:
+                raise self.fail(failure)
+            if failure.cls.value not in retries.on or retry == retries.max_attempts:
+                return None
+            wait = backoff_s(retries, retry, failure.retry_after_s, self.deps.rng)
+            if wait >= self.remaining():
+                return None  # fall back now rather than sleep past the deadline
+            await self.deps.sleep(wait)
+            if not self.deps.breakers.allow(model.name):
+                return None
+        return None
+
+    async def hedged(
+        self, tier: int, first: Candidate, second: Candidate, try_once: TryOnce[T]
+    ) -> tuple[T, Model, Attempt] | None:
+        """Start ``first``; if it has not answered after ``hedge_after_ms``, start ``second``
+        too. The first success wins, the other is cancelled; both are recorded."""
+        assert self.route.hedge_after_ms is not None
+        models = [self.policy.models[first.model], self.policy.models[second.model]]
+        timeout = min(self.route.timeouts.attempt_ms / 1000, max(self.remaining(), 0.001))
+        tasks: dict[asyncio.Task[tuple[T | None, Failure | None]], tuple[Model, Attempt]] = {}
+
+        def launch(model: Model) -> None:
+            attempt = self.new_attempt(model, tier)
+            tasks[asyncio.ensure_future(try_once(model, attempt, timeout))] = (model, attempt)
+
+        launch(models[0])
+        done, _ = await asyncio.wait(tasks, timeout=self.route.hedge_after_ms / 1000)
+        if not done and self.deps.breakers.allow(models[1].name):
+            launch(models[1])
+        try:
+            while tasks:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    model, attempt = tasks.pop(task)
+                    result, failure = task.result()
+                    if failure is None:
+                        assert result is not None
+                        return result, model, attempt
+                    self.last_failure = failure
+                    if failure.cls in FATAL:
+                        raise self.fail(failure)
+            return None
+        finally:
+            for task, (model, attempt) in tasks.items():
+                task.cancel()
+                attempt.outcome, attempt.message = "cancelled", "lost the hedge race"
+                attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
+                self.deps.breakers.failure(model.name, unhealthy=False)

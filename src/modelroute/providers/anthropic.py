@@ -1,0 +1,128 @@
+"""Anthropic Messages wire format: ``POST {base_url}/v1/messages``, plain and streamed.
+
+The canonical request is translated by ``anthropic_wire`` and answers come back in OpenAI shape,
+so nothing past this module knows the upstream spoke Anthropic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from modelroute.policy.compiled import Model
+from modelroute.providers.anthropic_wire import (
+    StreamTranslator,
+    from_anthropic_message,
+    to_anthropic_request,
+)
+from modelroute.providers.http import Transport, json_headers, read_error, sse_data
+from modelroute.types import Completion, StreamChunk, UpstreamError
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @staticmethod
+    def url(model: Model) -> str:
+        # Policies name the host (https://api.anthropic.com); a base_url copied from an
+        # OpenAI-style config may already end in /v1, which must not be doubled.
+        base = model.base_url.rstrip("/")
+        return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+    @staticmethod
+    def _headers(api_key: str | None, *, stream: bool) -> dict[str, str]:
+        extra = {"anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            extra["x-api-key"] = api_key
+        headers = json_headers(extra)
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
+    async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
+        payload = _payload(model, body, stream=False)
+        headers = self._headers(api_key, stream=False)
+        async with self.transport.post(self.url(model), headers, payload) as response:
+            if response.status != 200:
+                raise await read_error(response)
+            raw = await response.read()
+        return _completion(raw)
+
+    async def stream(
+        self, model: Model, body: dict[str, Any], api_key: str | None
+    ) -> AsyncIterator[StreamChunk]:
+        payload = _payload(model, body, stream=True)
+        headers = self._headers(api_key, stream=True)
+        translator = StreamTranslator(created=int(time.time()))
+        async with self.transport.post(self.url(model), headers, payload) as response:
+            if response.status != 200:
+                raise await read_error(response)
+            async for event, data in sse_data(response):
+                for chunk in translator.feed(event, _event(data)):
+                    yield chunk
+                if translator.done:
+                    break
+            if not translator.done:
+                raise UpstreamError(
+                    note="stream_cut",
+                    cause="EndOfStream",
+                    detail="stream ended without message_stop",
+                )
+
+    async def aclose(self) -> None:
+        """The transport is shared; its owner closes it."""
+
+
+def _payload(model: Model, body: dict[str, Any], *, stream: bool) -> bytes:
+    """The request bytes; a body that cannot be translated fails as the upstream's 400 would."""
+    try:
+        request = to_anthropic_request(body, model.model_id)
+    except ValueError as exc:
+        error = {
+            "error": {
+                "message": str(exc),
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        raise UpstreamError(status=400, body=orjson.dumps(error), detail=str(exc)) from None
+    request["stream"] = stream
+    return orjson.dumps(request)
+
+
+def _completion(raw: bytes) -> Completion:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            status=200, note="invalid_json", body=raw[:1000], detail="response body is not JSON"
+        ) from None
+    if not isinstance(data, dict) or data.get("type") != "message":
+        raise UpstreamError(
+            status=200, note="invalid_json", body=raw[:1000], detail="response is not a message"
+        )
+    try:
+        return from_anthropic_message(data, created=int(time.time()))
+    except ValueError as exc:
+        raise UpstreamError(
+            status=200, note="invalid_json", body=raw[:1000], detail=str(exc)
+        ) from None
+
+
+def _event(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            note="invalid_json", body=data[:1000], detail="stream event is not JSON"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise UpstreamError(note="invalid_json", body=data[:1000], detail="event not an object")
+    return parsed

@@ -1,0 +1,106 @@
+"""The request record and its attempts, built from values the engine already holds.
+
+One ``RequestRecord`` per client request, success or failure; one ``Attempt`` per upstream
+call (retries, fallbacks, escalations and hedges each count). Serialising happens off the
+request path, in whatever sink receives the record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from modelroute.types import Usage
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: str
+    provider: str
+    model_id: str  # what we asked for
+    tier: int
+    started_ms: float  # since the request began
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    outcome: str = "ok"  # ok | failed | low_confidence | cancelled | skipped
+    failure: str | None = None  # a FailureClass value
+    status: int | None = None
+    message: str | None = None
+    retry_after_s: float | None = None
+    reported_model: str | None = None  # what the provider said answered
+    fingerprint: str | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    price_known: bool = True
+    confidence: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = asdict(self.usage) if self.usage is not None else None
+        return data
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    started_at: float  # unix seconds
+    route: str | None = None
+    task: str | None = None
+    selected_by: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    policy_hash: str = ""
+    policy_version: str | None = None
+    client_key_id: str | None = None  # a hash, never the key
+    endpoint: str = "chat.completions"
+    streamed: bool = False
+    decision: dict[str, Any] | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    final_model: str | None = None
+    final_reported_model: str | None = None
+    final_fingerprint: str | None = None
+    confidence: float | None = None
+    escalations: int = 0
+    status: str = "ok"  # ok | failed | rejected | infeasible | client_error | stream_error
+    failure: str | None = None
+    http_status: int = 200
+    error: str | None = None
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+    price_unknown: bool = False
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    prompt: str | None = None
+    answer: str | None = None
+
+    @property
+    def attempt_count(self) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["attempts"] = [a.to_dict() for a in self.attempts]
+        data["usage"] = asdict(self.usage) if self.usage is not None else None
+        return data
+
+
+class RecordSink(Protocol):
+    """Where finished records go. ``submit`` must not block the request path."""
+
+    def submit(self, record: RequestRecord) -> None: ...
+
+
+class MemorySink:
+    """Keeps the most recent records in memory (the default when no store is configured)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.records: deque[RequestRecord] = deque(maxlen=capacity)
+
+    def submit(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    def find(self, request_id: str) -> RequestRecord | None:
+        for record in reversed(self.records):
+            if record.request_id == request_id:
+                return record
+        return None

@@ -1,0 +1,288 @@
+"""``Router``: the engine in-process, for library users and for the HTTP gateway alike.
+
+One request: features → plan (pure) → execute → record. Every request yields exactly one
+record, whatever happens to it, handed to the sink off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
+from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
+from modelroute.failures import UNHEALTHY, FailureClass
+from modelroute.features import request_context
+from modelroute.planner import Decision, StatsSnapshot, plan
+from modelroute.policy import Policy, load_policy
+from modelroute.policy.secrets import resolve_api_keys
+from modelroute.providers.http import Transport
+from modelroute.providers.registry import build_providers
+from modelroute.recording import RecordBuilder, replay_chunks
+from modelroute.records.record import MemorySink, RecordSink, RequestRecord
+from modelroute.state.breakers import Breakers, BreakerSettings
+from modelroute.types import Completion, StreamChunk
+
+StatsSource = Callable[[], StatsSnapshot]
+
+
+class ChatResult:
+    """A finished, non-streamed request."""
+
+    def __init__(
+        self,
+        completion: Completion,
+        record: RequestRecord,
+        decision: Decision,
+        headers: dict[str, str],
+    ) -> None:
+        self.completion = completion
+        self.record = record
+        self.decision = decision
+        self.headers = headers
+
+    def to_openai(self) -> dict[str, Any]:
+        return self.completion.body
+
+
+class StreamFailed(ModelrouteError):
+    """A stream failed after its first byte reached the client; it ends with an error event."""
+
+    def __init__(self, failure_class: str, message: str) -> None:
+        self.failure_class = failure_class
+        super().__init__(message)
+
+
+class ChatStream:
+    """A streamed request that has already produced its first output. Iterate for chunks;
+    ``record`` is complete (and submitted) once iteration ends, however it ends."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[StreamChunk],
+        record: RequestRecord,
+        decision: Decision,
+        headers: dict[str, str],
+    ) -> None:
+        self._chunks = chunks
+        self.record = record
+        self.decision = decision
+        self.headers = headers
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._chunks
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Router:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        api_keys: Mapping[str, str | None] | None = None,
+        stats: StatsSource | None = None,
+        sink: RecordSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        breaker_settings: BreakerSettings | None = None,
+        content: str = "truncated",
+    ) -> None:
+        self.policy = policy
+        self.sink: RecordSink = sink if sink is not None else MemorySink()
+        self._stats = stats
+        self._clock = clock
+        self.breakers = Breakers(breaker_settings, clock)
+        self.transport = Transport()
+        self.deps = EngineDeps(
+            providers=build_providers(self.transport),
+            api_keys=dict(api_keys) if api_keys is not None else resolve_api_keys(policy),
+            breakers=self.breakers,
+            clock=clock,
+        )
+        self.content = content
+        self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
+        self._runner: asyncio.Runner | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Router:
+        return cls(load_policy(path), **kwargs)
+
+    def stats_snapshot(self) -> StatsSnapshot:
+        """Measured stats plus the circuits open right now; rebuilt only when either changes."""
+        base = self._stats() if self._stats is not None else None
+        opened = self.breakers.open_models()
+        cached = self._snapshot
+        if cached is not None and cached[0] is base and cached[1] is opened:
+            return cached[2]
+        merged = StatsSnapshot(
+            by_route=base.by_route if base else {},
+            by_model=base.by_model if base else {},
+            open_circuits=opened | (base.open_circuits if base else frozenset()),
+        )
+        self._snapshot = (base, opened, merged)
+        return merged
+
+    def _begin(
+        self, body: Any, headers: Mapping[str, str] | None, endpoint: str, stream: bool
+    ) -> tuple[RecordBuilder, Decision]:
+        builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content)
+        builder.client(headers)
+        if not isinstance(body, dict):
+            malformed = RequestError("the request body must be a JSON object")
+            builder.finish_error(malformed)
+            raise self._submit(builder, malformed)
+        try:
+            ctx = request_context(body, headers)
+            builder.context(ctx, body)
+            decision = plan(ctx, self.policy, self.stats_snapshot())
+        except ModelrouteError as err:
+            builder.finish_error(err)
+            raise self._submit(builder, err) from None
+        builder.decided(decision)
+        if not decision.tiers:
+            infeasible = InfeasibleError(decision)
+            builder.finish_error(infeasible)
+            raise self._submit(builder, infeasible)
+        return builder, decision
+
+    def record_rejected(self, message: str, status: int, endpoint: str) -> RequestRecord:
+        """A request refused before routing (unparseable body): still one record."""
+        builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content)
+        r = builder.record
+        r.status, r.http_status, r.error = "client_error", status, message
+        self.sink.submit(r)
+        return r
+
+    def _submit(self, builder: RecordBuilder, err: ModelrouteError) -> ModelrouteError:
+        err.record = builder.record
+        self.sink.submit(builder.record)
+        return err
+
+    async def chat(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        endpoint: str = "chat.completions",
+    ) -> ChatResult:
+        """Route and run one non-streamed request. Raises ``RequestError``,
+        ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
+        builder, decision = self._begin(body, headers, endpoint, stream=False)
+        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        try:
+            answer = await executor.complete()
+        except AllAttemptsFailed as err:
+            builder.finish_failed(err, executor.attempts)
+            raise self._submit(builder, err) from None
+        except BaseException:
+            builder.finish_cancelled(executor.attempts)
+            self.sink.submit(builder.record)
+            raise
+        completion = _client_view(answer.completion, body)
+        builder.finish_answer(answer, executor.attempts, completion)
+        self.sink.submit(builder.record)
+        return ChatResult(completion, builder.record, decision, builder.headers())
+
+    async def stream(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        endpoint: str = "chat.completions",
+    ) -> ChatStream:
+        """Route and open a streamed request. Returns once the first output is in hand, so
+        every failure before it (including empty streams) has already fallen back."""
+        builder, decision = self._begin(body, headers, endpoint, stream=True)
+        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        try:
+            opened = await executor.stream()
+        except AllAttemptsFailed as err:
+            builder.finish_failed(err, executor.attempts)
+            raise self._submit(builder, err) from None
+        except BaseException:
+            builder.finish_cancelled(executor.attempts)
+            self.sink.submit(builder.record)
+            raise
+        if isinstance(opened, Answer):
+            completion = _client_view(opened.completion, body)
+            builder.finish_answer(opened, executor.attempts, completion)
+            self.sink.submit(builder.record)
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
+        else:
+            chunks = self._relay(opened, builder, executor, body)
+        return ChatStream(chunks, builder.record, decision, builder.headers(opened))
+
+    async def _relay(
+        self, opened: OpenStream, builder: RecordBuilder, executor: Executor, body: dict[str, Any]
+    ) -> AsyncIterator[StreamChunk]:
+        """Forward the stream; after the first byte a failure can only end it with an error."""
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence we accept
+        relay = builder.relay(opened, executor.attempts)
+        failed: tuple[str, str] | None = None
+        try:
+            for chunk in opened.buffered:
+                relay.seen(chunk)
+                if chunk.usage is None or wants_usage or chunk.content:
+                    yield chunk
+            iterator = opened.rest.__aiter__()
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                relay.seen(chunk)
+                if chunk.usage is not None and not wants_usage and not chunk.data.get("choices"):
+                    continue  # asked for our accounting, not by the client
+                yield chunk
+        except TimeoutError:
+            failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")
+        except Exception as exc:  # classified once, here at the stream boundary
+            failed = relay.failure(exc)
+        finally:
+            relay.close(failed)
+            if failed is None:
+                self.breakers.success(opened.model.name)
+            else:
+                self.breakers.failure(opened.model.name, FailureClass(failed[0]) in UNHEALTHY)
+            self.sink.submit(builder.record)
+        if failed is not None:
+            raise StreamFailed(*failed)
+
+    def chat_sync(
+        self, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> ChatResult:
+        """A thin synchronous wrapper over ``chat`` with a private event loop."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self.chat(body, headers))
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.run(self.aclose())
+            self._runner.close()
+            self._runner = None
+
+
+def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:
+    """Remove logprobs the router asked for on its own account (cascade confidence)."""
+    if body.get("logprobs"):
+        return completion
+    choices = completion.body.get("choices")
+    if isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("logprobs") for c in choices
+    ):
+        stripped = [{**c, "logprobs": None} if isinstance(c, dict) else c for c in choices]
+        completion.body = {**completion.body, "choices": stripped}
+    return completion

@@ -1,0 +1,85 @@
+"""Running the gateway: uvicorn with uvloop and httptools, and the policy's simulator if any."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelroute.policy import Policy
+
+
+@contextlib.contextmanager
+def policy_simulator(policy: Policy, policy_path: str) -> Iterator[str | None]:
+    """Start the simulator a policy declares (``simulator: {config, port}``) in its own
+    process, wait until it answers, and stop it on the way out."""
+    if policy.simulator is None:
+        yield None
+        return
+    config, host, port = policy.simulator
+    path = Path(config)
+    if not path.is_absolute():
+        path = Path(policy_path).resolve().parent / path
+    url = f"http://{host}:{port}"
+    if _healthy(url):  # already running (e.g. started by hand): use it
+        yield url
+        return
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelroute",
+            "simulator",
+            "--config",
+            str(path),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the simulator for {policy_path} did not start on {url}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def run_gateway(
+    app_target: str | object, host: str, port: int, workers: int, log_level: str
+) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app_target,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        workers=workers if isinstance(app_target, str) else None,
+        factory=isinstance(app_target, str),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,201 @@
+"""The gateway as an ASGI application: OpenAI- and Anthropic-compatible front doors.
+
+Paths are matched in a dict; the body is parsed once with orjson; unknown fields pass through
+to the provider untouched. Every error leaves in the caller's format with the right status;
+nothing escapes as a 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from modelroute.router import ChatStream, Router, StreamFailed
+from modelroute.server import anthropic_api
+from modelroute.server.asgi import (
+    BodyTooLarge,
+    Disconnect,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+    send_json,
+    start_stream,
+)
+from modelroute.server.errors import HttpError, http_error
+
+log = logging.getLogger("modelroute.server")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DONE = b"data: [DONE]\n\n"
+
+
+async def read_json(receive: Receive) -> tuple[Any, HttpError | None]:
+    """The parsed body, or the client error that explains why it could not be parsed."""
+    try:
+        raw = await read_body(receive)
+    except BodyTooLarge as exc:
+        return None, HttpError(413, "request_too_large", str(exc), {}, {})
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}", {}, {})
+    if not isinstance(body, dict):
+        return None, HttpError(400, "invalid_request", "the body must be a JSON object", {}, {})
+    return body, None
+
+
+class Gateway:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/chat/completions"): self.chat_completions,
+            ("POST", "/v1/messages"): self.messages,
+            ("GET", "/v1/models"): self.models,
+            ("GET", "/healthz"): self.healthz,
+            ("GET", "/readyz"): self.readyz,
+        }
+        self.anthropic = anthropic_api.AnthropicDoor(router)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        handler = self.routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            await self.not_found(scope, send)
+            return
+        try:
+            await handler(scope, receive, send)
+        except ConnectionResetError:
+            return  # the client went away; the record says so
+        except Exception:  # a bug, not an input: log it, answer 500 without a traceback
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await send_json(send, 500, http_error(RuntimeError()).openai())
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.router.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def not_found(self, scope: Scope, send: Send) -> None:
+        known = {path for _, path in self.routes}
+        status = 405 if scope["path"] in known else 404
+        message = "method not allowed" if status == 405 else f"no endpoint {scope['path']}"
+        error = HttpError(status, "not_found", message, {}, {})
+        await send_json(send, status, error.openai())
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, problem = await read_json(receive)
+        if problem is not None:
+            record = self.router.record_rejected(
+                problem.message, problem.status, "chat.completions"
+            )
+            problem.headers["x-modelroute-request-id"] = record.request_id
+            await send_json(send, problem.status, problem.openai(), problem.headers.items())
+            return
+        headers = request_headers(scope)
+        try:
+            if body.get("stream"):
+                stream = await self.router.stream(body, headers)
+            else:
+                result = await self.router.chat(body, headers)
+        except Exception as exc:
+            error = http_error(exc)
+            await send_json(send, error.status, error.openai(), error.headers.items())
+            return
+        if body.get("stream"):
+            await self._relay_openai(stream, receive, send)
+        else:
+            await send_json(send, 200, result.to_openai(), result.headers.items())
+
+    async def _relay_openai(self, stream: ChatStream, receive: Receive, send: Send) -> None:
+        await start_stream(send, stream.headers.items())
+        watcher = Disconnect(receive)
+        try:
+            async for chunk in stream:
+                payload = chunk.raw if chunk.raw is not None else orjson.dumps(chunk.data)
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"data: " + payload + b"\n\n",
+                        "more_body": True,
+                    }
+                )
+                if watcher.gone:
+                    await stream.aclose()
+                    return
+            await send({"type": "http.response.body", "body": DONE})
+        except StreamFailed as exc:
+            error = {
+                "error": {
+                    "message": str(exc),
+                    "type": "upstream_error",
+                    "code": exc.failure_class,
+                    "param": None,
+                }
+            }
+            await send(
+                {"type": "http.response.body", "body": b"data: " + orjson.dumps(error) + b"\n\n"}
+            )
+        finally:
+            watcher.stop()
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.anthropic.handle(scope, receive, send)
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        policy = self.router.policy
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "modelroute",
+                "route": route.name,
+            }
+            for name, route in policy.names.items()
+        ]
+        data += [
+            {
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.provider,
+                "model_id": m.model_id,
+            }
+            for m in policy.models.values()
+        ]
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json(send, 200, {"status": "ok"})
+
+    async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        policy = self.router.policy
+        await send_json(
+            send,
+            200,
+            {
+                "status": "ready",
+                "policy_hash": policy.hash,
+                "policy_version": policy.version,
+                "circuits": self.router.breakers.snapshot(),
+            },
+        )
+
+
+def create_app(router: Router) -> Gateway:
+    return Gateway(router)

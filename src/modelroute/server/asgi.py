@@ -1,0 +1,95 @@
+"""A few ASGI primitives, kept small: the gateway's hot path has no framework in it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = 32 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client disconnected")
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+        chunks.append(body)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """Header names lower-cased (ASGI already does); later duplicates win."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
+def _raw_headers(
+    content_type: bytes, extra: Iterable[tuple[str, str]]
+) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", content_type)]
+    headers.extend((k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in extra)
+    return headers
+
+
+async def send_json(
+    send: Send, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()
+) -> None:
+    body = orjson.dumps(payload)
+    raw = _raw_headers(b"application/json", headers)
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_text(
+    send: Send, status: int, text: str, content_type: bytes = b"text/plain"
+) -> None:
+    body = text.encode()
+    raw = _raw_headers(content_type, [("content-length", str(len(body)))])
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def start_stream(send: Send, headers: Iterable[tuple[str, str]]) -> None:
+    raw = _raw_headers(b"text/event-stream", [("cache-control", "no-cache"), *headers])
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+
+
+class Disconnect:
+    """Watches ``receive`` for the client going away while we stream to it."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.event = asyncio.Event()
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.event.set()
+                return
+
+    @property
+    def gone(self) -> bool:
+        return self.event.is_set()
+
+    def stop(self) -> None:
+        self._task.cancel()

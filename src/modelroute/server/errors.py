@@ -1,0 +1,132 @@
+"""The one place errors become HTTP statuses and error bodies, in the caller's format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelroute.engine import AllAttemptsFailed
+from modelroute.errors import InfeasibleError, ModelrouteError, RequestError, UnknownRouteError
+from modelroute.failures import FailureClass
+
+# All attempts failed: the status says what kind of failure decided it.
+_FAILED_STATUS = {
+    FailureClass.TIMEOUT: 504,
+    FailureClass.RATE_LIMITED: 503,
+    FailureClass.OVERLOADED: 503,
+    # The client's request is what failed: the same request fails on any model.
+    FailureClass.BAD_REQUEST: 400,
+    FailureClass.CONTEXT_LENGTH: 400,
+    FailureClass.CONTENT_POLICY: 400,
+}
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "timeout",
+}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "api_error",
+    500: "api_error",
+}
+
+
+@dataclass(slots=True)
+class HttpError:
+    status: int
+    code: str
+    message: str
+    details: dict[str, Any]
+    headers: dict[str, str]
+
+    def openai(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": _OPENAI_TYPES.get(self.status, "server_error"),
+                "param": None,
+                "code": self.code,
+                **self.details,
+            }
+        }
+
+    def anthropic(self) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "error": {
+                "type": _ANTHROPIC_TYPES.get(self.status, "api_error"),
+                "message": self.message,
+                **self.details,
+            },
+        }
+
+
+def _record_headers(err: ModelrouteError) -> dict[str, str]:
+    record = err.record
+    if record is None:
+        return {}
+    headers = {"x-modelroute-request-id": record.request_id}
+    if record.route:
+        headers["x-modelroute-route"] = record.route
+    attempts = sum(1 for a in record.attempts if a.outcome != "skipped")
+    headers["x-modelroute-attempts"] = str(attempts)
+    return headers
+
+
+def http_error(err: Exception) -> HttpError:
+    if not isinstance(err, ModelrouteError):
+        return HttpError(500, "internal_error", "internal error; see the gateway log", {}, {})
+    headers = _record_headers(err)
+    if isinstance(err, UnknownRouteError):
+        return HttpError(
+            404,
+            "model_not_found",
+            f"{err}; available routes and aliases: {', '.join(err.known)}",
+            {},
+            headers,
+        )
+    if isinstance(err, InfeasibleError):
+        d = err.decision
+        return HttpError(
+            422,
+            "infeasible",
+            f"route {d.route!r}: no model satisfies the constraints",
+            {"rejections": [r.to_dict() for r in d.rejections]},
+            headers,
+        )
+    if isinstance(err, AllAttemptsFailed):
+        failure = err.failure
+        status = _FAILED_STATUS.get(failure.cls, 502)
+        if failure.retry_after_s is not None and status == 503:
+            headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
+        attempts = [
+            {
+                "model": a.model,
+                "outcome": a.outcome,
+                "failure": a.failure,
+                "status": a.status,
+                "message": a.message,
+                "latency_ms": round(a.latency_ms, 1),
+            }
+            for a in err.attempts
+        ]
+        return HttpError(
+            status,
+            failure.cls.value,
+            f"all attempts failed; deciding failure: {failure.cls.value}: {failure.message}",
+            {"attempts": attempts},
+            headers,
+        )
+    if isinstance(err, RequestError):
+        return HttpError(400, "invalid_request", str(err), {}, headers)
+    return HttpError(400, "invalid_request", str(err), {}, headers)
