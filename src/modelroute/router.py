@@ -257,6 +257,13 @@ class Router:
         if failed is not None:
             raise StreamFailed(*failed)
 
+    def warm_up(self) -> None:
+        """Load the tokenizer and open the connection pool now (call inside the event loop)."""
+        from modelroute.features import count_tokens
+
+        count_tokens("warm up")
+        self.transport.session()
+
     def chat_sync(
         self, body: dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> ChatResult:

@@ -285,11 +285,12 @@ def _add_sampling(out: dict[str, Any], body: dict[str, Any]) -> None:
             out["stop_sequences"] = list(stop)
     elif stop is not None:
         raise ValueError("stop: must be a string or a list of strings")
+    # Sampling fields go only when they change something: 1 is the default of both, and
+    # newer Claude models reject sampling fields (or top_p beside temperature) with a 400.
     temperature = _number(body, "temperature")
-    if temperature is not None:
-        out["temperature"] = min(max(temperature, 0.0), 1.0)  # OpenAI allows 0..2
+    if temperature is not None and temperature < 1:
+        out["temperature"] = max(temperature, 0.0)  # OpenAI allows 0..2, Anthropic 0..1
     top_p = _number(body, "top_p")
-    # top_p=1 is the default anyway, and newer Claude models refuse top_p with temperature.
     if top_p is not None and top_p != 1:
         out["top_p"] = top_p
     if isinstance(body.get("top_k"), int):

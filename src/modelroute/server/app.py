@@ -24,9 +24,11 @@ from modelroute.server.asgi import (
     read_body,
     request_headers,
     send_json,
+    send_text,
     start_stream,
 )
 from modelroute.server.errors import HttpError, http_error
+from modelroute.server.openapi import openapi_text
 
 log = logging.getLogger("modelroute.server")
 
@@ -59,6 +61,7 @@ class Gateway:
             ("GET", "/v1/models"): self.models,
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
+            ("GET", "/openapi.json"): self.openapi,
         }
         self.anthropic = anthropic_api.AnthropicDoor(router)
 
@@ -84,6 +87,7 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.router.warm_up()  # pay one-time costs before the first request, not in it
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.router.aclose()
@@ -195,6 +199,9 @@ class Gateway:
                 "circuits": self.router.breakers.snapshot(),
             },
         )
+
+    async def openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_text(send, 200, openapi_text(), b"application/json")
 
 
 def create_app(router: Router) -> Gateway:
