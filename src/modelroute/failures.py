@@ -7,9 +7,9 @@ Precedence, first that applies:
 1. no HTTP status: the transport's cause (timeout, connect error, reset) or the provider's
    observation of a 200 (``invalid_json`` → invalid_response, ``empty`` → empty_response,
    ``stream_cut`` → server_error, ``stream_error_event`` → the event's error type);
-2. the provider's error code or type in the body (OpenAI ``error.code`` / ``error.type``,
+2. a specific error code or type in the body (OpenAI ``error.code`` / ``error.type``,
    Anthropic ``error.type``), and message phrases for context length and content policy;
-3. the HTTP status.
+3. the HTTP status (a generic body type such as ``server_error`` says less than a 503).
 """
 
 from __future__ import annotations
@@ -98,11 +98,10 @@ _CODES = {
     "rate_limit_exceeded": FailureClass.RATE_LIMITED,
     "insufficient_quota": FailureClass.RATE_LIMITED,
     "invalid_api_key": FailureClass.AUTH,
-    "server_error": FailureClass.SERVER_ERROR,
+    "overloaded": FailureClass.OVERLOADED,
     # Anthropic error.type
     "overloaded_error": FailureClass.OVERLOADED,
     "rate_limit_error": FailureClass.RATE_LIMITED,
-    "api_error": FailureClass.SERVER_ERROR,
     "authentication_error": FailureClass.AUTH,
     "permission_error": FailureClass.AUTH,
     "not_found_error": FailureClass.BAD_REQUEST,

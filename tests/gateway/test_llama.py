@@ -175,7 +175,7 @@ async def test_streaming_from_llama(llama: str) -> None:
 
 
 async def test_cascade_confidence_from_real_logprobs(llama: str) -> None:
-    router, sink = _router(llama)
+    router, _sink = _router(llama)
     body = {
         "messages": [{"role": "user", "content": "Once upon a time"}],
         "temperature": 0,
