@@ -18,8 +18,8 @@ class PriceTable:
 
     input: float
     output: float
-    cached_input: float
-    cache_write: float
+    cached_input: float | None  # None: not published and not declared
+    cache_write: float | None
     source: str  # "policy", "genai-prices" or "policy+genai-prices"
 
     def estimate(self, prompt_tokens: int, output_tokens: int) -> float:
@@ -48,24 +48,46 @@ def merge_prices(
     return PriceTable(
         input=inp,
         output=out,
-        cached_input=inp if cached is None else cached,
-        cache_write=inp if write is None else write,
+        cached_input=cached,
+        cache_write=write,
         source=source,
     )
 
 
-def cost_usd(usage: Usage, prices: PriceTable) -> float:
+@dataclass(frozen=True, slots=True)
+class Cost:
+    usd: float
+    known: bool  # False: some tokens had no known price (billed at the input rate, flagged)
+
+
+def cost_of(usage: Usage | None, prices: PriceTable) -> Cost:
     """What a request cost, from the provider's reported usage.
 
     Cached input and cache writes are billed at their own rates; the rest of the input at the
-    input rate. Reasoning tokens are part of ``output_tokens`` and billed as output.
+    input rate. Reasoning tokens are part of ``output_tokens`` and billed as output. A usage
+    the prices cannot fully cover (no usage reported; cached or cache-write tokens without a
+    known rate) is flagged ``known=False`` rather than silently priced at zero: unknown rates
+    are charged at the input rate, an upper bound for every published cache discount.
     """
+    if usage is None:
+        return Cost(0.0, False)
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     written = min(usage.cache_write_tokens, usage.input_tokens - cached)
     plain = usage.input_tokens - cached - written
-    return (
+    known = True
+    cached_rate, write_rate = prices.cached_input, prices.cache_write
+    if cached and cached_rate is None:
+        cached_rate, known = prices.input, False
+    if written and write_rate is None:
+        write_rate, known = prices.input, False
+    usd = (
         plain * prices.input
-        + cached * prices.cached_input
-        + written * prices.cache_write
+        + cached * (cached_rate or 0.0)
+        + written * (write_rate or 0.0)
         + usage.output_tokens * prices.output
     ) / 1_000_000
+    return Cost(usd, known)
+
+
+def cost_usd(usage: Usage, prices: PriceTable) -> float:
+    return cost_of(usage, prices).usd

@@ -13,7 +13,7 @@ from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteErro
 from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
-from modelroute.pricing import cost_usd
+from modelroute.pricing import cost_of
 from modelroute.records.ids import uuid7
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
@@ -99,6 +99,9 @@ class RecordBuilder:
         r.attempts = attempts
         r.usage = _sum_usage(attempts)
         r.cost_usd = sum(a.cost_usd or 0.0 for a in attempts)
+        # An answered attempt whose usage could not be priced makes the total uncertain.
+        r.price_unknown = any(not a.price_known for a in attempts
+                              if a.outcome in ("ok", "low_confidence") or a.usage is not None)
         r.latency_ms = self._elapsed_ms()
 
     def finish_error(self, err: ModelrouteError) -> None:
@@ -135,20 +138,26 @@ class RecordBuilder:
         r.answer = _content(completion.content, self.content)
         r.ttft_ms = r.latency_ms
 
-    def headers(self, opened: OpenStream | Answer | None = None) -> dict[str, str]:
+    def headers(
+        self, opened: OpenStream | Answer | None = None, attempts: list[Attempt] | None = None
+    ) -> dict[str, str]:
+        """``attempts``: the attempts so far, for a stream whose record is finished later."""
         r = self.record
         decision = r.decision or {}
         model = r.final_model
         reported = r.final_reported_model
         if isinstance(opened, OpenStream):
             model, reported = opened.model.name, opened.attempt.reported_model
+        if attempts is None:
+            attempts = r.attempts
+        escalations = sum(1 for a in attempts if a.outcome == "low_confidence")
         return {
             "x-modelroute-request-id": r.request_id,
             "x-modelroute-route": r.route or "",
             "x-modelroute-model": model or "",
             "x-modelroute-model-version": reported or "",
-            "x-modelroute-attempts": str(sum(1 for a in r.attempts if a.outcome != "skipped") or 1),
-            "x-modelroute-reason": _reason(decision, r.escalations),
+            "x-modelroute-attempts": str(sum(1 for a in attempts if a.outcome != "skipped") or 1),
+            "x-modelroute-reason": _reason(decision, escalations),
         }
 
     def relay(self, opened: OpenStream, attempts: list[Attempt]) -> StreamRelay:
@@ -190,13 +199,15 @@ class StreamRelay:
             failure = Failure(FailureClass.SERVER_ERROR, 0, f"{type(exc).__name__}: {exc}")
         return failure.cls.value, failure.message
 
-    def close(self, failed: tuple[str, str] | None) -> None:
+    def close(self, failed: tuple[str, str] | None, gone: bool = False) -> None:
+        """``failed``: (failure class, message) of a stream that broke; ``gone``: the client
+        left before the end."""
         opened, attempt = self.opened, self.opened.attempt
         b = self.builder
         attempt.latency_ms = (b.clock() - opened.started) * 1000
         attempt.usage = self.usage
-        if self.usage is not None:
-            attempt.cost_usd = cost_usd(self.usage, opened.model.prices)
+        cost = cost_of(self.usage, opened.model.prices)
+        attempt.cost_usd, attempt.price_known = cost.usd, cost.known
         b._totals(self.attempts)
         r = b.record
         r.final_model = opened.model.name
@@ -207,6 +218,8 @@ class StreamRelay:
         if failed is not None:
             attempt.outcome, attempt.failure, attempt.message = "failed", failed[0], failed[1]
             r.status, r.failure, r.error = "stream_error", failed[0], failed[1]
+        elif gone:
+            r.status, r.error = "cancelled", "the client went away"
         r.escalations = sum(1 for a in self.attempts if a.outcome == "low_confidence")
 
 

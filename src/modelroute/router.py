@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
@@ -22,9 +22,14 @@ from modelroute.policy.secrets import resolve_api_keys
 from modelroute.providers.http import Transport
 from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
+from modelroute.records.fanout import FanOut
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
 from modelroute.state.breakers import Breakers, BreakerSettings
+from modelroute.state.rolling import RollingStats, label_score
 from modelroute.types import Completion, StreamChunk
+
+if TYPE_CHECKING:
+    from modelroute.records.stores.base import Store
 
 StatsSource = Callable[[], StatsSnapshot]
 
@@ -92,10 +97,17 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         breaker_settings: BreakerSettings | None = None,
         content: str = "truncated",
+        store: Store | None = None,
+        extra_sinks: Sequence[RecordSink] = (),
     ) -> None:
         self.policy = policy
-        self.sink: RecordSink = sink if sink is not None else MemorySink()
-        self._stats = stats
+        # Every record goes to the main sink (a store writer, or memory), the rolling stats
+        # the planner reads, and any extra sinks (metrics, traces).
+        self.records: RecordSink = sink if sink is not None else MemorySink()
+        self.rolling = RollingStats(clock=clock)
+        self.sink = FanOut(self.records, self.rolling, *extra_sinks)
+        self.store = store
+        self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
         self.breakers = Breakers(breaker_settings, clock)
         self.transport = Transport()
@@ -217,7 +229,8 @@ class Router:
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
         else:
             chunks = self._relay(opened, builder, executor, body)
-        return ChatStream(chunks, builder.record, decision, builder.headers(opened))
+        headers = builder.headers(opened, executor.attempts)
+        return ChatStream(chunks, builder.record, decision, headers)
 
     async def _relay(
         self, opened: OpenStream, builder: RecordBuilder, executor: Executor, body: dict[str, Any]
@@ -227,6 +240,7 @@ class Router:
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence we accept
         relay = builder.relay(opened, executor.attempts)
         failed: tuple[str, str] | None = None
+        gone = False
         try:
             for chunk in opened.buffered:
                 relay.seen(chunk)
@@ -247,8 +261,11 @@ class Router:
             failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")
         except Exception as exc:  # classified once, here at the stream boundary
             failed = relay.failure(exc)
+        except BaseException:  # GeneratorExit or CancelledError: the client went away
+            gone = True
+            raise
         finally:
-            relay.close(failed)
+            relay.close(failed, gone)
             if failed is None:
                 self.breakers.success(opened.model.name)
             else:
@@ -272,8 +289,46 @@ class Router:
             self._runner = asyncio.Runner()
         return self._runner.run(self.chat(body, headers))
 
+    async def start(self) -> None:
+        """Start what runs beside the requests (the record writer); call inside the loop."""
+        for sink in self.sink.sinks:
+            start = getattr(sink, "start", None)
+            if start is not None:
+                await start()
+
     async def aclose(self) -> None:
+        """Drain the record sinks (nothing queued is lost), then close connections."""
+        for sink in self.sink.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                await close()
         await self.transport.aclose()
+
+    async def feedback(self, request_id: str, score: float | None, label: str | None,
+                       source: str | None, comment: str | None) -> bool:
+        """Join a quality signal to a request. False when the request is unknown."""
+        value = score if score is not None else label_score(label)
+        where = self.rolling.route_and_model(request_id)
+        known = where is not None
+        if self.store is not None:
+            for _ in range(20):  # the record may still be on its way to the store
+                if await self.store.add_feedback(request_id, value, label, source, comment):
+                    known = True
+                    break
+                if where is None:
+                    break
+                await asyncio.sleep(0.1)
+            if where is None and known:
+                stored = await self.store.get(request_id)
+                if stored and stored.get("route") and stored.get("final_model"):
+                    where = (stored["route"], stored["final_model"])
+        elif not known and isinstance(self.records, MemorySink):
+            found = self.records.find(request_id)
+            if found is not None and found.route and found.final_model:
+                where, known = (found.route, found.final_model), True
+        if where is not None and value is not None:
+            self.rolling.add_quality(where[0], where[1], value)
+        return known
 
     def close(self) -> None:
         if self._runner is not None:

@@ -178,7 +178,9 @@ async def _fail(
             model=route, messages=_messages(text), stream=stream, **extra
         )
     error = caught.value
-    return error, gw.record(error.response.headers["x-modelroute-request-id"])
+    record = gw.record(error.response.headers["x-modelroute-request-id"])
+    assert record.http_status == error.status_code  # the record says what the client got
+    return error, record
 
 
 def _one_record_each(gw: Gateway, requests: int) -> None:
@@ -369,6 +371,54 @@ async def test_failure_after_first_content_ends_the_stream_with_an_error(fault: 
         assert record.answer == "one two three"
         assert "secondary-sim" not in gw.sim.stats()  # no fallback once committed
         _one_record_each(gw, 1)
+
+
+async def test_stall_after_first_content_ends_the_stream_with_a_timeout_error() -> None:
+    # Two tokens a second: the second word comes 500 ms after the first, past the route's
+    # 250 ms limit on silence.
+    primary = {"default_answer": LONG_STORY, "tokens_per_second": 2}
+    async with gateway(POLICY, _sim(**{"primary-sim": primary})) as gw:
+        stream = await _client(gw).chat.completions.create(
+            model="quick", messages=_messages(STORY), stream=True
+        )
+        received = ""
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in stream:
+                if chunk.choices:
+                    received += chunk.choices[0].delta.content or ""
+        assert isinstance(caught.value.body, dict) and caught.value.body["code"] == "timeout"
+        assert received == "one"
+        [record] = gw.records()
+        assert record.status == "stream_error" and record.failure == "timeout"
+        assert record.http_status == 200
+        assert _trail(record) == [("primary", "failed", "timeout")]
+        assert "secondary-sim" not in gw.sim.stats()
+
+
+async def test_client_leaving_mid_stream_leaves_one_cancelled_record() -> None:
+    primary = {"default_answer": LONG_STORY, "tokens_per_second": 20}
+    async with gateway(POLICY, _sim(**{"primary-sim": primary})) as gw:
+        async with (
+            httpx.AsyncClient(timeout=10) as http,
+            http.stream(
+                "POST",
+                f"{gw.base_url}/chat/completions",
+                json={"model": "chat", "messages": _messages(STORY), "stream": True},
+            ) as response,
+        ):
+            request_id = response.headers["x-modelroute-request-id"]
+            async for line in response.aiter_lines():
+                if '"one"' in line:
+                    break  # and hang up
+        for _ in range(100):  # the gateway notices at its next write (tokens are 50 ms apart)
+            if gw.records():
+                break
+            await asyncio.sleep(0.01)
+        [record] = gw.records()
+        assert record.request_id == request_id
+        assert record.status == "cancelled" and record.error == "the client went away"
+        assert record.answer is not None and LONG_STORY.startswith(record.answer)
+        assert record.answer != LONG_STORY
 
 
 async def test_stream_error_event_on_the_wire() -> None:
@@ -697,7 +747,7 @@ async def test_every_request_yields_exactly_one_record() -> None:
             async for _ in stream:
                 pass
         ids.append(gw.records()[-1].request_id)
-        error, record = await _fail(gw, "chat", extra_body={"stop": 5})  # fail fast
+        _, record = await _fail(gw, "chat", extra_body={"stop": 5})  # fail fast
         ids.append(record.request_id)
         with pytest.raises(openai.NotFoundError):  # no such route
             await client.chat.completions.create(model="nope", messages=_messages(STORY))

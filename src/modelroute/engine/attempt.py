@@ -11,7 +11,7 @@ from typing import Any
 
 from modelroute.failures import UNHEALTHY, Failure, FailureClass, classify
 from modelroute.policy.compiled import Model
-from modelroute.pricing import cost_usd
+from modelroute.pricing import cost_of
 from modelroute.providers.base import Provider
 from modelroute.records.record import Attempt
 from modelroute.state.breakers import Breakers
@@ -52,8 +52,8 @@ def note_success(deps: EngineDeps, model: Model, attempt: Attempt, completion: C
 
 def account(attempt: Attempt, model: Model, completion: Completion) -> None:
     attempt.usage = completion.usage
-    if completion.usage is not None:
-        attempt.cost_usd = cost_usd(completion.usage, model.prices)
+    cost = cost_of(completion.usage, model.prices)
+    attempt.cost_usd, attempt.price_known = cost.usd, cost.known
 
 
 async def call(

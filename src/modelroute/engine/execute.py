@@ -149,7 +149,7 @@ class Executor:
         ) -> tuple[OpenStream | None, Any]:
             return await open_stream(self.deps, model, self.body, timeout, attempt)
 
-        found = await self.walk.tier(last, tiers[last], once) if tiers else None
+        found = await self._tier(last, tiers[last], once) if tiers else None
         if found is not None:
             opened: OpenStream = found[0]
             return opened

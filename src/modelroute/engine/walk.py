@@ -133,20 +133,37 @@ class Walk(Generic[T]):
         self, tier: int, first: Candidate, second: Candidate, try_once: TryOnce[T]
     ) -> tuple[T, Model, Attempt] | None:
         """Start ``first``; if it has not answered after ``hedge_after_ms``, start ``second``
-        too. The first success wins, the other is cancelled; both are recorded."""
+        too. The first success wins, the other is cancelled; both are recorded. If ``first``
+        fails before the hedge time, ``second`` starts at once as its fallback."""
         assert self.route.hedge_after_ms is not None
         models = [self.policy.models[first.model], self.policy.models[second.model]]
-        timeout = min(self.route.timeouts.attempt_ms / 1000, max(self.remaining(), 0.001))
         tasks: dict[asyncio.Task[tuple[T | None, Failure | None]], tuple[Model, Attempt]] = {}
+        partner: list[Model] = [models[1]]  # until it is launched (or ruled out)
 
         def launch(model: Model) -> None:
             attempt = self.new_attempt(model, tier)
+            timeout = min(self.route.timeouts.attempt_ms / 1000, max(self.remaining(), 0.001))
             tasks[asyncio.ensure_future(try_once(model, attempt, timeout))] = (model, attempt)
 
-        launch(models[0])
-        done, _ = await asyncio.wait(tasks, timeout=self.route.hedge_after_ms / 1000)
-        if not done and self.deps.breakers.allow(models[1].name):
-            launch(models[1])
+        def launch_partner(overflowed: Model | None = None) -> None:
+            if not partner:
+                return
+            model = partner.pop()
+            if overflowed is not None and model.context_window <= overflowed.context_window:
+                self._skip(model, tier, "context window not larger than one that overflowed")
+            elif not self.deps.breakers.allow(model.name):
+                self._skip(model, tier, "circuit open")
+            else:
+                launch(model)
+
+        if self.deps.breakers.allow(models[0].name):
+            launch(models[0])
+            done, _ = await asyncio.wait(tasks, timeout=self.route.hedge_after_ms / 1000)
+            if not done:
+                launch_partner()
+        else:
+            self._skip(models[0], tier, "circuit open")
+            launch_partner()
         try:
             while tasks:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -159,6 +176,8 @@ class Walk(Generic[T]):
                     self.last_failure = failure
                     if failure.cls in FATAL:
                         raise self.fail(failure)
+                    overflowed = model if failure.cls is FailureClass.CONTEXT_LENGTH else None
+                    launch_partner(overflowed)  # failed before the hedge time: fall back now
             return None
         finally:
             for task, (model, attempt) in tasks.items():

@@ -287,9 +287,10 @@ def _add_sampling(out: dict[str, Any], body: dict[str, Any]) -> None:
         raise ValueError("stop: must be a string or a list of strings")
     # Sampling fields go only when they change something: 1 is the default of both, and
     # newer Claude models reject sampling fields (or top_p beside temperature) with a 400.
+    # OpenAI's temperature runs 0..2, Anthropic's 0..1: above 1 clamps to 1, the default.
     temperature = _number(body, "temperature")
     if temperature is not None and temperature < 1:
-        out["temperature"] = max(temperature, 0.0)  # OpenAI allows 0..2, Anthropic 0..1
+        out["temperature"] = max(temperature, 0.0)
     top_p = _number(body, "top_p")
     if top_p is not None and top_p != 1:
         out["top_p"] = top_p

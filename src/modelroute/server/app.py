@@ -28,6 +28,7 @@ from modelroute.server.asgi import (
     start_stream,
 )
 from modelroute.server.errors import HttpError, http_error
+from modelroute.server.feedback import handle_feedback
 from modelroute.server.openapi import openapi_text
 
 log = logging.getLogger("modelroute.server")
@@ -61,6 +62,7 @@ class Gateway:
             ("GET", "/v1/models"): self.models,
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
+            ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/openapi.json"): self.openapi,
         }
         self.anthropic = anthropic_api.AnthropicDoor(router)
@@ -88,6 +90,7 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.router.warm_up()  # pay one-time costs before the first request, not in it
+                await self.router.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.router.aclose()
@@ -159,6 +162,9 @@ class Gateway:
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.handle(scope, receive, send)
+
+    async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await handle_feedback(self.router, scope, receive, send)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy = self.router.policy

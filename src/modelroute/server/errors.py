@@ -107,6 +107,8 @@ def http_error(err: Exception) -> HttpError:
     if isinstance(err, AllAttemptsFailed):
         failure = err.failure
         status = _FAILED_STATUS.get(failure.cls, 502)
+        if err.record is not None:
+            err.record.http_status = status  # the record says what the client got
         if failure.retry_after_s is not None and status == 503:
             headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
         attempts = [

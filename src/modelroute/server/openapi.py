@@ -216,7 +216,20 @@ _OPENAI_SCHEMAS: dict[str, Schema] = {
                                 "role": {"const": "assistant"},
                                 "content": _NULLABLE_STRING,
                                 "refusal": _NULLABLE_STRING,
-                                "tool_calls": {"type": "array", "items": _ref("ToolCall")},
+                                "tool_calls": {
+                                    "type": "array",
+                                    "items": _obj(
+                                        {
+                                            "id": _STRING,
+                                            "type": _STRING,
+                                            "function": _obj(
+                                                {"name": _STRING, "arguments": _STRING},
+                                                ("name", "arguments"),
+                                            ),
+                                        },
+                                        ("id", "type", "function"),
+                                    ),
+                                },
                             },
                             ("role",),
                         ),
@@ -236,6 +249,48 @@ _OPENAI_SCHEMAS: dict[str, Schema] = {
             ),
         },
         ("id", "object", "created", "model", "choices"),
+    ),
+    "ChatCompletionChunk": _obj(
+        {
+            "id": _STRING,
+            "object": {"const": "chat.completion.chunk"},
+            "created": _INT,
+            "model": _STRING,
+            "choices": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "index": _INT,
+                        "delta": {"type": "object"},
+                        "finish_reason": _NULLABLE_STRING,
+                        "logprobs": {"type": ["object", "null"]},
+                    },
+                    ("index", "delta"),
+                ),
+            },
+            "usage": {"type": ["object", "null"]},
+        },
+        ("id", "object", "created", "model", "choices"),
+    ),
+    "ChatCompletionStreamEvent": _obj(
+        {
+            "event": _STRING,
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": JSON,
+                        "contentSchema": {
+                            "anyOf": [_ref("ChatCompletionChunk"), _ref("OpenAIError")]
+                        },
+                    },
+                ]
+            },
+        },
+        ("data",),
+        description="One server-sent event: a chunk, the final `[DONE]`, or an error object "
+        "when the stream fails after its first byte.",
     ),
     "OpenAIError": _obj(
         {
@@ -455,6 +510,30 @@ _ANTHROPIC_SCHEMAS: dict[str, Schema] = {
         },
         ("id", "type", "role", "model", "content", "stop_reason", "usage"),
     ),
+    "AnthropicStreamEvent": _obj(
+        {
+            "event": {
+                "enum": [
+                    "message_start",
+                    "content_block_start",
+                    "content_block_delta",
+                    "content_block_stop",
+                    "message_delta",
+                    "message_stop",
+                    "ping",
+                    "error",
+                ]
+            },
+            "data": {
+                "type": "string",
+                "contentMediaType": JSON,
+                "contentSchema": _obj({"type": _STRING}, ("type",)),
+            },
+        },
+        ("event", "data"),
+        description="One server-sent event of Anthropic's stream; `data.type` repeats the "
+        "event name. A failure after the first byte ends the stream with an `error` event.",
+    ),
     "AnthropicError": _obj(
         {
             "type": {"const": "error"},
@@ -551,7 +630,7 @@ def _operations() -> dict[str, Any]:
                         "headers": _RESPONSE_HEADERS,
                         "content": {
                             JSON: {"schema": _ref("ChatCompletion")},
-                            SSE: {"schema": _STRING},
+                            SSE: {"schema": _ref("ChatCompletionStreamEvent")},
                         },
                     },
                     **_errors("OpenAIError"),
@@ -582,7 +661,7 @@ def _operations() -> dict[str, Any]:
                         "headers": _RESPONSE_HEADERS,
                         "content": {
                             JSON: {"schema": _ref("AnthropicMessage")},
-                            SSE: {"schema": _STRING},
+                            SSE: {"schema": _ref("AnthropicStreamEvent")},
                         },
                     },
                     **_errors("AnthropicError"),
