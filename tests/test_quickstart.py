@@ -1,5 +1,6 @@
 """The README quickstart, run as written: `modelroute serve examples/quickstart.yaml`, then
-the README's own curl command and Python snippet (only the port differs, to avoid clashes)."""
+the README's own curl command and Python snippet (only the port and where records are kept
+differ, to avoid clashes)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     port = free_port()
     modelroute = Path(sys.executable).parent / "modelroute"
     proc = subprocess.Popen([str(modelroute), "serve", "examples/quickstart.yaml", "--port",
-                             str(port)], cwd=ROOT, start_new_session=True)
+                             str(port), "--store", str(tmp_path / "records.db"),
+                             "--spool-dir", str(tmp_path / "spool")],
+                            cwd=ROOT, start_new_session=True)
     try:
         _wait(f"http://127.0.0.1:{port}/readyz", proc)
         curl = _block("curl").replace("8080", str(port)).replace("\\\n", " ")
@@ -57,6 +60,12 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         lines = run.stdout.splitlines()
         assert lines[0] == "Paris"
         assert lines[1].startswith("small ")
+        # Both requests were recorded in the store, and the CLI reads them back.
+        logs = subprocess.run([str(modelroute), "logs", "--store", str(tmp_path / "records.db"),
+                               "--json"], capture_output=True, text=True, timeout=30)
+        assert logs.returncode == 0, logs.stderr
+        rows = [json.loads(line) for line in logs.stdout.splitlines()]
+        assert len(rows) == 2 and {r["final_model"] for r in rows} == {"small"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)

@@ -132,6 +132,9 @@ def request_context(
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise RequestError("'model' must be a string")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, Mapping):
+        raise RequestError("'stream_options' must be an object")  # read on the stream path
     tokens, has_images = _tokens_and_flags(body)
     response_format = body.get("response_format")
     needs_json = isinstance(response_format, Mapping) and response_format.get("type") in (

@@ -116,9 +116,16 @@ class RecordBuilder:
         r.error = str(err)
         r.latency_ms = self._elapsed_ms()
 
-    def finish_failed(self, err: AllAttemptsFailed, attempts: list[Attempt]) -> None:
+    def finish_failed(
+        self,
+        err: AllAttemptsFailed,
+        attempts: list[Attempt],
+        status_of: Callable[[Failure], int] | None = None,
+    ) -> None:
         self._totals(attempts)
         r = self.record
+        if status_of is not None:
+            r.http_status = status_of(err.failure)
         r.status, r.failure, r.error = "failed", err.failure.cls.value, err.failure.message
 
     def finish_cancelled(self, attempts: list[Attempt]) -> None:

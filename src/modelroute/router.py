@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import UNHEALTHY, FailureClass
+from modelroute.failures import UNHEALTHY, Failure, FailureClass
 from modelroute.features import request_context
 from modelroute.planner import Decision, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
@@ -118,6 +118,9 @@ class Router:
             clock=clock,
         )
         self.content = content
+        # The HTTP status of a request whose every attempt failed, for its record; set by the
+        # server (the only place that knows statuses) before the record is submitted.
+        self.failed_status: Callable[[Failure], int] | None = None
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
 
@@ -190,7 +193,7 @@ class Router:
         try:
             answer = await executor.complete()
         except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts)
+            builder.finish_failed(err, executor.attempts, self.failed_status)
             raise self._submit(builder, err) from None
         except BaseException:
             builder.finish_cancelled(executor.attempts)
@@ -215,7 +218,7 @@ class Router:
         try:
             opened = await executor.stream()
         except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts)
+            builder.finish_failed(err, executor.attempts, self.failed_status)
             raise self._submit(builder, err) from None
         except BaseException:
             builder.finish_cancelled(executor.attempts)
@@ -291,6 +294,8 @@ class Router:
 
     async def start(self) -> None:
         """Start what runs beside the requests (the record writer); call inside the loop."""
+        if self.store is not None:
+            await self.store.open()
         for sink in self.sink.sinks:
             start = getattr(sink, "start", None)
             if start is not None:
@@ -302,6 +307,8 @@ class Router:
             close = getattr(sink, "close", None)
             if close is not None:
                 await close()
+        if self.store is not None:
+            await self.store.close()
         await self.transport.aclose()
 
     async def feedback(self, request_id: str, score: float | None, label: str | None,

@@ -9,8 +9,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelroute.policy import Policy
+
+if TYPE_CHECKING:
+    from modelroute.records.metrics import MetricsSink
+    from modelroute.router import Router
 
 
 @contextlib.contextmanager
@@ -83,3 +88,32 @@ def run_gateway(
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+
+
+def build_router(policy: Policy, *, store_url: str | None, spool_dir: str, content: str,
+                 traces: str) -> tuple[Router, MetricsSink]:
+    """The gateway's router with its record pipeline: the store writer (or memory), metrics,
+    and traces when asked for."""
+    from modelroute.records.metrics import MetricsSink
+    from modelroute.records.record import MemorySink, RecordSink
+    from modelroute.records.stores import open_store
+    from modelroute.records.writer import RecordWriter
+    from modelroute.router import Router
+
+    store = open_store(store_url) if store_url else None
+    records: RecordSink
+    if store is not None:
+        writer = RecordWriter(store, spool_dir)
+        metrics = MetricsSink(queue_depth=lambda: writer.queue_depth,
+                              spool_size=lambda: writer.spool_size)
+        records = writer
+    else:
+        metrics, records = MetricsSink(), MemorySink()
+    extra: list[RecordSink] = [metrics]
+    if traces != "off":
+        from modelroute.records.tracing import TracingSink, tracing_from_settings
+
+        extra.append(TracingSink(tracing_from_settings(traces)))
+    router = Router(policy, sink=records, store=store, extra_sinks=extra, content=content)
+    metrics.watch(circuit_states=router.breakers.snapshot)
+    return router, metrics

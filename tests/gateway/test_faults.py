@@ -337,7 +337,7 @@ async def test_total_deadline_exhausted_is_504(stream: bool) -> None:
         assert _body_trail(error) == expected
         assert _trail(record) == expected
         # The second attempt only gets what is left of the 400 ms deadline, not 250 ms.
-        assert record.attempts[1].latency_ms < 200
+        assert record.attempts[1].latency_ms < 240
         assert 0.39 <= elapsed < 0.8
         assert record.status == "failed" and record.failure == "timeout"
         _one_record_each(gw, 1)
@@ -613,6 +613,38 @@ async def test_failed_probe_reopens_the_circuit() -> None:
         _one_record_each(gw, 3)
 
 
+async def test_probe_claimed_after_the_deadline_is_released() -> None:
+    """A half-open model reached after the deadline passed is not called; its probe slot
+    must stay free, or the model would be rejected as ``circuit_open`` for good."""
+    clock = ShiftedClock()
+    settings = BreakerSettings(consecutive_failures=1, cooldown_s=30)
+    sim = _sim(
+        **{
+            "primary-sim": {"script": ["server_error", "hang"]},
+            "secondary-sim": {"script": ["server_error"]},
+        }
+    )
+    async with gateway(POLICY, sim, clock=clock, breaker_settings=settings) as gw:
+        breakers = gw.router.breakers
+        error, _ = await _fail(gw, "once")  # both fail: both circuits open
+        assert error.status_code == 502
+        clock.offset += 30  # both half-open
+        late = asyncio.ensure_future(_fail(gw, "quick"))
+        while gw.sim.stats()["primary-sim"].get("hang") is None:  # primary's probe is out
+            await asyncio.sleep(0.005)
+        clock.offset += 5  # the route's 3 s deadline passes while primary hangs
+        error, record = await late
+        assert error.status_code == 504
+        assert _trail(record) == [("primary", "failed", "timeout")]  # secondary never called
+        assert breakers.state("secondary") == "half_open"
+        assert "secondary" not in breakers.open_models()  # its probe is still available
+        answer, record, _ = await _ask(gw, "once")
+        assert _circuit_rejected(record, "primary")  # re-opened by its failed probe
+        assert answer == "secondary answer" and _trail(record) == [("secondary", "ok", None)]
+        assert breakers.state("secondary") == "closed"
+        _one_record_each(gw, 3)
+
+
 async def test_circuit_opened_after_planning_is_skipped_by_the_engine() -> None:
     """Request A is planned while primary is healthy; while A waits on a hung first model,
     request B trips primary's breaker; A then skips primary instead of calling it."""
@@ -726,6 +758,17 @@ async def test_low_confidence_answer_escalates_to_the_next_tier(stream: bool) ->
 # -- one record per request, whatever happens --------------------------------------------------
 
 
+class AtSubmit:
+    """A record sink that notes what each record said when it was handed over: a sink may
+    serialise it right away, so it must be complete by then."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, int]] = []
+
+    def submit(self, record: RequestRecord) -> None:
+        self.seen.append((record.request_id, record.status, record.http_status))
+
+
 async def test_every_request_yields_exactly_one_record() -> None:
     sim = _sim(
         **{
@@ -735,7 +778,8 @@ async def test_every_request_yields_exactly_one_record() -> None:
             }
         }
     )
-    async with gateway(POLICY, sim) as gw:
+    at_submit = AtSubmit()
+    async with gateway(POLICY, sim, extra_sinks=[at_submit]) as gw:
         ids: list[str] = []
         _, record, _ = await _ask(gw, "chat", STORY)  # fallback after two failures
         ids.append(record.request_id)
@@ -756,6 +800,12 @@ async def test_every_request_yields_exactly_one_record() -> None:
         ids += [r[1].request_id for r in results]
         _one_record_each(gw, 9)
         assert {r.request_id for r in gw.records()} == set(ids)
-        statuses = [r.status for r in gw.records()]
-        assert statuses[:4] == ["ok", "stream_error", "failed", "rejected"]
-        assert statuses[4:] == ["ok"] * 5
+        final = [(r.request_id, r.status, r.http_status) for r in gw.records()]
+        assert at_submit.seen == final  # submitted once each, already complete
+        assert [(status, http) for _, status, http in final] == [
+            ("ok", 200),
+            ("stream_error", 200),  # the 200 had left with the first byte
+            ("failed", 400),
+            ("rejected", 404),
+            *[("ok", 200)] * 5,
+        ]

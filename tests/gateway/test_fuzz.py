@@ -1,18 +1,31 @@
 """Bad-input fuzzing of the HTTP API with schemathesis, from the gateway's own OpenAPI document.
 
-The real gateway (uvicorn, in the test's event loop) routes to a healthy simulator; a worker
-thread fetches ``/openapi.json``, lets schemathesis generate valid and invalid requests for
-every operation, sends them over real sockets and checks each answer: no 5xx, no hang, every
-error in the endpoint's own format, every answer a well-formed completion, message or stream.
-Generation is derandomized, so CI sees the same cases on every run.
+The real gateway (uvicorn, in the test's event loop) routes to a healthy simulator. A worker
+thread fetches ``/openapi.json`` and sends what schemathesis generates from it over real
+sockets, in two phases, as ``st run`` would:
+
+- coverage: schemathesis' deterministic cases, valid and invalid: every field missing, of the
+  wrong type, at and past its bounds, unknown enum values, undeclared methods;
+- fuzzing: Hypothesis-generated requests, valid and invalid, derandomized so CI sees the same
+  cases on every run.
+
+Every answer is checked: never a 5xx (the upstream is healthy, so not even 502/503/504), never
+a hang, every error in the endpoint's own format, every answer a valid completion, message or
+stream, and all of it conforming to the document.
+
+The document is fuzzed in three variants: as served; without the routing headers, so invalid
+bodies are not all stopped by an invalid header first; and with ``stream`` required, so
+invalid bodies reach the streaming path too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +36,7 @@ import requests
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import Case, GenerationMode, Response  # noqa: E402
+from schemathesis import BaseSchema, Case, GenerationMode, Response  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -36,19 +49,30 @@ from .harness import gateway  # noqa: E402
 
 CHAT = "POST /v1/chat/completions"
 MESSAGES = "POST /v1/messages"
-# Examples per (operation, mode). Hypothesis may stop an operation early once it has tried
-# everything it can generate (the GET endpoints have no inputs), so the total is asserted.
-BUDGET: dict[tuple[str, GenerationMode], int] = {
-    (CHAT, GenerationMode.POSITIVE): 340,
-    (CHAT, GenerationMode.NEGATIVE): 340,
-    (MESSAGES, GenerationMode.POSITIVE): 200,
-    (MESSAGES, GenerationMode.NEGATIVE): 200,
-    ("GET /v1/models", GenerationMode.POSITIVE): 5,
-    ("GET /healthz", GenerationMode.POSITIVE): 5,
-    ("GET /readyz", GenerationMode.POSITIVE): 5,
+GETS = ("GET /v1/models", "GET /healthz", "GET /readyz")
+POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
+
+# Hypothesis examples per (variant, operation, mode). An operation with nothing to vary (the
+# GET endpoints) stops after its one distinct case, so the executed total is what is asserted.
+FUZZ: dict[tuple[str, str], dict[GenerationMode, int]] = {
+    ("served", CHAT): {POSITIVE: 150, NEGATIVE: 150},
+    ("body", CHAT): {POSITIVE: 120, NEGATIVE: 180},
+    ("streamed", CHAT): {POSITIVE: 70, NEGATIVE: 80},
+    ("served", MESSAGES): {POSITIVE: 80, NEGATIVE: 80},
+    ("body", MESSAGES): {POSITIVE: 70, NEGATIVE: 100},
+    ("streamed", MESSAGES): {POSITIVE: 40, NEGATIVE: 40},
+    **{("served", label): {POSITIVE: 5} for label in GETS},
 }
-MIN_CASES = 1000
+# Coverage cases of the served document's body fields would all carry the minimal header
+# values (a 0 USD cost ceiling) and stop at 422; the header-less variants reach the upstreams.
+COVERAGE = [("served", label) for label in GETS] + [
+    (variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)
+]
+MIN_FUZZED = 1000
+# Deeper local runs: MODELROUTE_FUZZ_SCALE=10 multiplies every fuzzing budget (and the time).
+SCALE = float(os.environ.get("MODELROUTE_FUZZ_SCALE", "1"))
 TIMEOUT_S = 5.0  # per request: connect and read, and the whole exchange by the wall clock
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -58,6 +82,12 @@ CHECKS = [
 # What the policy knows, so valid requests reach the upstreams instead of stopping at a 404.
 ROUTE_NAMES = ["chat", "assistant", "cheap-only", "triage", "hedged"]
 MODEL_NAMES = ["primary", "secondary", "claude"]
+ROUTING_HEADERS = {
+    "x-modelroute-task",
+    "x-modelroute-max-cost-usd",
+    "x-modelroute-max-latency-ms",
+    "x-modelroute-min-quality",
+}
 OPENAI_ERROR_TYPES = {"invalid_request_error", "upstream_error", "service_unavailable", "timeout"}
 ANTHROPIC_ERROR_TYPES = {
     "invalid_request_error",
@@ -66,13 +96,7 @@ ANTHROPIC_ERROR_TYPES = {
     "api_error",
     "overloaded_error",
 }
-
-
-def _fast_sim() -> dict[str, Any]:
-    quick = {"latency_ms": {"p50": 1}, "ttft_ms": {"p50": 1}}
-    return sim_config(**{name: quick for name in ("primary-sim", "secondary-sim", "claude-sim")})
-
-
+REQUESTS = ("ChatCompletionRequest", "MessagesRequest")
 RESPONSES = {
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -85,28 +109,38 @@ RESPONSES = {
 }
 
 
+def _fast_sim() -> dict[str, Any]:
+    quick = {"latency_ms": {"p50": 1}, "ttft_ms": {"p50": 1}}
+    return sim_config(**{name: quick for name in ("primary-sim", "secondary-sim", "claude-sim")})
+
+
+# -- the document, steered for generation ---------------------------------------------------
+
+
 def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
     """The served document, narrowed for generation (it describes the API; this steers the
     fuzzer): ``model`` and the task header name this policy's routes and models, so valid
-    requests reach the upstreams instead of stopping at a 404 (invalid ones still mutate them
-    into unknown names); nested objects are closed and free-form ones (tool parameters, JSON
-    schemas) kept small, which keeps valid requests realistic and generation ~4x faster. The
-    request objects themselves stay open: unknown top-level fields pass through upstream."""
+    requests reach the upstreams instead of stopping at a 404 (invalid ones still turn them
+    into unknown names); nested request objects are closed and free-form ones (tool
+    parameters, JSON schemas) kept small, which keeps valid requests realistic and generation
+    several times faster. The request objects themselves stay open: unknown top-level fields
+    pass through to the upstream."""
+    spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     for name, schema in schemas.items():
         if name in RESPONSES:
             continue
-        if name in ("ChatCompletionRequest", "MessagesRequest"):
+        if name in REQUESTS:
             for prop in schema["properties"].values():
                 _close(prop)
             schema["maxProperties"] = 10
         else:
             _close(schema)
     names = {"enum": ROUTE_NAMES + MODEL_NAMES}
-    schemas["ChatCompletionRequest"]["properties"]["model"] = names
-    schemas["MessagesRequest"]["properties"]["model"] = names
-    for path in ("/v1/chat/completions", "/v1/messages"):
-        for parameter in spec["paths"][path]["post"]["parameters"]:
+    for name in REQUESTS:
+        schemas[name]["properties"]["model"] = names
+    for operation in _routed(spec):
+        for parameter in operation["parameters"]:
             if parameter["name"] == "x-modelroute-task":
                 parameter["schema"] = {"enum": ROUTE_NAMES}
     return spec
@@ -127,6 +161,34 @@ def _close(schema: Any) -> None:
             schema["additionalProperties"] = {"type": ["string", "integer", "boolean"]}
     for value in schema.values():
         _close(value)
+
+
+def _routed(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    return (spec["paths"][path]["post"] for path in ("/v1/chat/completions", "/v1/messages"))
+
+
+def _without_routing_headers(spec: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(spec)
+    for operation in _routed(spec):
+        operation["parameters"] = [
+            p for p in operation["parameters"] if p["name"] not in ROUTING_HEADERS
+        ]
+    return spec
+
+
+def _streamed(spec: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(spec)
+    for name in REQUESTS:
+        schema = spec["components"]["schemas"][name]
+        schema["properties"]["stream"] = {"const": True}
+        schema["required"] = [*schema["required"], "stream"]
+    return spec
+
+
+def _variants(served: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    tailored = _tailored(served)
+    body = _without_routing_headers(tailored)
+    return {"served": tailored, "body": body, "streamed": _streamed(body)}
 
 
 # -- per-case checks -------------------------------------------------------------------------
@@ -218,10 +280,16 @@ def _anthropic_stream(response: Response) -> None:
         assert orjson.loads(data).get("type") == name, (name, data)
 
 
-def _check(label: str, case: Case, response: Response) -> None:
+def _check(label: str, case: Case[Any], response: Response) -> None:
     status = response.status_code
-    streamed = isinstance(case.body, dict) and bool(case.body.get("stream"))
     assert status < 500, f"{status} with a healthy upstream: {response.content[:500]!r}"
+    if case.method.upper() != label.split(" ")[0]:
+        # An undeclared method. Unmatched requests are answered in OpenAI's format on every
+        # path, /v1/messages included (Gateway.not_found).
+        assert status == 405, status
+        _openai_error(response)
+        return
+    streamed = isinstance(case.body, dict) and bool(case.body.get("stream"))
     if label == CHAT:
         if status >= 400:
             _openai_error(response)
@@ -246,82 +314,100 @@ def _check(label: str, case: Case, response: Response) -> None:
 
 @dataclass
 class Tally:
-    cases: int = 0
-    statuses: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    fuzzed: int = 0
+    covered: int = 0
+    routed: int = 0  # requests that reached a routed endpoint with its own method
+    statuses: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)
 
 
-def _fuzz(url: str) -> Tally:
-    """Runs in a worker thread: blocking HTTP while the gateway serves on the test's loop."""
-    spec = requests.get(f"{url}/openapi.json", timeout=TIMEOUT_S).json()
-    config = schemathesis.Config.from_dict(
-        {"request-timeout": TIMEOUT_S, "max-stream-events": 10_000}
-    )
-    schema = schemathesis.openapi.from_dict(_tailored(spec), config=config)
-    tally = Tally()
-    with requests.Session() as session:
-        for (label, mode), examples in BUDGET.items():
-            method, path = label.split(" ")
-            operation = schema[path][method]
-            _run(
-                label,
-                mode,
-                examples,
-                operation.as_strategy(generation_mode=mode),
-                url,
-                session,
-                tally,
-            )
-    return tally
+@dataclass
+class Runner:
+    url: str
+    session: requests.Session
+    tally: Tally
 
-
-def _run(
-    label: str,
-    mode: GenerationMode,
-    examples: int,
-    strategy: Any,
-    url: str,
-    session: requests.Session,
-    tally: Tally,
-) -> None:
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=True,
-    )
-    @given(case=strategy)
-    def one(case: Case) -> None:
+    def send(self, phase: str, variant: str, label: str, case: Case[Any]) -> None:
         started = time.monotonic()
-        response = case.call(base_url=url, session=session, timeout=TIMEOUT_S)
+        response = case.call(base_url=self.url, session=self.session, timeout=TIMEOUT_S)
         took = time.monotonic() - started
-        tally.cases += 1
-        tally.statuses[label, mode.value, response.status_code] += 1
-        import os
-        if os.environ.get("FUZZ_DEBUG") and response.status_code >= 400:
-            with open("/tmp/fuzz_errors.txt", "a") as fh:
-                msg = response.content[:200].decode("utf-8", "replace")
-                fh.write(f"{label} {mode.value} {response.status_code} {msg}\n")
+        mode = case.meta.generation.mode.value if case.meta is not None else "?"
+        self.tally.statuses[f"{phase}/{variant}", label, mode, response.status_code] += 1
+        if label in (CHAT, MESSAGES) and case.method.upper() == "POST":
+            self.tally.routed += 1
         try:
             assert took < TIMEOUT_S, f"took {took:.1f} s"
             _check(label, case, response)
         except AssertionError as exc:
-            exc.add_note(f"reproduce with: {case.as_curl_command()}")
+            exc.add_note(f"{phase}/{variant}: reproduce with: {case.as_curl_command()}")
             raise
 
-    run: Callable[[], None] = one
-    run()
+    def coverage(self, schema: BaseSchema, variant: str, label: str) -> None:
+        method, path = label.split(" ")
+        operation = schema[path][method]
+        cases = schema.iter_coverage_cases(
+            operation,
+            generation_modes=[POSITIVE, NEGATIVE],
+            generation_config=schema.config.generation_for(operation=operation),
+        )
+        for case in cases:
+            self.tally.covered += 1
+            self.send("coverage", variant, label, case)
+
+    def fuzz(
+        self, schema: BaseSchema, variant: str, label: str, mode: GenerationMode, n: int
+    ) -> None:
+        method, path = label.split(" ")
+        strategy = schema[path][method].as_strategy(generation_mode=mode)
+
+        @settings(
+            max_examples=n,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            suppress_health_check=list(HealthCheck),
+            print_blob=True,
+        )
+        @given(case=strategy)
+        def one(case: Case[Any]) -> None:
+            self.tally.fuzzed += 1
+            self.send("fuzz", variant, label, case)
+
+        one()
+
+
+def _fuzz(url: str) -> Tally:
+    """Runs in a worker thread: blocking HTTP while the gateway serves on the test's loop."""
+    served = requests.get(f"{url}/openapi.json", timeout=TIMEOUT_S).json()
+    config = schemathesis.Config.from_dict(
+        {"request-timeout": TIMEOUT_S, "max-stream-events": 10_000}
+    )
+    schemas = {
+        name: schemathesis.openapi.from_dict(spec, config=config)
+        for name, spec in _variants(served).items()
+    }
+    tally = Tally()
+    with requests.Session() as session:
+        runner = Runner(url, session, tally)
+        for variant, label in COVERAGE:
+            runner.coverage(schemas[variant], variant, label)
+        for (variant, label), budget in FUZZ.items():
+            for mode, examples in budget.items():
+                runner.fuzz(schemas[variant], variant, label, mode, round(examples * SCALE))
+    return tally
 
 
 async def test_fuzz_the_http_api_from_its_openapi_document() -> None:
+    started = time.monotonic()
     async with gateway(POLICY, _fast_sim()) as gw:
         tally = await asyncio.to_thread(_fuzz, gw.url)
         records = gw.records()
-    summary = "\n".join(f"{k}: {v}" for k, v in sorted(tally.statuses.items()))
-    print(f"\n{tally.cases} fuzzed cases by (operation, mode, status):\n{summary}")
-    assert tally.cases >= MIN_CASES, summary
-    # Every request to a routed endpoint left exactly one record, refused or answered.
-    routed = sum(n for (label, _, _), n in tally.statuses.items() if label in (CHAT, MESSAGES))
-    assert len(records) == routed
+    summary = "\n".join(f"  {k}: {v}" for k, v in sorted(tally.statuses.items()))
+    print(
+        f"\n{tally.fuzzed} fuzzed and {tally.covered} coverage cases in "
+        f"{time.monotonic() - started:.1f} s, by (phase/variant, operation, mode, status):\n"
+        f"{summary}"
+    )
+    assert tally.fuzzed >= MIN_FUZZED, summary
+    # Every request that reached a routed endpoint left exactly one record, refused or not.
+    assert len(records) == tally.routed

@@ -103,6 +103,7 @@ class Walk(Generic[T]):
         for retry in range(retries.max_attempts + 1):
             left = self.remaining()
             if left <= 0:
+                self.deps.breakers.release(model.name)  # allowed, but never called
                 raise self.fail(
                     Failure(
                         FailureClass.TIMEOUT,

@@ -8,7 +8,7 @@ request path, in whatever sink receives the record.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from modelroute.types import Usage
@@ -39,6 +39,14 @@ class Attempt:
         data = asdict(self)
         data["usage"] = asdict(self.usage) if self.usage is not None else None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        """The inverse of ``to_dict``. Unknown keys are ignored so that data written by a newer
+        version (a spool, an export) still loads."""
+        known = {k: v for k, v in data.items() if k in _ATTEMPT_FIELDS}
+        known["usage"] = _usage(known.get("usage"))
+        return cls(**known)
 
 
 @dataclass(slots=True)
@@ -82,6 +90,28 @@ class RequestRecord:
         data["attempts"] = [a.to_dict() for a in self.attempts]
         data["usage"] = asdict(self.usage) if self.usage is not None else None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        """The inverse of ``to_dict`` (``from_dict(r.to_dict()) == r``); unknown keys, such as
+        the ``feedback`` a store joins in, are ignored."""
+        known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+        known["attempts"] = [Attempt.from_dict(a) for a in known.get("attempts") or ()]
+        known["usage"] = _usage(known.get("usage"))
+        if known.get("metadata") is None:
+            known.pop("metadata", None)
+        return cls(**known)
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None or isinstance(raw, Usage):
+        return raw
+    return Usage(**{k: v for k, v in raw.items() if k in _USAGE_FIELDS})
+
+
+_USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
+_ATTEMPT_FIELDS = frozenset(f.name for f in fields(Attempt))
+_RECORD_FIELDS = frozenset(f.name for f in fields(RequestRecord))
 
 
 class RecordSink(Protocol):

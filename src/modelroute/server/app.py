@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,9 +27,12 @@ from modelroute.server.asgi import (
     send_text,
     start_stream,
 )
-from modelroute.server.errors import HttpError, http_error
+from modelroute.server.errors import HttpError, failed_status, http_error
 from modelroute.server.feedback import handle_feedback
 from modelroute.server.openapi import openapi_text
+
+if TYPE_CHECKING:
+    from modelroute.records.metrics import MetricsSink
 
 log = logging.getLogger("modelroute.server")
 
@@ -54,8 +57,10 @@ async def read_json(receive: Receive) -> tuple[Any, HttpError | None]:
 
 
 class Gateway:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, metrics: MetricsSink | None = None) -> None:
         self.router = router
+        self.metrics = metrics
+        router.failed_status = failed_status  # so a failed request's record has its status
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -63,6 +68,7 @@ class Gateway:
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
             ("POST", "/v1/feedback"): self.feedback,
+            ("GET", "/metrics"): self.metrics_endpoint,
             ("GET", "/openapi.json"): self.openapi,
         }
         self.anthropic = anthropic_api.AnthropicDoor(router)
@@ -163,6 +169,16 @@ class Gateway:
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.handle(scope, receive, send)
 
+    async def metrics_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.metrics is None:
+            await send_text(send, 404, "metrics are not enabled\n")
+            return
+        body, content_type = self.metrics.render(request_headers(scope).get("accept"))
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
         await handle_feedback(self.router, scope, receive, send)
 
@@ -210,5 +226,5 @@ class Gateway:
         await send_text(send, 200, openapi_text(), b"application/json")
 
 
-def create_app(router: Router) -> Gateway:
-    return Gateway(router)
+def create_app(router: Router, metrics: MetricsSink | None = None) -> Gateway:
+    return Gateway(router, metrics)

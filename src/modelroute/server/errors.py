@@ -7,7 +7,7 @@ from typing import Any
 
 from modelroute.engine import AllAttemptsFailed
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError, UnknownRouteError
-from modelroute.failures import FailureClass
+from modelroute.failures import Failure, FailureClass
 
 # All attempts failed: the status says what kind of failure decided it.
 _FAILED_STATUS = {
@@ -23,6 +23,7 @@ _FAILED_STATUS = {
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     404: "invalid_request_error",
+    405: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     502: "upstream_error",
@@ -32,6 +33,7 @@ _OPENAI_TYPES = {
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     413: "request_too_large",
     422: "invalid_request_error",
     502: "api_error",
@@ -71,6 +73,11 @@ class HttpError:
         }
 
 
+def failed_status(failure: Failure) -> int:
+    """The status of a request whose every attempt failed, by the deciding failure's class."""
+    return _FAILED_STATUS.get(failure.cls, 502)
+
+
 def _record_headers(err: ModelrouteError) -> dict[str, str]:
     record = err.record
     if record is None:
@@ -106,9 +113,7 @@ def http_error(err: Exception) -> HttpError:
         )
     if isinstance(err, AllAttemptsFailed):
         failure = err.failure
-        status = _FAILED_STATUS.get(failure.cls, 502)
-        if err.record is not None:
-            err.record.http_status = status  # the record says what the client got
+        status = failed_status(failure)
         if failure.retry_after_s is not None and status == 503:
             headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
         attempts = [

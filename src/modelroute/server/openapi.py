@@ -43,6 +43,14 @@ _NULLABLE_STRING = {"type": ["string", "null"]}
 _INT = {"type": "integer"}
 _COUNT = {"type": "integer", "minimum": 0}
 _TOOL_NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"}
+_DECIMAL = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
+# Metadata fields routing reads (strings, as OpenAI's metadata values are).
+_ROUTING_METADATA: Schema = {
+    "task": {"type": "string", "maxLength": 512},
+    "max_cost_usd": _DECIMAL,
+    "max_latency_ms": _DECIMAL,
+    "min_quality": {"type": "string", "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$"},
+}
 
 
 # -- OpenAI Chat Completions -----------------------------------------------------------------
@@ -165,7 +173,9 @@ _OPENAI_SCHEMAS: dict[str, Schema] = {
             "model": {
                 "type": "string",
                 "minLength": 1,
-                "description": "A route, an alias of a route, or a model of the policy.",
+                "description": "A route, an alias of a route, or a model of the policy. "
+                "Without it the route is found by task, by the policy's match rules, or is "
+                "its default route.",
             },
             "messages": {"type": "array", "minItems": 1, "items": _ref("Message")},
             "stream": {"type": ["boolean", "null"]},
@@ -190,14 +200,17 @@ _OPENAI_SCHEMAS: dict[str, Schema] = {
                 {
                     "type": "object",
                     "maxProperties": 16,
+                    "properties": _ROUTING_METADATA,
                     "additionalProperties": {"type": "string", "maxLength": 512},
-                    "description": "metadata.task selects a route like x-modelroute-task; "
-                    "max_cost_usd, max_latency_ms and min_quality tighten the limits.",
+                    "description": "`task` selects the route like x-modelroute-task; "
+                    "`max_cost_usd`, `max_latency_ms` and `min_quality` tighten its limits "
+                    "like the x-modelroute-* headers (which win).",
                 }
             ),
         },
-        ("model", "messages"),
-        description="An OpenAI Chat Completions request. Fields not listed pass through.",
+        ("messages",),
+        description="An OpenAI Chat Completions request. Fields not listed pass through to "
+        "the provider untouched.",
     ),
     "ChatCompletion": _obj(
         {
@@ -468,9 +481,8 @@ _ANTHROPIC_SCHEMAS: dict[str, Schema] = {
             "top_k": {"type": "integer", "minimum": 0},
             "metadata": {
                 "type": "object",
-                "properties": {"user_id": _NULLABLE_STRING},
-                "description": "Also read for routing: task, max_cost_usd, max_latency_ms, "
-                "min_quality.",
+                "properties": {"user_id": _NULLABLE_STRING, **_ROUTING_METADATA},
+                "description": "Also read for routing, as on /v1/chat/completions.",
             },
             "tools": {"type": "array", "items": _ref("AnthropicTool")},
             "tool_choice": _ref("AnthropicToolChoice"),
@@ -550,33 +562,36 @@ _ANTHROPIC_SCHEMAS: dict[str, Schema] = {
 # -- operations ----------------------------------------------------------------------------
 
 
+_LIMITS = {
+    "max_cost_usd": "Cost ceiling in USD for this request.",
+    "max_latency_ms": "Latency budget in milliseconds for this request.",
+    "min_quality": "Minimum quality for this request's task, between 0 and 1.",
+}
+
+
 def _routing_headers() -> list[Schema]:
-    """The x-modelroute-* request headers: a task, and limits that may only tighten."""
-    limits = {
-        "x-modelroute-max-cost-usd": "Cost ceiling in USD for this request.",
-        "x-modelroute-max-latency-ms": "Latency budget in milliseconds for this request.",
-        "x-modelroute-min-quality": "Minimum quality for this task, between 0 and 1.",
-    }
-    assert set(limits) == set(LIMIT_HEADERS)
+    """The x-modelroute-* request headers: a task, and limits that may only tighten the
+    route's own (``metadata`` may carry the same under the field names)."""
     headers: list[Schema] = [
         {
             "name": TASK_HEADER,
             "in": "header",
             "required": False,
-            "description": "Selects the route by task, when the model names none.",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+            "description": "Selects the route by task when `model` names no route, alias or "
+            "model of the policy (as `metadata.task` does).",
+            "schema": {"type": "string", "minLength": 1},
         }
     ]
-    for name, description in limits.items():
+    for name, field in LIMIT_HEADERS.items():
         schema: Schema = {"type": "number", "minimum": 0}
-        if name == "x-modelroute-min-quality":
+        if field == "min_quality":
             schema["maximum"] = 1
         headers.append(
             {
                 "name": name,
                 "in": "header",
                 "required": False,
-                "description": description,
+                "description": _LIMITS[field],
                 "schema": schema,
             }
         )

@@ -92,6 +92,13 @@ class Breakers:
         self._refresh()
         return True
 
+    def release(self, model: str) -> None:
+        """A call ``allow`` let through did not go out after all: free the probe it claimed."""
+        b = self._breakers.get(model)
+        if b is not None and b.state == HALF_OPEN and b.probing:
+            b.probing = False
+            self._refresh()
+
     def state(self, model: str) -> str:
         b = self._breakers.get(model)
         if b is None:

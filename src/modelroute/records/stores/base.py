@@ -1,0 +1,185 @@
+"""What a record store promises, and the parts both stores share (stats shape, export files).
+
+A store is written to by ``RecordWriter`` in batches and read by stats, audit and the admin
+endpoints. Writes are idempotent: a request id already stored is skipped, so replaying a spool
+after a partial failure stores every record exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from modelroute.records.record import Attempt, RequestRecord
+from modelroute.types import Usage
+
+ExportFormat = Literal["jsonl", "parquet"]
+QualityKey = tuple[str | None, str | None, str | None]  # route, model, reported version
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations run in order, once)."""
+
+    async def close(self) -> None: ...
+
+    async def write(self, batch: list[RequestRecord]) -> None:
+        """Store a batch in one transaction; request ids already stored are skipped."""
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""
+
+    async def query(
+        self,
+        route: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        failed: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Request rows (no attempts), newest first. ``failed`` keeps status != "ok" only."""
+
+    async def count(self) -> int: ...
+
+    async def ids(self) -> set[str]: ...
+
+    async def stats(self, since: float | None = None) -> list[dict[str, Any]]:
+        """One row per route × final model; see ``merge_stats`` for the keys."""
+
+    async def add_feedback(
+        self,
+        request_id: str,
+        score: float | None = None,
+        label: str | None = None,
+        source: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        """False when the request id is unknown."""
+
+    async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
+        """Mean feedback score and number of scores per (route, final model, reported model)."""
+
+    async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        """Write every record (as ``get`` returns it) to ``path``; returns how many."""
+
+    async def schema_version(self) -> int: ...
+
+
+def merge_stats(
+    main: Iterable[Mapping[str, Any]], feedback: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Join the per-group request figures with the per-group feedback figures.
+
+    ``main`` rows: route, model, requests, errors, spend_usd, p50_latency_ms, p95_latency_ms.
+    ``feedback`` rows: route, model, quality (mean score or None), feedback (row count).
+    Percentiles are nearest-rank (the smallest latency with at least p of the group at or
+    below it), computed the same way by both stores.
+    """
+    extra = {(f["route"], f["model"]): f for f in feedback}
+    out = []
+    for row in main:
+        requests = int(row["requests"])
+        errors = int(row["errors"] or 0)
+        fb = extra.get((row["route"], row["model"]), {})
+        out.append(
+            {
+                "route": row["route"],
+                "model": row["model"],
+                "requests": requests,
+                "errors": errors,
+                "error_rate": errors / requests if requests else 0.0,
+                "spend_usd": float(row["spend_usd"] or 0.0),
+                "p50_latency_ms": row["p50_latency_ms"],
+                "p95_latency_ms": row["p95_latency_ms"],
+                "quality": None if fb.get("quality") is None else float(fb["quality"]),
+                "feedback": int(fb.get("feedback") or 0),
+            }
+        )
+    out.sort(key=lambda r: (r["route"] or "", r["model"] or ""))
+    return out
+
+
+def unknown_format(format: str) -> ValueError:
+    return ValueError(f"unknown export format {format!r}: expected 'jsonl' or 'parquet'")
+
+
+class ExportFile:
+    """Writes pages of stored records to JSON lines or Parquet. Synchronous: callers run it in
+    a worker thread. Parquet uses a fixed schema derived from the record dataclasses, so pages
+    with all-NULL columns still agree on types and the file is readable by DuckDB or pandas."""
+
+    def __init__(self, path: str | Path, format: ExportFormat) -> None:
+        if format not in ("jsonl", "parquet"):
+            raise unknown_format(format)
+        self.path = Path(path)
+        self.format = format
+        self.count = 0
+        self._jsonl = self.path.open("wb") if format == "jsonl" else None
+        self._parquet: Any = None
+
+    def write(self, page: list[dict[str, Any]]) -> None:
+        self.count += len(page)
+        if self._jsonl is not None:
+            self._jsonl.write(b"".join(orjson.dumps(r, option=_JSON_OPTS) + b"\n" for r in page))
+            return
+        import pyarrow as pa  # optional dependency: only a Parquet export needs it
+
+        schema = _arrow_schema()
+        if self._parquet is None:
+            import pyarrow.parquet as pq
+
+            self._parquet = pq.ParquetWriter(str(self.path), schema)
+        rows = [_flat(r) for r in page]
+        self._parquet.write_table(pa.Table.from_pylist(rows, schema=schema))
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        elif self._parquet is not None:
+            self._parquet.close()
+        else:  # no rows at all: still leave a valid, empty Parquet file
+            self._parquet = None
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist([], schema=_arrow_schema()), str(self.path))
+
+
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """JSON-encode the free-form columns (metadata, decision, feedback) for Parquet."""
+    out = dict(record)
+    for key in ("metadata", "decision", "feedback"):
+        if out.get(key) is not None:
+            out[key] = orjson.dumps(out[key], option=_JSON_OPTS).decode()
+    return out
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    scalar = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
+
+    def struct(cls: type[Any]) -> Any:
+        return pa.struct([(f.name, kind(str(f.type))) for f in dataclasses.fields(cls)])
+
+    def kind(annotation: str) -> Any:
+        base = annotation.removesuffix(" | None")
+        if base in scalar:
+            return scalar[base]
+        if base == "Usage":
+            return struct(Usage)
+        if base == "list[Attempt]":
+            return pa.list_(struct(Attempt))
+        if base.startswith("dict["):  # free-form: kept as JSON text
+            return pa.string()
+        raise TypeError(f"no Parquet type for a record field of type {annotation}")
+
+    fields = [(f.name, kind(str(f.type))) for f in dataclasses.fields(RequestRecord)]
+    return pa.schema([*fields, ("feedback", pa.string())])

@@ -1,0 +1,290 @@
+"""Records in PostgreSQL through asyncpg: the store for several gateway replicas.
+
+A batch is one statement: the request rows and the attempt rows travel as column arrays,
+``unnest`` turns them back into rows, ``ON CONFLICT DO NOTHING RETURNING`` says which requests
+are new, and only their attempts are inserted. One round trip, one implicit transaction, the
+same prepared statement every time, and idempotent (a replayed spool stores nothing twice).
+
+Writes must fail fast rather than hang (the writer then spools the batch): every pooled
+connection runs with ``lock_timeout`` and ``statement_timeout`` set to ``write_timeout_s``,
+so a table locked by someone else makes ``write`` raise within that time. Reads that may
+legitimately take longer (stats, export) raise the limit for their own transaction only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from modelroute.records.record import RequestRecord
+from modelroute.records.stores import schema
+from modelroute.records.stores.base import ExportFile, ExportFormat, QualityKey, merge_stats
+
+_MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
+
+_REAL_COLUMNS = frozenset(
+    {"started_at", "started_ms", "confidence", "cost_usd", "latency_ms", "ttft_ms",
+     "retry_after_s"}
+)  # fmt: skip
+_INT_COLUMNS = frozenset({"http_status", "escalations", "attempt_count", "seq", "tier"})
+_TYPE_OF = {
+    **dict.fromkeys(_REAL_COLUMNS, "float8"),
+    **dict.fromkeys(_INT_COLUMNS, "int4"),
+    **dict.fromkeys(("streamed", "price_unknown", "price_known"), "bool"),
+    **dict.fromkeys(("metadata", "decision"), "jsonb"),
+}
+
+
+def _arrays(columns: tuple[str, ...], first: int, own: dict[str, str]) -> str:
+    """``$n::type[]`` for each column: the casts ``unnest`` needs to rebuild typed rows.
+    ``own`` holds a table's exceptions (``status`` is text in requests, int in attempts)."""
+
+    def sql_type(column: str) -> str:
+        if column in own:
+            return own[column]
+        return "int8" if column.endswith("_tokens") else _TYPE_OF.get(column, "text")
+
+    return ", ".join(f"${i}::{sql_type(c)}[]" for i, c in enumerate(columns, start=first))
+
+
+def _insert_sql() -> str:
+    req_cols = ", ".join(schema.REQUEST_COLUMNS)
+    att_cols = ", ".join(schema.ATTEMPT_COLUMNS)
+    req_args = _arrays(schema.REQUEST_COLUMNS, 1, {})
+    att_args = _arrays(schema.ATTEMPT_COLUMNS, len(schema.REQUEST_COLUMNS) + 1, {"status": "int4"})
+    return (
+        f"WITH new AS (INSERT INTO requests ({req_cols}) SELECT * FROM unnest({req_args}) "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
+        f"INSERT INTO attempts ({att_cols}) SELECT a.* FROM unnest({att_args}) "
+        f"AS a ({att_cols}) JOIN new ON new.request_id = a.request_id"
+    )
+
+
+_INSERT = _insert_sql()
+
+# percentile_disc is nearest-rank, the same definition the SQLite store computes by hand.
+_STATS = """
+SELECT route, final_model AS model, COUNT(*) AS requests,
+       COUNT(*) FILTER (WHERE status <> 'ok') AS errors, SUM(cost_usd) AS spend_usd,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms
+FROM requests WHERE started_at >= $1 GROUP BY route, final_model
+"""
+_FEEDBACK_STATS = """
+SELECT r.route, r.final_model AS model, AVG(f.score) AS quality, COUNT(*) AS feedback
+FROM feedback f JOIN requests r ON r.request_id = f.request_id
+WHERE r.started_at >= $1 GROUP BY r.route, r.final_model
+"""
+_QUALITY = """
+SELECT r.route, r.final_model, r.final_reported_model, AVG(f.score), COUNT(f.score)
+FROM feedback f JOIN requests r ON r.request_id = f.request_id
+WHERE r.started_at >= $1 AND f.score IS NOT NULL
+GROUP BY r.route, r.final_model, r.final_reported_model
+"""
+_FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        write_timeout_s: float = 1.0,
+        read_timeout_s: float = 60.0,
+        connect_timeout_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.min_size, self.max_size = min_size, max_size
+        self.write_timeout_s = write_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    def __repr__(self) -> str:
+        return "PostgresStore(<url redacted>)"  # the URL may carry a password
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        conn = await asyncpg.connect(self.url, timeout=self.connect_timeout_s)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        ms = str(int(self.write_timeout_s * 1000))
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.connect_timeout_s,
+            # Client-side backstop in case the server-side timeouts cannot fire (network).
+            command_timeout=self.read_timeout_s + 5,
+            server_settings={"lock_timeout": ms, "statement_timeout": ms},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self!r} is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        """A connection whose transaction may run up to ``read_timeout_s``."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            ms = int(self.read_timeout_s * 1000)
+            await conn.execute(f"SET LOCAL statement_timeout = {ms}")
+            yield conn
+
+    async def schema_version(self) -> int:
+        async with self.pool.acquire() as conn:
+            value = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(value)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def write(self, batch: list[RequestRecord]) -> None:
+        if not batch:
+            return
+        records = schema.unique(batch)
+        requests = list(zip(*(schema.request_row(r) for r in records), strict=True))
+        attempt_rows = [a for r in records for a in schema.attempt_rows(r)]
+        if attempt_rows:
+            attempts = list(zip(*attempt_rows, strict=True))
+        else:
+            attempts = [()] * len(schema.ATTEMPT_COLUMNS)
+        async with self.pool.acquire() as conn:
+            await conn.execute(_INSERT, *requests, *attempts)
+
+    async def add_feedback(
+        self,
+        request_id: str,
+        score: float | None = None,
+        label: str | None = None,
+        source: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
+                "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS "
+                "(SELECT 1 FROM requests WHERE request_id = $1)",
+                request_id, score, label, source, comment, time.time(),
+            )  # fmt: skip
+        return bool(status == "INSERT 0 1")
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        async with self.pool.acquire() as conn:
+            return await _get(conn, request_id)
+
+    async def query(
+        self,
+        route: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        failed: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
+        for column, value in (("route", route), ("final_model", model)):
+            if value is not None:
+                params.append(value)
+                where.append(f"{column} = ${len(params)}")
+        if since is not None:
+            params.append(since)
+            where.append(f"started_at >= ${len(params)}")
+        if failed:
+            where.append("status <> 'ok'")
+        params.append(limit)
+        sql = (
+            f"SELECT * FROM requests WHERE {' AND '.join(where)} "
+            f"ORDER BY started_at DESC, request_id DESC LIMIT ${len(params)}"
+        )
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [schema.request_dict(row) for row in rows]
+
+    async def count(self) -> int:
+        async with self._reading() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM requests"))
+
+    async def ids(self) -> set[str]:
+        async with self._reading() as conn:
+            return {row[0] for row in await conn.fetch("SELECT request_id FROM requests")}
+
+    async def stats(self, since: float | None = None) -> list[dict[str, Any]]:
+        start = since if since is not None else float("-inf")
+        async with self._reading() as conn:
+            main = await conn.fetch(_STATS, start)
+            feedback = await conn.fetch(_FEEDBACK_STATS, start)
+        return merge_stats(map(dict, main), map(dict, feedback))
+
+    async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
+        start = since if since is not None else float("-inf")
+        async with self._reading() as conn:
+            rows = await conn.fetch(_QUALITY, start)
+        return {(r[0], r[1], r[2]): (float(r[3]), int(r[4])) for r in rows}
+
+    async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        out = ExportFile(path, format)
+        try:
+            async with self._reading() as conn:
+                page: list[dict[str, Any]] = []
+                async for row in conn.cursor("SELECT request_id FROM requests ORDER BY started_at"):
+                    record = await _get(conn, row[0])
+                    if record is not None:
+                        page.append(record)
+                    if len(page) >= 1000:
+                        await asyncio.to_thread(out.write, page)
+                        page = []
+                await asyncio.to_thread(out.write, page)
+        finally:
+            await asyncio.to_thread(out.close)
+        return out.count
+
+
+async def _get(conn: Any, request_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM requests WHERE request_id = $1", request_id)
+    if row is None:
+        return None
+    attempts = await conn.fetch("SELECT * FROM attempts WHERE request_id = $1", request_id)
+    feedback = await conn.fetch(
+        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE request_id = $1 ORDER BY id", request_id
+    )
+    return schema.record_dict(row, attempts, feedback)
+
+
+async def migrate(conn: Any, target: int | None = None) -> int:
+    """Bring the database to ``target`` (the latest by default); returns the version reached.
+    Runs in one transaction under an advisory lock so concurrent openers apply each step once."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL statement_timeout = 0")  # an index build may take long
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(schema.render(schema.BOOTSTRAP, "postgres"))
+        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        for version, statements in schema.pending(current, "postgres", target):
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time()
+            )
+            current = version
+    return int(current)

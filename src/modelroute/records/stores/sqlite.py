@@ -1,0 +1,296 @@
+"""Records in a SQLite file: the zero-setup store, safe for several gateway workers at once.
+
+Every call runs on one dedicated thread that owns the connection (sqlite3 connections are
+bound to the thread that made them, and a single thread serialises this process's use of the
+file), so the event loop never waits on disk or on a lock held by another process.
+
+Durability and concurrency settings, and why:
+- WAL journal: readers never block the writer and vice versa; several processes share it.
+- ``synchronous=NORMAL``: in WAL mode a commit survives a process crash; only an OS crash or
+  power loss can drop the last transactions. That trade is what makes ~1 fsync per checkpoint
+  instead of per batch possible, and the gateway's records are telemetry, not ledger entries.
+- ``busy_timeout``: a write waits this long for another process's lock, then fails, so the
+  writer can spool the batch instead of hanging (keep it below the writer's write timeout).
+- Writes take ``BEGIN IMMEDIATE``: the write lock up front, so two writers never deadlock
+  upgrading a read lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelroute.records.record import RequestRecord
+from modelroute.records.stores import schema
+from modelroute.records.stores.base import ExportFile, ExportFormat, QualityKey, merge_stats
+
+T = TypeVar("T")
+
+_INSERT_REQUEST = (
+    f"INSERT INTO requests ({', '.join(schema.REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(schema.REQUEST_COLUMNS))}) "
+    # Not INSERT OR IGNORE: that would also swallow NOT NULL violations, silently losing rows.
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT INTO attempts ({', '.join(schema.ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(schema.ATTEMPT_COLUMNS))}) "
+    "ON CONFLICT (request_id, seq) DO NOTHING"
+)
+_ID_CHUNK = 500  # well under SQLite's bound-parameter limit
+
+# Nearest-rank percentiles with window functions: the smallest latency whose rank in its group
+# reaches p × group size. PostgreSQL's percentile_disc gives the same value.
+_STATS = """
+WITH r AS (
+  SELECT route, final_model, latency_ms, status, cost_usd,
+         ROW_NUMBER() OVER (PARTITION BY route, final_model ORDER BY latency_ms) AS rn,
+         COUNT(*) OVER (PARTITION BY route, final_model) AS n
+  FROM requests WHERE started_at >= ?)
+SELECT route, final_model AS model, COUNT(*) AS requests,
+       SUM(status != 'ok') AS errors, SUM(cost_usd) AS spend_usd,
+       MIN(CASE WHEN rn >= 0.5 * n THEN latency_ms END) AS p50_latency_ms,
+       MIN(CASE WHEN rn >= 0.95 * n THEN latency_ms END) AS p95_latency_ms
+FROM r GROUP BY route, final_model
+"""
+_FEEDBACK_STATS = """
+SELECT r.route, r.final_model AS model, AVG(f.score) AS quality, COUNT(*) AS feedback
+FROM feedback f JOIN requests r ON r.request_id = f.request_id
+WHERE r.started_at >= ? GROUP BY r.route, r.final_model
+"""
+_QUALITY = """
+SELECT r.route, r.final_model, r.final_reported_model, AVG(f.score), COUNT(f.score)
+FROM feedback f JOIN requests r ON r.request_id = f.request_id
+WHERE r.started_at >= ? AND f.score IS NOT NULL
+GROUP BY r.route, r.final_model, r.final_reported_model
+"""
+_FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError(f"{self!r} is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args))
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{self!r} is not open")
+        return self._conn
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="modelroute-sqlite")
+        try:
+            await self._call(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, nothing implicit.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        # A generous wait while opening: another worker may be migrating the same file.
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._conn = conn
+        self._migrate(None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+
+    def _migrate(self, target: int | None) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one migrator at a time across processes
+        try:
+            db.execute(schema.render(schema.BOOTSTRAP, "sqlite"))
+            current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            for version, statements in schema.pending(current.fetchone()[0], "sqlite", target):
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._call(self._close)
+        self._executor.shutdown(wait=False)
+        self._executor = None
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def schema_version(self) -> int:
+        return await self._call(
+            self._scalar, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        )
+
+    def _scalar(self, sql: str, *params: Any) -> Any:
+        return self._db.execute(sql, params).fetchone()[0]
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def write(self, batch: list[RequestRecord]) -> None:
+        if batch:
+            await self._call(self._write, batch)
+
+    def _write(self, batch: list[RequestRecord]) -> None:
+        records = schema.unique(batch)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Under the write lock nobody else can insert these ids, so "not stored yet" here
+            # means "inserted by this transaction": attempts go in only for those.
+            stored = self._stored_ids([r.request_id for r in records])
+            new = [r for r in records if r.request_id not in stored]
+            db.executemany(_INSERT_REQUEST, [schema.request_row(r) for r in new])
+            db.executemany(_INSERT_ATTEMPT, [a for r in new for a in schema.attempt_rows(r)])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[i : i + _ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT request_id FROM requests WHERE request_id IN ({marks})"
+            found.update(row[0] for row in self._db.execute(sql, chunk))
+        return found
+
+    async def add_feedback(
+        self,
+        request_id: str,
+        score: float | None = None,
+        label: str | None = None,
+        source: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        params = (request_id, score, label, source, comment, time.time(), request_id)
+        return await self._call(self._add_feedback, params)
+
+    def _add_feedback(self, params: tuple[Any, ...]) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+            "(SELECT 1 FROM requests WHERE request_id = ?)",
+            params,
+        )
+        return cursor.rowcount == 1
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        return await self._call(self._get, request_id)
+
+    def _get(self, request_id: str) -> dict[str, Any] | None:
+        db = self._db
+        row = db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        if row is None:
+            return None
+        attempts = db.execute("SELECT * FROM attempts WHERE request_id = ?", (request_id,))
+        feedback = db.execute(
+            f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE request_id = ? ORDER BY id",
+            (request_id,),
+        )
+        return schema.record_dict(row, attempts.fetchall(), feedback.fetchall())
+
+    async def query(
+        self,
+        route: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        failed: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for clause, value in (("route = ?", route), ("final_model = ?", model)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(since)
+        if failed:
+            where.append("status != 'ok'")
+        sql = (
+            f"SELECT * FROM requests WHERE {' AND '.join(where)} "
+            "ORDER BY started_at DESC, request_id DESC LIMIT ?"
+        )
+        rows = await self._call(self._fetch, sql, *params, limit)
+        return [schema.request_dict(row) for row in rows]
+
+    def _fetch(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        return self._db.execute(sql, params).fetchall()
+
+    async def count(self) -> int:
+        return int(await self._call(self._scalar, "SELECT COUNT(*) FROM requests"))
+
+    async def ids(self) -> set[str]:
+        rows = await self._call(self._fetch, "SELECT request_id FROM requests")
+        return {row[0] for row in rows}
+
+    async def stats(self, since: float | None = None) -> list[dict[str, Any]]:
+        start = since if since is not None else float("-inf")
+        main = await self._call(self._fetch, _STATS, start)
+        feedback = await self._call(self._fetch, _FEEDBACK_STATS, start)
+        return merge_stats(map(dict, main), map(dict, feedback))
+
+    async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
+        start = since if since is not None else float("-inf")
+        rows = await self._call(self._fetch, _QUALITY, start)
+        return {(r[0], r[1], r[2]): (float(r[3]), int(r[4])) for r in rows}
+
+    async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
+        return await self._call(self._export, Path(path), format)
+
+    def _export(self, path: Path, format: ExportFormat, page_size: int = 1000) -> int:
+        out = ExportFile(path, format)
+        try:
+            after: tuple[float, str] = (float("-inf"), "")
+            while True:
+                rows = self._fetch(
+                    "SELECT request_id, started_at FROM requests WHERE (started_at, request_id)"
+                    " > (?, ?) ORDER BY started_at, request_id LIMIT ?",
+                    *after,
+                    page_size,
+                )
+                if not rows:
+                    return out.count
+                page = [self._get(row[0]) for row in rows]
+                out.write([p for p in page if p is not None])
+                after = (rows[-1][1], rows[-1][0])
+        finally:
+            out.close()

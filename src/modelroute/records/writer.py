@@ -1,0 +1,217 @@
+"""Getting every record into the store, exactly once, without ever slowing a request.
+
+```
+submit(record) ──► bounded asyncio.Queue ──► background loop: batches of ≤ batch_size,
+      │ (queue full)                            or whatever arrived within flush_interval_s
+      ▼                                              │
+    spool ◄── batch the store refused or timed out ──┤ store healthy, spool empty
+      │                                              ▼
+      └── replayed in order every retry_interval_s ─► store.write(batch)   (idempotent)
+```
+
+- ``submit`` never blocks and never drops: it only enqueues; when the queue is full the record
+  is appended to the spool file at once (a buffered write, no fsync).
+- While the spool holds anything, new batches are appended behind it rather than written, so
+  records reach the store in the order they reached the writer (a record that overflowed the
+  queue is the exception: it may overtake the ones still queued).
+- The spool is truncated only once everything in it has been written. A crash in between
+  replays some records twice; the store skips request ids it already has, so each record is
+  stored exactly once.
+- The spool is a JSON-lines file per process (``spool-<host>-<pid>.jsonl``), held under an
+  exclusive ``flock`` for the writer's lifetime. ``start`` adopts the files of processes that
+  are gone (their lock is free) and replays them first. Batches spooled by the loop are
+  fsynced (in a worker thread, so the loop does not wait): the spool only fills during an
+  outage, when a lost machine would otherwise lose exactly the records nobody has stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from modelroute.records.record import RequestRecord
+from modelroute.records.spool import Spool
+from modelroute.records.stores.base import Store
+
+log = logging.getLogger("modelroute.records")
+
+
+class RecordWriter:
+    """A ``RecordSink`` that writes to a ``Store`` in batches, spooling to disk on failure.
+
+    The caller opens and closes the store; ``start`` must run before records can be written
+    (records submitted earlier wait in the queue) and ``close`` drains everything.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spool_dir: str | Path,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.05,
+        write_timeout_s: float = 2.0,
+        retry_interval_s: float = 1.0,
+        fsync: bool = True,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.write_timeout_s = write_timeout_s
+        self.retry_interval_s = retry_interval_s
+        self.fsync = fsync
+        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(queue_size)
+        self._spool = Spool(Path(spool_dir))
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._retry_at = 0.0  # monotonic time of the next replay attempt
+        self._outage = False
+        self._written = self._spooled = self._store_errors = 0
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def spool_size(self) -> int:
+        """Records in the spool not yet written to the store."""
+        return self._spool.pending
+
+    @property
+    def written(self) -> int:
+        """Records handed to successful store writes (replays included)."""
+        return self._written
+
+    @property
+    def spooled(self) -> int:
+        return self._spooled
+
+    @property
+    def store_errors(self) -> int:
+        """Store writes that failed or timed out."""
+        return self._store_errors
+
+    @property
+    def lost(self) -> int:
+        """Records that could reach neither the store nor the spool (the disk failed too)."""
+        return self._spool.lost
+
+    # --- the request path -------------------------------------------------------------------
+
+    def submit(self, record: RequestRecord) -> None:
+        if not self._closed:
+            try:
+                self._queue.put_nowait(record)
+            except asyncio.QueueFull:
+                pass
+            else:
+                if self._queue.qsize() >= self.batch_size:
+                    self._wake.set()
+                return
+        # Queue full (the store is far behind) or writer closed: to disk now, no fsync.
+        self._spool.append([record], fsync=False)
+        self._spooled += 1
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Claim this process's spool, adopt spools left by dead processes, start the loop
+        (which replays whatever the spool holds before writing anything new)."""
+        if self._task is not None:
+            return
+        await asyncio.to_thread(self._spool.open)
+        if self._spool.pending:
+            log.warning("replaying %d spooled records", self._spool.pending)
+        self._task = asyncio.create_task(self._run(), name="modelroute-record-writer")
+
+    async def close(self) -> None:
+        """Write everything queued to the store, or to the spool if the store is failing."""
+        if self._closed:
+            return
+        if self._task is None:
+            await self.start()
+        assert self._task is not None
+        self._closing = True
+        self._wake.set()
+        await self._task
+        self._closed = True
+        # Records submitted while the loop was finishing: the loop is gone, spool them.
+        rest = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        if rest:
+            await self._to_spool(rest)
+        await asyncio.to_thread(self._spool.close)
+
+    # --- the background loop ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self._take_batch()
+                if batch:
+                    await self._handle(batch)
+                if self._spool.pending and time.monotonic() >= self._retry_at:
+                    await self._replay()
+            except Exception:  # a bug here must not stop the writer: records keep spooling
+                log.exception("record writer loop failed; continuing")
+                await asyncio.sleep(self.retry_interval_s)
+            if self._closing and self._queue.empty():
+                return
+
+    async def _take_batch(self) -> list[RequestRecord]:
+        if self._queue.qsize() < self.batch_size and not self._closing:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval_s):
+                    await self._wake.wait()
+        n = min(self._queue.qsize(), self.batch_size)
+        return [self._queue.get_nowait() for _ in range(n)]
+
+    async def _handle(self, batch: list[RequestRecord]) -> None:
+        # While anything is spooled, this batch goes behind it (order); else try the store.
+        if self._spool.pending or not await self._write(batch):
+            await self._to_spool(batch)
+
+    async def _write(self, batch: list[RequestRecord]) -> bool:
+        try:
+            async with asyncio.timeout(self.write_timeout_s):
+                await self.store.write(batch)
+        except Exception as exc:  # any driver error or the timeout: the batch is spooled
+            self._store_errors += 1
+            self._retry_at = time.monotonic() + self.retry_interval_s
+            if not self._outage:
+                self._outage = True
+                log.warning("record store write failed (%r); spooling until it recovers", exc)
+            return False
+        self._written += len(batch)
+        if self._outage and not self._spool.pending:
+            self._outage = False
+            log.warning("record store recovered")
+        return True
+
+    async def _to_spool(self, batch: list[RequestRecord]) -> None:
+        await asyncio.to_thread(self._spool.append, batch, self.fsync)
+        self._spooled += len(batch)
+
+    async def _replay(self) -> None:
+        """Write the spool to the store in order, a batch at a time; stop at the first failure.
+        Yields back to the loop when the queue half fills, so replaying never starves it."""
+        while self._spool.pending:
+            chunk = await asyncio.to_thread(self._spool.read, self.batch_size)
+            if not chunk.lines:
+                break
+            if chunk.records and not await self._write(chunk.records):
+                return
+            self._spool.advance(chunk)
+            if self._queue.qsize() * 2 >= (self._queue.maxsize or 1) and not self._closing:
+                return
+        if await asyncio.to_thread(self._spool.truncate_if_replayed) and self._outage:
+            self._outage = False
+            log.warning("record store recovered; spool replayed")
