@@ -51,10 +51,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_router(router: Router) -> AsyncIterator[str]:
+async def serve_router(router: Router, metrics: Any = None) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        create_app(router),
+        create_app(router, metrics),
         host="127.0.0.1",
         port=port,
         loop="none",

@@ -390,10 +390,14 @@ def _fuzz(url: str) -> Tally:
     with requests.Session() as session:
         runner = Runner(url, session, tally)
         for variant, label in COVERAGE:
+            t0 = time.monotonic()
             runner.coverage(schemas[variant], variant, label)
+            print("TIMING coverage", variant, label, round(time.monotonic() - t0, 1))
         for (variant, label), budget in FUZZ.items():
             for mode, examples in budget.items():
+                t0 = time.monotonic()
                 runner.fuzz(schemas[variant], variant, label, mode, round(examples * SCALE))
+                print("TIMING fuzz", variant, label, mode.value, round(time.monotonic() - t0, 1))
     return tally
 
 
