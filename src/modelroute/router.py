@@ -121,6 +121,7 @@ class Router:
         # The HTTP status of a request whose every attempt failed, for its record; set by the
         # server (the only place that knows statuses) before the record is submitted.
         self.failed_status: Callable[[Failure], int] | None = None
+        self.error_status: Callable[[ModelrouteError], int] | None = None
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
 
@@ -176,6 +177,8 @@ class Router:
 
     def _submit(self, builder: RecordBuilder, err: ModelrouteError) -> ModelrouteError:
         err.record = builder.record
+        if self.error_status is not None:  # the status the client will get, set by the server
+            builder.record.http_status = self.error_status(err)
         self.sink.submit(builder.record)
         return err
 

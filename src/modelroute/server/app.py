@@ -61,6 +61,7 @@ class Gateway:
         self.router = router
         self.metrics = metrics
         router.failed_status = failed_status  # so a failed request's record has its status
+        router.error_status = lambda err: http_error(err).status
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,

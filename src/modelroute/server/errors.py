@@ -104,6 +104,18 @@ def http_error(err: Exception) -> HttpError:
         )
     if isinstance(err, InfeasibleError):
         d = err.decision
+        rejected = {r.model for r in d.rejections}
+        cooling = {r.model for r in d.rejections if r.reason.value == "circuit_open"}
+        if rejected and cooling == rejected:
+            # Every candidate is only temporarily out (open circuit, Retry-After cool-down):
+            # a passing condition, so 503 and not 422.
+            return HttpError(
+                503,
+                "circuits_open",
+                f"route {d.route!r}: every candidate's circuit is open; retry shortly",
+                {"rejections": [r.to_dict() for r in d.rejections]},
+                {**headers, "retry-after": "1"},
+            )
         return HttpError(
             422,
             "infeasible",

@@ -187,10 +187,20 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _token_values(usage: Usage | None) -> tuple[int | None, ...]:
-    if usage is None:
-        return (None,) * len(_TOKENS)
-    return tuple(getattr(usage, name) for name in _TOKENS)
+_NO_TOKENS: tuple[None, ...] = (None,) * len(_TOKENS)
+
+
+def _token_values(u: Usage | None) -> tuple[int | None, ...]:
+    # Spelled out rather than getattr over _TOKENS: this runs for every row on the write path.
+    if u is None:
+        return _NO_TOKENS
+    return (
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.reasoning_tokens,
+    )
 
 
 def request_row(record: RequestRecord) -> tuple[Any, ...]:
