@@ -53,28 +53,53 @@ def test_openai_reasoning_tokens_are_billed_as_output(prices: dict[str, PriceTab
 def test_anthropic_cache_read_and_write(prices: dict[str, PriceTable]) -> None:
     # Sonnet 3.5: $3 input, $3.75 cache write, $0.30 cache read, $15 output. Anthropic reports
     # input_tokens=1,000 uncached + cache_creation 2,000 + cache_read 5,000; we hold the total.
-    usage = Usage(input_tokens=8_000, cache_write_tokens=2_000, cached_input_tokens=5_000,
-                  output_tokens=300)
+    usage = Usage(
+        input_tokens=8_000, cache_write_tokens=2_000, cached_input_tokens=5_000, output_tokens=300
+    )
     cost = cost_of(usage, prices["sonnet"])
     assert cost.known
     assert cost.usd == pytest.approx((1_000 * 3 + 2_000 * 3.75 + 5_000 * 0.3 + 300 * 15) / 1e6)
 
 
-@pytest.mark.parametrize(("model", "provider", "model_id", "usage", "genai_usage"), [
-    ("gpt-4o", "openai", "gpt-4o-2024-08-06",
-     Usage(input_tokens=10_000, cached_input_tokens=6_000, output_tokens=500),
-     GenaiUsage(input_tokens=10_000, cache_read_tokens=6_000, output_tokens=500)),
-    ("sonnet", "anthropic", "claude-3-5-sonnet-20241022",
-     Usage(input_tokens=8_000, cache_write_tokens=2_000, cached_input_tokens=5_000,
-           output_tokens=300),
-     GenaiUsage(input_tokens=8_000, cache_write_tokens=2_000, cache_read_tokens=5_000,
-                output_tokens=300)),
-])
-def test_agrees_with_genai_prices(prices: dict[str, PriceTable], model: str, provider: str,
-                                  model_id: str, usage: Usage, genai_usage: GenaiUsage) -> None:
+@pytest.mark.parametrize(
+    ("model", "provider", "model_id", "usage", "genai_usage"),
+    [
+        (
+            "gpt-4o",
+            "openai",
+            "gpt-4o-2024-08-06",
+            Usage(input_tokens=10_000, cached_input_tokens=6_000, output_tokens=500),
+            GenaiUsage(input_tokens=10_000, cache_read_tokens=6_000, output_tokens=500),
+        ),
+        (
+            "sonnet",
+            "anthropic",
+            "claude-3-5-sonnet-20241022",
+            Usage(
+                input_tokens=8_000,
+                cache_write_tokens=2_000,
+                cached_input_tokens=5_000,
+                output_tokens=300,
+            ),
+            GenaiUsage(
+                input_tokens=8_000,
+                cache_write_tokens=2_000,
+                cache_read_tokens=5_000,
+                output_tokens=300,
+            ),
+        ),
+    ],
+)
+def test_agrees_with_genai_prices(
+    prices: dict[str, PriceTable],
+    model: str,
+    provider: str,
+    model_id: str,
+    usage: Usage,
+    genai_usage: GenaiUsage,
+) -> None:
     reference = calc_price(genai_usage, model_id, provider_id=provider).total_price
-    assert Decimal(str(round(cost_of(usage, prices[model]).usd, 10))) == pytest.approx(
-        reference)
+    assert Decimal(str(round(cost_of(usage, prices[model]).usd, 10))) == pytest.approx(reference)
 
 
 def test_unknown_rates_are_flagged_never_zero(prices: dict[str, PriceTable]) -> None:

@@ -42,10 +42,21 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert "modelroute serve examples/quickstart.yaml" in README
     port = free_port()
     modelroute = Path(sys.executable).parent / "modelroute"
-    proc = subprocess.Popen([str(modelroute), "serve", "examples/quickstart.yaml", "--port",
-                             str(port), "--store", str(tmp_path / "records.db"),
-                             "--spool-dir", str(tmp_path / "spool")],
-                            cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(modelroute),
+            "serve",
+            "examples/quickstart.yaml",
+            "--port",
+            str(port),
+            "--store",
+            str(tmp_path / "records.db"),
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/readyz", proc)
         curl = _block("curl").replace("8080", str(port)).replace("\\\n", " ")
@@ -54,15 +65,24 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         assert answer["choices"][0]["message"]["content"] == "Paris"
         script = tmp_path / "snippet.py"
         script.write_text(_block("python").replace("8080", str(port)))
-        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "OPENAI_API_KEY": ""})
+        run = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OPENAI_API_KEY": ""},
+        )
         assert run.returncode == 0, run.stderr
         lines = run.stdout.splitlines()
         assert lines[0] == "Paris"
         assert lines[1].startswith("small ")
         # Both requests were recorded in the store, and the CLI reads them back.
-        logs = subprocess.run([str(modelroute), "logs", "--store", str(tmp_path / "records.db"),
-                               "--json"], capture_output=True, text=True, timeout=30)
+        logs = subprocess.run(
+            [str(modelroute), "logs", "--store", str(tmp_path / "records.db"), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert logs.returncode == 0, logs.stderr
         rows = [json.loads(line) for line in logs.stdout.splitlines()]
         assert len(rows) == 2 and {r["final_model"] for r in rows} == {"small"}

@@ -165,20 +165,51 @@ def app_factory() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--store", "store_url", default="./modelroute.db", show_default=True,
-              help="Where request records go: a SQLite path, sqlite:///path, or a "
-                   "postgresql:// URL; 'none' keeps them in memory only.")
-@click.option("--spool-dir", default="./modelroute-spool", show_default=True,
-              help="Records wait here (append-only files) while the store is unreachable.")
-@click.option("--content", type=click.Choice(["off", "hash", "truncated", "full"]),
-              default="truncated", show_default=True,
-              help="How much prompt and answer text the records keep (truncated: 2 KB).")
-@click.option("--traces", type=click.Choice(["off", "console", "otlp"]), default="off",
-              show_default=True, help="OpenTelemetry traces (GenAI semantic conventions).")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(policy: str, host: str, port: int, workers: int, store_url: str, spool_dir: str,
-          content: str, traces: str, log_level: str) -> None:
+@click.option(
+    "--store",
+    "store_url",
+    default="./modelroute.db",
+    show_default=True,
+    help="Where request records go: a SQLite path, sqlite:///path, or a "
+    "postgresql:// URL; 'none' keeps them in memory only.",
+)
+@click.option(
+    "--spool-dir",
+    default="./modelroute-spool",
+    show_default=True,
+    help="Records wait here (append-only files) while the store is unreachable.",
+)
+@click.option(
+    "--content",
+    type=click.Choice(["off", "hash", "truncated", "full"]),
+    default="truncated",
+    show_default=True,
+    help="How much prompt and answer text the records keep (truncated: 2 KB).",
+)
+@click.option(
+    "--traces",
+    type=click.Choice(["off", "console", "otlp"]),
+    default="off",
+    show_default=True,
+    help="OpenTelemetry traces (GenAI semantic conventions).",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    policy: str,
+    host: str,
+    port: int,
+    workers: int,
+    store_url: str,
+    spool_dir: str,
+    content: str,
+    traces: str,
+    log_level: str,
+) -> None:
     """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
     from modelroute.policy.secrets import missing_api_keys
     from modelroute.serve import policy_simulator, run_gateway
@@ -187,15 +218,25 @@ def serve(policy: str, host: str, port: int, workers: int, store_url: str, spool
     for warning in loaded.warnings:
         click.echo(warning.render(), err=True)
     for name in missing_api_keys(loaded):
-        click.echo(f"warning: environment variable {name} is not set; models using it will "
-                   "fail with an auth error", err=True)
-    options = {"store_url": None if store_url == "none" else store_url,
-               "spool_dir": spool_dir, "content": content, "traces": traces}
+        click.echo(
+            f"warning: environment variable {name} is not set; models using it will "
+            "fail with an auth error",
+            err=True,
+        )
+    options = {
+        "store_url": None if store_url == "none" else store_url,
+        "spool_dir": spool_dir,
+        "content": content,
+        "traces": traces,
+    }
     with policy_simulator(loaded, policy) as sim_url:
         if sim_url:
             click.echo(f"simulator: {sim_url}", err=True)
-        click.echo(f"modelroute: serving {policy} (policy {loaded.short_hash}) on "
-                   f"http://{host}:{port}; records: {store_url}", err=True)
+        click.echo(
+            f"modelroute: serving {policy} (policy {loaded.short_hash}) on "
+            f"http://{host}:{port}; records: {store_url}",
+            err=True,
+        )
         if workers == 1:
             from modelroute.serve import build_router
             from modelroute.server.app import create_app
@@ -207,7 +248,8 @@ def serve(policy: str, host: str, port: int, workers: int, store_url: str, spool
             # Workers share their metrics through files here (prometheus multiprocess mode).
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
             os.environ[SERVE_ENV] = orjson.dumps(
-                {"policy": str(Path(policy).resolve()), **options}).decode()
+                {"policy": str(Path(policy).resolve()), **options}
+            ).decode()
             run_gateway("modelroute.cli:app_factory", host, port, workers, log_level)
 
 

@@ -19,8 +19,12 @@ T = TypeVar("T")
 EXIT_BAD_INPUT = 2
 
 store_option = click.option(
-    "--store", "store_url", default=DEFAULT_URL, show_default=True,
-    help="Where the records are: a SQLite path (sqlite:///path) or a postgresql:// URL.")
+    "--store",
+    "store_url",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Where the records are: a SQLite path (sqlite:///path) or a postgresql:// URL.",
+)
 
 
 def _fail(message: str) -> None:
@@ -77,8 +81,9 @@ def _time(ts: float) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
@@ -96,8 +101,15 @@ def _ms(value: Any) -> str:
 @click.option("--failed", is_flag=True, help="Only requests that did not succeed.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def logs(store_url: str, route: str | None, model: str | None, since: str | None,
-         failed: bool, limit: int, as_json: bool) -> None:
+def logs(
+    store_url: str,
+    route: str | None,
+    model: str | None,
+    since: str | None,
+    failed: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Recent requests, newest first."""
     since_ts = parse_since(since)
     rows = with_store(store_url, lambda s: s.query(route, model, since_ts, failed, limit))
@@ -105,38 +117,58 @@ def logs(store_url: str, route: str | None, model: str | None, since: str | None
         for row in rows:
             click.echo(orjson.dumps(row, default=str).decode())
         return
-    table = [[_time(r["started_at"]), r["request_id"], r.get("route") or "-",
-              r.get("final_model") or "-", r["status"], str(r.get("attempt_count", "-")),
-              _ms(r.get("latency_ms")), f"${float(r.get('cost_usd') or 0):.6f}",
-              r.get("failure") or ""] for r in rows]
-    click.echo(_table(["time", "request_id", "route", "model", "status", "attempts", "ms",
-                       "cost", "failure"], table))
+    table = [
+        [
+            _time(r["started_at"]),
+            r["request_id"],
+            r.get("route") or "-",
+            r.get("final_model") or "-",
+            r["status"],
+            str(r.get("attempt_count", "-")),
+            _ms(r.get("latency_ms")),
+            f"${float(r.get('cost_usd') or 0):.6f}",
+            r.get("failure") or "",
+        ]
+        for r in rows
+    ]
+    click.echo(
+        _table(
+            ["time", "request_id", "route", "model", "status", "attempts", "ms", "cost", "failure"],
+            table,
+        )
+    )
 
 
 def _render_record(r: dict[str, Any]) -> str:
-    lines = [f"request {r['request_id']}  {_time(r['started_at'])}  {r['endpoint']}"
-             f"{' (streamed)' if r.get('streamed') else ''}",
-             f"status: {r['status']} (HTTP {r.get('http_status')})"
-             + (f", failure {r['failure']}: {r.get('error')}" if r.get("failure") else ""),
-             f"route: {r.get('route')} (selected by {r.get('selected_by')}), task "
-             f"{r.get('task')}, policy {str(r.get('policy_hash'))[:12]} "
-             f"{r.get('policy_version') or ''}",
-             f"answered by: {r.get('final_model')} (provider reported "
-             f"{r.get('final_reported_model')}, fingerprint {r.get('final_fingerprint')})",
-             f"latency {_ms(r.get('latency_ms'))} ms, ttft {_ms(r.get('ttft_ms'))} ms, cost "
-             f"${float(r.get('cost_usd') or 0):.6f}"
-             + (" (some usage unpriced)" if r.get("price_unknown") else "")
-             + f", escalations {r.get('escalations', 0)}"]
+    lines = [
+        f"request {r['request_id']}  {_time(r['started_at'])}  {r['endpoint']}"
+        f"{' (streamed)' if r.get('streamed') else ''}",
+        f"status: {r['status']} (HTTP {r.get('http_status')})"
+        + (f", failure {r['failure']}: {r.get('error')}" if r.get("failure") else ""),
+        f"route: {r.get('route')} (selected by {r.get('selected_by')}), task "
+        f"{r.get('task')}, policy {str(r.get('policy_hash'))[:12]} "
+        f"{r.get('policy_version') or ''}",
+        f"answered by: {r.get('final_model')} (provider reported "
+        f"{r.get('final_reported_model')}, fingerprint {r.get('final_fingerprint')})",
+        f"latency {_ms(r.get('latency_ms'))} ms, ttft {_ms(r.get('ttft_ms'))} ms, cost "
+        f"${float(r.get('cost_usd') or 0):.6f}"
+        + (" (some usage unpriced)" if r.get("price_unknown") else "")
+        + f", escalations {r.get('escalations', 0)}",
+    ]
     decision = r.get("decision") or {}
     if decision:
-        lines.append(f"decision: {decision.get('strategy')}/{decision.get('objective')}, "
-                     f"order {' -> '.join(decision.get('order') or []) or 'none'}"
-                     + (f", relaxed {decision['relaxed']}" if decision.get("relaxed") else ""))
+        lines.append(
+            f"decision: {decision.get('strategy')}/{decision.get('objective')}, "
+            f"order {' -> '.join(decision.get('order') or []) or 'none'}"
+            + (f", relaxed {decision['relaxed']}" if decision.get("relaxed") else "")
+        )
         for tier in decision.get("tiers") or []:
             for c in tier:
-                lines.append(f"  candidate {c['model']}: est ${c['cost_usd']:.6f}, p95 "
-                             f"{c['latency_p95_ms']:.0f} ms ({c['latency_source']}), quality "
-                             f"{c['quality']} ({c['quality_source']})")
+                lines.append(
+                    f"  candidate {c['model']}: est ${c['cost_usd']:.6f}, p95 "
+                    f"{c['latency_p95_ms']:.0f} ms ({c['latency_source']}), quality "
+                    f"{c['quality']} ({c['quality_source']})"
+                )
         for rej in decision.get("rejections") or []:
             lines.append(f"  rejected {rej['model']}: {rej['message']}")
         for note in decision.get("notes") or []:
@@ -144,16 +176,19 @@ def _render_record(r: dict[str, Any]) -> str:
     lines.append("attempts:")
     for i, a in enumerate(r.get("attempts") or [], start=1):
         usage = a.get("usage") or {}
-        lines.append(f"  {i}. {a['model']} tier {a['tier']} at +{a['started_ms']:.0f} ms: "
-                     f"{a['outcome']}"
-                     + (f" ({a['failure']}: {a.get('message')})" if a.get("failure") else "")
-                     + f", {a['latency_ms']:.0f} ms, tokens {usage.get('input_tokens', 0)}/"
-                     f"{usage.get('output_tokens', 0)}, ${float(a.get('cost_usd') or 0):.6f}"
-                     + (f", confidence {a['confidence']:.3f}"
-                        if a.get("confidence") is not None else ""))
+        lines.append(
+            f"  {i}. {a['model']} tier {a['tier']} at +{a['started_ms']:.0f} ms: "
+            f"{a['outcome']}"
+            + (f" ({a['failure']}: {a.get('message')})" if a.get("failure") else "")
+            + f", {a['latency_ms']:.0f} ms, tokens {usage.get('input_tokens', 0)}/"
+            f"{usage.get('output_tokens', 0)}, ${float(a.get('cost_usd') or 0):.6f}"
+            + (f", confidence {a['confidence']:.3f}" if a.get("confidence") is not None else "")
+        )
     for fb in r.get("feedback") or []:
-        lines.append(f"feedback: score {fb.get('score')} label {fb.get('label')} from "
-                     f"{fb.get('source')}: {fb.get('comment') or ''}")
+        lines.append(
+            f"feedback: score {fb.get('score')} label {fb.get('label')} from "
+            f"{fb.get('source')}: {fb.get('comment') or ''}"
+        )
     return "\n".join(lines)
 
 
@@ -167,8 +202,11 @@ def show(request_id: str, store_url: str, as_json: bool) -> None:
     if record is None:
         _fail(f"no request {request_id!r} in {store_url}")
         return
-    click.echo(orjson.dumps(record, default=str, option=orjson.OPT_INDENT_2).decode()
-               if as_json else _render_record(record))
+    click.echo(
+        orjson.dumps(record, default=str, option=orjson.OPT_INDENT_2).decode()
+        if as_json
+        else _render_record(record)
+    )
 
 
 @click.command()
@@ -182,19 +220,31 @@ def stats(store_url: str, since: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
         return
-    table = [[r["route"] or "-", r["model"] or "-", str(r["requests"]),
-              f"${r['spend_usd']:.4f}", _ms(r["p50_latency_ms"]), _ms(r["p95_latency_ms"]),
-              f"{r['error_rate'] * 100:.1f}%",
-              "-" if r["quality"] is None else f"{r['quality']:.3f} (n={r['feedback']})"]
-             for r in rows]
-    click.echo(_table(["route", "model", "requests", "spend", "p50 ms", "p95 ms", "errors",
-                       "quality"], table))
+    table = [
+        [
+            r["route"] or "-",
+            r["model"] or "-",
+            str(r["requests"]),
+            f"${r['spend_usd']:.4f}",
+            _ms(r["p50_latency_ms"]),
+            _ms(r["p95_latency_ms"]),
+            f"{r['error_rate'] * 100:.1f}%",
+            "-" if r["quality"] is None else f"{r['quality']:.3f} (n={r['feedback']})",
+        ]
+        for r in rows
+    ]
+    click.echo(
+        _table(
+            ["route", "model", "requests", "spend", "p50 ms", "p95 ms", "errors", "quality"], table
+        )
+    )
 
 
 @click.command()
 @store_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True)
 def export(store_url: str, fmt: str, output: str) -> None:
     """Every record, as JSON lines or Parquet (for analysis elsewhere)."""

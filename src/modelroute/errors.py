@@ -67,7 +67,13 @@ class UnknownRouteError(RequestError):
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         self.known = known
-        super().__init__(f"no route, alias or model named {name!r}")
+        if name:
+            super().__init__(f"no route, alias or model named {name!r}")
+        else:
+            super().__init__(
+                "the request names no model, no task route matched, no route's "
+                "match rules hold, and the policy has no default route"
+            )
 
 
 class InfeasibleError(ModelrouteError):

@@ -57,13 +57,14 @@ RETRYABLE = frozenset(
 # Fail fast: the same request would fail the same way on any model.
 FATAL = frozenset({FailureClass.AUTH, FailureClass.BAD_REQUEST})
 # Counted against a model's circuit breaker: the model (or its provider) is unwell.
+# Not empty_response: a client can cause one at will (a stop sequence matching at once),
+# and one client must not be able to open a model's circuit for everyone.
 UNHEALTHY = frozenset(
     {
         FailureClass.TIMEOUT,
         FailureClass.CONNECT_ERROR,
         FailureClass.OVERLOADED,
         FailureClass.SERVER_ERROR,
-        FailureClass.EMPTY_RESPONSE,
         FailureClass.INVALID_RESPONSE,
     }
 )

@@ -100,8 +100,11 @@ class RecordBuilder:
         r.usage = _sum_usage(attempts)
         r.cost_usd = sum(a.cost_usd or 0.0 for a in attempts)
         # An answered attempt whose usage could not be priced makes the total uncertain.
-        r.price_unknown = any(not a.price_known for a in attempts
-                              if a.outcome in ("ok", "low_confidence") or a.usage is not None)
+        r.price_unknown = any(
+            not a.price_known
+            for a in attempts
+            if a.outcome in ("ok", "low_confidence") or a.usage is not None
+        )
         r.latency_ms = self._elapsed_ms()
 
     def finish_error(self, err: ModelrouteError) -> None:

@@ -314,8 +314,14 @@ class Router:
             await self.store.close()
         await self.transport.aclose()
 
-    async def feedback(self, request_id: str, score: float | None, label: str | None,
-                       source: str | None, comment: str | None) -> bool:
+    async def feedback(
+        self,
+        request_id: str,
+        score: float | None,
+        label: str | None,
+        source: str | None,
+        comment: str | None,
+    ) -> bool:
         """Join a quality signal to a request. False when the request is unknown."""
         value = score if score is not None else label_score(label)
         where = self.rolling.route_and_model(request_id)

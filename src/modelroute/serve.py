@@ -90,8 +90,9 @@ def run_gateway(
     )
 
 
-def build_router(policy: Policy, *, store_url: str | None, spool_dir: str, content: str,
-                 traces: str) -> tuple[Router, MetricsSink]:
+def build_router(
+    policy: Policy, *, store_url: str | None, spool_dir: str, content: str, traces: str
+) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for."""
     from modelroute.records.metrics import MetricsSink
@@ -104,8 +105,9 @@ def build_router(policy: Policy, *, store_url: str | None, spool_dir: str, conte
     records: RecordSink
     if store is not None:
         writer = RecordWriter(store, spool_dir)
-        metrics = MetricsSink(queue_depth=lambda: writer.queue_depth,
-                              spool_size=lambda: writer.spool_size)
+        metrics = MetricsSink(
+            queue_depth=lambda: writer.queue_depth, spool_size=lambda: writer.spool_size
+        )
         records = writer
     else:
         metrics, records = MetricsSink(), MemorySink()

@@ -39,8 +39,10 @@ class Usage:
             "prompt_tokens": self.input_tokens,
             "completion_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_input_tokens,
-                                      "cache_creation_tokens": self.cache_write_tokens},
+            "prompt_tokens_details": {
+                "cached_tokens": self.cached_input_tokens,
+                "cache_creation_tokens": self.cache_write_tokens,
+            },
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
 

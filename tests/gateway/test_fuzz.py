@@ -44,6 +44,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
+from modelroute.features import LIMIT_HEADERS, TASK_HEADER  # noqa: E402
+from modelroute.server.openapi import openapi_spec  # noqa: E402
+
 from .fixtures import POLICY, sim_config  # noqa: E402
 from .harness import gateway  # noqa: E402
 
@@ -82,12 +85,7 @@ CHECKS = [
 # What the policy knows, so valid requests reach the upstreams instead of stopping at a 404.
 ROUTE_NAMES = ["chat", "assistant", "cheap-only", "triage", "hedged"]
 MODEL_NAMES = ["primary", "secondary", "claude"]
-ROUTING_HEADERS = {
-    "x-modelroute-task",
-    "x-modelroute-max-cost-usd",
-    "x-modelroute-max-latency-ms",
-    "x-modelroute-min-quality",
-}
+ROUTING_HEADERS = {TASK_HEADER, *LIMIT_HEADERS}
 OPENAI_ERROR_TYPES = {"invalid_request_error", "upstream_error", "service_unavailable", "timeout"}
 ANTHROPIC_ERROR_TYPES = {
     "invalid_request_error",
@@ -119,12 +117,12 @@ def _fast_sim() -> dict[str, Any]:
 
 def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
     """The served document, narrowed for generation (it describes the API; this steers the
-    fuzzer): ``model`` and the task header name this policy's routes and models, so valid
-    requests reach the upstreams instead of stopping at a 404 (invalid ones still turn them
-    into unknown names); nested request objects are closed and free-form ones (tool
-    parameters, JSON schemas) kept small, which keeps valid requests realistic and generation
-    several times faster. The request objects themselves stay open: unknown top-level fields
-    pass through to the upstream."""
+    fuzzer). ``model`` is required and, like the task header, names this policy's routes and
+    models, so valid requests reach the upstreams instead of stopping at a 404 (invalid ones
+    still drop it or make it an unknown name). Nested request objects are closed and
+    free-form ones (tool parameters, JSON schemas) kept small: valid requests stay realistic
+    and generation is several times faster. The request objects themselves stay open:
+    unknown top-level fields pass through to the upstream."""
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     for name, schema in schemas.items():
@@ -139,6 +137,8 @@ def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
     names = {"enum": ROUTE_NAMES + MODEL_NAMES}
     for name in REQUESTS:
         schemas[name]["properties"]["model"] = names
+        if "model" not in schemas[name]["required"]:  # this policy has no default route
+            schemas[name]["required"] = ["model", *schemas[name]["required"]]
     for operation in _routed(spec):
         for parameter in operation["parameters"]:
             if parameter["name"] == "x-modelroute-task":
@@ -379,6 +379,7 @@ class Runner:
 def _fuzz(url: str) -> Tally:
     """Runs in a worker thread: blocking HTTP while the gateway serves on the test's loop."""
     served = requests.get(f"{url}/openapi.json", timeout=TIMEOUT_S).json()
+    assert served == openapi_spec()
     config = schemathesis.Config.from_dict(
         {"request-timeout": TIMEOUT_S, "max-stream-events": 10_000}
     )
@@ -393,7 +394,7 @@ def _fuzz(url: str) -> Tally:
             runner.coverage(schemas[variant], variant, label)
         for (variant, label), budget in FUZZ.items():
             for mode, examples in budget.items():
-                runner.fuzz(schemas[variant], variant, label, mode, round(examples * SCALE))
+                runner.fuzz(schemas[variant], variant, label, mode, max(1, round(examples * SCALE)))
     return tally
 
 

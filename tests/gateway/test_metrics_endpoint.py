@@ -49,11 +49,15 @@ async def test_metrics_match_the_records() -> None:
     records = list(sink.records)
     assert len(records) == 5
     by_status = Counter((r.route or "", r.final_model or "", r.status) for r in records)
-    counted = {(labels["route"], labels["model"], labels["status"]): value
-               for labels, value in samples["modelroute_requests_total"]}
+    counted = {
+        (labels["route"], labels["model"], labels["status"]): value
+        for labels, value in samples["modelroute_requests_total"]
+    }
     assert counted == {key: float(n) for key, n in by_status.items()}
-    errors = {(labels["route"], labels["failure"]): value
-              for labels, value in samples["modelroute_errors_total"]}
+    errors = {
+        (labels["route"], labels["failure"]): value
+        for labels, value in samples["modelroute_errors_total"]
+    }
     assert errors == {("chat", "server_error"): 1.0}
     spend = sum(value for _, value in samples["modelroute_cost_usd_total"])
     assert abs(spend - sum(r.cost_usd for r in records)) < 1e-12

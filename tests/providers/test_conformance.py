@@ -21,23 +21,55 @@ from modelroute.testing import Simulator
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 KINDS = ["openai", "simulator", "anthropic"]
-TOOLS = [{"type": "function", "function": {
-    "name": "get_weather", "description": "weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-SIM = {"seed": 3, "models": {"conf-model": {
-    "reported_model": "conf-model-2024-01-01", "system_fingerprint": "fp_conf",
-    "context_window": 8000, "tokens_per_second": 5000, "retry_after_s": 2,
-    "answers": [{"match": "weather", "content": "",
-                 "tool_call": {"name": "get_weather", "arguments": {"city": "Oslo"}}}],
-    "default_answer": "four words of answer"}}}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+SIM = {
+    "seed": 3,
+    "models": {
+        "conf-model": {
+            "reported_model": "conf-model-2024-01-01",
+            "system_fingerprint": "fp_conf",
+            "context_window": 8000,
+            "tokens_per_second": 5000,
+            "retry_after_s": 2,
+            "answers": [
+                {
+                    "match": "weather",
+                    "content": "",
+                    "tool_call": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                }
+            ],
+            "default_answer": "four words of answer",
+        }
+    },
+}
 
 
 def _model(kind: str, sim: Simulator) -> Model:
     base = sim.base_url if kind == "anthropic" else sim.openai_base_url
-    return Model(name="conf", provider=kind, base_url=base, model_id="conf-model",
-                 api_key_env=None, prices=PriceTable(1, 2, 0.5, 1.25, "policy"),
-                 context_window=2000, max_output_tokens=None, capabilities=frozenset(),
-                 latency_p50_ms=1, latency_p95_ms=2, quality={}, floating=False)
+    return Model(
+        name="conf",
+        provider=kind,
+        base_url=base,
+        model_id="conf-model",
+        api_key_env=None,
+        prices=PriceTable(1, 2, 0.5, 1.25, "policy"),
+        context_window=2000,
+        max_output_tokens=None,
+        capabilities=frozenset(),
+        latency_p50_ms=1,
+        latency_p95_ms=2,
+        quality={},
+        floating=False,
+    )
 
 
 def _ask(text: str = "hello there", **extra: Any) -> dict[str, Any]:
@@ -45,8 +77,9 @@ def _ask(text: str = "hello there", **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(params=KINDS)
-async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Provider, Model,
-                                                                          Simulator]]:
+async def adapter(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Provider, Model, Simulator]]:
     async with Simulator(SIM) as sim:
         transport = Transport()
         provider = build_providers(transport)[request.param]
@@ -94,15 +127,19 @@ async def test_tool_calls(adapter: Any) -> None:
     assert any(c.tool_call for c in chunks)
 
 
-@pytest.mark.parametrize(("fault", "expected"), [
-    ("server_error", FailureClass.SERVER_ERROR),
-    ("overloaded", FailureClass.OVERLOADED),
-    ("rate_limited", FailureClass.RATE_LIMITED),
-    ("malformed_json", FailureClass.INVALID_RESPONSE),
-    ("reset", FailureClass.SERVER_ERROR),
-])
-async def test_faults_classify_the_same_for_every_adapter(adapter: Any, fault: str,
-                                                          expected: FailureClass) -> None:
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("server_error", FailureClass.SERVER_ERROR),
+        ("overloaded", FailureClass.OVERLOADED),
+        ("rate_limited", FailureClass.RATE_LIMITED),
+        ("malformed_json", FailureClass.INVALID_RESPONSE),
+        ("reset", FailureClass.SERVER_ERROR),
+    ],
+)
+async def test_faults_classify_the_same_for_every_adapter(
+    adapter: Any, fault: str, expected: FailureClass
+) -> None:
     provider, model, sim = adapter
     for streamed in (False, True):
         sim.update_model("conf-model", script=[fault])

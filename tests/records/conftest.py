@@ -10,9 +10,11 @@ database it never reached. Tests that stop the cluster start it again in ``final
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -80,8 +82,37 @@ def ensure_pg_started() -> None:
     wait_until_accepting()
 
 
+class ClusterLock:
+    """Keeps test runs on one machine from pulling the cluster out from under each other.
+
+    Every test using ``pg_url`` holds a shared ``flock`` on a well-known file; a test that
+    stops the cluster converts it to exclusive first, so it waits for PostgreSQL tests of
+    other pytest runs (another developer's, say) to finish, and they wait for it."""
+
+    PATH = Path(tempfile.gettempdir()) / "modelroute-tests-postgres.lock"
+
+    def __init__(self) -> None:
+        self._fd = os.open(self.PATH, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def exclusive(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_cluster() -> Iterator[ClusterLock]:
+    lock = ClusterLock()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: ClusterLock) -> Iterator[str]:
     """A fresh, empty database for this test, dropped afterwards."""
     name = f"modelroute_test_{secrets.token_hex(6)}"
     try:

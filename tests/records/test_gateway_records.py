@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from modelroute.testing import Simulator
 
@@ -32,17 +31,32 @@ MODELROUTE = Path(sys.executable).parent / "modelroute"
 
 
 @asynccontextmanager
-async def gateway_process(target: Path | str, tmp: Path, workers: int = 1
-                          ) -> AsyncIterator[tuple[str, Simulator, subprocess.Popen[bytes]]]:
+async def gateway_process(
+    target: Path | str, tmp: Path, workers: int = 1
+) -> AsyncIterator[tuple[str, Simulator, subprocess.Popen[bytes]]]:
     async with Simulator(sim_config()) as sim:
         policy = tmp / "policy.yaml"
-        policy.write_text(POLICY.replace("{sim}", sim.openai_base_url).replace(
-            "{sim_root}", sim.base_url))
+        policy.write_text(
+            POLICY.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
+        )
         port = free_port()
         proc = subprocess.Popen(
-            [str(MODELROUTE), "serve", str(policy), "--port", str(port), "--store", str(target),
-             "--spool-dir", str(tmp / "spool"), "--workers", str(workers)],
-            env={**os.environ, "SIM_KEY": "k"}, start_new_session=True)
+            [
+                str(MODELROUTE),
+                "serve",
+                str(policy),
+                "--port",
+                str(port),
+                "--store",
+                str(target),
+                "--spool-dir",
+                str(tmp / "spool"),
+                "--workers",
+                str(workers),
+            ],
+            env={**os.environ, "SIM_KEY": "k"},
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient(timeout=5) as http:
@@ -93,8 +107,7 @@ async def test_mixed_run_one_record_per_request(store_target: Path | str, tmp_pa
                 received.append(await _request(http, url, {"model": "chat", **ask()}))
             sim.update_model("primary-sim", script=["server_error", "server_error"])
             received.append(await _request(http, url, {"model": "chat", **ask()}))  # fallback
-            received.append(await _request(http, url, {"model": "chat", "stream": True,
-                                                       **ask()}))
+            received.append(await _request(http, url, {"model": "chat", "stream": True, **ask()}))
             for name in ("primary-sim", "secondary-sim", "claude-sim"):
                 sim.update_model(name, script=["server_error"] * 2)
             received.append(await _request(http, url, {"model": "chat", **ask()}))  # 502
@@ -140,8 +153,9 @@ async def _load(url: str, seconds: float, rate: float) -> list[str | None]:
         return list(await asyncio.gather(*tasks))
 
 
-async def test_sigterm_during_load_loses_no_record(store_target: Path | str,
-                                                   tmp_path: Path) -> None:
+async def test_sigterm_during_load_loses_no_record(
+    store_target: Path | str, tmp_path: Path
+) -> None:
     async with gateway_process(store_target, tmp_path, workers=2) as (url, sim, proc):
         sim.update_model("primary-sim", latency_ms={"p50": 30, "p95": 60})
         load = asyncio.ensure_future(_load(url, 3.0, 100))

@@ -17,7 +17,7 @@ import pytest
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import open_store, schema
-from modelroute.records.stores.base import Store
+from modelroute.records.stores.base import RecordRejected, Store
 from modelroute.records.stores.postgres import PostgresStore
 from modelroute.records.stores.sqlite import SqliteStore
 
@@ -54,6 +54,18 @@ async def test_writes_are_idempotent(store: Store) -> None:
     assert await attempt_count(store) == 2 * 51
     assert await store.ids() == {r.request_id for r in [*first, extra]}
     assert await store.get(first[0].request_id) == stored(first[0])  # first write wins
+
+
+async def test_infinities_round_trip_and_refused_data_is_reported(store: Store) -> None:
+    odd = realistic(1)
+    odd.confidence, odd.ttft_ms, odd.attempts[0].retry_after_s = float("inf"), float("-inf"), 1e308
+    await store.write([odd])
+    assert await store.get(odd.request_id) == stored(odd)
+    bad = realistic(2)
+    bad.endpoint = None  # type: ignore[assignment]  # NOT NULL: no retry can store this
+    with pytest.raises(RecordRejected):
+        await store.write([realistic(3), bad])
+    assert await store.count() == 1  # the batch is one transaction
 
 
 async def test_query_filters_and_orders_newest_first(store: Store) -> None:

@@ -27,7 +27,14 @@ from modelroute.records.stores.sqlite import SqliteStore
 from modelroute.records.writer import RecordWriter
 
 from ..conftest import ROOT
-from .conftest import attempt_count, pg_ctl, realistic, wait_until_accepting
+from .conftest import (
+    ClusterLock,
+    attempt_count,
+    make_store,
+    pg_ctl,
+    realistic,
+    wait_until_accepting,
+)
 from .samples import all_records
 
 
@@ -132,6 +139,34 @@ async def test_a_full_queue_spills_to_the_spool_and_nothing_is_lost(tmp_path: Pa
     await store.close()
 
 
+async def test_a_record_the_store_refuses_is_set_aside_not_retried_forever(
+    store_target: Path | str, tmp_path: Path
+) -> None:
+    store = make_store(store_target)
+    await store.open()
+    log = ArrivalLog(store)
+    writer = RecordWriter(log, tmp_path / "spool", batch_size=100)  # type: ignore[arg-type]
+    await writer.start()
+    good, bad = [], []
+    for i in range(1000):
+        record = realistic(i)
+        if i in (0, 517, 999):
+            record.endpoint = None  # type: ignore[assignment]  # violates NOT NULL
+            bad.append(record.request_id)
+        else:
+            good.append(record.request_id)
+        writer.submit(record)
+    await writer.close()
+    assert writer.rejected == 3 and writer.lost == 0 and writer.spool_size == 0
+    assert await store.ids() == set(good)
+    assert list(dict.fromkeys(log.order)) == good
+    (aside,) = (tmp_path / "spool").glob("rejected-*.jsonl")
+    lines = [orjson.loads(line) for line in aside.read_bytes().splitlines()]
+    assert [line["record"]["request_id"] for line in lines] == bad
+    assert all(line["reason"] for line in lines)
+    await store.close()
+
+
 async def test_records_outlive_a_writer_closed_while_the_store_is_down(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     store = SqliteStore(path, busy_timeout_s=0.1)
@@ -158,7 +193,10 @@ async def test_records_outlive_a_writer_closed_while_the_store_is_down(tmp_path:
 # --- faults in the middle of a load ----------------------------------------------------------
 
 
-async def test_postgres_stopped_mid_load(pg_url: str, tmp_path: Path) -> None:
+async def test_postgres_stopped_mid_load(
+    pg_url: str, pg_cluster: ClusterLock, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(pg_cluster.exclusive)
     store = PostgresStore(pg_url, write_timeout_s=1.0)
     await store.open()
     log = ArrivalLog(store)
@@ -169,7 +207,8 @@ async def test_postgres_stopped_mid_load(pg_url: str, tmp_path: Path) -> None:
         await load(writer, submitted, 1.0)
         await asyncio.to_thread(pg_ctl, "stop")
         await load(writer, submitted, 2.0)
-        assert writer.spool_size > 0  # the outage really happened, and the spool took it
+        # The outage really happened, and the spool took it.
+        assert writer.spool_size > 0, (writer.store_errors, writer.written)
     finally:
         await asyncio.to_thread(pg_ctl, "start")
     await asyncio.to_thread(wait_until_accepting)
@@ -194,7 +233,7 @@ async def test_postgres_table_locked_mid_load(pg_url: str, tmp_path: Path) -> No
         async with locker.transaction():
             await locker.execute("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
             await load(writer, submitted, 3.0)
-            assert writer.spool_size > 0
+            assert writer.spool_size > 0, (writer.store_errors, writer.written)
     finally:
         await locker.close()
     await load(writer, submitted, 1.0)
@@ -219,7 +258,7 @@ async def test_sqlite_locked_by_another_connection_mid_load(tmp_path: Path) -> N
     try:
         await asyncio.to_thread(locker.execute, "BEGIN EXCLUSIVE")
         await load(writer, submitted, 3.0)
-        assert writer.spool_size > 0
+        assert writer.spool_size > 0, (writer.store_errors, writer.written)
     finally:
         await asyncio.to_thread(locker.execute, "COMMIT")
         locker.close()

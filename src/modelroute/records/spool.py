@@ -30,6 +30,7 @@ from modelroute.records.record import RequestRecord
 log = logging.getLogger("modelroute.records")
 
 _BLOCK = 1 << 18
+_OPTS = orjson.OPT_NON_STR_KEYS
 
 
 @dataclass(slots=True)
@@ -77,6 +78,7 @@ class Spool:
         self.path = directory / _own_name()
         self.pending = 0  # records after the replay offset
         self.lost = 0  # records that could not be written at all (disk errors, corrupt lines)
+        self.rejected = 0  # records the store refused as data, set aside
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._size = 0  # bytes of complete lines in the file
@@ -155,9 +157,8 @@ class Spool:
 
     def append(self, records: list[RequestRecord], fsync: bool) -> None:
         """Never raises: a record that cannot reach the disk is logged and counted in ``lost``."""
-        opts = orjson.OPT_NON_STR_KEYS
         try:
-            data = b"".join(orjson.dumps(r.to_dict(), option=opts) + b"\n" for r in records)
+            data = b"".join(orjson.dumps(r.to_dict(), option=_OPTS) + b"\n" for r in records)
             fd = self._append_bytes(data, len(records))
             # Outside the mutex so an overflowing submit never waits on the disk. The writer
             # closes the spool only after its appends returned, so fd stays valid here.
@@ -186,6 +187,21 @@ class Spool:
             self._size += len(data)
             self.pending += lines
             return self._fd
+
+    def reject(self, record: RequestRecord, reason: str) -> None:
+        """Set a record the store refused aside, with the reason, for a person to look at."""
+        path = self.directory / self.path.name.replace("spool-", "rejected-", 1)
+        line = orjson.dumps({"reason": reason, "record": record.to_dict()}, option=_OPTS)
+        log.error(
+            "record %s refused by the store (%s); kept in %s", record.request_id, reason, path
+        )
+        try:
+            with path.open("ab") as out:
+                out.write(line + b"\n")
+            self.rejected += 1
+        except OSError:
+            self.lost += 1
+            log.exception("could not set record %s aside", record.request_id)
 
     # --- replaying --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.spool import Spool
-from modelroute.records.stores.base import Store
+from modelroute.records.stores.base import RecordRejected, Store
 
 log = logging.getLogger("modelroute.records")
 
@@ -98,6 +98,11 @@ class RecordWriter:
     def store_errors(self) -> int:
         """Store writes that failed or timed out."""
         return self._store_errors
+
+    @property
+    def rejected(self) -> int:
+        """Records the store refused as data (set aside in ``rejected-*.jsonl``, not retried)."""
+        return self._spool.rejected
 
     @property
     def lost(self) -> int:
@@ -175,26 +180,46 @@ class RecordWriter:
         return [self._queue.get_nowait() for _ in range(n)]
 
     async def _handle(self, batch: list[RequestRecord]) -> None:
-        # While anything is spooled, this batch goes behind it (order); else try the store.
-        if self._spool.pending or not await self._write(batch):
+        if self._spool.pending:  # keep order: this batch goes behind what is spooled
             await self._to_spool(batch)
+            return
+        unstored = await self._write(batch)
+        if unstored:
+            await self._to_spool(unstored)
 
-    async def _write(self, batch: list[RequestRecord]) -> bool:
+    async def _write(self, batch: list[RequestRecord]) -> list[RequestRecord]:
+        """Write a batch; returns the records not stored (a suffix of it, in order)."""
         try:
             async with asyncio.timeout(self.write_timeout_s):
                 await self.store.write(batch)
+        except RecordRejected as exc:
+            return await self._isolate(batch, exc)
         except Exception as exc:  # any driver error or the timeout: the batch is spooled
             self._store_errors += 1
             self._retry_at = time.monotonic() + self.retry_interval_s
             if not self._outage:
                 self._outage = True
                 log.warning("record store write failed (%r); spooling until it recovers", exc)
-            return False
+            return batch
         self._written += len(batch)
         if self._outage and not self._spool.pending:
             self._outage = False
             log.warning("record store recovered")
-        return True
+        return []
+
+    async def _isolate(
+        self, batch: list[RequestRecord], exc: RecordRejected
+    ) -> list[RequestRecord]:
+        """Halve a rejected batch until the bad records stand alone, store the rest, and set
+        the bad ones aside (never retried: the store would refuse them forever)."""
+        if len(batch) == 1:
+            await asyncio.to_thread(self._spool.reject, batch[0], str(exc))
+            return []
+        half = len(batch) // 2
+        unstored = await self._write(batch[:half])
+        if unstored:  # the store failed for another reason: keep the order, stop here
+            return unstored + batch[half:]
+        return await self._write(batch[half:])
 
     async def _to_spool(self, batch: list[RequestRecord]) -> None:
         await asyncio.to_thread(self._spool.append, batch, self.fsync)
@@ -207,8 +232,8 @@ class RecordWriter:
             chunk = await asyncio.to_thread(self._spool.read, self.batch_size)
             if not chunk.lines:
                 break
-            if chunk.records and not await self._write(chunk.records):
-                return
+            if chunk.records and await self._write(chunk.records):
+                return  # retried from the same line later; what was stored is skipped then
             self._spool.advance(chunk)
             if self._queue.qsize() * 2 >= (self._queue.maxsize or 1) and not self._closing:
                 return

@@ -18,6 +18,7 @@ from modelroute.server import anthropic_api
 from modelroute.server.asgi import (
     BodyTooLarge,
     Disconnect,
+    Message,
     Receive,
     Scope,
     Send,
@@ -84,13 +85,25 @@ class Gateway:
         if handler is None:
             await self.not_found(scope, send)
             return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await handler(scope, receive, send)
+            await handler(scope, receive, tracking_send)
         except ConnectionResetError:
             return  # the client went away; the record says so
         except Exception:  # a bug, not an input: log it, answer 500 without a traceback
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await send_json(send, 500, http_error(RuntimeError()).openai())
+            if started:  # too late for a status: end the response; the client sees it cut
+                await send({"type": "http.response.body", "body": b""})
+                return
+            error = http_error(RuntimeError())
+            body = error.anthropic() if scope["path"] == "/v1/messages" else error.openai()
+            await send_json(send, 500, body)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -105,11 +118,20 @@ class Gateway:
                 return
 
     async def not_found(self, scope: Scope, send: Send) -> None:
-        known = {path for _, path in self.routes}
-        status = 405 if scope["path"] in known else 404
-        message = "method not allowed" if status == 405 else f"no endpoint {scope['path']}"
-        error = HttpError(status, "not_found", message, {}, {})
-        await send_json(send, status, error.openai())
+        path = scope["path"]
+        allowed = sorted(method for method, known in self.routes if known == path)
+        if allowed:
+            error = HttpError(
+                405,
+                "method_not_allowed",
+                f"{scope['method']} is not allowed on {path}",
+                {},
+                {"allow": ", ".join(allowed)},
+            )
+        else:
+            error = HttpError(404, "not_found", f"no endpoint {path}", {}, {})
+        body = error.anthropic() if path == "/v1/messages" else error.openai()
+        await send_json(send, error.status, body, error.headers.items())
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, problem = await read_json(receive)
@@ -175,9 +197,16 @@ class Gateway:
             await send_text(send, 404, "metrics are not enabled\n")
             return
         body, content_type = self.metrics.render(request_headers(scope).get("accept"))
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:

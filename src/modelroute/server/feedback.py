@@ -26,8 +26,12 @@ def _parse(body: Any) -> tuple[dict[str, Any] | None, str | None]:
     request_id, score, label = body.get("request_id"), body.get("score"), body.get("label")
     if not isinstance(request_id, str) or not request_id:
         return None, "'request_id' is required (the x-modelroute-request-id of the answer)"
-    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)
-                              or not math.isfinite(score) or not 0 <= score <= 1):
+    if score is not None and (
+        isinstance(score, bool)
+        or not isinstance(score, int | float)
+        or not math.isfinite(score)
+        or not 0 <= score <= 1
+    ):
         return None, "'score' must be a number between 0 and 1"
     if label is not None and not isinstance(label, str):
         return None, "'label' must be a string"
@@ -50,8 +54,13 @@ async def handle_feedback(router: Router, scope: Scope, receive: Receive, send: 
         assert problem is not None
         await send_json(send, problem.status, problem.openai())
         return
-    found = await router.feedback(body["request_id"], body.get("score"), body.get("label"),
-                                  body.get("source"), body.get("comment"))
+    found = await router.feedback(
+        body["request_id"],
+        body.get("score"),
+        body.get("label"),
+        body.get("source"),
+        body.get("comment"),
+    )
     if not found:
         error = HttpError(404, "unknown_request", f"no request {body['request_id']!r}", {}, {})
         await send_json(send, 404, error.openai())

@@ -611,7 +611,8 @@ _OPENAI_ERRORS = {
     "413": "The request body is too large.",
     "422": "No model satisfies the route's constraints; the rejections say why.",
     "502": "Every attempt failed upstream.",
-    "503": "Every attempt failed: upstream overloaded or rate limited.",
+    "503": "Every attempt failed with the upstream overloaded or rate limited, or every "
+    "candidate's circuit breaker is open; Retry-After says when to try again.",
     "504": "Every attempt timed out.",
 }
 

@@ -122,7 +122,6 @@ class RollingStats:
         if self._dirty and now - self._built_at >= self.refresh_s:
             by_route = {k: s for k, w in self._by_route.items() if (s := self._stats(w))}
             by_model = {k: s for k, w in self._by_model.items() if (s := self._stats(w))}
-            self._snapshot = StatsSnapshot(MappingProxyType(by_route),
-                                           MappingProxyType(by_model))
+            self._snapshot = StatsSnapshot(MappingProxyType(by_route), MappingProxyType(by_model))
             self._built_at, self._dirty = now, False
         return self._snapshot

@@ -21,6 +21,12 @@ ExportFormat = Literal["jsonl", "parquet"]
 QualityKey = tuple[str | None, str | None, str | None]  # route, model, reported version
 
 
+class RecordRejected(ValueError):
+    """The store refused the data itself (a constraint, a value it cannot represent), so no
+    retry can succeed. ``RecordWriter`` isolates the offending records and sets them aside
+    instead of letting one bad record hold up every record behind it."""
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and bring the schema up to date (migrations run in order, once)."""
@@ -28,7 +34,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def write(self, batch: list[RequestRecord]) -> None:
-        """Store a batch in one transaction; request ids already stored are skipped."""
+        """Store a batch in one transaction; request ids already stored are skipped. Raises
+        ``RecordRejected`` when the data itself is refused, anything else when the store is
+        unavailable (the caller retries later)."""
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""

@@ -1,9 +1,17 @@
 """Records in PostgreSQL through asyncpg: the store for several gateway replicas.
 
-A batch is one statement: the request rows and the attempt rows travel as column arrays,
-``unnest`` turns them back into rows, ``ON CONFLICT DO NOTHING RETURNING`` says which requests
-are new, and only their attempts are inserted. One round trip, one implicit transaction, the
-same prepared statement every time, and idempotent (a replayed spool stores nothing twice).
+A batch is one statement with two parameters: the request rows and the attempt rows as JSON
+arrays, which ``json_populate_recordset`` turns back into typed rows by column name;
+``ON CONFLICT DO NOTHING RETURNING`` says which requests are new, and only their attempts are
+inserted. One round trip, one implicit transaction, the same prepared statement every time,
+and idempotent (a replayed spool stores nothing twice).
+
+Why JSON rather than typed arrays (``unnest($1::text[], ...)``) or COPY: asyncpg encodes every
+array element in Python on the event loop, ~0.3 us a value, ~80 values a record; a batch of
+500 held the loop for 10-15 ms. One JSON text built by orjson in a worker thread holds it for
+~1.5 ms, the parsing moves to the server (another core here), and throughput is the same
+(measured: 16k vs 17k records/s, client CPU 14 vs 25 us a record). Floats survive the trip
+exactly (shortest round-trip repr); non-finite ones are sent as PostgreSQL's own spellings.
 
 Writes must fail fast rather than hang (the writer then spools the batch): every pooled
 connection runs with ``lock_timeout`` and ``statement_timeout`` set to ``write_timeout_s``,
@@ -21,52 +29,61 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import schema
-from modelroute.records.stores.base import ExportFile, ExportFormat, QualityKey, merge_stats
+from modelroute.records.stores.base import (
+    ExportFile,
+    ExportFormat,
+    QualityKey,
+    RecordRejected,
+    merge_stats,
+)
 
 _MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
 
-_REAL_COLUMNS = frozenset(
-    {"started_at", "started_ms", "confidence", "cost_usd", "latency_ms", "ttft_ms",
-     "retry_after_s"}
-)  # fmt: skip
-_INT_COLUMNS = frozenset({"http_status", "escalations", "attempt_count", "seq", "tier"})
-_TYPE_OF = {
-    **dict.fromkeys(_REAL_COLUMNS, "float8"),
-    **dict.fromkeys(_INT_COLUMNS, "int4"),
-    **dict.fromkeys(("streamed", "price_unknown", "price_known"), "bool"),
-    **dict.fromkeys(("metadata", "decision"), "jsonb"),
-}
+_REQUEST_COLS = ", ".join(schema.REQUEST_COLUMNS)
+_ATTEMPT_COLS = ", ".join(schema.ATTEMPT_COLUMNS)
+_INSERT = (
+    f"WITH new AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+    "FROM json_populate_recordset(NULL::requests, $1::json) "
+    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
+    f"INSERT INTO attempts ({_ATTEMPT_COLS}) SELECT {_ATTEMPT_COLS} "
+    "FROM json_populate_recordset(NULL::attempts, $2::json) AS a "
+    "WHERE a.request_id IN (SELECT request_id FROM new)"
+)
+_REQUEST_FLOATS = ("started_at", "confidence", "cost_usd", "latency_ms", "ttft_ms")
+_ATTEMPT_FLOATS = ("started_ms", "latency_ms", "ttft_ms", "retry_after_s", "cost_usd", "confidence")
+_NON_FINITE = (float("inf"), float("-inf"))
 
 
-def _arrays(columns: tuple[str, ...], first: int, own: dict[str, str]) -> str:
-    """``$n::type[]`` for each column: the casts ``unnest`` needs to rebuild typed rows.
-    ``own`` holds a table's exceptions (``status`` is text in requests, int in attempts)."""
-
-    def sql_type(column: str) -> str:
-        if column in own:
-            return own[column]
-        return "int8" if column.endswith("_tokens") else _TYPE_OF.get(column, "text")
-
-    return ", ".join(f"${i}::{sql_type(c)}[]" for i, c in enumerate(columns, start=first))
-
-
-def _insert_sql() -> str:
-    req_cols = ", ".join(schema.REQUEST_COLUMNS)
-    att_cols = ", ".join(schema.ATTEMPT_COLUMNS)
-    req_args = _arrays(schema.REQUEST_COLUMNS, 1, {})
-    att_args = _arrays(schema.ATTEMPT_COLUMNS, len(schema.REQUEST_COLUMNS) + 1, {"status": "int4"})
-    return (
-        f"WITH new AS (INSERT INTO requests ({req_cols}) SELECT * FROM unnest({req_args}) "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
-        f"INSERT INTO attempts ({att_cols}) SELECT a.* FROM unnest({att_args}) "
-        f"AS a ({att_cols}) JOIN new ON new.request_id = a.request_id"
-    )
+def _payload(batch: list[RequestRecord]) -> tuple[str, str]:
+    """The batch as two JSON arrays of row objects (requests, attempts)."""
+    requests: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    for record in schema.unique(batch):
+        row = dict(zip(schema.REQUEST_COLUMNS, schema.request_row(record), strict=True))
+        row["metadata"], row["decision"] = record.metadata, record.decision  # nested, not text
+        requests.append(_finite(row, _REQUEST_FLOATS))
+        attempts.extend(
+            _finite(dict(zip(schema.ATTEMPT_COLUMNS, a, strict=True)), _ATTEMPT_FLOATS)
+            for a in schema.attempt_rows(record)
+        )
+    opts = orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(requests, option=opts).decode(), orjson.dumps(
+        attempts, option=opts
+    ).decode()
 
 
-_INSERT = _insert_sql()
+def _finite(row: dict[str, Any], floats: tuple[str, ...]) -> dict[str, Any]:
+    # JSON has no NaN or infinity (orjson would write null); PostgreSQL's float8 reads these.
+    for column in floats:
+        value = row[column]
+        if value is not None and (value != value or value in _NON_FINITE):
+            row[column] = str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    return row
+
 
 # percentile_disc is nearest-rank, the same definition the SQLite store computes by hand.
 _STATS = """
@@ -161,15 +178,17 @@ class PostgresStore:
     async def write(self, batch: list[RequestRecord]) -> None:
         if not batch:
             return
-        records = schema.unique(batch)
-        requests = list(zip(*(schema.request_row(r) for r in records), strict=True))
-        attempt_rows = [a for r in records for a in schema.attempt_rows(r)]
-        if attempt_rows:
-            attempts = list(zip(*attempt_rows, strict=True))
-        else:
-            attempts = [()] * len(schema.ATTEMPT_COLUMNS)
+        # Serialising the batch is CPU work: a worker thread does it, so the event loop keeps
+        # the GIL every switch interval instead of waiting for the whole batch.
+        try:
+            requests, attempts = await asyncio.to_thread(_payload, batch)
+        except TypeError as exc:  # orjson: a value JSON cannot carry
+            raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
-            await conn.execute(_INSERT, *requests, *attempts)
+            try:
+                await conn.execute(_INSERT, requests, attempts)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                raise RecordRejected(str(exc)) from exc
 
     async def add_feedback(
         self,

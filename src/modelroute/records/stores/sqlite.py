@@ -29,7 +29,13 @@ from typing import Any, TypeVar
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import schema
-from modelroute.records.stores.base import ExportFile, ExportFormat, QualityKey, merge_stats
+from modelroute.records.stores.base import (
+    ExportFile,
+    ExportFormat,
+    QualityKey,
+    RecordRejected,
+    merge_stats,
+)
 
 T = TypeVar("T")
 
@@ -180,8 +186,14 @@ class SqliteStore:
     # --- writing ----------------------------------------------------------------------------
 
     async def write(self, batch: list[RequestRecord]) -> None:
-        if batch:
+        if not batch:
+            return
+        try:
             await self._call(self._write, batch)
+        # A constraint, or a value sqlite3 cannot bind (an int past 64 bits, an unknown type);
+        # "database is locked" and I/O errors are OperationalError, and stay retryable.
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, TypeError) as exc:
+            raise RecordRejected(str(exc)) from exc
 
     def _write(self, batch: list[RequestRecord]) -> None:
         # Rows are built before taking the lock: other processes wait only for the inserts.
