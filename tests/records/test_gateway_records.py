@@ -101,18 +101,20 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_mixed_run_one_record_per_request(store_target: Path | str, tmp_path: Path) -> None:
     received: list[str | None] = []
-    async with gateway_process(store_target, tmp_path) as (url, sim, _proc):
-        async with httpx.AsyncClient(timeout=20) as http:
-            for _ in range(3):
-                received.append(await _request(http, url, {"model": "chat", **ask()}))
-            sim.update_model("primary-sim", script=["server_error", "server_error"])
-            received.append(await _request(http, url, {"model": "chat", **ask()}))  # fallback
-            received.append(await _request(http, url, {"model": "chat", "stream": True, **ask()}))
-            for name in ("primary-sim", "secondary-sim", "claude-sim"):
-                sim.update_model(name, script=["server_error"] * 2)
-            received.append(await _request(http, url, {"model": "chat", **ask()}))  # 502
-            received.append(await _request(http, url, {"model": "cheap-only", **ask()}))  # 422
-            received.append(await _request(http, url, {"model": "nope", **ask()}))  # 404
+    async with (
+        gateway_process(store_target, tmp_path) as (url, sim, _proc),
+        httpx.AsyncClient(timeout=20) as http,
+    ):
+        for _ in range(3):
+            received.append(await _request(http, url, {"model": "chat", **ask()}))
+        sim.update_model("primary-sim", script=["server_error", "server_error"])
+        received.append(await _request(http, url, {"model": "chat", **ask()}))  # fallback
+        received.append(await _request(http, url, {"model": "chat", "stream": True, **ask()}))
+        for name in ("primary-sim", "secondary-sim", "claude-sim"):
+            sim.update_model(name, script=["server_error"] * 2)
+        received.append(await _request(http, url, {"model": "chat", **ask()}))  # 502
+        received.append(await _request(http, url, {"model": "cheap-only", **ask()}))  # 422
+        received.append(await _request(http, url, {"model": "nope", **ask()}))  # 404
     assert all(received) and len(set(received)) == 8
     count, ids, _ = await _stored(store_target)
     assert count == 8 and ids == set(received)

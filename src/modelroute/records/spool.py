@@ -72,6 +72,13 @@ def _count_lines(fd: int, length: int) -> int:
     )
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # adopted by another process meanwhile
+        return 0.0
+
+
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -119,7 +126,7 @@ class Spool:
 
     def _adopt_orphans(self) -> None:
         others = [p for p in self.directory.glob("spool-*.jsonl") if p != self.path]
-        for path in sorted(others, key=lambda p: p.stat().st_mtime if p.exists() else 0.0):
+        for path in sorted(others, key=_mtime):  # oldest first: roughly the order of events
             try:
                 fd = os.open(path, os.O_RDWR)
             except FileNotFoundError:

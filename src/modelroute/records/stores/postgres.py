@@ -104,6 +104,7 @@ FROM feedback f JOIN requests r ON r.request_id = f.request_id
 WHERE r.started_at >= $1 AND f.score IS NOT NULL
 GROUP BY r.route, r.final_model, r.final_reported_model
 """
+_EXPORT_ORDER = "SELECT request_id FROM requests ORDER BY started_at, request_id"
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
 
 
@@ -267,7 +268,7 @@ class PostgresStore:
         try:
             async with self._reading() as conn:
                 page: list[dict[str, Any]] = []
-                async for row in conn.cursor("SELECT request_id FROM requests ORDER BY started_at"):
+                async for row in conn.cursor(_EXPORT_ORDER):
                     record = await _get(conn, row[0])
                     if record is not None:
                         page.append(record)
