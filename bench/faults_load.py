@@ -169,7 +169,19 @@ def main() -> None:
         ]
     )
     gw = subprocess.Popen(
-        [str(BIN), "serve", str(policy), "--port", str(gw_port), "--workers", str(args.workers)],
+        [
+            str(BIN),
+            "serve",
+            str(policy),
+            "--port",
+            str(gw_port),
+            "--workers",
+            str(args.workers),
+            "--store",
+            str(work / "records.db"),
+            "--spool-dir",
+            str(work / "spool"),
+        ],
         start_new_session=True,
     )
     try:

@@ -10,7 +10,7 @@ harness="${HARNESS:-$root/../shared/bench/gateway}"
 mkdir -p "$here/results"
 cmd="sed 's#UPSTREAM_BASE#{upstream_base}#' $here/gateway/policy.yaml > {workdir}/policy.yaml \
 && exec $root/.venv/bin/modelroute serve {workdir}/policy.yaml --host 127.0.0.1 --port {port} \
---workers {gw_ncpus}"
+--workers {gw_ncpus} --store {workdir}/records.db --spool-dir {workdir}/spool"
 exec python3 "$harness/bench.py" --gateway-name modelroute --gateway-first \
   --gateway-cmd "$cmd" --peers "${PEERS:-direct,litellm,portkey,pyref}" \
   --out "$here/results" "$@"

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from modelroute.testing.sim_engine import ModelRuntime, SimRequest, build_reply, check_context
 from modelroute.testing.sim_faults import drop_connection, hang, reset_connection
@@ -103,7 +104,11 @@ async def handle_completion(
         wire, request, req, rt, outcome, rt.latency.sample_s(rt.rng), rt.ttft.sample_s(rt.rng)
     )
     state.record(request, key, outcome, body)
-    return await _OUTCOMES[outcome](turn)
+    try:
+        return await _OUTCOMES[outcome](turn)
+    except (ConnectionResetError, ClientConnectionResetError):
+        # The client gave up (its timeout, a hedge it lost): nobody is left to answer.
+        return web.Response(status=499)
 
 
 def _loads_object(raw: bytes) -> dict[str, Any] | None:
