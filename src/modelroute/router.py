@@ -250,8 +250,8 @@ class Router:
         try:
             for chunk in opened.buffered:
                 relay.seen(chunk)
-                if chunk.usage is None or wants_usage or chunk.content:
-                    yield chunk
+                chunk.send = chunk.usage is None or wants_usage or bool(chunk.content)
+                yield chunk
             iterator = opened.rest.__aiter__()
             while True:
                 try:
@@ -261,7 +261,7 @@ class Router:
                     break
                 relay.seen(chunk)
                 if chunk.usage is not None and not wants_usage and not chunk.data.get("choices"):
-                    continue  # asked for our accounting, not by the client
+                    chunk.send = False  # asked for our accounting, not by the client
                 yield chunk
         except TimeoutError:
             failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")

@@ -128,6 +128,11 @@ class StreamChunk:
     tool_call: bool = False  # carries a tool-call delta
     finish_reason: str | None = None
     usage: Usage | None = None
+    # Delivery hints for relays: ``more`` says the next event is already here (send them
+    # together, one write instead of several); ``send`` False means relay nothing for this
+    # event (e.g. usage the client did not ask for) but still honour ``more``.
+    more: bool = False
+    send: bool = True
 
     @classmethod
     def from_openai(cls, data: dict[str, Any], raw: bytes | None = None) -> StreamChunk:

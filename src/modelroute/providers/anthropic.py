@@ -63,8 +63,10 @@ class AnthropicProvider:
         async with self.transport.post(self.url(model), headers, payload) as response:
             if response.status != 200:
                 raise await read_error(response)
-            async for event, data in sse_data(response):
-                for chunk in translator.feed(event, _event(data)):
+            async for event, data, more in sse_data(response):
+                chunks = translator.feed(event, _event(data))
+                for index, chunk in enumerate(chunks):
+                    chunk.more = more or index < len(chunks) - 1
                     yield chunk
                 if translator.done:
                     break

@@ -57,11 +57,13 @@ class OpenAIProvider:
             if response.status != 200:
                 raise await read_error(response)
             done = False
-            async for _event, data in sse_data(response):
+            async for _event, data, more in sse_data(response):
                 if data == b"[DONE]":
                     done = True
                     break
-                yield _chunk(data)
+                chunk = _chunk(data)
+                chunk.more = more
+                yield chunk
             if not done:
                 raise UpstreamError(
                     note="stream_cut", cause="EndOfStream", detail="stream ended without [DONE]"

@@ -48,6 +48,8 @@ class AnthropicDoor:
             await send_json(send, problem.status, problem.anthropic(), problem.headers.items())
             return
         headers = request_headers(scope)
+        if body.get("stream"):  # Anthropic streams always end with usage; ask for it
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         requested = str(raw.get("model", ""))
         try:
             if body.get("stream"):
@@ -68,21 +70,28 @@ class AnthropicDoor:
         await start_stream(send, stream.headers.items())
         translator = StreamToAnthropic(model, "msg_" + stream.record.request_id.replace("-", ""))
         watcher = Disconnect(receive)
+        parts: list[bytes] = []
         try:
             async for chunk in stream:
-                frames = translator.feed(chunk)
+                parts.append(translator.feed(chunk))  # usage too: message_delta reports it
+                if chunk.more:
+                    continue  # the next event is already here: one write for both
+                frames = b"".join(parts)
+                parts.clear()
                 if frames:
                     await send({"type": "http.response.body", "body": frames, "more_body": True})
                 if watcher.gone:
                     await stream.aclose()
                     return
-            await send({"type": "http.response.body", "body": translator.finish()})
+            parts.append(translator.finish())
+            await send({"type": "http.response.body", "body": b"".join(parts)})
         except StreamFailed as exc:
             kind = (
                 "overloaded_error"
                 if exc.failure_class in ("overloaded", "rate_limited")
                 else ("api_error")
             )
-            await send({"type": "http.response.body", "body": translator.error(kind, str(exc))})
+            parts.append(translator.error(kind, str(exc)))  # after what already arrived
+            await send({"type": "http.response.body", "body": b"".join(parts)})
         finally:
             watcher.stop()

@@ -160,20 +160,23 @@ class Gateway:
     async def _relay_openai(self, stream: ChatStream, receive: Receive, send: Send) -> None:
         await start_stream(send, stream.headers.items())
         watcher = Disconnect(receive)
+        parts: list[bytes] = []
         try:
             async for chunk in stream:
-                payload = chunk.raw if chunk.raw is not None else orjson.dumps(chunk.data)
+                if chunk.send:
+                    payload = chunk.raw if chunk.raw is not None else orjson.dumps(chunk.data)
+                    parts += (b"data: ", payload, b"\n\n")
+                if chunk.more or not parts:
+                    continue  # the next event is already here: one write for both
                 await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"data: " + payload + b"\n\n",
-                        "more_body": True,
-                    }
+                    {"type": "http.response.body", "body": b"".join(parts), "more_body": True}
                 )
+                parts.clear()
                 if watcher.gone:
                     await stream.aclose()
                     return
-            await send({"type": "http.response.body", "body": DONE})
+            parts.append(DONE)
+            await send({"type": "http.response.body", "body": b"".join(parts)})
         except StreamFailed as exc:
             error = {
                 "error": {
@@ -183,9 +186,9 @@ class Gateway:
                     "param": None,
                 }
             }
-            await send(
-                {"type": "http.response.body", "body": b"data: " + orjson.dumps(error) + b"\n\n"}
-            )
+            # What already arrived goes out first, then the error event ends the stream.
+            parts += (b"data: ", orjson.dumps(error), b"\n\n")
+            await send({"type": "http.response.body", "body": b"".join(parts)})
         finally:
             watcher.stop()
 
