@@ -84,6 +84,8 @@ def run_gateway(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # we do not read X-Forwarded-*; skip the middleware
+        server_header=False,
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=10,
