@@ -284,10 +284,13 @@ def _check(label: str, case: Case[Any], response: Response) -> None:
     status = response.status_code
     assert status < 500, f"{status} with a healthy upstream: {response.content[:500]!r}"
     if case.method.upper() != label.split(" ")[0]:
-        # An undeclared method. Unmatched requests are answered in OpenAI's format on every
-        # path, /v1/messages included (Gateway.not_found).
+        # An undeclared method: 405 with Allow, in the path's own error format.
         assert status == 405, status
-        _openai_error(response)
+        assert response.headers.get("allow"), response.headers
+        if label == MESSAGES:
+            _anthropic_error(response)
+        else:
+            _openai_error(response)
         return
     streamed = isinstance(case.body, dict) and bool(case.body.get("stream"))
     if label == CHAT:
