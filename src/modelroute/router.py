@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from modelroute.records.stores.base import Store
 
 StatsSource = Callable[[], StatsSnapshot]
+T = TypeVar("T")
 
 
 class ChatResult:
@@ -182,6 +183,20 @@ class Router:
         self.sink.submit(builder.record)
         return err
 
+    async def _execute(
+        self, builder: RecordBuilder, executor: Executor, run: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run the decision; whatever ends it, the record is finished and submitted once."""
+        try:
+            return await run()
+        except AllAttemptsFailed as err:
+            builder.finish_failed(err, executor.attempts, self.failed_status)
+            raise self._submit(builder, err) from None
+        except BaseException:
+            builder.finish_cancelled(executor.attempts)
+            self.sink.submit(builder.record)
+            raise
+
     async def chat(
         self,
         body: dict[str, Any],
@@ -193,15 +208,7 @@ class Router:
         ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
         builder, decision = self._begin(body, headers, endpoint, stream=False)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        try:
-            answer = await executor.complete()
-        except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts, self.failed_status)
-            raise self._submit(builder, err) from None
-        except BaseException:
-            builder.finish_cancelled(executor.attempts)
-            self.sink.submit(builder.record)
-            raise
+        answer = await self._execute(builder, executor, executor.complete)
         completion = _client_view(answer.completion, body)
         builder.finish_answer(answer, executor.attempts, completion)
         self.sink.submit(builder.record)
@@ -218,15 +225,7 @@ class Router:
         every failure before it (including empty streams) has already fallen back."""
         builder, decision = self._begin(body, headers, endpoint, stream=True)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        try:
-            opened = await executor.stream()
-        except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts, self.failed_status)
-            raise self._submit(builder, err) from None
-        except BaseException:
-            builder.finish_cancelled(executor.attempts)
-            self.sink.submit(builder.record)
-            raise
+        opened = await self._execute(builder, executor, executor.stream)
         if isinstance(opened, Answer):
             completion = _client_view(opened.completion, body)
             builder.finish_answer(opened, executor.attempts, completion)

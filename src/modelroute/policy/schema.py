@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelroute.failures import FailureClass
+
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -49,20 +51,8 @@ class OnInfeasible(StrEnum):
     RELAX_LATENCY = "relax_latency"
 
 
-class FailureClassName(StrEnum):
-    """Failure classes a policy may name (the classifier lives in ``failures.py``)."""
-
-    TIMEOUT = "timeout"
-    CONNECT_ERROR = "connect_error"
-    RATE_LIMITED = "rate_limited"
-    OVERLOADED = "overloaded"
-    SERVER_ERROR = "server_error"
-    CONTEXT_LENGTH = "context_length"
-    CONTENT_POLICY = "content_policy"
-    AUTH = "auth"
-    BAD_REQUEST = "bad_request"
-    EMPTY_RESPONSE = "empty_response"
-    INVALID_RESPONSE = "invalid_response"
+# Failure classes a policy may name; the classifier and the list live in ``failures.py``.
+FailureClassName = FailureClass
 
 
 class Prices(Strict):
