@@ -7,6 +7,7 @@ nothing escapes as a 500 with a traceback.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,10 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 self.router.warm_up()  # pay one-time costs before the first request, not in it
                 await self.router.start()
+                # Everything loaded so far (tokenizer tables, price data, the policy) lives as
+                # long as the process: keep it out of every future garbage collection.
+                gc.collect()
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.router.aclose()
