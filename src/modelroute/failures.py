@@ -69,19 +69,17 @@ UNHEALTHY = frozenset(
     }
 )
 
+# The transport's causes (providers/http.py and connection.py).
 _TRANSPORT = {
     "TimeoutError": FailureClass.TIMEOUT,
-    "ServerTimeoutError": FailureClass.TIMEOUT,
-    "ConnectionTimeoutError": FailureClass.TIMEOUT,
-    "SocketTimeoutError": FailureClass.TIMEOUT,
-    "ClientConnectorError": FailureClass.CONNECT_ERROR,
-    "ClientConnectorDNSError": FailureClass.CONNECT_ERROR,
-    "ClientConnectorCertificateError": FailureClass.CONNECT_ERROR,
-    "ConnectionRefusedError": FailureClass.CONNECT_ERROR,
-    "ServerDisconnectedError": FailureClass.SERVER_ERROR,
-    "ClientOSError": FailureClass.SERVER_ERROR,
-    "ConnectionResetError": FailureClass.SERVER_ERROR,
-    "ClientPayloadError": FailureClass.SERVER_ERROR,
+    "connect_error": FailureClass.CONNECT_ERROR,
+    "refused": FailureClass.CONNECT_ERROR,
+    "dns_error": FailureClass.CONNECT_ERROR,
+    "certificate_error": FailureClass.CONNECT_ERROR,
+    "disconnected": FailureClass.SERVER_ERROR,  # closed before or while answering
+    "reset": FailureClass.SERVER_ERROR,
+    "bad_http": FailureClass.INVALID_RESPONSE,  # not HTTP, or a body that cannot be decoded
+    "bad_request": FailureClass.BAD_REQUEST,  # a request we could not send (a bad header)
 }
 
 _NOTES = {

@@ -284,7 +284,7 @@ class Router:
         from modelroute.features import count_tokens
 
         count_tokens("warm up")
-        self.transport.session()
+        self.transport.warm_up()
 
     def chat_sync(
         self, body: dict[str, Any], headers: Mapping[str, str] | None = None

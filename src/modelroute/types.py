@@ -158,7 +158,7 @@ class UpstreamError(Exception):
     """What a provider saw go wrong, raw. ``failures.classify`` turns it into a class, once.
 
     ``status`` is the HTTP status (0 when none arrived); ``body`` the error body as received;
-    ``cause`` the transport exception type name ("TimeoutError", "ClientConnectorError", ...);
+    ``cause`` what the transport saw ("TimeoutError", "refused", "disconnected", ...);
     ``note`` a provider observation with no status of its own ("invalid_json", "empty",
     "stream_cut", "stream_error_event").
     """

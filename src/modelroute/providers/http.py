@@ -1,62 +1,238 @@
-"""One pooled HTTP client for every upstream: connections are reused, never made per request."""
+"""The pooled HTTP client every provider sends through: keep-alive connections per origin,
+reused across requests, never one per request."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
-
+from modelroute.providers.connection import Connection, Response
 from modelroute.types import UpstreamError
+
+Origin = tuple[str, str, int]  # scheme, host, port
+_ORIGIN_CACHE_LIMIT = 4096
+
+
+def _connect_cause(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "certificate_error"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if exc.__class__.__name__ == "gaierror":
+        return "dns_error"
+    return "connect_error"
+
+
+class _Pool:
+    """The connections to one origin: idle ones (most recent last) and a cap on open ones."""
+
+    def __init__(self, limit: int) -> None:
+        self.idle: list[Connection] = []
+        self.open = 0
+        self.limit = limit
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
 
 class Transport:
-    """Owns the aiohttp session (one connection pool, keep-alive per host)."""
+    """Owns every upstream connection. ``post`` is used as ``async with``; leaving the block
+    returns the connection to the pool when its exchange finished cleanly, else closes it."""
 
-    def __init__(self, *, limit_per_host: int = 1000) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._limit_per_host = limit_per_host
+    def __init__(self, *, limit_per_host: int = 1000, idle_timeout_s: float = 30.0) -> None:
+        self._limit = limit_per_host
+        self._idle_timeout = idle_timeout_s
+        self._pools: dict[Origin, _Pool] = {}
+        self._targets: dict[str, tuple[Origin, bytes]] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=self._limit_per_host,
-                keepalive_timeout=30,
-                enable_cleanup_closed=True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),  # the engine's deadline governs
-                skip_auto_headers=("User-Agent",),
-                auto_decompress=True,
-            )
-        return self._session
+    def warm_up(self) -> None:
+        """Load the CA certificates now rather than on the first HTTPS request."""
+        self.ssl_context()
 
-    @asynccontextmanager
-    async def post(
-        self, url: str, headers: dict[str, str], data: bytes
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and yield the response; transport errors become ``UpstreamError``."""
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def post(self, url: str, headers: dict[str, str], data: bytes) -> _Exchange:
+        return _Exchange(self, url, headers, data)
+
+    def _target(self, url: str) -> tuple[Origin, bytes]:
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UpstreamError(cause="connect_error", detail=f"not an http(s) URL: {url}")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            found = ((parts.scheme, parts.hostname, port), path.encode("ascii"))
+            if len(self._targets) >= _ORIGIN_CACHE_LIMIT:
+                self._targets.clear()
+            self._targets[url] = found
+        return found
+
+    async def _acquire(self, origin: Origin) -> tuple[Connection, bool]:
+        """A connection to ``origin`` and whether it was reused from the pool."""
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = _Pool(self._limit)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while pool.idle:
+            conn = pool.idle.pop()
+            if not conn.closed and now - conn.idle_since < self._idle_timeout:
+                conn.begin()
+                return conn, True
+            pool.open -= 1
+            conn.abort()
+        while pool.open >= pool.limit:
+            waiter = loop.create_future()
+            pool.waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one(pool)  # our turn came as we left: pass it on
+                raise
+            if pool.idle:
+                conn = pool.idle.pop()
+                if not conn.closed:
+                    conn.begin()
+                    return conn, True
+                pool.open -= 1
+        pool.open += 1
         try:
-            async with self.session().post(url, data=data, headers=headers) as response:
-                yield response
-        except UpstreamError:
+            return await self._connect(loop, origin), False
+        except BaseException:
+            self._forget(origin)
             raise
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(cause=type(exc).__name__, detail=str(exc)[:300]) from exc
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> Connection:
+        scheme, host, port = origin
+        secure = scheme == "https"
+        try:
+            _, conn = await loop.create_connection(
+                lambda: Connection(loop),
+                host,
+                port,
+                ssl=self.ssl_context() if secure else None,
+                server_hostname=host if secure else None,
+            )
+        except OSError as exc:
+            raise UpstreamError(
+                cause=_connect_cause(exc), detail=f"cannot connect to {host}:{port}: {exc}"
+            ) from exc
+        return conn
+
+    def _release(self, origin: Origin, conn: Connection) -> None:
+        pool = self._pools[origin]
+        if conn.reusable() and not self._closed:
+            conn.idle_since = asyncio.get_running_loop().time()
+            pool.idle.append(conn)
+        else:
+            conn.abort()
+            pool.open -= 1
+        self._wake_one(pool)
+
+    def _forget(self, origin: Origin) -> None:
+        """A connection that was counted but never made."""
+        pool = self._pools[origin]
+        pool.open -= 1
+        self._wake_one(pool)
+
+    @staticmethod
+    def _wake_one(pool: _Pool) -> None:
+        while pool.waiters:
+            waiter = pool.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        self._closed = True
+        for pool in self._pools.values():
+            for conn in pool.idle:
+                conn.abort()
+            pool.open -= len(pool.idle)
+            pool.idle.clear()
 
 
-async def read_error(response: aiohttp.ClientResponse) -> UpstreamError:
+class _Exchange:
+    """One request and its response, as an async context manager (no generator per call)."""
+
+    __slots__ = ("_conn", "_data", "_headers", "_origin", "_transport", "_url")
+
+    def __init__(self, transport: Transport, url: str, headers: dict[str, str], data: bytes):
+        self._transport = transport
+        self._url = url
+        self._headers = headers
+        self._data = data
+        self._conn: Connection | None = None
+
+    async def __aenter__(self) -> Response:
+        transport = self._transport
+        origin, path = transport._target(self._url)
+        self._origin = origin
+        head = _request_head(origin, path, self._headers, len(self._data))
+        for _ in range(2):
+            conn, reused = await transport._acquire(origin)
+            self._conn = conn
+            try:
+                assert conn.transport is not None
+                conn.transport.write(head + self._data)
+                conn.exchanges += 1
+                while not conn.headers_done and conn.error is None:
+                    await conn.wait()
+            except BaseException:  # cancelled (the deadline) before any answer
+                await self.__aexit__(None, None, None)
+                raise
+            if conn.error is None:
+                return Response(conn)
+            self._conn = None
+            transport._release(origin, conn)
+            # A pooled connection the server had already closed (its keep-alive ran out as we
+            # sent): nothing was answered, so the request is sent again on a new connection.
+            if not (reused and not conn.received):
+                raise conn.error
+        raise UpstreamError(cause="disconnected", detail="the upstream closed two connections")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            if exc is not None or not conn.complete:
+                conn.abort()  # cancelled, failed or left unread: the connection is spoiled
+            self._transport._release(self._origin, conn)
+
+
+def _request_head(origin: Origin, path: bytes, headers: dict[str, str], length: int) -> bytes:
+    scheme, host, port = origin
+    default = 443 if scheme == "https" else 80
+    authority = host if port == default else f"{host}:{port}"
+    lines = [f"POST {path.decode('ascii')} HTTP/1.1\r\nhost: {authority}\r\n"]
+    for name, value in headers.items():
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise UpstreamError(cause="bad_request", detail=f"header {name!r} has a line break")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"content-length: {length}\r\n\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+async def read_error(response: Response) -> UpstreamError:
     """An error response, read whole (bounded), as an ``UpstreamError``."""
     try:
-        body = await response.content.read(64 * 1024)
-    except (aiohttp.ClientError, OSError):
+        body = await response.read(64 * 1024)
+    except UpstreamError:
         body = b""
     return UpstreamError(
         status=response.status,
@@ -80,17 +256,17 @@ def _event(block: bytes) -> tuple[str, bytes] | None:
 
 
 async def sse_data(
-    response: aiohttp.ClientResponse,
+    response: Response,
 ) -> AsyncIterator[tuple[str, bytes, bool]]:
     """Yield (event name, data payload, more) for each server-sent event, as bytes arrive;
     ``more`` says another complete event is already buffered.
 
-    Reads whatever the socket has (``iter_any``) and splits events itself: one await per
+    Takes whatever the socket delivered and splits events itself: one await per
     network read instead of one per line, which is most of a relay's cost per event.
     """
     buffer = b""
     try:
-        async for piece in response.content.iter_any():
+        async for piece in response.chunks():
             buffer += piece
             if b"\r" in buffer:  # CRLF line ends, possibly split across reads
                 buffer = buffer.replace(b"\r\n", b"\n")
@@ -105,10 +281,9 @@ async def sse_data(
         found = _event(buffer) if buffer.strip() else None
         if found is not None:
             yield found[0], found[1], False
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(
-            cause=type(exc).__name__, note="stream_cut", detail=str(exc)[:300]
-        ) from exc
+    except UpstreamError as exc:
+        exc.note = exc.note or "stream_cut"
+        raise
 
 
 def json_headers(extra: dict[str, Any] | None = None) -> dict[str, str]:
