@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
+from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.failures import UNHEALTHY, Failure, FailureClass
 from modelroute.features import request_context
@@ -246,6 +247,7 @@ class Router:
         relay = builder.relay(opened, executor.attempts)
         failed: tuple[str, str] | None = None
         gone = False
+        limit = IdleLimit(idle)
         try:
             for chunk in opened.buffered:
                 relay.seen(chunk)
@@ -253,23 +255,28 @@ class Router:
                 yield chunk
             iterator = opened.rest.__aiter__()
             while True:
+                limit.wait_start()
                 try:
-                    async with asyncio.timeout(idle):
-                        chunk = await iterator.__anext__()
+                    chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
+                limit.wait_end()
                 relay.seen(chunk)
                 if chunk.usage is not None and not wants_usage and not chunk.data.get("choices"):
                     chunk.send = False  # asked for our accounting, not by the client
                 yield chunk
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not limit.absorb():
+                gone = True  # the client went away
+                raise
             failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")
         except Exception as exc:  # classified once, here at the stream boundary
             failed = relay.failure(exc)
-        except BaseException:  # GeneratorExit or CancelledError: the client went away
+        except BaseException:  # GeneratorExit: the client went away
             gone = True
             raise
         finally:
+            limit.stop()
             relay.close(failed, gone)
             if failed is None:
                 self.breakers.success(opened.model.name)
