@@ -16,6 +16,7 @@ from typing import Any
 
 from modelroute.errors import RequestError
 from modelroute.planner.context import Limits, RequestContext
+from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
 
 _EXACT_CHARS = 16_000
 _PER_MESSAGE = 4  # role and separators, as OpenAI's cookbook counts them
@@ -111,12 +112,13 @@ def _tokens_and_flags(body: Mapping[str, Any]) -> tuple[int, bool]:
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:
-    for key in ("max_completion_tokens", "max_tokens"):
+    for key in OUTPUT_LIMIT_KEYS:
         value = body.get(key)
         if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            count = whole_count(value)
+            if count is None:
                 raise RequestError(f"'{key}' must be a positive integer")
-            return value
+            return count
     return None
 
 

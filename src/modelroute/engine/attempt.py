@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelroute.engine.outgoing import outgoing_body
 from modelroute.failures import UNHEALTHY, Failure, FailureClass, classify
 from modelroute.policy.compiled import Model
 from modelroute.pricing import cost_of
@@ -64,7 +65,9 @@ async def call(
     start = deps.clock()
     try:
         async with asyncio.timeout(timeout_s):
-            completion = await provider.complete(model, body, deps.api_keys.get(model.name))
+            completion = await provider.complete(
+                model, outgoing_body(model, body), deps.api_keys.get(model.name)
+            )
     except TimeoutError:
         failure = timeout_failure(timeout_s)
     except UpstreamError as exc:
@@ -100,7 +103,7 @@ async def open_stream(
     delta. Until then nothing has reached the client, so any failure can still fall back."""
     provider = deps.providers[model.provider]
     start = deps.clock()
-    chunks = provider.stream(model, body, deps.api_keys.get(model.name))
+    chunks = provider.stream(model, outgoing_body(model, body), deps.api_keys.get(model.name))
     buffered: list[StreamChunk] = []
     try:
         async with asyncio.timeout(timeout_s):

@@ -20,6 +20,7 @@ from modelroute.providers.anthropic_answer import (
     finish_reason,
     from_anthropic_message,
 )
+from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -223,13 +224,14 @@ def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _max_tokens(body: dict[str, Any]) -> int:
-    for key in ("max_completion_tokens", "max_tokens"):
+    for key in OUTPUT_LIMIT_KEYS:
         value = body.get(key)
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        count = whole_count(value)
+        if count is None:
             raise ValueError(f"{key}: must be a positive integer")
-        return value
+        return count
     return DEFAULT_MAX_TOKENS
 
 

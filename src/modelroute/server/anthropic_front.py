@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from modelroute.request_fields import whole_count
 from modelroute.server.anthropic_reply import (
     StreamToAnthropic,
     completion_to_message,
@@ -40,8 +41,8 @@ def messages_to_openai(body: object) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages: Field required (a non-empty list)")
-    max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    max_tokens = whole_count(body.get("max_tokens"))  # 292.0 is 292; sent on as an integer
+    if max_tokens is None:
         raise ValueError("max_tokens: Field required (a positive integer)")
     out: dict[str, Any] = {
         "model": model,  # names a route or a model of the policy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelroute.request_fields import MAX_COUNT
 from modelroute.server.openapi_common import (
     COUNT,
     JSON,
@@ -149,7 +150,7 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
                 "minLength": 1,
                 "description": "A route, an alias of a route, or a model of the policy.",
             },
-            "max_tokens": {"type": "integer", "minimum": 1},
+            "max_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
             "messages": {
                 "type": "array",
                 "minItems": 1,

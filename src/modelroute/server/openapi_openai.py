@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelroute.request_fields import MAX_COUNT
 from modelroute.server.openapi_common import (
     COUNT,
     INT,
@@ -15,6 +16,9 @@ from modelroute.server.openapi_common import (
     obj,
     ref,
 )
+
+# JSON Schema's "integer" includes 292.0, which the gateway takes as 292 (and sends on so).
+OUTPUT_LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT}
 
 # -- OpenAI Chat Completions -----------------------------------------------------------------
 
@@ -141,8 +145,8 @@ OPENAI_SCHEMAS: dict[str, Schema] = {
             "messages": {"type": "array", "minItems": 1, "items": ref("Message")},
             "stream": {"type": ["boolean", "null"]},
             "stream_options": nullable(obj({"include_usage": {"type": "boolean"}})),
-            "max_tokens": {"type": ["integer", "null"], "minimum": 1},
-            "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
+            "max_tokens": OUTPUT_LIMIT,
+            "max_completion_tokens": OUTPUT_LIMIT,
             "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
             "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "stop": {

@@ -1,0 +1,27 @@
+"""The request body as one model is sent it.
+
+The canonical body is the client's, kept whole for every attempt; each attempt derives what
+its model gets from it here, so every provider kind gets the same treatment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelroute.policy.compiled import Model
+from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+
+
+def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with output limits written as whole floats (``292.0``) sent as integers,
+    which strict upstreams insist on.
+
+    Returns ``body`` itself when nothing changes (the common case costs two lookups)."""
+    out = body
+    for key in OUTPUT_LIMIT_KEYS:
+        value = out.get(key)
+        if isinstance(value, float):
+            count = whole_count(value)
+            if count is not None:  # anything else was refused at the front door
+                out = {**out, key: count}
+    return out

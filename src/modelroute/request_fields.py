@@ -1,0 +1,30 @@
+"""Fields of the canonical request body that several layers read the same way.
+
+Standard library only: the front doors, the planner's features, the engine and the providers
+all import it, so one rule decides what counts as, say, a valid ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+# OpenAI's newer name first: when a client sends both, it is the one the upstream honours.
+OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
+# The largest count taken. Past 2**53 a JSON number no longer names one integer in every
+# client (JavaScript's Number.MAX_SAFE_INTEGER), and past 2**63 it cannot even be written
+# back out in an error body; no model's limit comes anywhere near it.
+MAX_COUNT = 2**53 - 1
+
+
+def whole_count(value: object) -> int | None:
+    """``value`` as a positive whole number, or ``None`` when it is not one.
+
+    JSON has a single number type, and some clients (JavaScript ones, or a value that went
+    through a float on the way) send ``292.0`` for 292: the same count, so it is accepted.
+    ``292.5``, ``0``, ``-1``, ``true``, ``"292"`` and ``1e300`` are not counts.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value <= MAX_COUNT else None
+    if isinstance(value, float) and value.is_integer() and 0 < value <= MAX_COUNT:
+        return int(value)
+    return None
