@@ -73,6 +73,14 @@ CASES = [
         r"max_output_tokens: expected a whole number, got 'many'",
     ),
     (
+        "unknown field in drop_params",
+        "    max_output_tokens: 16384\n    capabilities: [tools, json_mode, logprobs]",
+        "    max_output_tokens: 16384\n    capabilities: [tools, json_mode, logprobs]\n"
+        "    drop_params: [top_p, temprature]",
+        "temprature",
+        r"drop_params\[1\]: 'temprature' is not allowed.*did you mean 'temperature'\?",
+    ),
+    (
         "broken indentation",
         "    output_tokens: 5",
         "   output_tokens: 5",

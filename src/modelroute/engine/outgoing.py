@@ -1,7 +1,8 @@
 """The request body as one model is sent it.
 
 The canonical body is the client's, kept whole for every attempt; each attempt derives what
-its model gets from it here, so every provider kind gets the same treatment.
+its model gets from it here, so every provider kind gets the same treatment and nothing in
+``providers/`` needs to know about policy options.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
 
 
 def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with output limits written as whole floats (``292.0``) sent as integers,
-    which strict upstreams insist on.
+    """``body`` without the fields the model's policy drops, and with output limits written
+    as whole floats (``292.0``) sent as integers, which strict upstreams insist on.
 
     Returns ``body`` itself when nothing changes (the common case costs two lookups)."""
     out = body
+    if model.drop_params and not model.drop_params.isdisjoint(body):
+        out = {key: value for key, value in body.items() if key not in model.drop_params}
     for key in OUTPUT_LIMIT_KEYS:
         value = out.get(key)
         if isinstance(value, float):

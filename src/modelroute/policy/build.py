@@ -81,6 +81,7 @@ class _Builder:
             latency_p95_ms=spec.latency.p95_ms,
             quality=c.frozen_map(spec.quality),
             floating=not is_pinned(spec.model_id),
+            drop_params=frozenset(param.value for param in spec.drop_params),
         )
 
     def prices(self, path: Path, spec: ModelSpec) -> PriceTable | None:
@@ -252,6 +253,11 @@ class _Builder:
 def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     """Content hash: the declared policy plus the prices it resolved to (the label excluded)."""
     body = spec.model_dump(mode="json", exclude={"version"})
+    for model in body["models"].values():
+        # Options added after a policy was written must not change its hash while unused:
+        # records made before and after an upgrade stay comparable.
+        if not model["drop_params"]:
+            del model["drop_params"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()

@@ -30,6 +30,7 @@ class Model:
     latency_p95_ms: float
     quality: Mapping[str, float]
     floating: bool
+    drop_params: frozenset[str] = frozenset()  # request fields removed before sending
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,31 @@ class Capability(StrEnum):
     LOGPROBS = "logprobs"
 
 
+class RequestParam(StrEnum):
+    """Request fields a policy may have the gateway remove before a model sees them.
+
+    Optional generation settings only: a model that rejects one (newer Claude models refuse
+    ``temperature`` beside ``top_p``) can still serve the request without it. Fields the
+    gateway itself needs (messages, tools, max_tokens, logprobs for confidence) are not here.
+    """
+
+    TEMPERATURE = "temperature"
+    TOP_P = "top_p"
+    TOP_K = "top_k"
+    FREQUENCY_PENALTY = "frequency_penalty"
+    PRESENCE_PENALTY = "presence_penalty"
+    SEED = "seed"
+    STOP = "stop"
+    LOGIT_BIAS = "logit_bias"
+    N = "n"
+    PARALLEL_TOOL_CALLS = "parallel_tool_calls"
+    REASONING_EFFORT = "reasoning_effort"
+    SERVICE_TIER = "service_tier"
+    USER = "user"
+    METADATA = "metadata"
+    STORE = "store"
+
+
 class Objective(StrEnum):
     MIN_COST = "min_cost"
     MIN_LATENCY = "min_latency"
@@ -87,6 +112,7 @@ class ModelSpec(Strict):
     capabilities: list[Capability] = []
     latency: LatencyPrior
     quality: dict[Name, Probability] = {}
+    drop_params: list[RequestParam] = []
 
 
 class Timeouts(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -73,6 +74,21 @@ def allowed_keys(loc: Path) -> list[str]:
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             keys.extend(tp.model_fields)
     return keys
+
+
+def choices_at(loc: Path) -> list[str]:
+    """The values an enum-typed field at ``loc`` accepts (empty when it is not one)."""
+    current: list[Any] = [PolicySpec]
+    for part in loc:
+        current, ok = _step(current, part)
+        if not ok:
+            return []
+    return [
+        str(member.value)
+        for tp in current
+        if isinstance(tp, type) and issubclass(tp, Enum)
+        for member in tp
+    ]
 
 
 def clean_loc(loc: tuple[int | str, ...]) -> Path:
@@ -183,8 +199,11 @@ def _describe(err: Any, source: Source) -> Problem:
             _BOUND_HINTS.get(loc[-2] if len(loc) > 1 and loc[-2] == "prices" else field),
         )
     if kind == "enum":
+        close = difflib.get_close_matches(str(err["input"]), choices_at(loc), n=1, cutoff=0.6)
         return source.problem(
-            loc, f"{err['input']!r} is not allowed", err["msg"].replace("Input", "value")
+            loc,
+            f"{err['input']!r} is not allowed",
+            f"did you mean {close[0]!r}?" if close else err["msg"].replace("Input", "value"),
         )
     message = err["msg"]
     if message.startswith("Value error, "):
