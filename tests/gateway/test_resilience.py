@@ -24,6 +24,7 @@ from .faults_support import (
     user_messages,
 )
 from .harness import gateway
+from .paced_upstream import Exchange, PacedUpstream, Plan
 
 # -- circuit breakers -------------------------------------------------------------------------
 
@@ -181,6 +182,91 @@ async def test_hedge_partner_is_still_the_fallback_when_the_first_fails_fast(str
         # Fell back as soon as the first failed, without waiting for the hedge time.
         assert record.attempts[1].started_ms < 100
         one_record_each(gw, 1)
+
+
+HEDGED_STREAMS = """
+version: hedge-streams-1
+defaults:
+  timeouts: {attempt_ms: 3000, total_ms: 6000}
+  retries: {max_attempts: 0}
+models:
+  first:
+    provider: openai
+    base_url: "{upstream}"
+    model_id: first-up
+    allow_floating: true
+    prices: {input: 1.0, output: 2.0}
+    context_window: 4000
+    latency: {p50_ms: 20, p95_ms: 50}
+  second:
+    provider: openai
+    base_url: "{upstream}"
+    model_id: second-up
+    allow_floating: true
+    prices: {input: 1.0, output: 2.0}
+    context_window: 4000
+    latency: {p50_ms: 20, p95_ms: 50}
+routes:
+  hedged:
+    hedge_after_ms: 100
+    strategy: {kind: fixed, models: [first, second]}
+"""
+MODEL_IDS = {"first": "first-up", "second": "second-up"}
+
+
+async def _gone_after(exchange: Exchange) -> float:
+    """How long the upstream kept streaming to a client that no longer reads (its next
+    write after the connection closed notices)."""
+    for _ in range(200):
+        if exchange.gone_after_s is not None:
+            return exchange.gone_after_s
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{exchange.model}'s stream was never released: {exchange}")
+
+
+async def test_hedge_loser_that_opened_in_the_same_instant_is_closed_at_once() -> None:
+    """Both streams produce their first content in one step, so both attempts finish
+    together: one wins, and the other's open stream is closed right away, not left to the
+    garbage collector with its upstream connection still streaming."""
+    plans = {"first-up": Plan(chunks=20), "second-up": Plan(chunks=20)}
+    upstream = PacedUpstream(plans, together=("first-up", "second-up"))
+    async with upstream.running() as up:
+        policy = HEDGED_STREAMS.replace("{upstream}", up.url)
+        async with gateway(policy, scripted_sim()) as gw:
+            answer, record, headers = await ask(gw, "hedged", stream=True)
+            winner = headers["x-modelroute-model"]
+            [loser] = set(MODEL_IDS) - {winner}
+            assert answer == "".join(f"{MODEL_IDS[winner]}:{i} " for i in range(20))
+            attempts = {a.model: a for a in record.attempts}
+            assert len(record.attempts) == 2 and set(attempts) == set(MODEL_IDS)
+            assert attempts[winner].outcome == "ok"
+            lost = attempts[loser]
+            assert (lost.outcome, lost.message) == ("cancelled", "lost the hedge race")
+            assert lost.ttft_ms is not None  # it had opened: the same-instant case
+            exchange = up.exchanges[MODEL_IDS[loser]]
+            assert await _gone_after(exchange) < 0.2  # plan: 20 pieces over 0.4 s
+            assert not exchange.finished and exchange.written < 10
+            assert up.exchanges[MODEL_IDS[winner]].finished
+            one_record_each(gw, 1)
+
+
+async def test_hedge_loser_still_waiting_for_content_is_closed_at_once() -> None:
+    """The slow first stream has sent headers but no content when the second answers: its
+    attempt is cancelled and its connection released while the winner still streams."""
+    plans = {"first-up": Plan(chunks=0), "second-up": Plan(chunks=10)}
+    async with PacedUpstream(plans).running() as up:
+        policy = HEDGED_STREAMS.replace("{upstream}", up.url)
+        async with gateway(policy, scripted_sim()) as gw:
+            answer, record, headers = await ask(gw, "hedged", stream=True)
+            assert headers["x-modelroute-model"] == "second"
+            assert answer == "".join(f"second-up:{i} " for i in range(10))
+            assert trail(record) == [("first", "cancelled", None), ("second", "ok", None)]
+            assert record.attempts[0].message == "lost the hedge race"
+            assert record.attempts[0].ttft_ms is None
+            # Gone within a few of its 20 ms writes after the race was decided (~0.1 s).
+            assert await _gone_after(up.exchanges["first-up"]) < 0.4
+            assert not up.exchanges["first-up"].finished
+            one_record_each(gw, 1)
 
 
 # -- cascade escalation -----------------------------------------------------------------------

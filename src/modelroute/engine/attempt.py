@@ -95,6 +95,11 @@ class OpenStream:
     rest: AsyncIterator[StreamChunk]
     started: float  # clock at the call
 
+    async def aclose(self) -> None:
+        """Give the stream up unread (it lost a hedge race): its upstream connection is
+        released now, not whenever the garbage collector finalises the generator."""
+        await _close(self.rest)
+
 
 async def open_stream(
     deps: EngineDeps, model: Model, body: dict[str, Any], timeout_s: float, attempt: Attempt
@@ -119,6 +124,11 @@ async def open_stream(
         failure = timeout_failure(timeout_s)
     except UpstreamError as exc:
         failure = classify(exc)
+    except asyncio.CancelledError:
+        # Cancelled by a hedge it lost, or by a client that left: close the upstream here
+        # rather than leave it to the generator's finaliser.
+        await _close(chunks)
+        raise
     await _close(chunks)
     attempt.latency_ms = (deps.clock() - start) * 1000
     note_failure(deps, model, attempt, failure)

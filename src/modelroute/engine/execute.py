@@ -17,7 +17,7 @@ from typing import Any
 
 from modelroute.confidence import confidence, needs_logprobs, verifier_prompt, verifier_score
 from modelroute.engine.attempt import EngineDeps, OpenStream, call, open_stream
-from modelroute.engine.walk import TryOnce, Walk
+from modelroute.engine.walk import Discard, TryOnce, Walk
 from modelroute.planner.decision import Candidate, Decision
 from modelroute.policy.compiled import ConfidenceRule, Model, Policy, Route
 from modelroute.records.record import Attempt
@@ -66,10 +66,14 @@ class Executor:
         return self.walk.attempts
 
     async def _tier(
-        self, index: int, tier: tuple[Candidate, ...], try_once: TryOnce[Any]
+        self,
+        index: int,
+        tier: tuple[Candidate, ...],
+        try_once: TryOnce[Any],
+        discard: Discard[Any] | None = None,
     ) -> tuple[Any, Model, Attempt] | None:
         if self.route.hedge_after_ms is not None and len(tier) >= 2:
-            found = await self.walk.hedged(index, tier[0], tier[1], try_once)
+            found = await self.walk.hedged(index, tier[0], tier[1], try_once, discard)
             if found is not None or len(tier) == 2:
                 return found
             tier = tier[2:]
@@ -149,7 +153,7 @@ class Executor:
         ) -> tuple[OpenStream | None, Any]:
             return await open_stream(self.deps, model, self.body, timeout, attempt)
 
-        found = await self._tier(last, tiers[last], once) if tiers else None
+        found = await self._tier(last, tiers[last], once, OpenStream.aclose) if tiers else None
         if found is not None:
             opened: OpenStream = found[0]
             return opened

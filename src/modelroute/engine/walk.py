@@ -25,6 +25,10 @@ from modelroute.records.record import Attempt
 
 T = TypeVar("T")
 TryOnce = Callable[[Model, Attempt, float], Awaitable[tuple[T | None, Failure | None]]]
+# Gives up a result nobody will use (an open stream that lost a hedge race).
+Discard = Callable[[T], Awaitable[None]]
+# The attempts of a hedge race that are still out, with the model and record of each.
+Tasks = dict[asyncio.Task[tuple[T | None, Failure | None]], tuple[Model, Attempt]]
 
 
 class AllAttemptsFailed(ModelrouteError):
@@ -131,14 +135,22 @@ class Walk(Generic[T]):
         return None
 
     async def hedged(
-        self, tier: int, first: Candidate, second: Candidate, try_once: TryOnce[T]
+        self,
+        tier: int,
+        first: Candidate,
+        second: Candidate,
+        try_once: TryOnce[T],
+        discard: Discard[T] | None = None,
     ) -> tuple[T, Model, Attempt] | None:
         """Start ``first``; if it has not answered after ``hedge_after_ms``, start ``second``
         too. The first success wins, the other is cancelled; both are recorded. If ``first``
-        fails before the hedge time, ``second`` starts at once as its fallback."""
+        fails before the hedge time, ``second`` starts at once as its fallback.
+
+        A result that loses (both can succeed in the same instant) is given to ``discard``:
+        an open stream holds its upstream connection until it is closed."""
         assert self.route.hedge_after_ms is not None
         models = [self.policy.models[first.model], self.policy.models[second.model]]
-        tasks: dict[asyncio.Task[tuple[T | None, Failure | None]], tuple[Model, Attempt]] = {}
+        tasks: Tasks[T] = {}
         partner: list[Model] = [models[1]]  # until it is launched (or ruled out)
 
         def launch(model: Model) -> None:
@@ -181,8 +193,22 @@ class Walk(Generic[T]):
                     launch_partner(overflowed)  # failed before the hedge time: fall back now
             return None
         finally:
-            for task, (model, attempt) in tasks.items():
-                task.cancel()
-                attempt.outcome, attempt.message = "cancelled", "lost the hedge race"
-                attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
-                self.deps.breakers.failure(model.name, unhealthy=False)
+            await self._drop_losers(tasks, discard)
+
+    async def _drop_losers(self, tasks: Tasks[T], discard: Discard[T] | None) -> None:
+        """Cancel the attempts still running and wait until each has unwound (a cancelled
+        attempt closes its upstream as it unwinds); discard what any of them produced
+        anyway. Nothing of theirs outlives the race."""
+        for task in tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for (model, attempt), outcome in zip(tasks.values(), outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                result, failure = outcome
+                if failure is not None:
+                    continue  # it failed on its own, and is recorded as such
+                if result is not None and discard is not None:
+                    await discard(result)
+            attempt.outcome, attempt.message = "cancelled", "lost the hedge race"
+            attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
+            self.deps.breakers.failure(model.name, unhealthy=False)
