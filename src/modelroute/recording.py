@@ -14,7 +14,7 @@ from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
 from modelroute.pricing import cost_of
-from modelroute.records.ids import uuid7
+from modelroute.records.ids import new_request_id
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
@@ -68,7 +68,7 @@ class RecordBuilder:
         self.start = clock()
         self.content = content
         self.record = RequestRecord(
-            request_id=str(uuid7()),
+            request_id=new_request_id(),
             started_at=time.time(),
             policy_hash=policy.hash,
             policy_version=policy.version,

@@ -70,6 +70,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
+# uvicorn's httptools protocol with a response's writes joined into one (server/protocol.py).
+HTTP_PROTOCOL = "modelroute.server.protocol:GatewayProtocol"
+
+
 def run_gateway(
     app_target: str | object, host: str, port: int, workers: int, log_level: str
 ) -> None:
@@ -82,7 +86,7 @@ def run_gateway(
         workers=workers if isinstance(app_target, str) else None,
         factory=isinstance(app_target, str),
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,
         access_log=False,
         proxy_headers=False,  # we do not read X-Forwarded-*; skip the middleware
         server_header=False,

@@ -15,6 +15,7 @@ import uvicorn
 from modelroute import load_policy_text
 from modelroute.records.record import MemorySink, RequestRecord
 from modelroute.router import Router
+from modelroute.serve import HTTP_PROTOCOL
 from modelroute.server.app import create_app
 from modelroute.testing import Simulator
 
@@ -58,7 +59,7 @@ async def serve_router(router: Router, metrics: Any = None) -> AsyncIterator[str
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=HTTP_PROTOCOL,
         lifespan="on",
         log_level="warning",
         access_log=False,
