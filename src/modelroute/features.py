@@ -9,7 +9,7 @@ the record keeps the provider's reported usage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -44,6 +44,26 @@ def count_tokens(text: str) -> int:
         return len(enc.encode_ordinary(text))
     head = len(enc.encode_ordinary(text[:_EXACT_CHARS]))
     return round(head * len(text) / _EXACT_CHARS)
+
+
+class TokenCounts:
+    """Token counts of recently seen texts. System prompts, tool lists and few-shot examples
+    repeat request after request, and each is counted once while it stays in the table
+    (cleared whole when full: cheaper than LRU bookkeeping on every hit)."""
+
+    def __init__(self, capacity: int = 4096, count: Callable[[str], int] = count_tokens) -> None:
+        self.capacity = capacity
+        self._count = count
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        count = self._counts.get(text)
+        if count is None:
+            count = self._count(text)
+            if len(self._counts) >= self.capacity:
+                self._counts.clear()
+            self._counts[text] = count
+        return count
 
 
 def _content_text(content: Any) -> tuple[list[str], int]:
@@ -87,7 +107,9 @@ def _limits(headers: Mapping[str, str], metadata: Mapping[str, Any]) -> Limits:
     return Limits(**values)
 
 
-def _tokens_and_flags(body: Mapping[str, Any]) -> tuple[int, bool]:
+def _tokens_and_flags(
+    body: Mapping[str, Any], counter: Callable[[str], int] = count_tokens
+) -> tuple[int, bool]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list")
@@ -107,7 +129,9 @@ def _tokens_and_flags(body: Mapping[str, Any]) -> tuple[int, bool]:
     system = body.get("system")  # Anthropic-shaped bodies carry it outside the messages
     if isinstance(system, str):
         texts.append(system)
-    tokens = count_tokens("\n".join(texts)) + _PER_MESSAGE * len(messages) + _PER_IMAGE * images
+    # Each text on its own, so a repeated one (a system prompt) is a cache hit for ``counter``.
+    text_tokens = sum(counter(text) for text in texts)
+    tokens = text_tokens + _PER_MESSAGE * len(messages) + _PER_IMAGE * images
     return tokens, images > 0
 
 
@@ -123,9 +147,12 @@ def _max_tokens(body: Mapping[str, Any]) -> int | None:
 
 
 def request_context(
-    body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    body: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+    counter: Callable[[str], int] = count_tokens,
 ) -> RequestContext:
-    """Build the planner's view of a chat request. Header names must be lower-case."""
+    """Build the planner's view of a chat request. Header names must be lower-case;
+    ``counter`` counts a text's tokens (a ``TokenCounts`` remembers repeated texts)."""
     headers = headers or {}
     raw_meta = body.get("metadata") or {}
     if not isinstance(raw_meta, Mapping):
@@ -137,7 +164,7 @@ def request_context(
     stream_options = body.get("stream_options")
     if stream_options is not None and not isinstance(stream_options, Mapping):
         raise RequestError("'stream_options' must be an object")  # read on the stream path
-    tokens, has_images = _tokens_and_flags(body)
+    tokens, has_images = _tokens_and_flags(body, counter)
     response_format = body.get("response_format")
     needs_json = isinstance(response_format, Mapping) and response_format.get("type") in (
         "json_object",

@@ -16,7 +16,7 @@ from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, O
 from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.failures import UNHEALTHY, Failure, FailureClass
-from modelroute.features import request_context
+from modelroute.features import TokenCounts, request_context
 from modelroute.planner import Decision, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
@@ -120,6 +120,7 @@ class Router:
             clock=clock,
         )
         self.content = content
+        self._token_counts = TokenCounts()
         # The HTTP status of a request whose every attempt failed, for its record; set by the
         # server (the only place that knows statuses) before the record is submitted.
         self.failed_status: Callable[[Failure], int] | None = None
@@ -156,7 +157,7 @@ class Router:
             builder.finish_error(malformed)
             raise self._submit(builder, malformed)
         try:
-            ctx = request_context(body, headers)
+            ctx = request_context(body, headers, self._token_counts)
             builder.context(ctx, body)
             decision = plan(ctx, self.policy, self.stats_snapshot())
         except ModelrouteError as err:
@@ -288,9 +289,7 @@ class Router:
 
     def warm_up(self) -> None:
         """Load the tokenizer and open the connection pool now (call inside the event loop)."""
-        from modelroute.features import count_tokens
-
-        count_tokens("warm up")
+        self._token_counts("warm up")
         self.transport.warm_up()
 
     def chat_sync(
