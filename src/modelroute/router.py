@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +54,15 @@ class ChatResult:
 
     def to_openai(self) -> dict[str, Any]:
         return self.completion.body
+
+
+class _RelayProgress:
+    """Whether a stream's relay has begun (after which the relay itself records the end)."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False
 
 
 class StreamFailed(ModelrouteError):
@@ -234,15 +244,42 @@ class Router:
             self.sink.submit(builder.record)
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
-        else:
-            chunks = self._relay(opened, builder, executor, body)
-        headers = builder.headers(opened, executor.attempts)
-        return ChatStream(chunks, builder.record, decision, headers)
+            headers = builder.headers(opened, executor.attempts)
+            return ChatStream(chunks, builder.record, decision, headers)
+        progress = _RelayProgress()
+        chunks = self._relay(opened, builder, executor, body, progress)
+        stream = ChatStream(
+            chunks, builder.record, decision, builder.headers(opened, executor.attempts)
+        )
+        # A caller may drop the stream without reading it; its record must still be written.
+        finalizer = weakref.finalize(stream, self._abandoned, progress, builder, opened, executor)
+        finalizer.atexit = False  # at interpreter exit the sinks are gone already
+        return stream
+
+    def _abandoned(
+        self,
+        progress: _RelayProgress,
+        builder: RecordBuilder,
+        opened: OpenStream,
+        executor: Executor,
+    ) -> None:
+        """A stream collected before it was read: the relay never ran, so record it here.
+        (The provider's stream is closed by the event loop's async-generator finalizer.)"""
+        if progress.started:
+            return
+        builder.relay(opened, executor.attempts).close(None, gone=True)
+        self.sink.submit(builder.record)
 
     async def _relay(
-        self, opened: OpenStream, builder: RecordBuilder, executor: Executor, body: dict[str, Any]
+        self,
+        opened: OpenStream,
+        builder: RecordBuilder,
+        executor: Executor,
+        body: dict[str, Any],
+        progress: _RelayProgress,
     ) -> AsyncIterator[StreamChunk]:
         """Forward the stream; after the first byte a failure can only end it with an error."""
+        progress.started = True
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence we accept
         relay = builder.relay(opened, executor.attempts)

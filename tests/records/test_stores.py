@@ -339,20 +339,3 @@ if __name__ == "__main__":
     import asyncio
 
     asyncio.run(_write_range(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
-
-
-async def test_sqlite_writes_run_on_a_lower_priority_thread(tmp_path: Path) -> None:
-    """On a core shared with the event loop, record writing yields to serving requests."""
-    import os
-    import threading
-
-    store = SqliteStore(tmp_path / "records.db")
-    await store.open()
-    try:
-        writer_nice = await store._call(
-            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        )
-    finally:
-        await store.close()
-    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert writer_nice >= loop_nice + 10 or writer_nice == 19

@@ -118,6 +118,9 @@ async def open_stream(
                     attempt.ttft_ms = (deps.clock() - start) * 1000
                     attempt.reported_model = chunk.data.get("model")
                     attempt.fingerprint = chunk.data.get("system_fingerprint")
+                    # The model answered: that settles a half-open probe now, not when (or
+                    # whether) the caller reads the stream to its end.
+                    deps.breakers.success(model.name)
                     return OpenStream(model, attempt, buffered, chunks, start), None
         failure = Failure(FailureClass.EMPTY_RESPONSE, 200, "the stream ended with no content")
     except TimeoutError:

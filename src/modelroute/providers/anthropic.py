@@ -6,6 +6,7 @@ so nothing past this module knows the upstream spoke Anthropic.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -63,13 +64,14 @@ class AnthropicProvider:
         async with self.transport.post(self.url(model), headers, payload) as response:
             if response.status != 200:
                 raise await read_error(response)
-            async for event, data, more in sse_data(response):
-                chunks = translator.feed(event, _event(data))
-                for index, chunk in enumerate(chunks):
-                    chunk.more = more or index < len(chunks) - 1
-                    yield chunk
-                if translator.done:
-                    break
+            async with contextlib.aclosing(sse_data(response)) as events:
+                async for event, data, more in events:
+                    chunks = translator.feed(event, _event(data))
+                    for index, chunk in enumerate(chunks):
+                        chunk.more = more or index < len(chunks) - 1
+                        yield chunk
+                    if translator.done:
+                        break
             if not translator.done:
                 raise UpstreamError(
                     note="stream_cut",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -257,7 +257,7 @@ def _event(block: bytes) -> tuple[str, bytes] | None:
 
 async def sse_data(
     response: Response,
-) -> AsyncIterator[tuple[str, bytes, bool]]:
+) -> AsyncGenerator[tuple[str, bytes, bool], None]:
     """Yield (event name, data payload, more) for each server-sent event, as bytes arrive;
     ``more`` says another complete event is already buffered.
 

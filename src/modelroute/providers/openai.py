@@ -4,6 +4,7 @@ body goes out with only ``model`` replaced, and answers come back untranslated."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -57,13 +58,16 @@ class OpenAIProvider:
             if response.status != 200:
                 raise await read_error(response)
             done = False
-            async for _event, data, more in sse_data(response):
-                if data == b"[DONE]":
-                    done = True
-                    break
-                chunk = _chunk(data)
-                chunk.more = more
-                yield chunk
+            # Closed here when we stop at [DONE]: left to the garbage collector, each stream
+            # would cost an extra task (the loop's async-generator finalizer) and a cycle.
+            async with contextlib.aclosing(sse_data(response)) as events:
+                async for _event, data, more in events:
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = _chunk(data)
+                    chunk.more = more
+                    yield chunk
             if not done:
                 raise UpstreamError(
                     note="stream_cut", cause="EndOfStream", detail="stream ended without [DONE]"

@@ -74,22 +74,35 @@ async def start_stream(send: Send, headers: Iterable[tuple[str, str]]) -> None:
 
 
 class Disconnect:
-    """Watches ``receive`` for the client going away while we stream to it."""
+    """Watches ``receive`` for the client going away while we stream to it.
+
+    After the response is complete, ``receive`` answers ``http.disconnect`` (ASGI says so,
+    and uvicorn wakes a pending call), so the watcher normally just ends. Cancelling it
+    instead would leave a cancelled task and its traceback as cyclic garbage for every
+    stream, which the garbage collector then has to find.
+    """
 
     def __init__(self, receive: Receive) -> None:
         self.event = asyncio.Event()
-        self._task = asyncio.ensure_future(self._watch(receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.event.set()
-                return
+        self._task = asyncio.ensure_future(_watch(receive, self.event))
 
     @property
     def gone(self) -> bool:
         return self.event.is_set()
 
     def stop(self) -> None:
-        self._task.cancel()
+        if not self._task.done():  # give its wake-up from the final send one turn to run
+            asyncio.get_running_loop().call_soon(_cancel_if_pending, self._task)
+
+
+async def _watch(receive: Receive, event: asyncio.Event) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            event.set()
+            return
+
+
+def _cancel_if_pending(task: asyncio.Task[None]) -> None:
+    if not task.done():  # a server that does not wake it: do not leave it waiting
+        task.cancel()

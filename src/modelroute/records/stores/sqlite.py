@@ -18,10 +18,7 @@ Durability and concurrency settings, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +38,6 @@ from modelroute.records.stores.base import (
 )
 
 T = TypeVar("T")
-WRITER_NICENESS = 10  # CFS weight 110 against the loop's 1024: about a tenth of a busy core
 
 
 def _insert_sql(table: str, columns: tuple[str, ...], key: str, rows: int) -> str:
@@ -104,13 +100,6 @@ GROUP BY r.route, r.final_model, r.final_reported_model
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
 
 
-def _yield_to_requests() -> None:
-    """Lower this thread's scheduling priority (Linux: per thread) so that, on a busy core,
-    the event loop serving requests runs first and writing records fills the gaps."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
-
-
 class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0) -> None:
         self.path = Path(path)
@@ -138,9 +127,7 @@ class SqliteStore:
     async def open(self) -> None:
         if self._executor is not None:
             return
-        self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix="modelroute-sqlite", initializer=_yield_to_requests
-        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="modelroute-sqlite")
         try:
             await self._call(self._open)
         except BaseException:
