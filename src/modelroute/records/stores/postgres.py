@@ -222,22 +222,7 @@ class PostgresStore:
         failed: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        where: list[str] = ["TRUE"]
-        params: list[Any] = []
-        for column, value in (("route", route), ("final_model", model)):
-            if value is not None:
-                params.append(value)
-                where.append(f"{column} = ${len(params)}")
-        if since is not None:
-            params.append(since)
-            where.append(f"started_at >= ${len(params)}")
-        if failed:
-            where.append("status <> 'ok'")
-        params.append(limit)
-        sql = (
-            f"SELECT * FROM requests WHERE {' AND '.join(where)} "
-            f"ORDER BY started_at DESC, request_id DESC LIMIT ${len(params)}"
-        )
+        sql, params = schema.query_sql(lambda n: f"${n}", route, model, since, failed, limit)
         async with self._reading() as conn:
             rows = await conn.fetch(sql, *params)
         return [schema.request_dict(row) for row in rows]

@@ -16,7 +16,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -181,6 +181,36 @@ ATTEMPT_COLUMNS: tuple[str, ...] = (
 _REQUEST_BOOLS = frozenset({"streamed", "price_unknown"})
 _ATTEMPT_BOOLS = frozenset({"price_known"})
 _NOT_RECORD_FIELDS = frozenset({"attempt_count", "seq", "request_id", *_TOKENS})
+
+
+def query_sql(
+    placeholder: Callable[[int], str],
+    route: str | None,
+    model: str | None,
+    since: float | None,
+    failed: bool,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """``Store.query``'s statement and parameters; ``placeholder(n)`` spells the n-th
+    parameter (1-based) in the driver's style."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (
+        ("route", "=", route),
+        ("final_model", "=", model),
+        ("started_at", ">=", since),
+    ):
+        if value is not None:
+            params.append(value)
+            where.append(f"{column} {op} {placeholder(len(params))}")
+    if failed:
+        where.append("status <> 'ok'")
+    params.append(limit)
+    sql = (
+        f"SELECT * FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
+        f"ORDER BY started_at DESC, request_id DESC LIMIT {placeholder(len(params))}"
+    )
+    return sql, params
 
 
 def _dumps(value: Any) -> str:

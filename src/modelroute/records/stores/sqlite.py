@@ -272,22 +272,8 @@ class SqliteStore:
         failed: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        for clause, value in (("route = ?", route), ("final_model = ?", model)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(since)
-        if failed:
-            where.append("status != 'ok'")
-        sql = (
-            f"SELECT * FROM requests WHERE {' AND '.join(where)} "
-            "ORDER BY started_at DESC, request_id DESC LIMIT ?"
-        )
-        rows = await self._call(self._fetch, sql, *params, limit)
+        sql, params = schema.query_sql(lambda n: "?", route, model, since, failed, limit)
+        rows = await self._call(self._fetch, sql, *params)
         return [schema.request_dict(row) for row in rows]
 
     def _fetch(self, sql: str, *params: Any) -> list[sqlite3.Row]:
