@@ -356,3 +356,33 @@ async def test_header_injection_is_refused(transport: Transport) -> None:
         async with transport.post("http://127.0.0.1:9/x", {"x-key": "a\r\nevil: 1"}, b""):
             pass
     assert classify(caught.value).cls is FailureClass.BAD_REQUEST
+
+
+async def test_connections_idle_past_the_limit_are_closed() -> None:
+    transport = Transport(idle_timeout_s=0.1)
+    closed = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal closed
+        try:
+            while True:
+                await server.read_request(reader)
+                await asyncio.sleep(0.02)
+                writer.write(reply(b"{}"))
+        except asyncio.IncompleteReadError:
+            closed += 1  # the client closed this connection
+            raise
+
+    try:
+        async with WireServer(handler) as server:
+            await asyncio.gather(*(post(transport, server.url) for _ in range(2)))
+            for _ in range(6):  # steady traffic reuses the newest; the other idles on
+                await post(transport, server.url)
+                await asyncio.sleep(0.03)
+            assert server.connections == 2 and closed == 1  # closed while still pooled
+            await asyncio.sleep(0.12)
+            await post(transport, server.url)  # the last one is past the limit too: a new one
+            await asyncio.sleep(0.02)
+            assert server.connections == 3 and closed == 2
+    finally:
+        await transport.aclose()

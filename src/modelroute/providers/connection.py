@@ -31,7 +31,6 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self.exchanges = 0
         self._waiter: asyncio.Future[None] | None = None
         self.begin()
 
@@ -73,12 +72,6 @@ class Connection(asyncio.Protocol):
         cause = "reset" if isinstance(exc, ConnectionResetError) else "disconnected"
         where = "mid-response" if self.headers_done else "before answering"
         self._fail(UpstreamError(cause=cause, detail=f"the upstream closed the connection {where}"))
-
-    def pause_writing(self) -> None:  # the request is written in one go; nothing to pause
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # --- httptools callbacks ----------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class _Pool:
     """The connections to one origin: idle ones (most recent last) and a cap on open ones."""
 
     def __init__(self, limit: int) -> None:
-        self.idle: list[Connection] = []
+        self.idle: deque[Connection] = deque()  # oldest on the left
         self.open = 0
         self.limit = limit
         self.waiters: deque[asyncio.Future[None]] = deque()
@@ -131,11 +131,16 @@ class Transport:
 
     def _release(self, origin: Origin, conn: Connection) -> None:
         pool = self._pools[origin]
+        now = asyncio.get_running_loop().time()
         if conn.reusable() and not self._closed:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = now
             pool.idle.append(conn)
         else:
             conn.abort()
+            pool.open -= 1
+        # Close what has idled too long since a burst (reuse takes the newest first).
+        while pool.idle and now - pool.idle[0].idle_since >= self._idle_timeout:
+            pool.idle.popleft().abort()
             pool.open -= 1
         self._wake_one(pool)
 
@@ -185,7 +190,6 @@ class _Exchange:
             try:
                 assert conn.transport is not None
                 conn.transport.write(head + self._data)
-                conn.exchanges += 1
                 while not conn.headers_done and conn.error is None:
                     await conn.wait()
             except BaseException:  # cancelled (the deadline) before any answer
