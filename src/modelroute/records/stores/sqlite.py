@@ -18,6 +18,7 @@ Durability and concurrency settings, and why:
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -66,10 +67,20 @@ def _insert(db: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]]) -> 
     whole = len(rows) - len(rows) % _ROWS_PER_STATEMENT
     for i in range(0, whole, _ROWS_PER_STATEMENT):
         db.execute(many, list(chain.from_iterable(rows[i : i + _ROWS_PER_STATEMENT])))
+        _yield()
     db.executemany(one, rows[whole:])
 
 
-_ROWS_PER_YIELD = 8  # ~0.2 ms of row building between chances for the loop to run
+def _yield() -> None:
+    """Let the event loop run now if it is waiting: drop the GIL and give up the CPU.
+
+    The writer shares the gateway's core. Without this, a request arriving while a batch is
+    prepared waits for the rest of the writer's scheduler slice (milliseconds), which is most
+    of the gateway's p99 at low concurrency; with it, at most one slice of rows."""
+    os.sched_yield()
+
+
+_ROWS_PER_YIELD = 8  # ~0.1 ms of row building between chances for the loop to run
 _ID_CHUNK = 500  # well under SQLite's bound-parameter limit
 
 # Nearest-rank percentiles with window functions: the smallest latency whose rank in its group
@@ -202,7 +213,7 @@ class SqliteStore:
         for i, r in enumerate(schema.unique(batch), 1):
             rows.append((r, schema.request_row(r)))
             if i % _ROWS_PER_YIELD == 0:
-                time.sleep(0)  # let the event loop have the GIL: a request may be waiting
+                _yield()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
