@@ -11,7 +11,7 @@ import pytest
 
 from modelroute.records.record import RequestRecord
 
-from .fixtures import sim_config
+from .fixtures import sdk_client, sim_config
 from .harness import Gateway
 
 POLICY = """
@@ -111,12 +111,6 @@ def scripted_sim(**overrides: dict[str, Any]) -> dict[str, Any]:
     for name, changes in overrides.items():
         config["models"][name] = {**config["models"][name], **changes}
     return config
-
-
-def sdk_client(gw: Gateway) -> openai.AsyncOpenAI:
-    client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="client-key", max_retries=0)
-    gw.closing(client)
-    return client
 
 
 def user_messages(text: str) -> Any:

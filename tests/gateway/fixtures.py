@@ -1,8 +1,13 @@
-"""The policy and simulated upstreams most gateway tests share."""
+"""The policy and simulated upstreams most gateway tests share, and the ``openai`` SDK client
+they talk to the gateway with."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import openai
+
+from .harness import Gateway
 
 POLICY = """
 version: test-1
@@ -99,3 +104,12 @@ def sim_config(**overrides: Any) -> dict[str, Any]:
 
 def ask(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+def sdk_client(gw: Gateway, **options: Any) -> openai.AsyncOpenAI:
+    """An ``openai`` SDK client for the gateway, closed when the gateway stops."""
+    client = openai.AsyncOpenAI(
+        base_url=gw.base_url, api_key="client-key", max_retries=0, **options
+    )
+    gw.closing(client)
+    return client

@@ -6,20 +6,15 @@ import httpx
 import openai
 import pytest
 
-from .fixtures import POLICY, sim_config
+from .fixtures import POLICY, sdk_client, sim_config
 from .harness import gateway
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def _client(url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=url, api_key="client-key", max_retries=0, timeout=20)
-
-
 async def test_plain_completion_with_routing_headers() -> None:
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         raw = await client.chat.completions.with_raw_response.create(
             model="chat", messages=MESSAGES
         )  # type: ignore[arg-type]
@@ -42,8 +37,7 @@ async def test_plain_completion_with_routing_headers() -> None:
 
 async def test_alias_and_task_header_select_the_route() -> None:
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         raw = await client.chat.completions.with_raw_response.create(
             model="assistant", messages=MESSAGES
         )  # type: ignore[arg-type]
@@ -58,8 +52,7 @@ async def test_alias_and_task_header_select_the_route() -> None:
 
 async def test_a_concrete_model_bypasses_routing_but_is_recorded() -> None:
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         raw = await client.chat.completions.with_raw_response.create(
             model="secondary", messages=MESSAGES
         )  # type: ignore[arg-type]
@@ -71,8 +64,7 @@ async def test_a_concrete_model_bypasses_routing_but_is_recorded() -> None:
 
 async def test_streaming_through_the_sdk() -> None:
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         stream = await client.chat.completions.create(
             model="chat",
             messages=MESSAGES,
@@ -117,8 +109,7 @@ async def test_tool_calls_pass_through() -> None:
         }
     ]
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         completion = await client.chat.completions.create(
             model="chat",
             tools=tools,  # type: ignore[arg-type]
@@ -131,8 +122,7 @@ async def test_tool_calls_pass_through() -> None:
 
 async def test_errors_surface_as_sdk_exceptions() -> None:
     async with gateway(POLICY, sim_config()) as gw:
-        client = _client(gw.base_url)
-        gw.closing(client)
+        client = sdk_client(gw, timeout=20)
         with pytest.raises(openai.NotFoundError) as not_found:
             await client.chat.completions.create(model="nope", messages=MESSAGES)  # type: ignore[arg-type]
         assert "available routes and aliases" in str(not_found.value)
