@@ -43,8 +43,8 @@ def _prompt_text(body: Mapping[str, Any]) -> str:
 
 def _sum_usage(attempts: list[Attempt]) -> Usage | None:
     used = [a.usage for a in attempts if a.usage is not None]
-    if not used:
-        return None
+    if len(used) <= 1:  # the usual case: one answered attempt, nothing to add up
+        return used[0] if used else None
     return Usage(
         input_tokens=sum(u.input_tokens for u in used),
         output_tokens=sum(u.output_tokens for u in used),
