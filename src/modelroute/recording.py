@@ -62,13 +62,14 @@ class RecordBuilder:
         streamed: bool,
         clock: Callable[[], float],
         content: str,
+        new_id: Callable[[], str] = new_request_id,
     ) -> None:
         self.policy = policy
         self.clock = clock
         self.start = clock()
         self.content = content
         self.record = RequestRecord(
-            request_id=new_request_id(),
+            request_id=new_id(),
             started_at=time.time(),
             policy_hash=policy.hash,
             policy_version=policy.version,

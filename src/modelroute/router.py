@@ -25,6 +25,7 @@ from modelroute.providers.http import Transport
 from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
+from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
 from modelroute.state.breakers import Breakers, BreakerSettings
 from modelroute.state.rolling import RollingStats, label_score
@@ -131,6 +132,7 @@ class Router:
         )
         self.content = content
         self._token_counts = TokenCounts()
+        self._ids = RequestIds()
         # The HTTP status of a request whose every attempt failed, for its record; set by the
         # server (the only place that knows statuses) before the record is submitted.
         self.failed_status: Callable[[Failure], int] | None = None
@@ -160,7 +162,7 @@ class Router:
     def _begin(
         self, body: Any, headers: Mapping[str, str] | None, endpoint: str, stream: bool
     ) -> tuple[RecordBuilder, Decision]:
-        builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content)
+        builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content, self._ids)
         builder.client(headers)
         if not isinstance(body, dict):
             malformed = RequestError("the request body must be a JSON object")
@@ -182,7 +184,7 @@ class Router:
 
     def record_rejected(self, message: str, status: int, endpoint: str) -> RequestRecord:
         """A request refused before routing (unparseable body): still one record."""
-        builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content)
+        builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content, self._ids)
         r = builder.record
         r.status, r.http_status, r.error = "client_error", status, message
         self.sink.submit(r)

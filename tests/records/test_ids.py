@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 
-from modelroute.records.ids import new_request_id, uuid7
+import pytest
+
+from modelroute.records.ids import RequestIds, new_request_id, uuid7
+
+SOURCES = [new_request_id, RequestIds(), RequestIds(block=40)]
 
 
-def test_request_ids_are_canonical_uuid7_text() -> None:
-    ids = [new_request_id() for _ in range(2000)]
+@pytest.mark.parametrize("new_id", SOURCES, ids=["function", "pooled", "small-pool"])
+def test_request_ids_are_canonical_uuid7_text(new_id) -> None:  # type: ignore[no-untyped-def]
+    ids = [new_id() for _ in range(2000)]
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
@@ -17,10 +22,11 @@ def test_request_ids_are_canonical_uuid7_text() -> None:
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
 
 
-def test_request_ids_sort_by_creation_millisecond() -> None:
-    first = new_request_id()
+@pytest.mark.parametrize("new_id", SOURCES, ids=["function", "pooled", "small-pool"])
+def test_request_ids_sort_by_creation_millisecond(new_id) -> None:  # type: ignore[no-untyped-def]
+    first = new_id()
     time.sleep(0.002)
-    second = new_request_id()
+    second = new_id()
     assert first < second
     millis = int(second.replace("-", "")[:12], 16)
     assert abs(millis - time.time() * 1000) < 1000
@@ -29,3 +35,9 @@ def test_request_ids_sort_by_creation_millisecond() -> None:
 def test_uuid7_takes_the_given_timestamp() -> None:
     value = uuid7(now_ms=1_700_000_000_123)
     assert int(value.hex[:12], 16) == 1_700_000_000_123 and value.version == 7
+
+
+def test_pooled_ids_draw_fresh_random_bits_for_every_id() -> None:
+    ids = RequestIds(block=30)  # three ids per draw from the operating system
+    rand_parts = [i.replace("-", "")[13:] for i in (ids() for _ in range(300))]
+    assert len(set(rand_parts)) == 300
