@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from modelroute.errors import RequestError
-from modelroute.planner.context import Limits, RequestContext
+from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
 from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
 
 _EXACT_CHARS = 16_000
@@ -66,6 +66,12 @@ class TokenCounts:
         return count
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    # ``isinstance(x, Mapping)`` goes through the ABC machinery; bodies parsed from JSON hold
+    # plain dicts, so those are settled by the cheap exact-type test first.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _content_text(content: Any) -> tuple[list[str], int]:
     """Text pieces and image count of a message's content (string or list of parts)."""
     if isinstance(content, str):
@@ -74,7 +80,7 @@ def _content_text(content: Any) -> tuple[list[str], int]:
     images = 0
     if isinstance(content, list):
         for part in content:
-            if not isinstance(part, Mapping):
+            if not _is_mapping(part):
                 continue
             kind = part.get("type")
             if kind in ("text", "input_text") and isinstance(part.get("text"), str):
@@ -104,7 +110,7 @@ def _limits(headers: Mapping[str, str], metadata: Mapping[str, Any]) -> Limits:
             raw = str(metadata[field])
         if raw is not None:
             values[field] = _limit(raw, header)
-    return Limits(**values)
+    return Limits(**values) if values else NO_LIMITS
 
 
 def _tokens_and_flags(
@@ -116,7 +122,7 @@ def _tokens_and_flags(
     texts: list[str] = []
     images = 0
     for message in messages:
-        if not isinstance(message, Mapping):
+        if not _is_mapping(message):
             raise RequestError("each message must be an object with 'role' and 'content'")
         pieces, n_images = _content_text(message.get("content"))
         texts.extend(pieces)
@@ -155,18 +161,18 @@ def request_context(
     ``counter`` counts a text's tokens (a ``TokenCounts`` remembers repeated texts)."""
     headers = headers or {}
     raw_meta = body.get("metadata") or {}
-    if not isinstance(raw_meta, Mapping):
+    if not _is_mapping(raw_meta):
         raise RequestError("'metadata' must be an object")
     metadata = {str(k): str(v) for k, v in raw_meta.items()}
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise RequestError("'model' must be a string")
     stream_options = body.get("stream_options")
-    if stream_options is not None and not isinstance(stream_options, Mapping):
+    if stream_options is not None and not _is_mapping(stream_options):
         raise RequestError("'stream_options' must be an object")  # read on the stream path
     tokens, has_images = _tokens_and_flags(body, counter)
     response_format = body.get("response_format")
-    needs_json = isinstance(response_format, Mapping) and response_format.get("type") in (
+    needs_json = _is_mapping(response_format) and response_format.get("type") in (
         "json_object",
         "json_schema",
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
+
+# Named tuples rather than frozen dataclasses: one of each is built for every request, and a
+# frozen dataclass's __init__ sets each field through object.__setattr__.
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """Per-request limits. They may only tighten a route's constraints, never loosen them."""
 
     max_cost_usd: float | None = None
@@ -16,15 +18,17 @@ class Limits:
     min_quality: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
+NO_LIMITS = Limits()
+
+
+class RequestContext(NamedTuple):
     requested: str | None = None  # the body's "model": a route, an alias or a model name
     task: str | None = None  # x-modelroute-task header or metadata.task
-    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    metadata: Mapping[str, str] = MappingProxyType({})
     prompt_tokens: int = 0  # estimated offline, see features.py
     max_output_tokens: int | None = None  # max_tokens / max_completion_tokens if given
     has_tools: bool = False
     has_images: bool = False
     needs_json: bool = False
     needs_logprobs: bool = False
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = NO_LIMITS

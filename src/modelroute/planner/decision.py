@@ -96,11 +96,16 @@ class Candidate(NamedTuple):
     waived: tuple[Rejection, ...] = ()  # constraints relaxed by on_infeasible
 
     def to_dict(self) -> dict[str, Any]:
+        est = self.estimate  # spelled out, not merged from est.to_dict(): once per candidate
         return {
             "model": self.model,
             "fallback": self.fallback,
-            **self.estimate.to_dict(),
-            "waived": [w.to_dict() for w in self.waived],
+            "cost_usd": est.cost_usd,
+            "latency_p95_ms": est.latency_ms,
+            "latency_source": est.latency_source,
+            "quality": est.quality,
+            "quality_source": est.quality_source,
+            "waived": [w.to_dict() for w in self.waived] if self.waived else [],
         }
 
 
@@ -149,17 +154,18 @@ class Decision(NamedTuple):
         return text
 
     def to_dict(self) -> dict[str, Any]:
+        tiers = self.tiers
         return {
             "route": self.route,
             "strategy": self.strategy,
             "objective": self.objective,
             "policy_hash": self.policy_hash,
             "selected_by": self.selected_by,
-            "feasible": self.feasible,
+            "feasible": bool(tiers) and self.relaxed is None,
             "relaxed": self.relaxed,
-            "chosen": self.chosen,
-            "order": list(self.order),
-            "tiers": [[c.to_dict() for c in tier] for tier in self.tiers],
+            "chosen": tiers[0][0].model if tiers else None,
+            "order": [c.model for tier in tiers for c in tier],
+            "tiers": [[c.to_dict() for c in tier] for tier in tiers],
             "rejections": [r.to_dict() for r in self.rejections],
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
