@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelroute.engine.deadline import Deadline
 from modelroute.engine.outgoing import outgoing_body
 from modelroute.failures import UNHEALTHY, Failure, FailureClass, classify
 from modelroute.policy.compiled import Model
@@ -64,7 +65,7 @@ async def call(
     provider = deps.providers[model.provider]
     start = deps.clock()
     try:
-        async with asyncio.timeout(timeout_s):
+        async with Deadline(timeout_s):
             completion = await provider.complete(
                 model, outgoing_body(model, body), deps.api_keys.get(model.name)
             )
@@ -111,7 +112,7 @@ async def open_stream(
     chunks = provider.stream(model, outgoing_body(model, body), deps.api_keys.get(model.name))
     buffered: list[StreamChunk] = []
     try:
-        async with asyncio.timeout(timeout_s):
+        async with Deadline(timeout_s):
             async for chunk in chunks:
                 buffered.append(chunk)
                 if chunk.has_output:
