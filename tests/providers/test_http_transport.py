@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelroute.failures import FailureClass, classify
-from modelroute.providers.http import Transport, read_error, sse_data
+from modelroute.providers.http import Transport, read_error, sse_events
 from modelroute.types import UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -288,10 +288,10 @@ async def test_sse_events_arrive_as_the_network_delivers_them(transport: Transpo
 
     async with WireServer(handler) as server, transport.post(server.url, {}, b"{}") as response:
         seen = []
-        async for event, data, more in sse_data(response):
-            seen.append((event, data, more))
-            gate.set()  # the second event is only sent once the first pair is read
-    assert seen == [("", b"one", True), ("", b"two", False), ("x", b"three", False)]
+        async for events in sse_events(response):
+            seen.append(events)
+            gate.set()  # the second read is only sent once the first pair is read
+    assert seen == [[("", b"one"), ("", b"two")], [("x", b"three")]]
 
 
 def _certificate(tmp: Path) -> tuple[Path, Path]:

@@ -19,7 +19,7 @@ from modelroute.providers.anthropic_wire import (
     from_anthropic_message,
     to_anthropic_request,
 )
-from modelroute.providers.http import Transport, json_headers, read_error, sse_data
+from modelroute.providers.http import Transport, json_headers, read_error, sse_events
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -64,12 +64,24 @@ class AnthropicProvider:
         async with self.transport.post(self.url(model), headers, payload) as response:
             if response.status != 200:
                 raise await read_error(response)
-            async with contextlib.aclosing(sse_data(response)) as events:
-                async for event, data, more in events:
-                    chunks = translator.feed(event, _event(data))
+            async with contextlib.aclosing(sse_events(response)) as reads:
+                async for events in reads:
+                    chunks: list[StreamChunk] = []
+                    failed: UpstreamError | None = None
+                    for event, data in events:
+                        try:
+                            chunks += translator.feed(event, _event(data))
+                        except UpstreamError as exc:  # what came before it still goes out
+                            failed = exc
+                            break
+                        if translator.done:
+                            break
+                    last = len(chunks) - 1
                     for index, chunk in enumerate(chunks):
-                        chunk.more = more or index < len(chunks) - 1
+                        chunk.more = index < last  # the next chunk is here already
                         yield chunk
+                    if failed is not None:
+                        raise failed
                     if translator.done:
                         break
             if not translator.done:

@@ -131,7 +131,7 @@ class Transport:
 
     def _release(self, origin: Origin, conn: Connection) -> None:
         pool = self._pools[origin]
-        now = asyncio.get_running_loop().time()
+        now = conn.loop.time()  # (asyncio.get_running_loop() costs a getpid() system call)
         if conn.reusable() and not self._closed:
             conn.idle_since = now
             pool.idle.append(conn)
@@ -248,6 +248,8 @@ async def read_error(response: Response) -> UpstreamError:
 
 def _event(block: bytes) -> tuple[str, bytes] | None:
     """One SSE event block (the lines between blank lines) as (event name, data)."""
+    if block.startswith(b"data:") and b"\n" not in block:  # the usual block: one data line
+        return "", block[5:].lstrip(b" ")
     event = ""
     data: list[bytes] = []
     for raw in block.split(b"\n"):
@@ -259,14 +261,15 @@ def _event(block: bytes) -> tuple[str, bytes] | None:
     return (event, b"\n".join(data)) if data else None
 
 
-async def sse_data(
+async def sse_events(
     response: Response,
-) -> AsyncGenerator[tuple[str, bytes, bool], None]:
-    """Yield (event name, data payload, more) for each server-sent event, as bytes arrive;
-    ``more`` says another complete event is already buffered.
+) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+    """Yield the server-sent events (event name, data payload) that each network read
+    completes, as one list per read.
 
-    Takes whatever the socket delivered and splits events itself: one await per
-    network read instead of one per line, which is most of a relay's cost per event.
+    A relay's cost is counted per event; taking events a read at a time means one await per
+    read rather than per event (or per line), and lets the relay send what arrived together
+    in one write.
     """
     buffer = b""
     try:
@@ -274,6 +277,7 @@ async def sse_data(
             buffer += piece
             if b"\r" in buffer:  # CRLF line ends, possibly split across reads
                 buffer = buffer.replace(b"\r\n", b"\n")
+            events = []
             while True:
                 end = buffer.find(b"\n\n")
                 if end < 0:
@@ -281,10 +285,12 @@ async def sse_data(
                 block, buffer = buffer[:end], buffer[end + 2 :]
                 found = _event(block)
                 if found is not None:
-                    yield found[0], found[1], b"\n\n" in buffer
+                    events.append(found)
+            if events:
+                yield events
         found = _event(buffer) if buffer.strip() else None
         if found is not None:
-            yield found[0], found[1], False
+            yield [found]
     except UpstreamError as exc:
         exc.note = exc.note or "stream_cut"
         raise

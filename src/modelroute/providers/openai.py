@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
-from modelroute.providers.http import Transport, json_headers, read_error, sse_data
+from modelroute.providers.http import Transport, json_headers, read_error, sse_events
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 
@@ -60,14 +60,18 @@ class OpenAIProvider:
             done = False
             # Closed here when we stop at [DONE]: left to the garbage collector, each stream
             # would cost an extra task (the loop's async-generator finalizer) and a cycle.
-            async with contextlib.aclosing(sse_data(response)) as events:
-                async for _event, data, more in events:
-                    if data == b"[DONE]":
-                        done = True
+            async with contextlib.aclosing(sse_events(response)) as reads:
+                async for events in reads:
+                    last = len(events) - 1
+                    for index, (_event, data) in enumerate(events):
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        chunk = _chunk(data)
+                        chunk.more = index < last  # the next event is here already
+                        yield chunk
+                    if done:
                         break
-                    chunk = _chunk(data)
-                    chunk.more = more
-                    yield chunk
             if not done:
                 raise UpstreamError(
                     note="stream_cut", cause="EndOfStream", detail="stream ended without [DONE]"
