@@ -64,6 +64,7 @@ SPOOL_DOC = "Records spooled while the store is unavailable."
 TOKEN_KINDS = ("input", "output", "cached_input", "cache_write", "reasoning")
 
 _T = TypeVar("_T")
+_Inc = Callable[[Counter, float], None]
 
 
 def is_fallback(record: RequestRecord) -> bool:
@@ -89,6 +90,10 @@ def is_fallback(record: RequestRecord) -> bool:
     earlier = {a.tier for a in candidates if a.tier < final_tier}
     doubted = {a.tier for a in candidates if a.outcome == "low_confidence"}
     return bool(earlier - doubted)
+
+
+def _inc_now(child: Counter, amount: float) -> None:
+    child.inc(amount)
 
 
 def mark_worker_dead(pid: int, path: str | None = None) -> None:
@@ -159,7 +164,7 @@ class _Spend:
         self.cost = f.cost.labels(route, model)
         self.tokens = tuple(f.tokens.labels(route, model, kind) for kind in TOKEN_KINDS)
 
-    def add(self, usage: Usage | None, cost: float | None) -> None:
+    def add(self, usage: Usage | None, cost: float | None, inc: _Inc) -> None:
         if usage is not None:
             counts = (
                 usage.input_tokens,
@@ -170,9 +175,9 @@ class _Spend:
             )
             for child, count in zip(self.tokens, counts, strict=True):
                 if count > 0:
-                    child.inc(count)
+                    inc(child, count)
         if cost is not None and cost > 0:
-            self.cost.inc(cost)
+            inc(self.cost, cost)
 
 
 class MetricsSink:
@@ -208,6 +213,11 @@ class MetricsSink:
         if self.multiprocess:
             self._scrape = CollectorRegistry()
             MultiProcessCollector(self._scrape)  # type: ignore[no-untyped-call]
+        # Counter increments wait here until a scrape (one dict update each instead of a locked
+        # prometheus_client increment). In multi-process mode they go to the shared files at
+        # once: another worker may serve the scrape, and a worker may exit without a flush.
+        self._pending: dict[Counter, float] = {}
+        self._inc: _Inc = _inc_now if self.multiprocess else self._defer
         self._series: dict[tuple[str, str], _Series] = {}
         self._spend: dict[tuple[str, str], _Spend] = {}
         self._requests: dict[tuple[str, str, str], Counter] = {}
@@ -249,25 +259,26 @@ class MetricsSink:
     # -- the request path: once per record, on the event loop --------------------------------
 
     def submit(self, record: RequestRecord) -> None:
+        inc = self._inc
         route = record.route or ""
         model = record.final_model or ""
         series = self._series.get((route, model)) or self._new_series(route, model)
         key = (route, model, record.status)
-        (self._requests.get(key) or self._child(self._requests, self._f.requests, key)).inc()
+        inc(self._requests.get(key) or self._child(self._requests, self._f.requests, key), 1)
         series.latency.observe(record.latency_ms / 1000)
         if record.streamed and record.ttft_ms is not None:
             series.ttft.observe(record.ttft_ms / 1000)
         if record.failure is not None:
             key = (route, model, record.failure)
-            (self._errors.get(key) or self._child(self._errors, self._f.errors, key)).inc()
+            inc(self._errors.get(key) or self._child(self._errors, self._f.errors, key), 1)
         if record.price_unknown:
-            series.unpriced.inc()
+            inc(series.unpriced, 1)
         if record.escalations > 0:
-            series.escalations.inc(record.escalations)
+            inc(series.escalations, record.escalations)
         if record.attempts:
             self._attempts(record, route)
             if is_fallback(record):
-                series.fallbacks.inc()
+                inc(series.fallbacks, 1)
         if self.multiprocess and self._clock() >= self._next_gauges:
             self._write_gauges()
 
@@ -276,13 +287,23 @@ class MetricsSink:
             if attempt.outcome == "failed":
                 key = (route, attempt.model, attempt.failure or "unknown")
                 failures = self._attempt_failures
-                (failures.get(key) or self._child(failures, self._f.attempt_failures, key)).inc()
+                child = failures.get(key) or self._child(failures, self._f.attempt_failures, key)
+                self._inc(child, 1)
             if attempt.usage is None and not attempt.cost_usd:
                 continue
             spend = self._spend.get((route, attempt.model))
             if spend is None:
                 spend = self._spend[(route, attempt.model)] = _Spend(self._f, route, attempt.model)
-            spend.add(attempt.usage, attempt.cost_usd)
+            spend.add(attempt.usage, attempt.cost_usd, self._inc)
+
+    def _defer(self, child: Counter, amount: float) -> None:
+        pending = self._pending
+        pending[child] = pending.get(child, 0.0) + amount
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for child, amount in pending.items():
+            child.inc(amount)
 
     def _new_series(self, route: str, model: str) -> _Series:
         series = self._series[(route, model)] = _Series(self._f, route, model)
@@ -302,6 +323,7 @@ class MetricsSink:
 
         ``accept``: the scrape's Accept header, for OpenMetrics when asked; the default is the
         Prometheus text format 0.0.4."""
+        self._flush()
         self._write_gauges()
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self._scrape), content_type
