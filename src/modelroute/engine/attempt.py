@@ -59,7 +59,7 @@ def account(attempt: Attempt, model: Model, completion: Completion) -> None:
 
 
 async def call(
-    deps: EngineDeps, model: Model, body: dict[str, Any], timeout_s: float, attempt: Attempt
+    deps: EngineDeps, body: dict[str, Any], model: Model, attempt: Attempt, timeout_s: float
 ) -> tuple[Completion | None, Failure | None]:
     """A non-streamed call. An empty answer is a failure, never a success."""
     provider = deps.providers[model.provider]
@@ -103,7 +103,7 @@ class OpenStream:
 
 
 async def open_stream(
-    deps: EngineDeps, model: Model, body: dict[str, Any], timeout_s: float, attempt: Attempt
+    deps: EngineDeps, body: dict[str, Any], model: Model, attempt: Attempt, timeout_s: float
 ) -> tuple[OpenStream | None, Failure | None]:
     """Start a stream and wait (within ``timeout_s``) for its first content or tool-call
     delta. Until then nothing has reached the client, so any failure can still fall back."""

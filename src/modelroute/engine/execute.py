@@ -13,6 +13,7 @@ streaming (confidence needs the whole answer) and replayed as a stream when acce
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from modelroute.confidence import confidence, needs_logprobs, verifier_prompt, verifier_score
@@ -80,12 +81,8 @@ class Executor:
         return await self.walk.tier(index, tier, try_once)
 
     def _caller(self, body: dict[str, Any]) -> TryOnce[Completion]:
-        async def once(
-            model: Model, attempt: Attempt, timeout: float
-        ) -> tuple[Completion | None, Any]:
-            return await call(self.deps, model, body, timeout, attempt)
-
-        return once
+        # The walk supplies (model, attempt, timeout); a partial adds no coroutine of its own.
+        return partial(call, self.deps, body)
 
     async def _score(self, rule: ConfidenceRule, completion: Completion) -> float:
         if rule.signal != "verifier":
@@ -96,7 +93,7 @@ class Executor:
         attempt.message = "verifier"
         left = max(self.walk.remaining(), 0.001)
         verdict, _ = await call(
-            self.deps, verifier, verifier_prompt(self.body, completion.content or ""), left, attempt
+            self.deps, verifier_prompt(self.body, completion.content or ""), verifier, attempt, left
         )
         return 0.0 if verdict is None else verifier_score(verdict)
 
@@ -125,8 +122,12 @@ class Executor:
                 self.doubted = answer
         return None
 
+    @property
+    def _cascades(self) -> bool:
+        return self.route.confidence is not None and len(self.decision.tiers) >= 2
+
     async def complete(self) -> Answer:
-        accepted = await self.early_tiers()
+        accepted = await self.early_tiers() if self._cascades else None
         if accepted is not None:
             return accepted
         tiers = self.decision.tiers
@@ -142,17 +143,12 @@ class Executor:
 
     async def stream(self) -> OpenStream | Answer:
         """An open stream from the last tier, or an accepted early-tier answer to replay."""
-        accepted = await self.early_tiers()
+        accepted = await self.early_tiers() if self._cascades else None
         if accepted is not None:
             return accepted
         tiers = self.decision.tiers
         last = len(tiers) - 1
-
-        async def once(
-            model: Model, attempt: Attempt, timeout: float
-        ) -> tuple[OpenStream | None, Any]:
-            return await open_stream(self.deps, model, self.body, timeout, attempt)
-
+        once: TryOnce[OpenStream] = partial(open_stream, self.deps, self.body)
         found = await self._tier(last, tiers[last], once, OpenStream.aclose) if tiers else None
         if found is not None:
             opened: OpenStream = found[0]
