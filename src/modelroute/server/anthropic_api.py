@@ -61,15 +61,17 @@ class AnthropicDoor:
             await send_json(send, error.status, error.anthropic(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay(stream, requested, receive, send)
+            await self._relay(stream, requested, scope, receive, send)
         else:
             message = completion_to_message(result.completion, requested)
             await send_json(send, 200, message, result.headers.items())
 
-    async def _relay(self, stream: ChatStream, model: str, receive: Receive, send: Send) -> None:
+    async def _relay(
+        self, stream: ChatStream, model: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         await start_stream(send, stream.headers.items())
         translator = StreamToAnthropic(model, "msg_" + stream.record.request_id.replace("-", ""))
-        watcher = Disconnect(receive)
+        watcher = Disconnect(receive, scope)
         parts: list[bytes] = []
         try:
             async for chunk in stream:

@@ -158,13 +158,15 @@ class Gateway:
             await send_json(send, error.status, error.openai(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay_openai(stream, receive, send)
+            await self._relay_openai(stream, scope, receive, send)
         else:
             await send_json(send, 200, result.to_openai(), result.headers.items())
 
-    async def _relay_openai(self, stream: ChatStream, receive: Receive, send: Send) -> None:
+    async def _relay_openai(
+        self, stream: ChatStream, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         await start_stream(send, stream.headers.items())
-        watcher = Disconnect(receive)
+        watcher = Disconnect(receive, scope)
         parts: list[bytes] = []
         try:
             async for chunk in stream:

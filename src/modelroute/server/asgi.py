@@ -73,26 +73,41 @@ async def start_stream(send: Send, headers: Iterable[tuple[str, str]]) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": raw})
 
 
-class Disconnect:
-    """Watches ``receive`` for the client going away while we stream to it.
+# A scope extension our server protocol offers: ``{"check": callable}``, True once the client's
+# connection is gone. With it a relay asks after each write instead of keeping a task on
+# ``receive`` for every stream.
+CLIENT_GONE = "modelroute.client_gone"
 
-    After the response is complete, ``receive`` answers ``http.disconnect`` (ASGI says so,
-    and uvicorn wakes a pending call), so the watcher normally just ends. Cancelling it
-    instead would leave a cancelled task and its traceback as cyclic garbage for every
-    stream, which the garbage collector then has to find.
+
+class Disconnect:
+    """Tells a relay whether the client went away while we stream to it.
+
+    Under the gateway's own protocol (``server/protocol.py``) the scope carries
+    ``CLIENT_GONE`` and nothing runs beside the relay. Under any other ASGI server a task
+    watches ``receive``: after the response is complete ``receive`` answers
+    ``http.disconnect`` (ASGI says so, and uvicorn wakes a pending call), so the watcher
+    normally just ends. Cancelling it instead would leave a cancelled task and its traceback
+    as cyclic garbage for every stream, which the garbage collector then has to find.
     """
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, scope: Scope | None = None) -> None:
+        offered = (scope.get("extensions") or {}).get(CLIENT_GONE) if scope is not None else None
+        self._probe: Callable[[], bool] | None = (
+            offered.get("check") if isinstance(offered, dict) else None
+        )
+        self._task: asyncio.Task[None] | None = None
         self.event = asyncio.Event()
-        self._task = asyncio.ensure_future(_watch(receive, self.event))
+        if self._probe is None:
+            self._task = asyncio.ensure_future(_watch(receive, self.event))
 
     @property
     def gone(self) -> bool:
-        return self.event.is_set()
+        return self._probe() if self._probe is not None else self.event.is_set()
 
     def stop(self) -> None:
-        if not self._task.done():  # give its wake-up from the final send one turn to run
-            asyncio.get_running_loop().call_soon(_cancel_if_pending, self._task)
+        task = self._task
+        if task is not None and not task.done():  # let its wake-up from the final send run
+            asyncio.get_running_loop().call_soon(_cancel_if_pending, task)
 
 
 async def _watch(receive: Receive, event: asyncio.Event) -> None:

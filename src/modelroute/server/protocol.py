@@ -12,6 +12,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from modelroute.server.asgi import CLIENT_GONE
+
 
 class CoalescingTransport:
     """Wraps a transport; ``write`` gathers until the loop's next turn, everything else passes
@@ -55,6 +57,25 @@ class CoalescingTransport:
 
 
 class GatewayProtocol(HttpToolsProtocol):
+    """uvicorn's protocol with coalesced writes, and a ``CLIENT_GONE`` scope extension so a
+    relay can ask whether the client is still there without a watcher task per stream."""
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.client_gone = False
+        # ASGI extensions map a name to a dict of what the extension offers.
+        self._extensions: dict[str, dict[object, object]] = {
+            CLIENT_GONE: {"check": self._client_gone}
+        }
         coalescing = CoalescingTransport(transport, self.loop)
         super().connection_made(coalescing)  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        self.scope["extensions"] = self._extensions
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client_gone = True
+        super().connection_lost(exc)
+
+    def _client_gone(self) -> bool:
+        return self.client_gone
