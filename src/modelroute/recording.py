@@ -14,7 +14,6 @@ from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
 from modelroute.pricing import cost_of
-from modelroute.records.ids import new_request_id
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
@@ -62,7 +61,7 @@ class RecordBuilder:
         streamed: bool,
         clock: Callable[[], float],
         content: str,
-        new_id: Callable[[], str] = new_request_id,
+        new_id: Callable[[], str],
     ) -> None:
         self.policy = policy
         self.clock = clock

@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from modelroute.records.ids import RequestIds, new_request_id, uuid7
+from modelroute.records.ids import RequestIds, uuid7
 
-SOURCES = [new_request_id, RequestIds(), RequestIds(block=40)]
+SOURCES = [RequestIds(), RequestIds(block=40)]
 
 
-@pytest.mark.parametrize("new_id", SOURCES, ids=["function", "pooled", "small-pool"])
+@pytest.mark.parametrize("new_id", SOURCES, ids=["pooled", "small-pool"])
 def test_request_ids_are_canonical_uuid7_text(new_id) -> None:  # type: ignore[no-untyped-def]
     ids = [new_id() for _ in range(2000)]
     assert len(set(ids)) == len(ids)
@@ -22,7 +22,7 @@ def test_request_ids_are_canonical_uuid7_text(new_id) -> None:  # type: ignore[n
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
 
 
-@pytest.mark.parametrize("new_id", SOURCES, ids=["function", "pooled", "small-pool"])
+@pytest.mark.parametrize("new_id", SOURCES, ids=["pooled", "small-pool"])
 def test_request_ids_sort_by_creation_millisecond(new_id) -> None:  # type: ignore[no-untyped-def]
     first = new_id()
     time.sleep(0.002)

@@ -79,15 +79,6 @@ class Estimate(NamedTuple):
     quality: float | None
     quality_source: str  # "measured" | "prior" | "unknown"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cost_usd": self.cost_usd,
-            "latency_p95_ms": self.latency_ms,
-            "latency_source": self.latency_source,
-            "quality": self.quality,
-            "quality_source": self.quality_source,
-        }
-
 
 class Candidate(NamedTuple):
     model: str
@@ -96,7 +87,7 @@ class Candidate(NamedTuple):
     waived: tuple[Rejection, ...] = ()  # constraints relaxed by on_infeasible
 
     def to_dict(self) -> dict[str, Any]:
-        est = self.estimate  # spelled out, not merged from est.to_dict(): once per candidate
+        est = self.estimate
         return {
             "model": self.model,
             "fallback": self.fallback,

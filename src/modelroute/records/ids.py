@@ -31,11 +31,6 @@ def _text(value: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def new_request_id() -> str:
-    """A UUIDv7 in its canonical text form, without building a ``uuid.UUID`` on the way."""
-    return _text(_uuid7_int(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big")))
-
-
 class RequestIds:
     """A source of request ids for one router. The random bits still come from the operating
     system's CSPRNG, but a block at a time: ``os.urandom`` is a system call that also lets

@@ -92,17 +92,19 @@ class Disconnect:
 
     def __init__(self, receive: Receive, scope: Scope | None = None) -> None:
         offered = (scope.get("extensions") or {}).get(CLIENT_GONE) if scope is not None else None
-        self._probe: Callable[[], bool] | None = (
+        probe: Callable[[], bool] | None = (
             offered.get("check") if isinstance(offered, dict) else None
         )
         self._task: asyncio.Task[None] | None = None
-        self.event = asyncio.Event()
-        if self._probe is None:
-            self._task = asyncio.ensure_future(_watch(receive, self.event))
+        if probe is None:
+            event = asyncio.Event()
+            probe = event.is_set
+            self._task = asyncio.ensure_future(_watch(receive, event))
+        self._probe = probe
 
     @property
     def gone(self) -> bool:
-        return self._probe() if self._probe is not None else self.event.is_set()
+        return self._probe()
 
     def stop(self) -> None:
         task = self._task
