@@ -17,6 +17,7 @@ import pytest
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import open_store, schema
+from modelroute.records.stores import sqlite as sqlite_store
 from modelroute.records.stores.base import RecordRejected, Store
 from modelroute.records.stores.postgres import PostgresStore
 from modelroute.records.stores.sqlite import SqliteStore
@@ -296,6 +297,30 @@ def test_open_store_picks_the_store_from_the_url(tmp_path: Path) -> None:
     for bad in ("mysql://db/x", "sqlite://", ""):
         with pytest.raises(ValueError, match="record store URL"):
             open_store(bad)
+
+
+async def test_sqlite_gives_way_to_the_loop_only_while_nothing_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    yields = 0
+    real_yield = sqlite_store._yield
+
+    def counted() -> None:
+        nonlocal yields
+        yields += 1
+        real_yield()
+
+    monkeypatch.setattr(sqlite_store, "_yield", counted)
+    store = SqliteStore(tmp_path / "r.db")
+    await store.open()
+    records = [realistic(i) for i in range(200)]
+    await store.write(records[:100], backlog=0)
+    assert yields > 0  # keeping up: a request arriving mid-batch should not wait for it
+    yields = 0
+    await store.write(records[100:], backlog=1)
+    assert yields == 0  # behind: every yield would only let the queue grow
+    assert await store.ids() == {r.request_id for r in records}
+    await store.close()
 
 
 # --- several processes, one SQLite file ------------------------------------------------------

@@ -45,8 +45,8 @@ class ArrivalLog:
         self.inner = inner
         self.order: list[str] = []
 
-    async def write(self, batch: list[RequestRecord]) -> None:
-        await self.inner.write(batch)
+    async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
+        await self.inner.write(batch, backlog=backlog)
         self.order.extend(r.request_id for r in batch)
 
     def __getattr__(self, name: str) -> Any:
@@ -137,6 +137,32 @@ async def test_a_full_queue_spills_to_the_spool_and_nothing_is_lost(tmp_path: Pa
     assert await store.ids() == {r.request_id for r in submitted}
     assert writer.written >= 1000 and writer.lost == 0
     await store.close()
+
+
+class BacklogLog(ArrivalLog):
+    """Also notes the backlog the writer reported with each batch."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.backlogs: list[tuple[int, int]] = []
+
+    async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
+        self.backlogs.append((len(batch), backlog))
+        await super().write(batch, backlog=backlog)
+
+
+async def test_the_store_learns_how_many_records_wait_behind_each_batch(tmp_path: Path) -> None:
+    # The SQLite store yields the CPU to the loop only when nothing waits (see its _yield).
+    log = BacklogLog(SqliteStore(tmp_path / "r.db"))
+    await log.open()
+    writer = RecordWriter(log, tmp_path / "spool", batch_size=500)
+    for i in range(1200):
+        writer.submit(realistic(i))
+    await writer.start()
+    await writer.close()
+    assert log.backlogs == [(500, 700), (500, 200), (200, 0)]
+    assert await log.count() == 1200
+    await log.close()
 
 
 async def test_a_record_the_store_refuses_is_set_aside_not_retried_forever(

@@ -191,7 +191,7 @@ class RecordWriter:
         """Write a batch; returns the records not stored (a suffix of it, in order)."""
         try:
             async with asyncio.timeout(self.write_timeout_s):
-                await self.store.write(batch)
+                await self.store.write(batch, backlog=self._queue.qsize())
         except RecordRejected as exc:
             return await self._isolate(batch, exc)
         except Exception as exc:  # any driver error or the timeout: the batch is spooled

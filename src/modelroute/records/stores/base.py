@@ -33,10 +33,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def write(self, batch: list[RequestRecord]) -> None:
+    async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
         """Store a batch in one transaction; request ids already stored are skipped. Raises
         ``RecordRejected`` when the data itself is refused, anything else when the store is
-        unavailable (the caller retries later)."""
+        unavailable (the caller retries later). ``backlog`` is how many records wait behind
+        this batch: a store that shares the CPU with the event loop gives way to it only
+        while nothing is waiting."""
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""

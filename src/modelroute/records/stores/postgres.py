@@ -176,7 +176,7 @@ class PostgresStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    async def write(self, batch: list[RequestRecord]) -> None:
+    async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
         if not batch:
             return
         # Serialising the batch is CPU work: a worker thread does it, so the event loop keeps

@@ -62,12 +62,15 @@ _INSERTS = {
 }
 
 
-def _insert(db: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+def _insert(
+    db: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]], give_way: bool
+) -> None:
     many, one = _INSERTS[table]
     whole = len(rows) - len(rows) % _ROWS_PER_STATEMENT
     for i in range(0, whole, _ROWS_PER_STATEMENT):
         db.execute(many, list(chain.from_iterable(rows[i : i + _ROWS_PER_STATEMENT])))
-        _yield()
+        if give_way:
+            _yield()
     db.executemany(one, rows[whole:])
 
 
@@ -76,7 +79,12 @@ def _yield() -> None:
 
     The writer shares the gateway's core. Without this, a request arriving while a batch is
     prepared waits for the rest of the writer's scheduler slice (milliseconds), which is most
-    of the gateway's p99 at low concurrency; with it, at most one slice of rows."""
+    of the gateway's p99 at low concurrency; with it, at most one slice of rows.
+
+    Only while the writer keeps up: every yield hands the CPU over, and under full load the
+    GIL comes back a switch interval later. Yielding with records waiting behind the batch
+    let the queue grow without bound (measured at full load: 10,000 queued and spilling to
+    the spool, with the collector's passes over them reaching 80 ms)."""
     os.sched_yield()
 
 
@@ -197,22 +205,22 @@ class SqliteStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    async def write(self, batch: list[RequestRecord]) -> None:
+    async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
         if not batch:
             return
         try:
-            await self._call(self._write, batch)
+            await self._call(self._write, batch, backlog == 0)
         # A constraint, or a value sqlite3 cannot bind (an int past 64 bits, an unknown type);
         # "database is locked" and I/O errors are OperationalError, and stay retryable.
         except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, TypeError) as exc:
             raise RecordRejected(str(exc)) from exc
 
-    def _write(self, batch: list[RequestRecord]) -> None:
+    def _write(self, batch: list[RequestRecord], give_way: bool) -> None:
         # Rows are built before taking the lock: other processes wait only for the inserts.
         rows = []
         for i, r in enumerate(schema.unique(batch), 1):
             rows.append((r, schema.request_row(r)))
-            if i % _ROWS_PER_YIELD == 0:
+            if give_way and i % _ROWS_PER_YIELD == 0:
                 _yield()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -221,8 +229,9 @@ class SqliteStore:
             # means "inserted by this transaction": attempts go in only for those.
             stored = self._stored_ids([r.request_id for r, _ in rows])
             new = [pair for pair in rows if pair[0].request_id not in stored]
-            _insert(db, "requests", [row for _, row in new])
-            _insert(db, "attempts", [a for r, _ in new for a in schema.attempt_rows(r)])
+            _insert(db, "requests", [row for _, row in new], give_way)
+            attempts = [a for r, _ in new for a in schema.attempt_rows(r)]
+            _insert(db, "attempts", attempts, give_way)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
