@@ -1,83 +1,137 @@
 """Gateway throughput with request records on (SQLite store, metrics) versus off (records kept
 in memory only), measured side by side: the two configurations alternate in one run (A B A B)
-on the shared harness's fixed upstream, one core for the gateway, so drift hits both alike.
+on the shared harness's fixed upstream (its nginx and wrk on CPU 0, the gateway alone on CPU 1),
+so drift hits both alike.
 
-    python3 bench/recording_ab.py [--rounds 2] [--duration 5] [--conc 16]
+Throughput alone would flatter a writer that falls behind: records pile up in its queue while
+the requests go on. So after every records-on point the gateway's own metrics say how many
+records were still waiting (queue and spool); a writer that keeps up leaves about one batch.
+
+    python3 bench/recording_ab.py [--rounds 3] [--duration 5] [--conc 16]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-HARNESS = ROOT.parent / "shared" / "bench" / "gateway" / "bench.py"
-SERVE = (
-    f"sed 's#UPSTREAM_BASE#{{upstream_base}}#' {HERE}/gateway/policy.yaml > "
-    f"{{workdir}}/policy.yaml && exec {ROOT}/.venv/bin/modelroute serve "
-    "{workdir}/policy.yaml --host 127.0.0.1 --port {port} --workers {gw_ncpus} "
-)
+sys.path.insert(0, str(ROOT.parent / "shared" / "bench" / "gateway"))
+import bench as harness  # noqa: E402  (the shared harness: upstream, wrk, process groups)
+
 CONFIGS = {
-    "records-on": "--store {workdir}/records.db --spool-dir {workdir}/spool",
+    "records-on": "--store {dir}/records.db --spool-dir {dir}/spool",
     "records-off": "--store none",
 }
+PATH = "/v1/chat/completions"
 
 
-def run_once(name: str, extra: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
-    subprocess.run(
-        [
-            sys.executable,
-            str(HARNESS),
-            "--gateway-name",
-            name,
-            "--gateway-cmd",
-            SERVE + extra,
-            "--peers",
-            "direct",
-            "--conc",
-            str(args.conc),
-            "--duration",
-            str(args.duration),
-            "--ttft-samples",
-            "0",
-            "--out",
-            str(out),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+def start_gateway(name: str, upstream: str, workdir: Path) -> tuple[Any, str]:
+    folder = workdir / name
+    folder.mkdir()
+    policy = (HERE / "gateway" / "policy.yaml").read_text().replace("UPSTREAM_BASE", upstream)
+    (folder / "policy.yaml").write_text(policy)
+    port = harness.free_port()
+    cmd = (
+        f"exec {ROOT}/.venv/bin/modelroute serve {folder}/policy.yaml --host 127.0.0.1 "
+        f"--port {port} --workers 1 " + CONFIGS[name].format(dir=folder)
     )
-    data = json.loads((out / "latest.json").read_text())
-    return {f"{r['mode']}": r["rps"] for r in data["results"] if r["target"] == name}
+    proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        if harness.port_open("127.0.0.1", port):
+            return proc, url
+        harness.time.sleep(0.05)
+    raise SystemExit(f"{name} did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
+
+
+def waiting_records(url: str) -> int:
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    names = ("modelroute_record_queue_depth ", "modelroute_record_spool_size ")
+    return sum(int(float(line.split()[1])) for line in text.splitlines() if line.startswith(names))
+
+
+def point(proc: Any, url: str, body: Path, args: argparse.Namespace, tag: str) -> dict[str, float]:
+    harness.wait_idle(proc.pid)
+    cpu0 = harness.group_cpu_and_rss(proc.pid)[0]
+    out = harness.run_wrk(
+        url, PATH, {}, str(body), args.conc, args.duration, 1, "0", 10, str(body.parent), tag
+    )
+    cpu = harness.group_cpu_and_rss(proc.pid)[0] - cpu0
+    n = out["requests"]
+    errors = sum(out["errors"].values())
+    if errors or not n:
+        raise SystemExit(f"{tag}: {errors} errors, {n} requests")
+    result = {"rps": n / (out["duration_us"] / 1e6), "cpu_ms": 1000 * cpu / n, "waiting": -1.0}
+    if tag.startswith("records-on"):
+        result["waiting"] = waiting_records(url)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--conc", type=int, default=16)
     args = parser.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="modelroute-ab-"))
-    rps: dict[str, dict[str, list[float]]] = {c: {"json": [], "stream": []} for c in CONFIGS}
-    for _ in range(args.rounds):
-        for name, extra in CONFIGS.items():
-            for mode, value in run_once(name, extra, args, out).items():
-                rps[name][mode].append(value)
+    workdir = Path(tempfile.mkdtemp(prefix="modelroute-ab-"))
+    upstream = harness.Upstream(str(workdir), [0], 0, 1, "0", 0)
+    upstream.start()
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    try:
+        for mode in ("json", "stream"):
+            body = workdir / f"{mode}.json"
+            body.write_bytes(harness.request_body("bench", mode == "stream", True))
+            gateways = {
+                name: start_gateway(f"{name}-{mode}", upstream.root(0) + "/v1", workdir)
+                for name in CONFIGS
+            }
+            try:
+                for _proc, url in gateways.values():  # warm-up
+                    harness.run_wrk(
+                        url, PATH, {}, str(body), args.conc, 2, 1, "0", 10, str(workdir), "warm"
+                    )
+                for i in range(args.rounds):
+                    for name, (proc, url) in gateways.items():
+                        tag = f"{name}-{mode}-{i}"
+                        results.setdefault((name, mode), []).append(
+                            point(proc, url, body, args, tag)
+                        )
+            finally:
+                for proc, _ in gateways.values():
+                    harness.stop_group(proc)
+    finally:
+        upstream.stop()
+    report(results, args)
+
+
+def report(
+    results: dict[tuple[str, str], list[dict[str, float]]], args: argparse.Namespace
+) -> None:
     print(
-        f"gateway RPS at concurrency {args.conc}, {args.rounds} alternating rounds of "
-        f"{args.duration} s per mode (one core for the gateway)"
+        f"gateway at concurrency {args.conc}, {args.rounds} alternating rounds of "
+        f"{args.duration} s per configuration and mode, one core for the gateway"
     )
     for mode in ("json", "stream"):
-        on = statistics.median(rps["records-on"][mode])
-        off = statistics.median(rps["records-off"][mode])
+        on, off = results[("records-on", mode)], results[("records-off", mode)]
+        on_rps = statistics.median(p["rps"] for p in on)
+        off_rps = statistics.median(p["rps"] for p in off)
         print(
-            f"  {mode:6} records on {on:7.0f}  off {off:7.0f}  on/off {on / off:.3f}  "
-            f"(runs on {rps['records-on'][mode]}, off {rps['records-off'][mode]})"
+            f"  {mode:6} RPS records on {on_rps:6.0f}  off {off_rps:6.0f}  on/off "
+            f"{on_rps / off_rps:.3f}   CPU ms/request on "
+            f"{statistics.median(p['cpu_ms'] for p in on):.3f}  off "
+            f"{statistics.median(p['cpu_ms'] for p in off):.3f}"
+        )
+        print(
+            f"         per round on {[round(p['rps']) for p in on]}  off "
+            f"{[round(p['rps']) for p in off]}; records still waiting after each "
+            f"records-on point: {[int(p['waiting']) for p in on]}"
         )
 
 
