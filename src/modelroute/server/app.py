@@ -36,6 +36,8 @@ from modelroute.server.openapi import openapi_text
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
 
+_YOUNG_GC_THRESHOLD = 20_000
+
 log = logging.getLogger("modelroute.server")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -116,6 +118,11 @@ class Gateway:
                 # long as the process: keep it out of every future garbage collection.
                 gc.collect()
                 gc.freeze()
+                # What a request leaves behind is freed by reference counting: at the default
+                # threshold (700) most young-generation passes find nothing to collect, yet cost
+                # ~4% of the CPU at full load. Measured at 20,000: 2,800 passes in 10 s became 8
+                # (about 5 ms each), +3-6% requests/s, p99 unchanged at concurrency 1 and 16.
+                gc.set_threshold(_YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.router.aclose()
