@@ -32,8 +32,8 @@ CONFIGS = {
 PATH = "/v1/chat/completions"
 
 
-def start_gateway(name: str, upstream: str, workdir: Path) -> tuple[Any, str]:
-    folder = workdir / name
+def start_gateway(name: str, mode: str, upstream: str, workdir: Path) -> tuple[Any, str]:
+    folder = workdir / f"{name}-{mode}"
     folder.mkdir()
     policy = (HERE / "gateway" / "policy.yaml").read_text().replace("UPSTREAM_BASE", upstream)
     (folder / "policy.yaml").write_text(policy)
@@ -89,7 +89,7 @@ def main() -> None:
             body = workdir / f"{mode}.json"
             body.write_bytes(harness.request_body("bench", mode == "stream", True))
             gateways = {
-                name: start_gateway(f"{name}-{mode}", upstream.root(0) + "/v1", workdir)
+                name: start_gateway(name, mode, upstream.root(0) + "/v1", workdir)
                 for name in CONFIGS
             }
             try:
