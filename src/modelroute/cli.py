@@ -171,7 +171,7 @@ def app_factory() -> Any:
     default="./modelroute.db",
     show_default=True,
     help="Where request records go: a SQLite path, sqlite:///path, or a "
-    "postgresql:// URL; 'none' keeps them in memory only.",
+    "postgresql:// URL; 'none' keeps the latest 1,000 in memory only.",
 )
 @click.option(
     "--spool-dir",

@@ -86,7 +86,7 @@ async def gateway(
     async with Simulator(sim_config) as sim:
         text = policy_yaml.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
         policy = load_policy_text(text, "test-policy.yaml")
-        sink = MemorySink()
+        sink = MemorySink(capacity=1_000_000)  # every record of the test, however many
         router_kwargs.setdefault("api_keys", {name: "sk-test" for name in policy.models})
         router = Router(policy, sink=sink, **router_kwargs)
         async with serve_router(router) as url:

@@ -121,9 +121,14 @@ class RecordSink(Protocol):
 
 
 class MemorySink:
-    """Keeps the most recent records in memory (the default when no store is configured)."""
+    """Keeps the most recent records in memory (the default when no store is configured).
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    Kept records are long-lived objects that every full garbage collection walks: at 10,000 a
+    gateway at full load paused 30-90 ms several times a second (p99 19-39 ms at concurrency
+    16); at 1,000 the p99 was 2.4-2.7 ms. Keep more only with that cost in mind; a store keeps
+    everything without it."""
+
+    def __init__(self, capacity: int = 1_000) -> None:
         self.records: deque[RequestRecord] = deque(maxlen=capacity)
 
     def submit(self, record: RequestRecord) -> None:
