@@ -96,7 +96,7 @@ class Candidate(NamedTuple):
             "latency_source": est.latency_source,
             "quality": est.quality,
             "quality_source": est.quality_source,
-            "waived": [w.to_dict() for w in self.waived] if self.waived else [],
+            "waived": [w.to_dict() for w in self.waived],
         }
 
 
@@ -145,18 +145,17 @@ class Decision(NamedTuple):
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        tiers = self.tiers
         return {
             "route": self.route,
             "strategy": self.strategy,
             "objective": self.objective,
             "policy_hash": self.policy_hash,
             "selected_by": self.selected_by,
-            "feasible": bool(tiers) and self.relaxed is None,
+            "feasible": self.feasible,
             "relaxed": self.relaxed,
-            "chosen": tiers[0][0].model if tiers else None,
-            "order": [c.model for tier in tiers for c in tier],
-            "tiers": [[c.to_dict() for c in tier] for tier in tiers],
+            "chosen": self.chosen,
+            "order": list(self.order),
+            "tiers": [[c.to_dict() for c in tier] for tier in self.tiers],
             "rejections": [r.to_dict() for r in self.rejections],
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
