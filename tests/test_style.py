@@ -1,4 +1,4 @@
-"""ruff and mypy (strict) stay clean: checked on every test run, so CI enforces them."""
+"""ruff (lint and format) and mypy (strict) stay clean: checked on every test run, so CI enforces them."""
 
 from __future__ import annotations
 
@@ -21,4 +21,9 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_strict_is_clean() -> None:
     result = _run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    result = _run("ruff", "format", "--check", "src", "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr

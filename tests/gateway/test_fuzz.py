@@ -30,25 +30,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pytest
 import requests
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import BaseSchema, Case, GenerationMode, Response  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import BaseSchema, Case, GenerationMode, Response
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from modelroute.features import LIMIT_HEADERS, TASK_HEADER  # noqa: E402
-from modelroute.server.openapi import openapi_spec  # noqa: E402
+from modelroute.features import LIMIT_HEADERS, TASK_HEADER
+from modelroute.server.openapi import openapi_spec
 
-from .fixtures import POLICY, sim_config  # noqa: E402
-from .harness import gateway  # noqa: E402
+from .fixtures import POLICY, sim_config
+from .harness import gateway
 
 CHAT = "POST /v1/chat/completions"
 MESSAGES = "POST /v1/messages"
