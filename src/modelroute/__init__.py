@@ -1,5 +1,12 @@
-"""modelroute: send each LLM request to the model best suited to it, by a declared policy."""
+"""modelroute: send each LLM request to the model best suited to it, by a declared policy.
 
+The library in one line: ``Router.from_file("policy.yaml")``, then ``await router.chat(body)``
+(a :class:`ChatResult`) or ``await router.stream(body)`` (a :class:`ChatStream`). Errors are
+the tree drawn in :mod:`modelroute.errors`; a request whose every attempt failed raises
+:class:`AllAttemptsFailed`, a stream that failed after its first byte :class:`StreamFailed`.
+"""
+
+from modelroute.engine.walk import AllAttemptsFailed
 from modelroute.errors import (
     InfeasibleError,
     ModelrouteError,
@@ -10,10 +17,17 @@ from modelroute.errors import (
 from modelroute.features import request_context
 from modelroute.planner import Decision, RequestContext, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy, load_policy_dict, load_policy_text
+from modelroute.records.record import RequestRecord
+from modelroute.router import ChatResult, ChatStream, Router, StreamFailed
+from modelroute.types import Completion, StreamChunk, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllAttemptsFailed",
+    "ChatResult",
+    "ChatStream",
+    "Completion",
     "Decision",
     "InfeasibleError",
     "ModelrouteError",
@@ -21,8 +35,13 @@ __all__ = [
     "PolicyError",
     "RequestContext",
     "RequestError",
+    "RequestRecord",
+    "Router",
     "StatsSnapshot",
+    "StreamChunk",
+    "StreamFailed",
     "UnknownRouteError",
+    "Usage",
     "__version__",
     "load_policy",
     "load_policy_dict",

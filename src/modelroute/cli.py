@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 import sys
 import tempfile
@@ -14,6 +15,7 @@ import orjson
 
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
+from modelroute.logconfig import LogFormat
 from modelroute.planner import StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
 from modelroute.render import render_check, render_decision
@@ -198,6 +200,14 @@ def app_factory() -> Any:
     default="warning",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Level of the modelroute.* and uvicorn loggers.",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or as one JSON object a line; each has a timestamp and logger name.",
 )
 def serve(
     policy: str,
@@ -209,9 +219,11 @@ def serve(
     content: str,
     traces: str,
     log_level: str,
+    log_format: LogFormat,
 ) -> None:
     """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
-    from modelroute.policy.secrets import missing_api_keys
+    from modelroute.logconfig import Redactor, log_config
+    from modelroute.policy.secrets import missing_api_keys, resolve_api_keys
     from modelroute.serve import policy_simulator, run_gateway
 
     loaded = _policy_or_exit(policy)
@@ -229,12 +241,16 @@ def serve(
         "content": content,
         "traces": traces,
     }
+    keys = [key for key in resolve_api_keys(loaded).values() if key]
+    logging_config = log_config(log_level, log_format, keys)
+    # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
+    logging.config.dictConfig(logging_config)
     with policy_simulator(loaded, policy) as sim_url:
         if sim_url:
             click.echo(f"simulator: {sim_url}", err=True)
         click.echo(
             f"modelroute: serving {policy} (policy {loaded.short_hash}) on "
-            f"http://{host}:{port}; records: {store_url}",
+            f"http://{host}:{port}; records: {Redactor(keys)(store_url)}",
             err=True,
         )
         if workers == 1:
@@ -242,7 +258,7 @@ def serve(
             from modelroute.server.app import create_app
 
             router, metrics = build_router(loaded, **options)  # type: ignore[arg-type]
-            run_gateway(create_app(router, metrics), host, port, 1, log_level)
+            run_gateway(create_app(router, metrics), host, port, 1, logging_config)
             return
         with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
             # Workers share their metrics through files here (prometheus multiprocess mode).
@@ -250,7 +266,7 @@ def serve(
             os.environ[SERVE_ENV] = orjson.dumps(
                 {"policy": str(Path(policy).resolve()), **options}
             ).decode()
-            run_gateway("modelroute.cli:app_factory", host, port, workers, log_level)
+            run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
 
 
 @main.command()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelroute.policy import Policy
+
+log = logging.getLogger("modelroute.serve")
 
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
@@ -75,8 +78,9 @@ HTTP_PROTOCOL = "modelroute.server.protocol:GatewayProtocol"
 
 
 def run_gateway(
-    app_target: str | object, host: str, port: int, workers: int, log_level: str
+    app_target: str | object, host: str, port: int, workers: int, log_config: dict[str, Any]
 ) -> None:
+    """Run uvicorn with ``log_config`` (see ``logconfig.py``) applied in every worker."""
     import uvicorn
 
     uvicorn.run(
@@ -90,7 +94,7 @@ def run_gateway(
         access_log=False,
         proxy_headers=False,  # we do not read X-Forwarded-*; skip the middleware
         server_header=False,
-        log_level=log_level,
+        log_config=log_config,
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
@@ -124,4 +128,12 @@ def build_router(
         extra.append(TracingSink(tracing_from_settings(traces)))
     router = Router(policy, sink=records, store=store, extra_sinks=extra, content=content)
     metrics.watch(circuit_states=router.breakers.snapshot)
+    log.info(
+        "policy %s (%s): %d models, %d routes; records: %s",
+        policy.version or "unversioned",
+        policy.short_hash,
+        len(policy.models),
+        len(policy.routes),
+        store_url or "memory",
+    )
     return router, metrics
