@@ -1,4 +1,4 @@
-"""ruff (lint and format) and mypy (strict) stay clean: checked on every test run, so CI enforces them."""
+"""ruff (lint and format) and mypy --strict stay clean: checked on every test run."""
 
 from __future__ import annotations
 
