@@ -24,3 +24,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# A fresh PostgreSQL database per test, for tests outside tests/records/ too.
+from .records.conftest import pg_cluster, pg_url  # noqa: E402, F401

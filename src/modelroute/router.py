@@ -339,6 +339,13 @@ class Router:
             self._runner = asyncio.Runner()
         return self._runner.run(self.chat(body, headers))
 
+    async def __aenter__(self) -> Router:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def start(self) -> None:
         """Start what runs beside the requests (the record writer); call inside the loop."""
         if self.store is not None:

@@ -1,0 +1,214 @@
+"""Every shell and Python block in the README runs: a README example cannot break silently.
+
+Each ```bash / ```python block carries a marker comment (``<!-- readme:NAME -->``, or
+``<!-- quickstart:NAME -->`` for the quickstart, which ``test_quickstart.py`` runs as written),
+and ``test_every_block_is_run`` fails for a block no test runs. A block runs as written, with
+these substitutions only: the port, the record store's folder or database (a fresh one per
+test), and a placeholder a reader fills in (``REQUEST_ID``). The test command and the
+llama.cpp install are what ``.ci/run`` executes, so those blocks are checked against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .conftest import ROOT
+from .gateway.harness import free_port
+
+README = (ROOT / "README.md").read_text()
+BIN = Path(sys.executable).parent
+BLOCK = re.compile(r"(?:<!-- (\w+):([\w-]+) -->\n)?```(bash|python|sh)\n(.*?)```", re.S)
+# Blocks and the test that runs each.
+RUNNERS = {
+    "quickstart:serve": "test_quickstart.py",
+    "quickstart:curl": "test_quickstart.py",
+    "quickstart:python": "test_quickstart.py",
+    "readme:install": "test_install_block",
+    "readme:explain": "test_explain_block_prints_the_readme_output",
+    "readme:library": "test_library_block",
+    "readme:records": "test_records_block",
+    "readme:tests": "test_ci_runs_the_readme_test_commands",
+    "readme:llama": "test_ci_runs_the_readme_test_commands",
+}
+
+
+def blocks() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for kind, name, _lang, body in BLOCK.findall(README):
+        key = f"{kind}:{name}" if kind else f"unmarked:{body.strip()[:60]!r}"
+        assert key not in found, f"two README blocks are marked {key}"
+        found[key] = body
+    return found
+
+
+def test_every_block_is_run() -> None:
+    found = blocks()
+    assert set(found) == set(RUNNERS), (
+        f"README blocks no test runs: {sorted(set(found) - set(RUNNERS))}; "
+        f"runners without a block: {sorted(set(RUNNERS) - set(found))}"
+    )
+
+
+def commands(block: str) -> list[str]:
+    """The block's commands: comments dropped, continuation lines joined."""
+    joined = block.replace("\\\n", " ")
+    lines = [re.sub(r"\s+#.*$", "", line).strip() for line in joined.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _sh(command: str, cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_install_block(tmp_path: Path) -> None:
+    """``pip install .`` builds and installs the package from the checkout (into a folder
+    here, without dependencies: those are this environment's); the developer line is the
+    one ``.ci/run`` executes."""
+    user, developer = commands(blocks()["readme:install"])
+    assert user == "pip install ."
+    target = tmp_path / "site"
+    result = _sh(
+        f"{BIN}/pip install -q --no-deps --no-build-isolation --target {target} .",
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import modelroute, sys; print(modelroute.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert probe.stdout.startswith(str(target)), probe.stderr
+    assert (target / "bin" / "modelroute").exists()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for step in developer.split(" && "):
+        assert step.replace("pip install ", "pip install -q ") in ci
+
+
+def test_explain_block_prints_the_readme_output() -> None:
+    check, explain = commands(blocks()["readme:explain"])
+    result = _sh(check, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _sh(explain, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    shown = re.search(r"<!-- readme:explain-output -->\n```text\n(.*?)```", README, re.S)
+    assert shown, "README lost the explain output block"
+    assert result.stdout == shown.group(1)
+
+
+@contextlib.contextmanager
+def _running(argv: list[str], cwd: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"{argv} did not come up at {ready_url}")
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_library_block(tmp_path: Path) -> None:
+    script = tmp_path / "library.py"
+    script.write_text(blocks()["readme:library"])
+    simulator = [
+        str(BIN / "modelroute"),
+        "simulator",
+        "--config",
+        "examples/simulator/quickstart.yaml",
+        "--port",
+        "8900",
+    ]
+    with _running(simulator, ROOT, "http://127.0.0.1:8900/health"):
+        run = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["Paris small", "Paris"]
+
+
+def _ask(port: int) -> str:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "Capital of France?"}]}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.headers["x-modelroute-request-id"])
+
+
+def test_records_block(tmp_path: Path, pg_url: str) -> None:
+    """The serve lines run (each answers a request), then the record commands read what
+    they stored: the SQLite file in the working folder, and the PostgreSQL database."""
+    lines = commands(blocks()["readme:records"])
+    serves = [line for line in lines if line.startswith("modelroute serve ")]
+    readers = [line for line in lines if not line.startswith("modelroute serve ")]
+    assert len(serves) == 2 and len(readers) >= 4
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    ids = []
+    for line in serves:
+        line = re.sub(r"postgresql://\S+", pg_url, line)
+        port = free_port()
+        argv = [*shlex.split(line), "--port", str(port), "--spool-dir", str(tmp_path / "spool")]
+        with _running(argv, tmp_path, f"http://127.0.0.1:{port}/readyz"):
+            ids.append(_ask(port))
+    assert (tmp_path / "modelroute.db").exists()
+    for line in readers:
+        line = line.replace("REQUEST_ID", ids[0])
+        result = _sh(line, cwd=tmp_path)
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+        if line.startswith("modelroute show"):
+            assert ids[0] in result.stdout
+        if line.startswith("modelroute logs"):
+            assert ids[0] in result.stdout
+    exported = next(tmp_path.glob("*.parquet"))
+    assert pq.read_table(exported).num_rows == 1
+    stored = _sh(f"modelroute show --store {pg_url} --json {ids[1]}", cwd=tmp_path)
+    assert stored.returncode == 0, stored.stderr
+    assert json.loads(stored.stdout)["request_id"] == ids[1]
+
+
+def test_ci_runs_the_readme_test_commands() -> None:
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    (test_command,) = commands(blocks()["readme:tests"])
+    assert ci[-1] == test_command
+    (llama,) = commands(blocks()["readme:llama"])
+    assert llama.replace("pip install ", "pip install -q ") in ci
