@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from modelroute.planner import ModelStats, RequestContext, StatsSnapshot, plan
 from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
+from modelroute.planner.context import Limits
 from modelroute.planner.plan import estimate
 from modelroute.policy import Policy, load_policy_dict
 
@@ -74,6 +75,13 @@ requests = st.builds(
     has_images=st.booleans(),
     needs_json=st.booleans(),
     needs_logprobs=st.booleans(),
+    # What features.py lets through: non-negative numbers, no NaN, quality within [0, 1].
+    limits=st.builds(
+        Limits,
+        max_cost_usd=st.none() | st.floats(0, 10),
+        max_latency_ms=st.none() | st.floats(0, 30_000) | st.just(float("inf")),
+        min_quality=st.none() | st.floats(0, 1),
+    ),
 )
 
 
