@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -212,7 +213,6 @@ def serve(
 ) -> None:
     """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
     from modelroute.policy.secrets import missing_api_keys
-    from modelroute.serve import policy_simulator, run_gateway
 
     loaded = _policy_or_exit(policy)
     for warning in loaded.warnings:
@@ -223,13 +223,9 @@ def serve(
             "fail with an auth error",
             err=True,
         )
-    options = {
-        "store_url": None if store_url == "none" else store_url,
-        "spool_dir": spool_dir,
-        "content": content,
-        "traces": traces,
-    }
-    with policy_simulator(loaded, policy) as sim_url:
+    store = None if store_url == "none" else store_url
+    options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    with _policy_simulator(loaded, policy) as sim_url:
         if sim_url:
             click.echo(f"simulator: {sim_url}", err=True)
         click.echo(
@@ -237,20 +233,43 @@ def serve(
             f"http://{host}:{port}; records: {store_url}",
             err=True,
         )
-        if workers == 1:
-            from modelroute.serve import build_router
-            from modelroute.server.app import create_app
+        _run_gateway(loaded, policy, options, host, port, workers, log_level)
 
-            router, metrics = build_router(loaded, **options)  # type: ignore[arg-type]
-            run_gateway(create_app(router, metrics), host, port, 1, log_level)
-            return
-        with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
-            # Workers share their metrics through files here (prometheus multiprocess mode).
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-            os.environ[SERVE_ENV] = orjson.dumps(
-                {"policy": str(Path(policy).resolve()), **options}
-            ).decode()
-            run_gateway("modelroute.cli:app_factory", host, port, workers, log_level)
+
+@contextlib.contextmanager
+def _policy_simulator(policy: Policy, path: str) -> Iterator[str | None]:
+    from modelroute.serve import SimulatorError, policy_simulator
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(policy_simulator(policy, path))
+        except SimulatorError as exc:
+            _fail(str(exc))
+        yield url
+
+
+def _run_gateway(
+    policy: Policy,
+    path: str,
+    options: dict[str, Any],
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+) -> None:
+    from modelroute.serve import build_router, run_gateway
+    from modelroute.server.app import create_app
+
+    if workers == 1:
+        router, metrics = build_router(policy, **options)
+        run_gateway(create_app(router, metrics), host, port, 1, log_level)
+        return
+    with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
+        # Workers share their metrics through files here (prometheus multiprocess mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        options = {"policy": str(Path(path).resolve()), **options}
+        os.environ[SERVE_ENV] = orjson.dumps(options).decode()
+        run_gateway("modelroute.cli:app_factory", host, port, workers, log_level)
 
 
 @main.command()
@@ -263,7 +282,13 @@ def serve(
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535))
-def simulator(config: str, host: str, port: int) -> None:
+@click.option(
+    "--until-stdin-closes",
+    is_flag=True,
+    help="Stop when stdin reaches end of file (ignoring Ctrl-C): for a parent process that "
+    "holds the pipe, so the simulator never outlives it.",
+)
+def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> None:
     """Run the fault-injecting upstream simulator (OpenAI and Anthropic wire formats)."""
     from pydantic import ValidationError
 
@@ -277,6 +302,7 @@ def simulator(config: str, host: str, port: int) -> None:
             host,
             port,
             ready=lambda url: click.echo(f"simulator: listening on {url}", err=True),
+            until_stdin_closes=until_stdin_closes,
         )
     except ValidationError as exc:
         _fail(f"invalid simulator config {config}:\n{exc}")
