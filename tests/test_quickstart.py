@@ -4,15 +4,20 @@ differ, to avoid clashes)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT
 from .gateway.harness import free_port
@@ -38,7 +43,16 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
-def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+@pytest.fixture
+def quickstart_simulator_port() -> Iterator[None]:
+    """The quickstart's simulator port (8900, as written) for this test alone: serve refuses
+    a port something else holds, so test runs on one machine take turns instead of failing."""
+    with (Path(tempfile.gettempdir()) / "modelroute-tests-port-8900.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def test_readme_quickstart_runs_as_written(tmp_path: Path, quickstart_simulator_port: None) -> None:
     assert "modelroute serve examples/quickstart.yaml" in README
     port = free_port()
     modelroute = Path(sys.executable).parent / "modelroute"
@@ -87,5 +101,6 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         rows = [json.loads(line) for line in logs.stdout.splitlines()]
         assert len(rows) == 2 and {r["final_model"] for r in rows} == {"small"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)

@@ -57,9 +57,7 @@ def _held_by_a_simulator(port: int) -> subprocess.Popen[bytes]:
     """A simulator left running by an earlier gateway: it answers /health like ours would."""
     config = EXAMPLES / "simulator" / "quickstart.yaml"
     args = ["simulator", "--config", str(config), "--port", str(port)]
-    held = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", *args], stderr=subprocess.DEVNULL
-    )
+    held = subprocess.Popen([sys.executable, "-m", "modelroute", *args], stderr=subprocess.DEVNULL)
     wait_for(lambda: not port_is_free(port), "the stale simulator did not start")
     return held
 
