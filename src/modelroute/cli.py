@@ -223,7 +223,7 @@ def serve(
             "fail with an auth error",
             err=True,
         )
-    store = None if store_url == "none" else store_url
+    store = None if store_url == "none" else _checked_store_url(store_url)
     options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
     with _policy_simulator(loaded, policy) as sim_url:
         if sim_url:
@@ -234,6 +234,18 @@ def serve(
             err=True,
         )
         _run_gateway(loaded, policy, options, host, port, workers, log_level)
+
+
+def _checked_store_url(url: str) -> str:
+    """A store URL nothing could ever connect to is an error now; one whose database is
+    merely unreachable is not (the gateway serves and spools records until it is back)."""
+    from modelroute.records.stores import open_store
+
+    try:
+        open_store(url)
+    except ValueError as exc:
+        _fail(f"--store: {exc}")
+    return url
 
 
 @contextlib.contextmanager
