@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def wait_for(condition: Any, what: str) -> None:
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Whatever a test left running in the process group: end it."""
     if proc.poll() is None:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
     for pid in group_members(proc.pid):
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
