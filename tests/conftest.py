@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,15 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         cwd=cwd or ROOT,
         timeout=60,
     )
+
+
+@pytest.fixture
+def quickstart_simulator_port() -> Iterator[None]:
+    """The quickstart's simulator port (8900, as written) for this test alone: serve refuses
+    a port something else holds, so test runs on one machine take turns instead of failing."""
+    with (Path(tempfile.gettempdir()) / "modelroute-tests-port-8900.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

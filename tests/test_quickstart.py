@@ -38,7 +38,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
-def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+def test_readme_quickstart_runs_as_written(tmp_path: Path, quickstart_simulator_port: None) -> None:
     assert "modelroute serve examples/quickstart.yaml" in README
     port = free_port()
     modelroute = Path(sys.executable).parent / "modelroute"
@@ -87,5 +87,6 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         rows = [json.loads(line) for line in logs.stdout.splitlines()]
         assert len(rows) == 2 and {r["final_model"] for r in rows} == {"small"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)

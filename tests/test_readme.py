@@ -145,7 +145,7 @@ def _running(argv: list[str], cwd: Path, ready_url: str) -> Iterator[subprocess.
         proc.wait(30)
 
 
-def test_library_block(tmp_path: Path) -> None:
+def test_library_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
     script = tmp_path / "library.py"
     script.write_text(blocks()["readme:library"])
     simulator = [
@@ -175,7 +175,7 @@ def _ask(port: int) -> str:
         return str(response.headers["x-modelroute-request-id"])
 
 
-def test_records_block(tmp_path: Path, pg_url: str) -> None:
+def test_records_block(tmp_path: Path, pg_url: str, quickstart_simulator_port: None) -> None:
     """The serve lines run (each answers a request), then the record commands read what
     they stored: the SQLite file in the working folder, and the PostgreSQL database."""
     lines = commands(blocks()["readme:records"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging.config
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -224,7 +225,6 @@ def serve(
     """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
     from modelroute.logconfig import Redactor, log_config
     from modelroute.policy.secrets import missing_api_keys, resolve_api_keys
-    from modelroute.serve import policy_simulator, run_gateway
 
     loaded = _policy_or_exit(policy)
     for warning in loaded.warnings:
@@ -235,17 +235,13 @@ def serve(
             "fail with an auth error",
             err=True,
         )
-    options = {
-        "store_url": None if store_url == "none" else store_url,
-        "spool_dir": spool_dir,
-        "content": content,
-        "traces": traces,
-    }
+    store = None if store_url == "none" else _checked_store_url(store_url)
+    options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)
-    with policy_simulator(loaded, policy) as sim_url:
+    with _policy_simulator(loaded, policy) as sim_url:
         if sim_url:
             click.echo(f"simulator: {sim_url}", err=True)
         click.echo(
@@ -253,20 +249,55 @@ def serve(
             f"http://{host}:{port}; records: {Redactor(keys)(store_url)}",
             err=True,
         )
-        if workers == 1:
-            from modelroute.serve import build_router
-            from modelroute.server.app import create_app
+        _run_gateway(loaded, policy, options, host, port, workers, logging_config)
 
-            router, metrics = build_router(loaded, **options)  # type: ignore[arg-type]
-            run_gateway(create_app(router, metrics), host, port, 1, logging_config)
-            return
-        with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
-            # Workers share their metrics through files here (prometheus multiprocess mode).
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-            os.environ[SERVE_ENV] = orjson.dumps(
-                {"policy": str(Path(policy).resolve()), **options}
-            ).decode()
-            run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
+
+def _checked_store_url(url: str) -> str:
+    """A store URL nothing could ever connect to is an error now; one whose database is
+    merely unreachable is not (the gateway serves and spools records until it is back)."""
+    from modelroute.records.stores import open_store
+
+    try:
+        open_store(url)
+    except ValueError as exc:
+        _fail(f"--store: {exc}")
+    return url
+
+
+@contextlib.contextmanager
+def _policy_simulator(policy: Policy, path: str) -> Iterator[str | None]:
+    from modelroute.serve import SimulatorError, policy_simulator
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(policy_simulator(policy, path))
+        except SimulatorError as exc:
+            _fail(str(exc))
+        yield url
+
+
+def _run_gateway(
+    policy: Policy,
+    path: str,
+    options: dict[str, Any],
+    host: str,
+    port: int,
+    workers: int,
+    logging_config: dict[str, Any],
+) -> None:
+    from modelroute.serve import build_router, run_gateway
+    from modelroute.server.app import create_app
+
+    if workers == 1:
+        router, metrics = build_router(policy, **options)
+        run_gateway(create_app(router, metrics), host, port, 1, logging_config)
+        return
+    with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
+        # Workers share their metrics through files here (prometheus multiprocess mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        options = {"policy": str(Path(path).resolve()), **options}
+        os.environ[SERVE_ENV] = orjson.dumps(options).decode()
+        run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
 
 
 @main.command()
@@ -279,7 +310,13 @@ def serve(
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535))
-def simulator(config: str, host: str, port: int) -> None:
+@click.option(
+    "--until-stdin-closes",
+    is_flag=True,
+    help="Stop when stdin reaches end of file (ignoring Ctrl-C): for a parent process that "
+    "holds the pipe, so the simulator never outlives it.",
+)
+def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> None:
     """Run the fault-injecting upstream simulator (OpenAI and Anthropic wire formats)."""
     from pydantic import ValidationError
 
@@ -293,6 +330,7 @@ def simulator(config: str, host: str, port: int) -> None:
             host,
             port,
             ready=lambda url: click.echo(f"simulator: listening on {url}", err=True),
+            until_stdin_closes=until_stdin_closes,
         )
     except ValidationError as exc:
         _fail(f"invalid simulator config {config}:\n{exc}")

@@ -27,6 +27,7 @@ from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
+from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers, BreakerSettings
 from modelroute.state.rolling import RollingStats, label_score
 from modelroute.types import Completion, StreamChunk
@@ -347,13 +348,22 @@ class Router:
         await self.aclose()
 
     async def start(self) -> None:
-        """Start what runs beside the requests (the record writer); call inside the loop."""
-        if self.store is not None:
+        """Start what runs beside the requests (the record writer); call inside the loop.
+        The writer opens the store it writes to, and serves on while it is unreachable; a
+        store written some other way is opened here."""
+        writer = self.records if isinstance(self.records, RecordWriter) else None
+        if self.store is not None and (writer is None or writer.store is not self.store):
             await self.store.open()
         for sink in self.sink.sinks:
             start = getattr(sink, "start", None)
             if start is not None:
                 await start()
+
+    def records_health(self) -> dict[str, Any]:
+        """Whether records reach their store (``/readyz``); records kept in memory always do."""
+        if isinstance(self.records, RecordWriter):
+            return self.records.health()
+        return {"state": "ok"}
 
     async def aclose(self) -> None:
         """Drain the record sinks (nothing queued is lost), then close connections."""

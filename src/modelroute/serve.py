@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,10 +23,19 @@ if TYPE_CHECKING:
     from modelroute.router import Router
 
 
+class SimulatorError(Exception):
+    """The policy's simulator cannot run (its port is taken, it would not start): the CLI
+    prints it as one line and exits 2."""
+
+
 @contextlib.contextmanager
 def policy_simulator(policy: Policy, policy_path: str) -> Iterator[str | None]:
     """Start the simulator a policy declares (``simulator: {config, port}``) in its own
-    process, wait until it answers, and stop it on the way out."""
+    process, wait until it answers, and stop it on the way out.
+
+    The simulator lives exactly as long as this process: it exits when its stdin (a pipe from
+    here) closes, which the OS does when this process ends for any reason, SIGKILL included
+    (uvicorn ends the process by re-raising SIGTERM, so no ``finally`` here would run)."""
     if policy.simulator is None:
         yield None
         return
@@ -33,36 +44,61 @@ def policy_simulator(policy: Policy, policy_path: str) -> Iterator[str | None]:
     if not path.is_absolute():
         path = Path(policy_path).resolve().parent / path
     url = f"http://{host}:{port}"
-    if _healthy(url):  # already running (e.g. started by hand): use it
-        yield url
-        return
+    _refuse_taken_port(host, port, policy_path)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelroute",
-            "simulator",
-            "--config",
-            str(path),
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ]
-    )
+        [sys.executable, "-m", "modelroute", "simulator", "--config", str(path),
+         "--host", host, "--port", str(port), "--until-stdin-closes"],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the simulator for {policy_path} did not start on {url}")
-            time.sleep(0.05)
+        _wait_until_healthy(process, url, policy_path)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
+
+
+def _refuse_taken_port(host: str, port: int, policy_path: str) -> None:
+    """Whatever already listens on the simulator's port is not ours (a simulator left from
+    an earlier run, another server): answering requests with it would be silently wrong."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SimulatorError(f"the simulator's host {host!r} does not resolve: {exc}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            if os.name == "posix":  # as the simulator binds: a port in TIME_WAIT is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise SimulatorError(
+                    f"port {port} on {host}, where {policy_path} starts its simulator, is "
+                    f"already in use ({exc.strerror}); stop what holds it or change "
+                    "simulator.port in the policy"
+                ) from None
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, policy_path: str) -> None:
+    deadline = time.monotonic() + 20
+    while not _healthy(url):
+        if process.poll() is not None:
+            raise SimulatorError(
+                f"the simulator for {policy_path} exited (code {process.returncode}) "
+                f"before answering on {url}"
+            )
+        if time.monotonic() > deadline:
+            raise SimulatorError(f"the simulator for {policy_path} did not answer on {url}")
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()  # the simulator's signal to stop
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _healthy(url: str) -> bool:

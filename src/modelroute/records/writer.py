@@ -22,6 +22,9 @@ submit(record) ──► bounded asyncio.Queue ──► background loop: batche
   are gone (their lock is free) and replays them first. Batches spooled by the loop are
   fsynced (in a worker thread, so the loop does not wait): the spool only fills during an
   outage, when a lost machine would otherwise lose exactly the records nobody has stored.
+- The writer opens its store. One that cannot be reached at start-up (a database down or not
+  yet created) is an outage like any other: records spool, the loop tries to open it again
+  every ``retry_interval_s`` (schema migrations run then), and the spool is replayed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from modelroute.records.record import RequestRecord
 from modelroute.records.spool import Spool
@@ -42,8 +46,9 @@ log = logging.getLogger("modelroute.records")
 class RecordWriter:
     """A ``RecordSink`` that writes to a ``Store`` in batches, spooling to disk on failure.
 
-    The caller opens and closes the store; ``start`` must run before records can be written
-    (records submitted earlier wait in the queue) and ``close`` drains everything.
+    ``start`` opens the store (riding out an unreachable one) and must run before records can
+    be written (records submitted earlier wait in the queue); ``close`` drains everything. The
+    caller closes the store afterwards.
     """
 
     def __init__(
@@ -71,7 +76,9 @@ class RecordWriter:
         self._closing = False
         self._closed = False
         self._retry_at = 0.0  # monotonic time of the next replay attempt
+        self._opened = False  # the store answered ``open`` once; until then writes spool
         self._outage = False
+        self._error = ""  # the failure that began the current outage (its type), for health
         self._written = self._spooled = self._store_errors = 0
 
     # --- metrics ----------------------------------------------------------------------------
@@ -109,6 +116,18 @@ class RecordWriter:
         """Records that could reach neither the store nor the spool (the disk failed too)."""
         return self._spool.lost
 
+    def health(self) -> dict[str, Any]:
+        """Whether records reach the store, for ``/readyz``: ``ok``, or ``spooling`` while
+        the store fails (the error's type only; the log line has the whole message)."""
+        health: dict[str, Any] = {
+            "state": "spooling" if self._outage else "ok",
+            "queued": self.queue_depth,
+            "spooled": self.spool_size,
+        }
+        if self._outage:
+            health["error"] = self._error
+        return health
+
     # --- the request path -------------------------------------------------------------------
 
     def submit(self, record: RequestRecord) -> None:
@@ -135,6 +154,7 @@ class RecordWriter:
         await asyncio.to_thread(self._spool.open)
         if self._spool.pending:
             log.warning("replaying %d spooled records", self._spool.pending)
+        await self._open_store()
         self._task = asyncio.create_task(self._run(), name="modelroute-record-writer")
 
     async def close(self) -> None:
@@ -160,6 +180,8 @@ class RecordWriter:
         while True:
             try:
                 batch = await self._take_batch()
+                if not self._opened and time.monotonic() >= self._retry_at:
+                    await self._open_store()
                 if batch:
                     await self._handle(batch)
                 if self._spool.pending and time.monotonic() >= self._retry_at:
@@ -187,19 +209,39 @@ class RecordWriter:
         if unstored:
             await self._to_spool(unstored)
 
+    async def _open_store(self) -> bool:
+        """Open the store (connect, migrate); on failure begin or continue an outage."""
+        try:
+            await self.store.open()
+        except Exception as exc:  # unreachable, no such database, refused: retried later
+            where = self._spool.directory
+            self._failed(exc, f"record store unreachable ({_brief(exc)}); records spool to {where}")
+            return False
+        self._opened = True
+        if self._outage and not self._spool.pending:
+            self._outage = False
+            log.warning("record store reachable again")
+        return True
+
+    def _failed(self, exc: Exception, message: str) -> None:
+        self._store_errors += 1
+        self._retry_at = time.monotonic() + self.retry_interval_s
+        if not self._outage:  # one line an outage, not one a batch
+            self._outage = True
+            self._error = type(exc).__name__
+            log.warning("%s", message)
+
     async def _write(self, batch: list[RequestRecord]) -> list[RequestRecord]:
         """Write a batch; returns the records not stored (a suffix of it, in order)."""
+        if not self._opened:  # never reached yet: the loop keeps trying to open it
+            return batch
         try:
             async with asyncio.timeout(self.write_timeout_s):
                 await self.store.write(batch, backlog=self._queue.qsize())
         except RecordRejected as exc:
             return await self._isolate(batch, exc)
         except Exception as exc:  # any driver error or the timeout: the batch is spooled
-            self._store_errors += 1
-            self._retry_at = time.monotonic() + self.retry_interval_s
-            if not self._outage:
-                self._outage = True
-                log.warning("record store write failed (%r); spooling until it recovers", exc)
+            self._failed(exc, f"record store write failed ({exc!r}); spooling until it recovers")
             return batch
         self._written += len(batch)
         if self._outage and not self._spool.pending:
@@ -240,3 +282,9 @@ class RecordWriter:
         if await asyncio.to_thread(self._spool.truncate_if_replayed) and self._outage:
             self._outage = False
             log.warning("record store recovered; spool replayed")
+
+
+def _brief(exc: Exception) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

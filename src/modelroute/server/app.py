@@ -266,6 +266,9 @@ class Gateway:
                 "policy_hash": policy.hash,
                 "policy_version": policy.version,
                 "circuits": self.router.breakers.snapshot(),
+                # Traffic does not wait for the records store: while it is down, records
+                # spool and this says so, but the gateway stays ready.
+                "records": self.router.records_health(),
             },
         )
 

@@ -26,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
+import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -302,14 +305,20 @@ def run_simulator(
     port: int = 8900,
     *,
     ready: Callable[[str], None] | None = None,
+    until_stdin_closes: bool = False,
 ) -> None:
     """Serve the simulator until SIGINT/SIGTERM; uses uvloop when it is installed.
 
     ``ready`` is called with the base URL once the port is bound (useful with port 0).
+    ``until_stdin_closes``: serve until stdin reaches end of file (or SIGTERM), ignoring
+    SIGINT: the process that started it holds the pipe and stops it by closing it, or by
+    ending, however it ends; a Ctrl-C reaches that process, which stops us in its own time.
     """
     config = SimulatorConfig.from_yaml(config_path)
+    if until_stdin_closes:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(config, host, port, ready))
+        runner.run(_serve(config, host, port, ready, until_stdin_closes))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -321,7 +330,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def _serve(
-    config: SimulatorConfig, host: str, port: int, ready: Callable[[str], None] | None
+    config: SimulatorConfig,
+    host: str,
+    port: int,
+    ready: Callable[[str], None] | None,
+    until_stdin_closes: bool,
 ) -> None:
     sim = Simulator(config)
     url = await sim.start(host, port)
@@ -330,10 +343,30 @@ async def _serve(
     log.info("simulator listening on %s", url)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = [signal.SIGTERM]
+    if until_stdin_closes:
+        _on_stdin_eof(lambda: loop.call_soon_threadsafe(stopping.set))
+    else:
+        signals.append(signal.SIGINT)
+    for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stopping.set)
     try:
         await stopping.wait()
     finally:
         await sim.stop()
+
+
+def _on_stdin_eof(callback: Callable[[], object]) -> None:
+    """Call ``callback`` from a thread once stdin is at end of file (a thread: portable to
+    any kind of stdin). Reads the descriptor, not ``sys.stdin``, whose buffer lock a blocked
+    daemon thread would hold while the interpreter shuts down."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while os.read(sys.stdin.fileno(), 65536):
+                pass
+        with contextlib.suppress(RuntimeError):  # the loop ended first (SIGTERM)
+            callback()
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()

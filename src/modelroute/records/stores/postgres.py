@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import orjson
@@ -108,6 +109,29 @@ _EXPORT_ORDER = "SELECT request_id FROM requests ORDER BY started_at, request_id
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
 
 
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL no connection attempt could use (a mistyped port, an unknown sslmode),
+    so that it is an error at start-up rather than an outage that never ends. Messages never
+    repeat the URL: it may carry a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"unparseable PostgreSQL URL: {exc}") from None
+    hosts = parts.netloc.rpartition("@")[2]
+    for spec in hosts.split(","):
+        port = spec.rpartition("]")[2] if spec.startswith("[") else spec
+        _, colon, digits = port.rpartition(":")
+        if colon and digits and not (digits.isdigit() and 0 < int(digits) < 65536):
+            raise ValueError(f"bad port {digits!r} in the PostgreSQL URL")
+    for mode in parse_qs(parts.query).get("sslmode", []):
+        if mode not in _SSLMODES:
+            choices = ", ".join(_SSLMODES)
+            raise ValueError(f"bad sslmode {mode!r} in the PostgreSQL URL (one of {choices})")
+
+
 class PostgresStore:
     def __init__(
         self,
@@ -119,6 +143,7 @@ class PostgresStore:
         read_timeout_s: float = 60.0,
         connect_timeout_s: float = 2.0,
     ) -> None:
+        check_url(url)
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self.write_timeout_s = write_timeout_s
