@@ -1,0 +1,56 @@
+"""Every request an upstream receives is an attempt in the record, through the real gateway
+and the simulator over real sockets (see test_faults.py for how these tests run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .faults_support import POLICY, ask, fail, one_record_each, scripted_sim, trail
+from .harness import gateway
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_reset_on_a_reused_connection_is_one_recorded_attempt(stream: bool) -> None:
+    """The second request reaches primary over the keep-alive connection the first one used,
+    and the simulator resets it after reading it: the upstream got the request, so it is an
+    attempt (it may have been processed and billed), never silently sent again."""
+    sim = scripted_sim(**{"primary-sim": {"script": ["ok", "reset"]}})
+    async with gateway(POLICY, sim) as gw:
+        answer, first, _ = await ask(gw, "once", stream=stream)
+        assert answer == "Paris" and trail(first) == [("primary", "ok", None)]
+        answer, record, headers = await ask(gw, "once", stream=stream)
+        assert answer == "secondary answer"
+        assert trail(record) == [("primary", "failed", "server_error"), ("secondary", "ok", None)]
+        assert headers["x-modelroute-attempts"] == "2"
+        # What the upstreams received is exactly what the record says was sent.
+        assert gw.sim.stats() == {"primary-sim": {"ok": 1, "reset": 1}, "secondary-sim": {"ok": 1}}
+        assert len(gw.sim.requests()) == 3
+        one_record_each(gw, 2)
+
+
+ATTEMPTS = POLICY.replace(
+    "routes:\n",
+    """routes:
+  one-attempt:
+    retries: {max_attempts: 1, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+  two-attempts:
+    retries: {max_attempts: 2, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+  three-attempts:
+    retries: {max_attempts: 3, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+""",
+)
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+async def test_max_attempts_is_the_number_of_attempts_on_a_model(attempts: int) -> None:
+    route = {1: "one-attempt", 2: "two-attempts", 3: "three-attempts"}[attempts]
+    sim = scripted_sim(**{"primary-sim": {"script": ["server_error"] * 5}})
+    async with gateway(ATTEMPTS, sim) as gw:
+        error, record = await fail(gw, route)
+        assert error.status_code == 502
+        assert trail(record) == [("primary", "failed", "server_error")] * attempts
+        assert error.response.headers["x-modelroute-attempts"] == str(attempts)
+        assert gw.sim.stats() == {"primary-sim": {"server_error": attempts}}
