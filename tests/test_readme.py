@@ -39,6 +39,7 @@ RUNNERS = {
     "readme:install": "test_install_block",
     "readme:explain": "test_explain_block_prints_the_readme_output",
     "readme:library": "test_library_block",
+    "readme:provider": "test_provider_plugin.py",
     "readme:records": "test_records_block",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",

@@ -16,10 +16,12 @@ from modelroute.errors import (
 )
 from modelroute.features import request_context
 from modelroute.planner import Decision, RequestContext, StatsSnapshot, plan
-from modelroute.policy import Policy, load_policy, load_policy_dict, load_policy_text
+from modelroute.policy import Model, Policy, load_policy, load_policy_dict, load_policy_text
+from modelroute.providers.base import Provider
 from modelroute.records.record import RequestRecord
 from modelroute.router import ChatResult, ChatStream, Router, StreamFailed
-from modelroute.types import Completion, StreamChunk, Usage
+from modelroute.state.circuits import CircuitState
+from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
 __version__ = "0.1.0"
 
@@ -27,12 +29,15 @@ __all__ = [
     "AllAttemptsFailed",
     "ChatResult",
     "ChatStream",
+    "CircuitState",
     "Completion",
     "Decision",
     "InfeasibleError",
+    "Model",
     "ModelrouteError",
     "Policy",
     "PolicyError",
+    "Provider",
     "RequestContext",
     "RequestError",
     "RequestRecord",
@@ -41,6 +46,7 @@ __all__ = [
     "StreamChunk",
     "StreamFailed",
     "UnknownRouteError",
+    "UpstreamError",
     "Usage",
     "__version__",
     "load_policy",

@@ -289,7 +289,11 @@ def _run_gateway(
     from modelroute.server.app import create_app
 
     if workers == 1:
-        router, metrics = build_router(policy, **options)
+        try:  # loads the providers the policy names: an unknown or broken kind stops here
+            router, metrics = build_router(policy, **options)
+        except PolicyError as exc:
+            _print_problems(exc)
+            sys.exit(EXIT_BAD_INPUT)
         run_gateway(create_app(router, metrics), host, port, 1, logging_config)
         return
     with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:

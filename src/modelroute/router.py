@@ -7,6 +7,7 @@ record, whatever happens to it, handed to the sink off the request path.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -21,7 +22,9 @@ from modelroute.features import TokenCounts, request_context
 from modelroute.planner import Decision, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
+from modelroute.providers.base import Provider
 from modelroute.providers.http import Transport
+from modelroute.providers.kinds import known_kinds
 from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
@@ -29,6 +32,7 @@ from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
 from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers, BreakerSettings
+from modelroute.state.circuits import CircuitState
 from modelroute.state.rolling import RollingStats, label_score
 from modelroute.types import Completion, StreamChunk
 
@@ -101,35 +105,59 @@ class ChatStream:
 
 
 class Router:
+    """The engine in-process. Its ports, each optional:
+
+    - ``providers``: provider kind -> ``Provider`` (``providers/base.py``); added to the
+      built-in kinds and those installed packages declare (entry point group
+      ``modelroute.providers``), and winning over them;
+    - ``circuits``: the circuit breakers' state (``state/circuits.py``); in-process
+      ``Breakers`` by default;
+    - ``stats``: the measured statistics the planner reads (a callable returning a
+      ``StatsSnapshot``); by default the router's own rolling window over its records;
+    - ``sink``: where records are kept (a store's writer, or memory, the default), and
+      ``sinks``: every other place each record goes (metrics, traces);
+    - ``clock``: monotonic seconds, read for every timing the engine and records keep; it
+      must agree with the event loop's clock, which times deadlines and sleeps (under a
+      virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter.
+    """
+
     def __init__(
         self,
         policy: Policy,
         *,
-        api_keys: Mapping[str, str | None] | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        circuits: CircuitState | None = None,
         stats: StatsSource | None = None,
         sink: RecordSink | None = None,
+        sinks: Sequence[RecordSink] = (),
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        api_keys: Mapping[str, str | None] | None = None,
         breaker_settings: BreakerSettings | None = None,
         content: str = "truncated",
         store: Store | None = None,
-        extra_sinks: Sequence[RecordSink] = (),
     ) -> None:
         self.policy = policy
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
-        # the planner reads, and any extra sinks (metrics, traces).
+        # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
         self.rolling = RollingStats(clock=clock)
-        self.sink = FanOut(self.records, self.rolling, *extra_sinks)
+        self.sink = FanOut(self.records, self.rolling, *sinks)
         self.store = store
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
-        self.breakers = Breakers(breaker_settings, clock)
+        self.breakers: CircuitState = (
+            circuits if circuits is not None else Breakers(breaker_settings, clock)
+        )
         self.transport = Transport()
+        needed = [(m.name, m.provider) for m in policy.models.values()]
+        self.providers = build_providers(self.transport, needed, providers, policy.source)
         self.deps = EngineDeps(
-            providers=build_providers(self.transport),
+            providers=self.providers,
             api_keys=dict(api_keys) if api_keys is not None else resolve_api_keys(policy),
             breakers=self.breakers,
             clock=clock,
+            rng=rng if rng is not None else random.Random(),
         )
         self.content = content
         self._token_counts = TokenCounts()
@@ -142,8 +170,12 @@ class Router:
         self._runner: asyncio.Runner | None = None
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> Router:
-        return cls(load_policy(path), **kwargs)
+    def from_file(
+        cls, path: str | Path, *, providers: Mapping[str, Provider] | None = None, **kwargs: Any
+    ) -> Router:
+        """Load the policy at ``path`` (its models may name the kinds of ``providers`` too)."""
+        kinds = (*known_kinds(), *(providers or {}))
+        return cls(load_policy(path, kinds), providers=providers, **kwargs)
 
     def stats_snapshot(self) -> StatsSnapshot:
         """Measured stats plus the circuits open right now; rebuilt only when either changes."""
@@ -366,13 +398,16 @@ class Router:
         return {"state": "ok"}
 
     async def aclose(self) -> None:
-        """Drain the record sinks (nothing queued is lost), then close connections."""
+        """Drain the record sinks (nothing queued is lost), then close the providers (those
+        passed in too: the router owns what it serves with) and their connections."""
         for sink in self.sink.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
                 await close()
         if self.store is not None:
             await self.store.close()
+        for provider in {id(p): p for p in self.providers.values()}.values():
+            await provider.aclose()
         await self.transport.aclose()
 
     async def feedback(

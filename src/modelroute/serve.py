@@ -162,7 +162,7 @@ def build_router(
         from modelroute.records.tracing import TracingSink, tracing_from_settings
 
         extra.append(TracingSink(tracing_from_settings(traces)))
-    router = Router(policy, sink=records, store=store, extra_sinks=extra, content=content)
+    router = Router(policy, sink=records, sinks=extra, store=store, content=content)
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s",

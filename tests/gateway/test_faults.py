@@ -418,7 +418,7 @@ async def test_every_request_yields_exactly_one_record() -> None:
         }
     )
     at_submit = AtSubmit()
-    async with gateway(POLICY, sim, extra_sinks=[at_submit]) as gw:
+    async with gateway(POLICY, sim, sinks=[at_submit]) as gw:
         ids: list[str] = []
         _, record, _ = await ask(gw, "chat", STORY)  # fallback after two failures
         ids.append(record.request_id)

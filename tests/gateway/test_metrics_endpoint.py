@@ -29,7 +29,7 @@ async def test_metrics_match_the_records() -> None:
     async with Simulator(sim_config()) as sim:
         text = POLICY.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
         sink, metrics = MemorySink(), MetricsSink()
-        router = Router(load_policy_text(text), api_keys={}, sink=sink, extra_sinks=[metrics])
+        router = Router(load_policy_text(text), api_keys={}, sink=sink, sinks=[metrics])
         metrics.watch(circuit_states=router.breakers.snapshot)
         async with serve_router(router, metrics) as url, httpx.AsyncClient(timeout=10) as http:
             chat = f"{url}/v1/chat/completions"

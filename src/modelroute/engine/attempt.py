@@ -16,7 +16,7 @@ from modelroute.policy.compiled import Model
 from modelroute.pricing import cost_of
 from modelroute.providers.base import Provider
 from modelroute.records.record import Attempt
-from modelroute.state.breakers import Breakers
+from modelroute.state.circuits import CircuitState
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 
@@ -26,7 +26,7 @@ class EngineDeps:
 
     providers: Mapping[str, Provider]  # by provider kind
     api_keys: Mapping[str, str | None]  # by model name
-    breakers: Breakers
+    breakers: CircuitState
     clock: Callable[[], float]  # monotonic seconds
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)

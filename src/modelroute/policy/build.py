@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import orjson
 
@@ -43,9 +43,10 @@ def _suggest(name: str, known: Iterable[str]) -> str | None:
 
 
 class _Builder:
-    def __init__(self, spec: PolicySpec, source: Source) -> None:
+    def __init__(self, spec: PolicySpec, source: Source, provider_kinds: Collection[str]) -> None:
         self.spec = spec
         self.source = source
+        self.provider_kinds = provider_kinds
         self.problems: list[Problem] = []
 
     def error(self, path: Path, message: str, hint: str | None = None) -> None:
@@ -57,6 +58,15 @@ class _Builder:
     # models ---------------------------------------------------------------------------------
     def model(self, name: str, spec: ModelSpec) -> c.Model | None:
         path: Path = ("models", name)
+        if spec.provider not in self.provider_kinds:
+            hint = _suggest(spec.provider, self.provider_kinds)
+            known = "known kinds: " + ", ".join(self.provider_kinds)
+            self.error(
+                (*path, "provider"),
+                f"unknown provider kind {spec.provider!r}",
+                f"{hint} ({known})" if hint else known,
+            )
+            return None
         if not spec.allow_floating and not is_pinned(spec.model_id):
             self.warn(
                 (*path, "model_id"),
@@ -69,7 +79,7 @@ class _Builder:
             return None
         return c.Model(
             name=name,
-            provider=spec.provider.value,
+            provider=spec.provider,
             base_url=spec.base_url.rstrip("/"),
             model_id=spec.model_id,
             api_key_env=spec.api_key[len("env:") :] if spec.api_key else None,
@@ -88,12 +98,12 @@ class _Builder:
         declared = spec.prices.model_dump()
         published = None
         if declared["input"] is None or declared["output"] is None:
-            published = lookup_prices(spec.provider.value, spec.model_id, spec.base_url)
+            published = lookup_prices(spec.provider, spec.model_id, spec.base_url)
         table = merge_prices(declared, published)
         if table is None:
             self.error(
                 (*path, "prices"),
-                f"no price known for {spec.provider.value} model {spec.model_id!r}",
+                f"no price known for {spec.provider} model {spec.model_id!r}",
                 "declare prices: {input: ..., output: ...} in USD per million tokens "
                 "(0 for a self-hosted model)",
             )
@@ -295,8 +305,12 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
     )
 
 
-def build_policy(spec: PolicySpec, source: Source) -> tuple[c.Policy | None, list[Problem]]:
-    b = _Builder(spec, source)
+def build_policy(
+    spec: PolicySpec, source: Source, provider_kinds: Collection[str]
+) -> tuple[c.Policy | None, list[Problem]]:
+    """``provider_kinds``: the kinds a model's ``provider:`` may name (built-in, installed,
+    or passed in code; the caller knows which)."""
+    b = _Builder(spec, source, provider_kinds)
     models = {}
     for name, model_spec in spec.models.items():
         model = b.model(name, model_spec)

@@ -1,10 +1,15 @@
 """Load a policy file: read → YAML with positions → schema → cross-checks → compiled policy.
 
 Either the whole policy loads or a ``PolicyError`` lists every problem; nothing half-loaded.
+
+``provider_kinds`` lists the kinds a model may name; by default the built-in ones and those
+installed packages declare (``providers/kinds.py``). A caller that passes providers in code
+(``Router.from_file(path, providers=...)``) adds their kinds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -16,21 +21,26 @@ from modelroute.policy.compiled import Policy
 from modelroute.policy.schema import PolicySpec
 from modelroute.policy.schema_errors import problems_from
 from modelroute.policy.source import Source, parse_yaml
+from modelroute.providers.kinds import known_kinds
 
 
-def load_policy_text(text: str, file: str = "<policy>") -> Policy:
+def load_policy_text(
+    text: str, file: str = "<policy>", provider_kinds: Collection[str] | None = None
+) -> Policy:
     source, problems = parse_yaml(text, file)
     if problems:
         raise PolicyError(problems)
-    return _from_source(source)
+    return _from_source(source, provider_kinds)
 
 
-def load_policy_dict(data: dict[str, Any], name: str = "<dict>") -> Policy:
+def load_policy_dict(
+    data: dict[str, Any], name: str = "<dict>", provider_kinds: Collection[str] | None = None
+) -> Policy:
     """Load a policy given as plain data (e.g. built in code); errors carry no line numbers."""
-    return _from_source(Source(file=name, data=data))
+    return _from_source(Source(file=name, data=data), provider_kinds)
 
 
-def _from_source(source: Source) -> Policy:
+def _from_source(source: Source, provider_kinds: Collection[str] | None) -> Policy:
     if not isinstance(source.data, dict):
         raise PolicyError(
             [
@@ -45,13 +55,14 @@ def _from_source(source: Source) -> Policy:
         spec = PolicySpec.model_validate(source.data)
     except ValidationError as exc:
         raise PolicyError(problems_from(exc, source)) from None
-    policy, problems = build_policy(spec, source)
+    kinds = known_kinds() if provider_kinds is None else provider_kinds
+    policy, problems = build_policy(spec, source, kinds)
     if policy is None:
         raise PolicyError(problems)
     return policy
 
 
-def load_policy(path: str | FsPath) -> Policy:
+def load_policy(path: str | FsPath, provider_kinds: Collection[str] | None = None) -> Policy:
     file = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
@@ -83,4 +94,4 @@ def load_policy(path: str | FsPath) -> Policy:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([Problem(file, None, None, "", f"cannot read: {exc}")]) from None
-    return load_policy_text(text, file)
+    return load_policy_text(text, file, provider_kinds)

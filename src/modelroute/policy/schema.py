@@ -25,10 +25,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-class ProviderKind(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    SIMULATOR = "simulator"
+# A provider kind: a built-in wire format (openai, anthropic, simulator) or one a package
+# registers; which kinds exist is checked when the policy is built (``build.py``).
+ProviderKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
 
 
 class Capability(StrEnum):

@@ -1,1 +1,7 @@
-"""Touching the process-wide state of routing: breakers, and later limits and budgets."""
+"""The shared state of routing: circuit breakers (the ``CircuitState`` port and its
+in-process implementation), rolling statistics, and later limits and budgets."""
+
+from modelroute.state.breakers import Breakers
+from modelroute.state.circuits import CircuitState
+
+__all__ = ["Breakers", "CircuitState"]
