@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import UNHEALTHY, Failure, FailureClass
+from modelroute.failures import Failure, FailureClass
 from modelroute.features import TokenCounts, request_context
 from modelroute.planner import Decision, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
@@ -31,7 +31,7 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
 from modelroute.records.writer import RecordWriter
-from modelroute.state.breakers import Breakers, BreakerSettings
+from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.rolling import RollingStats, label_score
 from modelroute.types import Completion, StreamChunk
@@ -133,7 +133,6 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         api_keys: Mapping[str, str | None] | None = None,
-        breaker_settings: BreakerSettings | None = None,
         content: str = "truncated",
         store: Store | None = None,
     ) -> None:
@@ -147,7 +146,9 @@ class Router:
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
         self.breakers: CircuitState = (
-            circuits if circuits is not None else Breakers(breaker_settings, clock)
+            circuits
+            if circuits is not None
+            else Breakers({m.name: m.breaker for m in policy.models.values()}, clock)
         )
         self.transport = Transport()
         needed = [(m.name, m.provider) for m in policy.models.values()]
@@ -354,7 +355,7 @@ class Router:
             if failed is None:
                 self.breakers.success(opened.model.name)
             else:
-                self.breakers.failure(opened.model.name, FailureClass(failed[0]) in UNHEALTHY)
+                self.breakers.failure(opened.model.name, FailureClass(failed[0]))
             self.sink.submit(builder.record)
         if failed is not None:
             raise StreamFailed(*failed)

@@ -16,6 +16,17 @@ from modelroute.pricing import PriceTable
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """One model's circuit breaker (see ``state/breakers.py`` for what each setting does)."""
+
+    error_rate: float = 0.5
+    min_calls: int = 50
+    window_s: float = 10.0
+    consecutive_failures: int = 10
+    cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     name: str
     provider: str
@@ -31,6 +42,7 @@ class Model:
     quality: Mapping[str, float]
     floating: bool
     drop_params: frozenset[str] = frozenset()  # request fields removed before sending
+    breaker: BreakerPolicy = BreakerPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,9 @@ class Route:
     retries: RetryPolicy
     timeouts: TimeoutPolicy
     output_tokens: int
+    # The share of a request's candidates that open circuits may rule out; the least-bad
+    # open ones beyond it stay in the order, tried last, as probes.
+    max_ejection_percent: int
     on_infeasible: str
     confidence: ConfidenceRule | None
     hedge_after_ms: float | None

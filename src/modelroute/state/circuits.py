@@ -8,15 +8,21 @@ the default; one shared by several replicas (Redis) implements the same protocol
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+
+from modelroute.failures import FailureClass
 
 
-@runtime_checkable
 class CircuitState(Protocol):
-    def allow(self, model: str) -> bool:
+    def allow(self, model: str, *, probe: bool = False, waited: bool = False) -> bool:
         """May a call to ``model`` go out now? A half-open circuit lets exactly one probe
         through: the caller that gets ``True`` holds it until it reports an outcome or
-        ``release``\\s it."""
+        releases it. ``probe``: the planner kept this open model as a route's last resort;
+        ``waited``: a retry that waited out the provider's ``Retry-After``."""
+        ...
+
+    def why_not(self, model: str) -> str:
+        """Why ``allow`` refused ``model``, for the record."""
         ...
 
     def release(self, model: str) -> None:
@@ -25,9 +31,11 @@ class CircuitState(Protocol):
 
     def success(self, model: str) -> None: ...
 
-    def failure(self, model: str, unhealthy: bool, retry_after_s: float | None = None) -> None:
-        """A failed call. ``unhealthy``: the class counts against the model
-        (``failures.UNHEALTHY``); ``retry_after_s``: the provider asked for a pause."""
+    def failure(
+        self, model: str, cls: FailureClass | None = None, retry_after_s: float | None = None
+    ) -> None:
+        """A failed call, by its class (``None``: it ended without a verdict, e.g. a lost
+        hedge race); ``retry_after_s``: the provider asked for a pause."""
         ...
 
     def open_models(self) -> frozenset[str]:
