@@ -1,4 +1,5 @@
-"""The relay's silence limit: fires on upstream silence only, once per silence."""
+"""The relay's silence limit: fires on upstream silence only, once per silence. On virtual
+time (conftest.py), so the moment it fires is exact."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ async def test_steady_events_never_trip_it() -> None:
 async def test_a_long_silence_ends_the_relay() -> None:
     with pytest.raises(TimeoutError, match="silent after 2 events"):
         await _relay([0.01, 0.01, 0.3], limit_s=0.05)
+    assert round(asyncio.get_running_loop().time(), 9) == 0.07  # 50 ms after the 2nd event
 
 
 async def test_time_spent_on_a_slow_client_does_not_count() -> None:
