@@ -5,7 +5,10 @@ requests with the official ``openai`` SDK (``max_retries=0``, so every retry see
 gateway's) or with httpx for raw SSE, and checks three things: what the client got, what the
 simulator received, and the request record (one per client request, with every attempt in
 order). Faults are scripted per model, so every outcome is deterministic; timeouts are a few
-hundred milliseconds so the file stays fast.
+hundred milliseconds so the file stays fast. The engine's behaviour itself (exact retry
+times, Retry-After, deadlines, breakers, hedging, cascades) is tested in process, on virtual
+time, in tests/engine/; these tests check the same failures arrive and leave correctly over
+the wire.
 """
 
 from __future__ import annotations
@@ -121,40 +124,6 @@ async def test_all_candidates_failing_lists_every_attempt_in_order(
         one_record_each(gw, 1)
 
 
-# -- Retry-After -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_retry_after_is_waited_out_when_the_deadline_allows(stream: bool) -> None:
-    sim = scripted_sim(**{"primary-sim": {"script": ["rate_limited"], "retry_after_s": 1}})
-    async with gateway(POLICY, sim) as gw:
-        answer, record, _ = await ask(gw, "patient", stream=stream)
-        assert answer == "Paris"
-        assert trail(record) == [("primary", "failed", "rate_limited"), ("primary", "ok", None)]
-        first, retry = record.attempts
-        assert first.retry_after_s == 1.0
-        # Backoff alone is at most 10 ms on this route: the wait is the provider's.
-        assert 1000 <= retry.started_ms - first.started_ms < 1500
-        one_record_each(gw, 1)
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_retry_after_beyond_the_deadline_falls_back_at_once(stream: bool) -> None:
-    sim = scripted_sim(**{"primary-sim": {"script": ["rate_limited"], "retry_after_s": 1}})
-    async with gateway(POLICY, sim) as gw:
-        answer, record, _ = await ask(gw, "impatient", stream=stream)
-        assert answer == "secondary answer"
-        assert trail(record) == [
-            ("primary", "failed", "rate_limited"),
-            ("secondary", "ok", None),
-        ]
-        first, fallback = record.attempts
-        assert fallback.started_ms - first.started_ms < 250  # no sleeping on a lost cause
-        assert record.latency_ms < 500
-        assert gw.sim.stats()["primary-sim"] == {"rate_limited": 1}
-        one_record_each(gw, 1)
-
-
 # -- timeouts and deadlines -------------------------------------------------------------------
 
 
@@ -167,7 +136,7 @@ async def test_attempt_timeout_falls_back(fault: str, stream: bool) -> None:
         answer, record, _ = await ask(gw, "quick", stream=stream)
         assert answer == "secondary answer"
         assert trail(record) == [("primary", "failed", "timeout"), ("secondary", "ok", None)]
-        assert 240 <= record.attempts[0].latency_ms < 600
+        assert record.attempts[0].latency_ms >= 240  # exact timings: tests/engine/
         assert record.attempts[1].started_ms >= 240
         one_record_each(gw, 1)
 
@@ -184,9 +153,7 @@ async def test_total_deadline_exhausted_is_504(stream: bool) -> None:
         expected = [("primary", "failed", "timeout"), ("secondary", "failed", "timeout")]
         assert body_trail(error) == expected
         assert trail(record) == expected
-        # The second attempt only gets what is left of the 400 ms deadline, not 250 ms.
-        assert record.attempts[1].latency_ms < 240
-        assert 0.39 <= elapsed < 0.8
+        assert elapsed >= 0.39  # the whole deadline; how it is shared: tests/engine/
         assert record.status == "failed" and record.failure == "timeout"
         one_record_each(gw, 1)
 

@@ -1,5 +1,7 @@
 """Circuit breakers, hedging and cascade escalation through the real gateway (see
-test_faults.py for how these tests run)."""
+test_faults.py for how these tests run): one end-to-end case of each, and what only the wire
+shows (upstream connections released, logprobs asked of the upstream and not shown to the
+client). The engine's behaviour in full, with exact timings, is in tests/engine/."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from .faults_support import (
     FRANCE,
     POLICY,
     ask,
-    fail,
     one_record_each,
     scripted_sim,
     sdk_client,
@@ -82,85 +83,6 @@ async def test_open_circuit_skips_the_model_until_a_probe_succeeds(stream: bool)
         one_record_each(gw, 4)
 
 
-async def test_failed_probe_reopens_the_circuit() -> None:
-    clock = ShiftedClock()
-    policy = _breakers(consecutive_failures=1, cooldown_s=30)
-    sim = scripted_sim(**{"primary-sim": {"script": ["server_error", "server_error"]}})
-    async with gateway(policy, sim, clock=clock) as gw:
-        await ask(gw, "once")
-        assert gw.router.breakers.state("primary") == "open"
-        clock.offset += 30
-        _, probe, _ = await ask(gw, "once")
-        assert trail(probe) == [("primary", "failed", "server_error"), ("secondary", "ok", None)]
-        assert gw.router.breakers.state("primary") == "open"  # one failed probe re-opens it
-        _, after, _ = await ask(gw, "once")
-        assert _circuit_rejected(after, "primary")
-        assert trail(after) == [("secondary", "ok", None)]
-        assert gw.sim.stats()["primary-sim"] == {"server_error": 2}
-        one_record_each(gw, 3)
-
-
-async def test_probe_claimed_after_the_deadline_is_released() -> None:
-    """A half-open model reached after the deadline passed is not called; its probe slot
-    must stay free, or the model would be rejected as ``circuit_open`` for good."""
-    clock = ShiftedClock()
-    policy = _breakers(consecutive_failures=1, cooldown_s=30)
-    sim = scripted_sim(
-        **{
-            "primary-sim": {"script": ["server_error", "hang"]},
-            "secondary-sim": {"script": ["server_error"]},
-        }
-    )
-    async with gateway(policy, sim, clock=clock) as gw:
-        breakers = gw.router.breakers
-        error, _ = await fail(gw, "once")  # both fail: both circuits open
-        assert error.status_code == 502
-        clock.offset += 30  # both half-open
-        late = asyncio.ensure_future(fail(gw, "quick"))
-        while gw.sim.stats()["primary-sim"].get("hang") is None:  # primary's probe is out
-            await asyncio.sleep(0.005)
-        clock.offset += 5  # the route's 3 s deadline passes while primary hangs
-        error, record = await late
-        assert error.status_code == 504
-        assert trail(record) == [("primary", "failed", "timeout")]  # secondary never called
-        assert breakers.state("secondary") == "half_open"
-        assert "secondary" not in breakers.open_models()  # its probe is still available
-        answer, record, _ = await ask(gw, "once")
-        assert _circuit_rejected(record, "primary")  # re-opened by its failed probe
-        assert answer == "secondary answer" and trail(record) == [("secondary", "ok", None)]
-        assert breakers.state("secondary") == "closed"
-        one_record_each(gw, 3)
-
-
-async def test_circuit_opened_after_planning_is_skipped_by_the_engine() -> None:
-    """Request A is planned while primary is healthy; while A waits on a hung first model,
-    request B trips primary's breaker; A then skips primary instead of calling it."""
-    policy = _breakers(consecutive_failures=1, cooldown_s=30)
-    sim = scripted_sim(
-        **{"mid-sim": {"script": ["hang"]}, "primary-sim": {"script": ["server_error"]}}
-    )
-    async with gateway(policy, sim) as gw:
-        first = asyncio.ensure_future(ask(gw, "late-switch"))
-        while "mid-sim" not in gw.sim.stats():  # A is planned and waiting on mid
-            await asyncio.sleep(0.005)
-        _, tripping, _ = await ask(gw, "once")
-        assert trail(tripping) == [
-            ("primary", "failed", "server_error"),
-            ("secondary", "ok", None),
-        ]
-        answer, record, _ = await first
-        assert answer == "secondary answer"
-        assert not _circuit_rejected(record, "primary")  # it was closed at planning time
-        assert [(a.model, a.outcome) for a in record.attempts] == [
-            ("mid", "failed"),
-            ("primary", "skipped"),
-            ("secondary", "ok"),
-        ]
-        assert record.attempts[1].message == "circuit open (ill health)"
-        assert gw.sim.stats()["primary-sim"] == {"server_error": 1}
-        one_record_each(gw, 2)
-
-
 # -- hedging ----------------------------------------------------------------------------------
 
 
@@ -172,20 +94,8 @@ async def test_hedge_answers_from_the_faster_model(stream: bool) -> None:
         assert answer == "secondary answer"
         assert headers["x-modelroute-model"] == "secondary"
         assert trail(record) == [("primary", "cancelled", None), ("secondary", "ok", None)]
-        assert 100 <= record.attempts[1].started_ms < 400  # launched at the hedge time
-        assert record.latency_ms < 700  # did not wait for the slow one
+        assert record.attempts[1].started_ms >= 100  # at the hedge time (exact: tests/engine/)
         assert gw.sim.stats() == {"primary-sim": {"ok": 1}, "secondary-sim": {"ok": 1}}
-        one_record_each(gw, 1)
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_hedge_partner_is_still_the_fallback_when_the_first_fails_fast(stream: bool) -> None:
-    async with gateway(POLICY, scripted_sim(**{"primary-sim": {"script": ["server_error"]}})) as gw:
-        answer, record, _ = await ask(gw, "hedged", stream=stream)
-        assert answer == "secondary answer"
-        assert trail(record) == [("primary", "failed", "server_error"), ("secondary", "ok", None)]
-        # Fell back as soon as the first failed, without waiting for the hedge time.
-        assert record.attempts[1].started_ms < 100
         one_record_each(gw, 1)
 
 
@@ -249,7 +159,7 @@ async def test_hedge_loser_that_opened_in_the_same_instant_is_closed_at_once() -
             assert (lost.outcome, lost.message) == ("cancelled", "lost the hedge race")
             assert lost.ttft_ms is not None  # it had opened: the same-instant case
             exchange = up.exchanges[MODEL_IDS[loser]]
-            assert await _gone_after(exchange) < 0.2  # plan: 20 pieces over 0.4 s
+            await _gone_after(exchange)  # released before its 20 pieces over 0.4 s were out:
             assert not exchange.finished and exchange.written < 10
             assert up.exchanges[MODEL_IDS[winner]].finished
             one_record_each(gw, 1)
@@ -268,8 +178,7 @@ async def test_hedge_loser_still_waiting_for_content_is_closed_at_once() -> None
             assert trail(record) == [("first", "cancelled", None), ("second", "ok", None)]
             assert record.attempts[0].message == "lost the hedge race"
             assert record.attempts[0].ttft_ms is None
-            # Gone within a few of its 20 ms writes after the race was decided (~0.1 s).
-            assert await _gone_after(up.exchanges["first-up"]) < 0.4
+            await _gone_after(up.exchanges["first-up"])  # released while the winner streams
             assert not up.exchanges["first-up"].finished
             one_record_each(gw, 1)
 
