@@ -25,6 +25,10 @@ class OpenAIProvider:
         return json_headers(extra)
 
     async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
+        # A streamed request can be asked whole (a cascade's early tier): OpenAI refuses
+        # stream_options without stream with a 400, so they go too.
+        if "stream_options" in body:
+            body = {key: value for key, value in body.items() if key != "stream_options"}
         payload = orjson.dumps({**body, "model": model.model_id, "stream": False})
         url = f"{model.base_url}/chat/completions"
         async with self.transport.post(url, self._headers(api_key), payload) as response:
