@@ -16,17 +16,13 @@ from typing import Any, TypeGuard
 
 from modelroute.errors import RequestError
 from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
-from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import LIMIT_HEADERS as LIMIT_HEADERS  # (re-exported)
+from modelroute.request_fields import OUTPUT_LIMIT_KEYS, TASK_KEY, whole_count
+from modelroute.request_fields import TASK_HEADER as TASK_HEADER
 
 _EXACT_CHARS = 16_000
 _PER_MESSAGE = 4  # role and separators, as OpenAI's cookbook counts them
 _PER_IMAGE = 765  # a 1024x1024 image at high detail on GPT-4o-class models
-TASK_HEADER = "x-modelroute-task"
-LIMIT_HEADERS = {
-    "x-modelroute-max-cost-usd": "max_cost_usd",
-    "x-modelroute-max-latency-ms": "max_latency_ms",
-    "x-modelroute-min-quality": "min_quality",
-}
 
 
 @lru_cache(maxsize=1)
@@ -178,7 +174,7 @@ def request_context(
     )
     return RequestContext(
         requested=model,
-        task=headers.get(TASK_HEADER) or metadata.get("task"),
+        task=headers.get(TASK_HEADER) or metadata.get(TASK_KEY),
         metadata=MappingProxyType(metadata),
         prompt_tokens=tokens,
         max_output_tokens=_max_tokens(body),
