@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import pytest
 
 from modelroute import load_policy_text
@@ -153,3 +154,24 @@ def test_the_compiled_models_carry_the_routing_keys() -> None:
         text.replace("    forward_metadata: true\n", "    forward_metadata: false\n"), "p.yaml"
     )
     assert plain.hash == off.hash != policy.hash
+
+
+@pytest.mark.parametrize(
+    ("route", "sent_metadata"),
+    [("claude-chat", {"user_id": "user-7"}), ("chat", None)],
+    ids=["anthropic-upstream", "openai-upstream"],
+)
+async def test_anthropic_clients_user_id(route: str, sent_metadata: Any) -> None:
+    """At /v1/messages, Anthropic's metadata.user_id reaches an Anthropic upstream as
+    user_id; an OpenAI-format upstream gets no metadata (there is no store)."""
+    async with gateway(POLICY, sim_config()) as gw:
+        client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="client-key", max_retries=0)
+        gw.closing(client)
+        message = await client.messages.create(
+            model=route,
+            max_tokens=64,
+            messages=[{"role": "user", "content": "hello"}],
+            metadata={"user_id": "user-7"},
+        )
+        assert message.content
+        assert _sent(gw).get("metadata") == sent_metadata
