@@ -113,6 +113,7 @@ class ModelSpec(Strict):
     latency: LatencyPrior
     quality: dict[Name, Probability] = {}
     drop_params: list[RequestParam] = []
+    forward_metadata: bool = False  # also send the metadata keys routing reads
 
 
 class Timeouts(Strict):

@@ -41,7 +41,7 @@ _LIMITS = {
 
 def _routing_headers() -> list[Schema]:
     """The x-modelroute-* request headers: a task, and limits that may only tighten the
-    route's own (``metadata`` may carry the same under the field names)."""
+    route's own (``metadata`` may carry the same under these names or the field names)."""
     headers: list[Schema] = [
         {
             "name": TASK_HEADER,

@@ -62,6 +62,7 @@ class AnthropicWire:
         if not isinstance(messages, list) or not messages:
             raise BadRequest("messages: at least one message is required")
         texts, match_text, after_tool = _read_messages(messages)
+        _check_metadata(body.get("metadata"))
         system = body.get("system")
         n_messages = len(messages)
         if system is not None:
@@ -236,6 +237,20 @@ def _open_block(x: Exchange) -> dict[str, Any] | None:
     if reply.tool is not None:
         return {"type": "tool_use", "id": f"toolu_{x.token}", "name": reply.tool.name, "input": {}}
     return {"type": "text", "text": ""} if reply.tokens else None
+
+
+def _check_metadata(metadata: object) -> None:
+    """Anthropic's ``metadata`` holds one optional field, ``user_id`` (a string of at most
+    256 characters); anything else is refused."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata: Input should be a valid dictionary")
+    for key, value in metadata.items():
+        if key != "user_id":
+            raise BadRequest(f"metadata.{key}: Extra inputs are not permitted")
+        if value is not None and (not isinstance(value, str) or len(value) > 256):
+            raise BadRequest("metadata.user_id: Input should be a string of at most 256 characters")
 
 
 def _blocks(x: Exchange) -> list[dict[str, Any]]:
