@@ -291,8 +291,7 @@ class Router:
         try:
             for chunk in opened.buffered:
                 relay.seen(chunk)
-                chunk.send = chunk.usage is None or wants_usage or bool(chunk.content)
-                yield chunk
+                yield _usage_as_asked(chunk, wants_usage)
             iterator = opened.rest.__aiter__()
             while True:
                 limit.wait_start()
@@ -302,9 +301,7 @@ class Router:
                     break
                 limit.wait_end()
                 relay.seen(chunk)
-                if chunk.usage is not None and not wants_usage and not chunk.data.get("choices"):
-                    chunk.send = False  # asked for our accounting, not by the client
-                yield chunk
+                yield _usage_as_asked(chunk, wants_usage)
         except asyncio.CancelledError:
             if not limit.absorb():
                 gone = True  # the client went away
@@ -395,6 +392,19 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def _usage_as_asked(chunk: StreamChunk, wants_usage: bool) -> StreamChunk:
+    """The gateway always asks upstream for usage (for accounting). A client that did not
+    ask gets what OpenAI would send it: no usage-only chunk and no ``usage`` field at all."""
+    if wants_usage or "usage" not in chunk.data:
+        return chunk
+    if not chunk.data.get("choices"):
+        chunk.send = False
+    else:
+        chunk.data = {key: value for key, value in chunk.data.items() if key != "usage"}
+        chunk.raw = None  # relayed re-encoded, without the field
+    return chunk
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

@@ -124,7 +124,11 @@ class StreamTranslator:
             self._id = str(message.get("id") or "")
             self._model = str(message.get("model") or "")
             self._add_usage(message.get("usage"))
-            return [self._chunk({"role": "assistant", "content": ""})]
+            first = self._chunk({"role": "assistant", "content": ""})
+            # The prompt's count is known from here on; a relay that reports usage before the
+            # end (Anthropic's own message_start) reads it off this chunk.
+            first.usage = self.usage
+            return [first]
         if kind == "content_block_start":
             return self._block_start(data)
         if kind == "content_block_delta":

@@ -7,6 +7,7 @@ Errors leave in Anthropic's error format.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from modelroute.router import ChatStream, Router, StreamFailed
@@ -25,6 +26,13 @@ from modelroute.server.asgi import (
     start_stream,
 )
 from modelroute.server.errors import HttpError, http_error
+
+# A failure after the first byte, as the type of Anthropic's ``error`` event.
+_STREAM_ERROR_TYPES = {
+    "overloaded": "overloaded_error",
+    "rate_limited": "overloaded_error",
+    "timeout": "timeout_error",
+}
 
 
 class AnthropicDoor:
@@ -50,7 +58,6 @@ class AnthropicDoor:
         headers = request_headers(scope)
         if body.get("stream"):  # Anthropic streams always end with usage; ask for it
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        requested = str(raw.get("model", ""))
         try:
             if body.get("stream"):
                 stream = await self.router.stream(body, headers, endpoint="messages")
@@ -61,16 +68,30 @@ class AnthropicDoor:
             await send_json(send, error.status, error.anthropic(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay(stream, requested, scope, receive, send)
+            await self._relay(stream, scope, receive, send)
         else:
-            message = completion_to_message(result.completion, requested)
+            model = result.completion.model_reported or self._model_id(result.headers)
+            message = completion_to_message(result.completion, model)
             await send_json(send, 200, message, result.headers.items())
 
-    async def _relay(
-        self, stream: ChatStream, model: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    def _model_id(self, headers: Mapping[str, str]) -> str:
+        """The model that answered, as its provider named it (the body's ``model`` on both
+        doors; the route and the policy's name for the model are in x-modelroute-* headers).
+        The policy's ``model_id`` stands in when the provider named none."""
+        reported = headers.get("x-modelroute-model-version")
+        if reported:
+            return reported
+        name = headers.get("x-modelroute-model", "")
+        model = self.router.policy.models.get(name)
+        return model.model_id if model is not None else name
+
+    async def _relay(self, stream: ChatStream, scope: Scope, receive: Receive, send: Send) -> None:
         await start_stream(send, stream.headers.items())
-        translator = StreamToAnthropic(model, "msg_" + stream.record.request_id.replace("-", ""))
+        translator = StreamToAnthropic(
+            self._model_id(stream.headers),
+            "msg_" + stream.record.request_id.replace("-", ""),
+            stream.decision.prompt_tokens,  # until the upstream's own count is known
+        )
         watcher = Disconnect(receive, scope)
         parts: list[bytes] = []
         try:
@@ -88,11 +109,7 @@ class AnthropicDoor:
             parts.append(translator.finish())
             await send({"type": "http.response.body", "body": b"".join(parts)})
         except StreamFailed as exc:
-            kind = (
-                "overloaded_error"
-                if exc.failure_class in ("overloaded", "rate_limited")
-                else ("api_error")
-            )
+            kind = _STREAM_ERROR_TYPES.get(exc.failure_class, "api_error")
             parts.append(translator.error(kind, str(exc)))  # after what already arrived
             await send({"type": "http.response.body", "body": b"".join(parts)})
         finally:

@@ -99,27 +99,22 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-_PLACEHOLDER_USAGE = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cache_creation_input_tokens": 0,
-    "cache_read_input_tokens": 0,
-}
-
-
 class StreamToAnthropic:
     """OpenAI ``chat.completion.chunk`` events in, Anthropic stream events (SSE bytes) out.
 
     The sequence is Anthropic's: message_start, ping, then for each content block
     content_block_start, content_block_delta..., content_block_stop, and at ``finish()``
-    message_delta (stop reason and usage) and message_stop. Token counts are unknown when the
-    stream starts (the usage chunk comes last), so message_start carries zeros and
-    message_delta the totals, which Anthropic's SDK applies as cumulative values.
+    message_delta (stop reason and usage) and message_stop. message_start carries the
+    prompt's tokens as the upstream counted them when its first chunk says (an Anthropic
+    upstream does), else ``input_tokens``, an estimate; message_delta has the totals, which
+    Anthropic's SDK applies as cumulative values. ``model`` names the model when the first
+    chunk does not.
     """
 
-    def __init__(self, model: str, message_id: str) -> None:
+    def __init__(self, model: str, message_id: str, input_tokens: int = 0) -> None:
         self.model = model
         self.message_id = message_id
+        self.input_tokens = input_tokens
         self.usage: Usage | None = None
         self._started = False
         self._ended = False
@@ -132,9 +127,9 @@ class StreamToAnthropic:
     def feed(self, chunk: StreamChunk) -> bytes:
         if self._ended:
             return b""
-        out = self._start()
         if chunk.usage is not None:
             self.usage = chunk.usage
+        out = self._start(chunk.data.get("model"))
         if chunk.content:
             out += self._text(chunk.content)
         if chunk.tool_call:
@@ -168,7 +163,7 @@ class StreamToAnthropic:
         self._ended = True
         return self._start() + sse("error", error_body(type, message))
 
-    def _start(self) -> bytes:
+    def _start(self, model: object = None) -> bytes:
         if self._started:
             return b""
         self._started = True
@@ -176,11 +171,11 @@ class StreamToAnthropic:
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
-            "model": self.model,
+            "model": model if isinstance(model, str) and model else self.model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _PLACEHOLDER_USAGE,
+            "usage": usage_to_anthropic(self.usage or Usage(input_tokens=self.input_tokens)),
         }
         start = sse("message_start", {"type": "message_start", "message": message})
         return start + sse("ping", {"type": "ping"})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from modelroute.records.ids import uuid7
 from modelroute.router import ChatStream, Router, StreamFailed
 from modelroute.server import anthropic_api
 from modelroute.server.asgi import (
@@ -23,6 +24,7 @@ from modelroute.server.asgi import (
     Receive,
     Scope,
     Send,
+    add_request_ids,
     read_body,
     request_headers,
     send_json,
@@ -84,15 +86,15 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
-        handler = self.routes.get((scope["method"], scope["path"]))
-        if handler is None:
-            await self.not_found(scope, send)
-            return
+        handler = self.routes.get((scope["method"], scope["path"])) or self.not_found
         started = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                headers = message["headers"] = list(message.get("headers", ()))
+                add_request_ids(headers, self._fresh_id)
             await send(message)
 
         try:
@@ -106,7 +108,7 @@ class Gateway:
                 return
             error = http_error(RuntimeError())
             body = error.anthropic() if scope["path"] == "/v1/messages" else error.openai()
-            await send_json(send, 500, body)
+            await send_json(tracking_send, 500, body)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -129,7 +131,12 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def not_found(self, scope: Scope, send: Send) -> None:
+    @staticmethod
+    def _fresh_id() -> str:
+        """A request id for a response that has no record (health, model lists, 404s)."""
+        return str(uuid7())
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         allowed = sorted(method for method, known in self.routes if known == path)
         if allowed:

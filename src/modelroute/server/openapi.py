@@ -73,6 +73,14 @@ _RESPONSE_HEADERS = {
         "description": "The id of this request's record.",
         "schema": STRING,
     },
+    "x-request-id": {
+        "description": "The same id, where the openai SDK reads it (on every response).",
+        "schema": STRING,
+    },
+    "request-id": {
+        "description": "The same id, where the anthropic SDK reads it (on every response).",
+        "schema": STRING,
+    },
 }
 
 _OPENAI_ERRORS = {

@@ -26,6 +26,7 @@ ANTHROPIC_ERROR_TYPES = [
     "rate_limit_error",
     "api_error",
     "overloaded_error",
+    "timeout_error",
 ]
 
 ANTHROPIC_SCHEMAS: dict[str, Schema] = {
