@@ -18,7 +18,7 @@ from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.failures import UNHEALTHY, Failure, FailureClass
 from modelroute.features import TokenCounts, request_context
-from modelroute.planner import Decision, StatsSnapshot, plan
+from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
 from modelroute.providers.http import Transport
@@ -181,6 +181,15 @@ class Router:
             builder.finish_error(infeasible)
             raise self._submit(builder, infeasible)
         return builder, decision
+
+    def prompt_tokens(self, body: Any, headers: Mapping[str, str] | None = None) -> int:
+        """The prompt's tokens as routing estimates them (offline, see ``features``), for a
+        request this policy can route; raises ``RequestError`` or ``UnknownRouteError``."""
+        if not isinstance(body, dict):
+            raise RequestError("the request body must be a JSON object")
+        ctx = request_context(body, headers, self._token_counts)
+        select_route(self.policy, ctx)
+        return ctx.prompt_tokens
 
     def record_rejected(self, message: str, status: int, endpoint: str) -> RequestRecord:
         """A request refused before routing (unparseable body): still one record."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelroute.errors import ModelrouteError
 from modelroute.router import ChatStream, Router, StreamFailed
 from modelroute.server.anthropic_front import (
     StreamToAnthropic,
@@ -73,6 +74,26 @@ class AnthropicDoor:
             model = result.completion.model_reported or self._model_id(result.headers)
             message = completion_to_message(result.completion, model)
             await send_json(send, 200, message, result.headers.items())
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages/count_tokens``: the prompt's tokens as routing estimates them
+        (offline, with OpenAI's o200k tokenizer: Claude's own count differs by a few percent
+        to tens of percent). Not routed, so no record."""
+        from modelroute.server.app import read_json
+
+        raw, problem = await read_json(receive)
+        if problem is None:
+            try:
+                body = messages_to_openai(raw, counting=True)
+                tokens = self.router.prompt_tokens(body, request_headers(scope))
+            except ValueError as exc:
+                problem = HttpError(400, "invalid_request", str(exc), {}, {})
+            except ModelrouteError as exc:
+                problem = http_error(exc)
+        if problem is not None:
+            await send_json(send, problem.status, problem.anthropic(), problem.headers.items())
+            return
+        await send_json(send, 200, {"input_tokens": tokens})
 
     def _model_id(self, headers: Mapping[str, str]) -> str:
         """The model that answered, as its provider named it (the body's ``model`` on both

@@ -31,8 +31,9 @@ _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 # -- requests --------------------------------------------------------------------------------
 
 
-def messages_to_openai(body: object) -> dict[str, Any]:
-    """A Messages request as the canonical OpenAI body; ``ValueError`` names what is wrong."""
+def messages_to_openai(body: object, *, counting: bool = False) -> dict[str, Any]:
+    """A Messages request as the canonical OpenAI body; ``ValueError`` names what is wrong.
+    ``counting``: a token-counting request, which has no ``max_tokens``."""
     if not isinstance(body, dict):
         raise ValueError("body: must be a JSON object")
     model = body.get("model")
@@ -41,14 +42,15 @@ def messages_to_openai(body: object) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages: Field required (a non-empty list)")
-    max_tokens = whole_count(body.get("max_tokens"))  # 292.0 is 292; sent on as an integer
-    if max_tokens is None:
-        raise ValueError("max_tokens: Field required (a positive integer)")
     out: dict[str, Any] = {
         "model": model,  # names a route or a model of the policy
         "messages": _system(body.get("system")) + _messages(messages),
-        "max_tokens": max_tokens,
     }
+    if not counting:
+        max_tokens = whole_count(body.get("max_tokens"))  # 292.0 is 292; sent as an integer
+        if max_tokens is None:
+            raise ValueError("max_tokens: Field required (a positive integer)")
+        out["max_tokens"] = max_tokens
     _copy_sampling(out, body)
     _copy_tools(out, body)
     return out

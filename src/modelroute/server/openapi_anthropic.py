@@ -174,6 +174,25 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
         ("model", "max_tokens", "messages"),
         description="An Anthropic Messages request; it is routed like a chat completion.",
     ),
+    "MessageCountTokensRequest": obj(
+        {
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A route, an alias of a route, or a model of the policy.",
+            },
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"anyOf": [ref("AnthropicUserMessage"), ref("AnthropicAssistantMessage")]},
+            },
+            "system": {"anyOf": [STRING, {"type": "array", "items": ref("AnthropicTextBlock")}]},
+            "tools": {"type": "array", "items": ref("AnthropicTool")},
+            "tool_choice": ref("AnthropicToolChoice"),
+        },
+        ("model", "messages"),
+        description="What a Messages request would send, without max_tokens.",
+    ),
     "AnthropicMessage": obj(
         {
             "id": STRING,
