@@ -72,9 +72,11 @@ FUZZ: dict[tuple[str, str], dict[GenerationMode, int]] = {
 }
 # Coverage cases of the served document's body fields would all carry the minimal header
 # values (a 0 USD cost ceiling) and stop at 422; the header-less variants reach the upstreams.
-COVERAGE = [("served", label) for label in GETS] + [
-    (variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)
-] + [("body", COUNT)]
+COVERAGE = (
+    [("served", label) for label in GETS]
+    + [(variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)]
+    + [("body", COUNT)]
+)
 MIN_FUZZED = 1000
 # Deeper local runs: MODELROUTE_FUZZ_SCALE=10 multiplies every fuzzing budget (and the time).
 SCALE = float(os.environ.get("MODELROUTE_FUZZ_SCALE", "1"))
@@ -250,7 +252,8 @@ def _anthropic_message(body: Any) -> None:
     assert body.get("role") == "assistant" and isinstance(body.get("id"), str), body
     content = body.get("content")
     assert isinstance(content, list) and content, f"an empty message: {body!r}"
-    assert all(isinstance(b, dict) and b.get("type") in ("text", "tool_use") for b in content)
+    kinds = ("text", "tool_use", "thinking", "redacted_thinking")
+    assert all(isinstance(b, dict) and b.get("type") in kinds for b in content)
     assert isinstance(body.get("stop_reason"), str), body
 
 

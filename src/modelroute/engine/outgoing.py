@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.policy.compiled import Model
-from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import ANTHROPIC_FIELDS, OUTPUT_LIMIT_KEYS, whole_count
 
 
 def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
@@ -21,6 +21,11 @@ def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
     out = body
     if model.drop_params and not model.drop_params.isdisjoint(body):
         out = {key: value for key, value in body.items() if key not in model.drop_params}
+    extra = out.get(ANTHROPIC_FIELDS)
+    if model.drop_params and isinstance(extra, dict) and not model.drop_params.isdisjoint(extra):
+        # The same names in a Messages request's own fields (top_k, thinking, service_tier).
+        kept = {key: value for key, value in extra.items() if key not in model.drop_params}
+        out = {**out, ANTHROPIC_FIELDS: kept}
     for key in OUTPUT_LIMIT_KEYS:
         value = out.get(key)
         if isinstance(value, float):

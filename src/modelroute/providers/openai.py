@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
-from modelroute.providers.http import Transport, json_headers, read_error, sse_events
+from modelroute.providers.http import (
+    Transport,
+    json_headers,
+    read_error,
+    sse_events,
+    unsendable,
+)
+from modelroute.providers.openai_body import openai_body
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 
@@ -25,7 +32,9 @@ class OpenAIProvider:
         return json_headers(extra)
 
     async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
-        payload = orjson.dumps({**body, "model": model.model_id, "stream": False})
+        payload = orjson.dumps(
+            {**_wire_body(model, body), "model": model.model_id, "stream": False}
+        )
         url = f"{model.base_url}/chat/completions"
         async with self.transport.post(url, self._headers(api_key), payload) as response:
             if response.status != 200:
@@ -49,7 +58,12 @@ class OpenAIProvider:
         # Usage arrives only when asked for; cost accounting needs it on every stream.
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         payload = orjson.dumps(
-            {**body, "model": model.model_id, "stream": True, "stream_options": options}
+            {
+                **_wire_body(model, body),
+                "model": model.model_id,
+                "stream": True,
+                "stream_options": options,
+            }
         )
         url = f"{model.base_url}/chat/completions"
         headers = self._headers(api_key)
@@ -79,6 +93,14 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         """The transport is shared; its owner closes it."""
+
+
+def _wire_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
+    """A body this model cannot be sent fails as the upstream's 400 would, before sending."""
+    try:
+        return openai_body(body, model.name)
+    except ValueError as exc:
+        raise unsendable(str(exc)) from None
 
 
 def _chunk(data: bytes) -> StreamChunk:

@@ -92,6 +92,7 @@ class SimRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     include_usage: bool = False
+    thinking: bool = False  # extended thinking asked for (Anthropic's wire)
 
 
 @dataclass(slots=True)
