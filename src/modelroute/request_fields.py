@@ -42,3 +42,13 @@ def whole_count(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer() and 0 < value <= MAX_COUNT:
         return int(value)
     return None
+
+
+# Fields of a Messages request with no Chat Completions counterpart (thinking, top_k,
+# service_tier, and any the gateway does not know), kept as the client sent them under this
+# key of the canonical body: Anthropic-format upstreams get them unchanged, OpenAI-format ones
+# their equivalents, or a 400 for those that have none (``providers.openai_body``).
+ANTHROPIC_FIELDS = "anthropic"
+# An assistant message's thinking blocks (Anthropic's, signed), under this key of the
+# canonical message, so that a tool loop can send them back to the model that wrote them.
+THINKING_BLOCKS = "thinking_blocks"

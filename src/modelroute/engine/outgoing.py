@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.policy.compiled import Model
-from modelroute.request_fields import GATEWAY_PREFIX, OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import (
+    ANTHROPIC_FIELDS,
+    GATEWAY_PREFIX,
+    OUTPUT_LIMIT_KEYS,
+    whole_count,
+)
 
 
 def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
@@ -24,6 +29,11 @@ def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
         out = {key: value for key, value in body.items() if key not in model.drop_params}
     if model.routing_metadata and "metadata" in out:
         out = _without_routing_metadata(model.routing_metadata, out)
+    extra = out.get(ANTHROPIC_FIELDS)
+    if model.drop_params and isinstance(extra, dict) and not model.drop_params.isdisjoint(extra):
+        # The same names in a Messages request's own fields (top_k, thinking, service_tier).
+        kept = {key: value for key, value in extra.items() if key not in model.drop_params}
+        out = {**out, ANTHROPIC_FIELDS: kept}
     for key in OUTPUT_LIMIT_KEYS:
         value = out.get(key)
         if isinstance(value, float):

@@ -58,6 +58,7 @@ class RequestParam(StrEnum):
     PARALLEL_TOOL_CALLS = "parallel_tool_calls"
     REASONING_EFFORT = "reasoning_effort"
     SERVICE_TIER = "service_tier"
+    THINKING = "thinking"
     USER = "user"
     METADATA = "metadata"
     STORE = "store"

@@ -98,6 +98,7 @@ class SimRequest:
     json_mode: str | None = None  # "object" | "schema": the content must be JSON
     json_schema: Any = None  # the schema the content follows, for "schema"
     tools_allowed: bool = True  # False when the client forbids tool calls
+    thinking: bool = False  # extended thinking asked for (Anthropic's wire)
 
 
 @dataclass(slots=True)
