@@ -55,7 +55,8 @@ def _candidate(c: Candidate) -> str:
         f"({e.latency_source}), quality {quality} ({e.quality_source})"
     )
     for waived in c.waived:
-        text += f"\n        waived by on_infeasible: {waived.message}"
+        why = "kept as a probe" if c.probe else "waived by on_infeasible"
+        text += f"\n        {why}: {waived.message}"
     return text
 
 
