@@ -126,3 +126,21 @@ def test_explain_with_invalid_policy_exits_2(tmp_path: Path) -> None:
     policy.write_text("models: {}\nroutes: {}\n")
     result = run_cli("explain", str(policy), "--request", REQUEST)
     assert result.returncode == 2 and f"{policy}:" in result.stderr
+
+
+def test_limits_in_metadata_and_unread_ones_noted(tmp_path: Path) -> None:
+    body = json.loads(Path(REQUEST).read_text())
+    body["metadata"] = {
+        **body["metadata"],
+        "x-modelroute-max-latency-ms": "15000",  # the README's name
+        "max_costusd": "0.0001",  # a typo: noted, not applied
+    }
+    request = tmp_path / "req.json"
+    request.write_text(json.dumps(body))
+    result = run_cli("explain", DOCS, "--request", str(request))
+    assert result.returncode == 0, result.stderr
+    assert "max_latency_ms=15000" in result.stdout  # the metadata limit applied
+    assert (
+        "note: metadata key 'max_costusd' looks like a limit but is not one; ignored; "
+        "did you mean 'max_cost_usd'?"
+    ) in result.stdout

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from modelroute.pricing import usd
 from modelroute.records.stores import DEFAULT_URL, Store, open_store
 
 T = TypeVar("T")
@@ -126,7 +127,7 @@ def logs(
             r["status"],
             str(r.get("attempt_count", "-")),
             _ms(r.get("latency_ms")),
-            f"${float(r.get('cost_usd') or 0):.6f}",
+            usd(float(r.get("cost_usd") or 0)),
             r.get("failure") or "",
         ]
         for r in rows
@@ -151,7 +152,7 @@ def _render_record(r: dict[str, Any]) -> str:
         f"answered by: {r.get('final_model')} (provider reported "
         f"{r.get('final_reported_model')}, fingerprint {r.get('final_fingerprint')})",
         f"latency {_ms(r.get('latency_ms'))} ms, ttft {_ms(r.get('ttft_ms'))} ms, cost "
-        f"${float(r.get('cost_usd') or 0):.6f}"
+        f"{usd(float(r.get('cost_usd') or 0))}"
         + (" (some usage unpriced)" if r.get("price_unknown") else "")
         + f", escalations {r.get('escalations', 0)}",
     ]
@@ -165,7 +166,7 @@ def _render_record(r: dict[str, Any]) -> str:
         for tier in decision.get("tiers") or []:
             for c in tier:
                 lines.append(
-                    f"  candidate {c['model']}: est ${c['cost_usd']:.6f}, p95 "
+                    f"  candidate {c['model']}: est {usd(c['cost_usd'])}, p95 "
                     f"{c['latency_p95_ms']:.0f} ms ({c['latency_source']}), quality "
                     f"{c['quality']} ({c['quality_source']})"
                 )
@@ -181,7 +182,7 @@ def _render_record(r: dict[str, Any]) -> str:
             f"{a['outcome']}"
             + (f" ({a['failure']}: {a.get('message')})" if a.get("failure") else "")
             + f", {a['latency_ms']:.0f} ms, tokens {usage.get('input_tokens', 0)}/"
-            f"{usage.get('output_tokens', 0)}, ${float(a.get('cost_usd') or 0):.6f}"
+            f"{usage.get('output_tokens', 0)}, {usd(float(a.get('cost_usd') or 0))}"
             + (f", confidence {a['confidence']:.3f}" if a.get("confidence") is not None else "")
         )
     for fb in r.get("feedback") or []:
@@ -225,7 +226,7 @@ def stats(store_url: str, since: str | None, as_json: bool) -> None:
             r["route"] or "-",
             r["model"] or "-",
             str(r["requests"]),
-            f"${r['spend_usd']:.4f}",
+            usd(r["spend_usd"]),
             _ms(r["p50_latency_ms"]),
             _ms(r["p95_latency_ms"]),
             f"{r['error_rate'] * 100:.1f}%",

@@ -9,6 +9,7 @@ the record keeps the provider's reported usage.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -16,17 +17,19 @@ from typing import Any, TypeGuard
 
 from modelroute.errors import RequestError
 from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
-from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import (
+    GATEWAY_PREFIX,
+    OUTPUT_LIMIT_KEYS,
+    ROUTING_METADATA_KEYS,
+    TASK_KEY,
+    whole_count,
+)
+from modelroute.request_fields import LIMIT_HEADERS as LIMIT_HEADERS  # (re-exported)
+from modelroute.request_fields import TASK_HEADER as TASK_HEADER
 
 _EXACT_CHARS = 16_000
 _PER_MESSAGE = 4  # role and separators, as OpenAI's cookbook counts them
 _PER_IMAGE = 765  # a 1024x1024 image at high detail on GPT-4o-class models
-TASK_HEADER = "x-modelroute-task"
-LIMIT_HEADERS = {
-    "x-modelroute-max-cost-usd": "max_cost_usd",
-    "x-modelroute-max-latency-ms": "max_latency_ms",
-    "x-modelroute-min-quality": "min_quality",
-}
 
 
 @lru_cache(maxsize=1)
@@ -90,27 +93,60 @@ def _content_text(content: Any) -> tuple[list[str], int]:
     return texts, images
 
 
-def _limit(raw: str, name: str) -> float:
+def _limit(raw: str, name: str, field: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         raise RequestError(f"{name} must be a number, got {raw!r}") from None
     if value != value or value < 0:
         raise RequestError(f"{name} must be a non-negative number, got {raw!r}")
-    if name == "x-modelroute-min-quality" and value > 1:
+    if field == "min_quality" and value > 1:
         raise RequestError(f"{name} must be between 0 and 1, got {raw!r}")
     return value
 
 
 def _limits(headers: Mapping[str, str], metadata: Mapping[str, Any]) -> Limits:
+    """Each limit from its header, else from metadata under the header's name or the short
+    field name (the README documents both)."""
     values: dict[str, float] = {}
     for header, field in LIMIT_HEADERS.items():
         raw = headers.get(header)
-        if raw is None and field in metadata:
-            raw = str(metadata[field])
+        name = header
+        if raw is None and metadata:
+            key = header if header in metadata else field
+            value = metadata.get(key)
+            raw, name = (None, "") if value is None else (str(value), f"metadata.{key}")
         if raw is not None:
-            values[field] = _limit(raw, header)
+            values[field] = _limit(raw, name, field)
     return Limits(**values) if values else NO_LIMITS
+
+
+# Word stems that make an unread key look like an attempt at a limit.
+_LIMIT_STEMS = ("cost", "usd", "lat", "qual")
+_METADATA_LIMITS = (*LIMIT_HEADERS, *LIMIT_HEADERS.values())
+
+
+def _looks_like_limit(key: str) -> bool:
+    squashed = "".join(c for c in key.lower() if c.isalnum()).removeprefix("xmodelroute")
+    return squashed[:3] in ("max", "min") and any(s in squashed for s in _LIMIT_STEMS)
+
+
+def unread_limits(headers: Mapping[str, str], metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """Notes on limit-like headers and metadata keys that are no limit modelroute reads
+    (``x-modelroute-max-cost``, ``max_costusd``): ignored, but not silently."""
+    notes = []
+    for where, keys in (
+        ("header", [k for k in headers if k.startswith(GATEWAY_PREFIX)]),
+        ("metadata key", list(metadata)),
+    ):
+        for key in keys:
+            if key in ROUTING_METADATA_KEYS or not _looks_like_limit(key):
+                continue
+            names = LIMIT_HEADERS if where == "header" else _METADATA_LIMITS
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            notes.append(f"{where} {key!r} looks like a limit but is not one; ignored{hint}")
+    return tuple(notes)
 
 
 def _tokens_and_flags(
@@ -178,7 +214,7 @@ def request_context(
     )
     return RequestContext(
         requested=model,
-        task=headers.get(TASK_HEADER) or metadata.get("task"),
+        task=headers.get(TASK_HEADER) or metadata.get(TASK_KEY),
         metadata=MappingProxyType(metadata),
         prompt_tokens=tokens,
         max_output_tokens=_max_tokens(body),
@@ -187,4 +223,11 @@ def request_context(
         needs_json=needs_json,
         needs_logprobs=bool(body.get("logprobs")),
         limits=_limits(headers, raw_meta),
+        notes=unread_limits(headers, metadata) if metadata or _has_prefixed(headers) else (),
     )
+
+
+def _has_prefixed(headers: Mapping[str, str]) -> bool:
+    """Whether any header may be ours: a cheap test on every request (one join and one
+    search, a quarter of a loop's cost), the exact one in ``unread_limits``."""
+    return GATEWAY_PREFIX in " ".join(headers)

@@ -7,6 +7,7 @@ reports it. This module is pure arithmetic, safe for the planner to import.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from modelroute.types import Usage
@@ -91,3 +92,29 @@ def cost_of(usage: Usage | None, prices: PriceTable) -> Cost:
 
 def cost_usd(usage: Usage, prices: PriceTable) -> float:
     return cost_of(usage, prices).usd
+
+
+# -- money as text ------------------------------------------------------------------------------
+
+_MAX_SIGNIFICANT = 12
+
+
+def usd(value: float, significant: int = 3) -> str:
+    """``value`` dollars as text with at least ``significant`` significant digits and at
+    least cents: ``$0.0601``, ``$0.000450``, ``$0.000000123``, ``$12.50``. Sub-cent costs
+    are the common case (one request), so a fixed number of decimals would print them as
+    ``$0.0000``."""
+    if value == 0 or not math.isfinite(value):
+        return f"${value:.2f}"
+    magnitude = math.floor(math.log10(abs(value)))
+    text = f"{abs(value):.{max(significant - 1 - magnitude, 2)}f}"
+    return f"-${text}" if value < 0 else f"${text}"
+
+
+def usd_pair(value: float, limit: float) -> tuple[str, str]:
+    """Two amounts compared in one message, with digits enough to tell them apart."""
+    for significant in range(3, _MAX_SIGNIFICANT + 1):
+        pair = usd(value, significant), usd(limit, significant)
+        if pair[0] != pair[1] or value == limit:
+            return pair
+    return usd(value, _MAX_SIGNIFICANT), usd(limit, _MAX_SIGNIFICANT)

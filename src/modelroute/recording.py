@@ -15,6 +15,7 @@ from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
 from modelroute.pricing import cost_of
 from modelroute.records.record import Attempt, RequestRecord
+from modelroute.request_fields import THINKING_BLOCKS
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
 CONTENT_LIMIT = 2048
@@ -247,6 +248,9 @@ async def replay_chunks(completion: Completion, include_usage: bool) -> AsyncIte
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
     if message.get("tool_calls"):
         delta["tool_calls"] = [{**tc, "index": i} for i, tc in enumerate(message["tool_calls"])]
+    if message.get(THINKING_BLOCKS):
+        blocks = message[THINKING_BLOCKS]
+        delta[THINKING_BLOCKS] = [{**block, "index": i} for i, block in enumerate(blocks)]
     yield StreamChunk.from_openai(
         {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
     )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from modelroute.planner.decision import Candidate, Decision
 from modelroute.policy.compiled import Policy, Route
-
-
-def _usd(value: float) -> str:
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+from modelroute.pricing import usd
 
 
 def _limits(route: Route) -> str:
@@ -15,7 +12,7 @@ def _limits(route: Route) -> str:
     if route.max_latency_ms is not None:
         parts.append(f"latency<={route.max_latency_ms:.0f}ms")
     if route.max_cost_usd is not None:
-        parts.append(f"cost<={_usd(route.max_cost_usd)}")
+        parts.append(f"cost<={usd(route.max_cost_usd)}")
     if route.min_quality is not None:
         parts.append(f"quality>={route.min_quality:.2f}")
     return ", ".join(parts) or "no limits"
@@ -31,8 +28,8 @@ def render_check(policy: Policy) -> str:
         caps = ",".join(sorted(m.capabilities)) or "-"
         key = f" key=env:{m.api_key_env}" if m.api_key_env else ""
         lines.append(
-            f"    {m.name:<20} {m.provider}:{m.model_id}  in ${m.prices.input:g}/out "
-            f"${m.prices.output:g} per Mtok ({m.prices.source})  ctx {m.context_window}  "
+            f"    {m.name:<20} {m.provider}:{m.model_id}  in {usd(m.prices.input)}/out "
+            f"{usd(m.prices.output)} per Mtok ({m.prices.source})  ctx {m.context_window}  "
             f"[{caps}]{key}"
         )
     lines.append(f"  routes ({len(policy.routes)}):")
@@ -54,7 +51,7 @@ def _candidate(c: Candidate) -> str:
     quality = "?" if e.quality is None else f"{e.quality:.3f}"
     tag = " (fallback)" if c.fallback else ""
     text = (
-        f"{c.model}{tag}: est {_usd(e.cost_usd)}, p95 {e.latency_ms:.0f} ms "
+        f"{c.model}{tag}: est {usd(e.cost_usd)}, p95 {e.latency_ms:.0f} ms "
         f"({e.latency_source}), quality {quality} ({e.quality_source})"
     )
     for waived in c.waived:
@@ -71,13 +68,10 @@ def render_decision(decision: Decision, policy: Policy) -> str:
         + (f" version {policy.version}" if policy.version else ""),
         f"tokens: prompt ~{d.prompt_tokens}, output {d.output_tokens}",
     ]
-    limits = [
+    limits = [f"max_cost_usd={usd(d.max_cost_usd)}"] if d.max_cost_usd is not None else []
+    limits += [
         f"{k}={v:g}"
-        for k, v in (
-            ("max_cost_usd", d.max_cost_usd),
-            ("max_latency_ms", d.max_latency_ms),
-            ("min_quality", d.min_quality),
-        )
+        for k, v in (("max_latency_ms", d.max_latency_ms), ("min_quality", d.min_quality))
         if v is not None
     ]
     lines.append("limits: " + (", ".join(limits) or "none"))

@@ -8,6 +8,20 @@ from __future__ import annotations
 
 # OpenAI's newer name first: when a client sends both, it is the one the upstream honours.
 OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
+
+# What routing reads from a request besides the body's standard fields. The headers' names
+# start with this prefix; in ``metadata`` a limit may use its header name or its short name.
+GATEWAY_PREFIX = "x-modelroute-"
+TASK_HEADER = "x-modelroute-task"
+TASK_KEY = "task"  # in metadata
+LIMIT_HEADERS = {
+    "x-modelroute-max-cost-usd": "max_cost_usd",
+    "x-modelroute-max-latency-ms": "max_latency_ms",
+    "x-modelroute-min-quality": "min_quality",
+}
+# The metadata keys routing consumes whatever the policy says (a route's match rules may
+# read more): never sent upstream unless a model's policy asks for it.
+ROUTING_METADATA_KEYS = frozenset({TASK_KEY, *LIMIT_HEADERS, *LIMIT_HEADERS.values()})
 # The largest count taken. Past 2**53 a JSON number no longer names one integer in every
 # client (JavaScript's Number.MAX_SAFE_INTEGER), and past 2**63 it cannot even be written
 # back out in an error body; no model's limit comes anywhere near it.
@@ -28,3 +42,13 @@ def whole_count(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer() and 0 < value <= MAX_COUNT:
         return int(value)
     return None
+
+
+# Fields of a Messages request with no Chat Completions counterpart (thinking, top_k,
+# service_tier, and any the gateway does not know), kept as the client sent them under this
+# key of the canonical body: Anthropic-format upstreams get them unchanged, OpenAI-format ones
+# their equivalents, or a 400 for those that have none (``providers.openai_body``).
+ANTHROPIC_FIELDS = "anthropic"
+# An assistant message's thinking blocks (Anthropic's, signed), under this key of the
+# canonical message, so that a tool loop can send them back to the model that wrote them.
+THINKING_BLOCKS = "thinking_blocks"

@@ -19,7 +19,7 @@ from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.failures import Failure, FailureClass
 from modelroute.features import TokenCounts, request_context
-from modelroute.planner import Decision, StatsSnapshot, plan
+from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
 from modelroute.providers.base import Provider
@@ -216,6 +216,15 @@ class Router:
             raise self._submit(builder, infeasible)
         return builder, decision
 
+    def prompt_tokens(self, body: Any, headers: Mapping[str, str] | None = None) -> int:
+        """The prompt's tokens as routing estimates them (offline, see ``features``), for a
+        request this policy can route; raises ``RequestError`` or ``UnknownRouteError``."""
+        if not isinstance(body, dict):
+            raise RequestError("the request body must be a JSON object")
+        ctx = request_context(body, headers, self._token_counts)
+        select_route(self.policy, ctx)
+        return ctx.prompt_tokens
+
     def record_rejected(self, message: str, status: int, endpoint: str) -> RequestRecord:
         """A request refused before routing (unparseable body): still one record."""
         builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content, self._ids)
@@ -325,8 +334,7 @@ class Router:
         try:
             for chunk in opened.buffered:
                 relay.seen(chunk)
-                chunk.send = chunk.usage is None or wants_usage or bool(chunk.content)
-                yield chunk
+                yield _usage_as_asked(chunk, wants_usage)
             iterator = opened.rest.__aiter__()
             while True:
                 limit.wait_start()
@@ -336,9 +344,7 @@ class Router:
                     break
                 limit.wait_end()
                 relay.seen(chunk)
-                if chunk.usage is not None and not wants_usage and not chunk.data.get("choices"):
-                    chunk.send = False  # asked for our accounting, not by the client
-                yield chunk
+                yield _usage_as_asked(chunk, wants_usage)
         except asyncio.CancelledError:
             if not limit.absorb():
                 gone = True  # the client went away
@@ -352,9 +358,7 @@ class Router:
         finally:
             limit.stop()
             relay.close(failed, gone)
-            if failed is None:
-                self.breakers.success(opened.model.name)
-            else:
+            if failed is not None:  # its success was counted at the first byte
                 self.breakers.failure(opened.model.name, FailureClass(failed[0]))
             self.sink.submit(builder.record)
         if failed is not None:
@@ -448,6 +452,19 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def _usage_as_asked(chunk: StreamChunk, wants_usage: bool) -> StreamChunk:
+    """The gateway always asks upstream for usage (for accounting). A client that did not
+    ask gets what OpenAI would send it: no usage-only chunk and no ``usage`` field at all."""
+    if wants_usage or "usage" not in chunk.data:
+        return chunk
+    if not chunk.data.get("choices"):
+        chunk.send = False
+    else:
+        chunk.data = {key: value for key, value in chunk.data.items() if key != "usage"}
+        chunk.raw = None  # relayed re-encoded, without the field
+    return chunk
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

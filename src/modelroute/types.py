@@ -126,6 +126,7 @@ class StreamChunk:
     raw: bytes | None = None
     content: str = ""  # the text delta of choice 0, if any
     tool_call: bool = False  # carries a tool-call delta
+    thinking: bool = False  # carries a piece of a (Claude) thinking block
     finish_reason: str | None = None
     usage: Usage | None = None
     # Delivery hints for relays: ``more`` says the next event is already here (send them
@@ -145,13 +146,15 @@ class StreamChunk:
             raw=raw,
             content=content if isinstance(content, str) else "",
             tool_call=bool(delta.get("tool_calls")),
+            thinking=bool(delta.get("thinking_blocks")),  # request_fields.THINKING_BLOCKS
             finish_reason=first.get("finish_reason"),
             usage=Usage.from_openai(data.get("usage")),
         )
 
     @property
     def has_output(self) -> bool:
-        return bool(self.content) or self.tool_call
+        # Thinking is output too: the model has answered, and what it thinks streams on.
+        return bool(self.content) or self.tool_call or self.thinking
 
 
 class UpstreamError(Exception):

@@ -49,7 +49,10 @@ from .harness import gateway
 
 CHAT = "POST /v1/chat/completions"
 MESSAGES = "POST /v1/messages"
-GETS = ("GET /v1/models", "GET /healthz", "GET /readyz")
+COUNT = "POST /v1/messages/count_tokens"
+MODELS = "GET /v1/models"
+MODEL = "GET /v1/models/{model_id}"
+GETS = (MODELS, MODEL, "GET /healthz", "GET /readyz")
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 
 # Hypothesis examples per (variant, operation, mode). An operation with nothing to vary (the
@@ -61,13 +64,16 @@ FUZZ: dict[tuple[str, str], dict[GenerationMode, int]] = {
     ("served", MESSAGES): {POSITIVE: 70, NEGATIVE: 70},
     ("body", MESSAGES): {POSITIVE: 60, NEGATIVE: 90},
     ("streamed", MESSAGES): {POSITIVE: 40, NEGATIVE: 40},
+    ("body", COUNT): {POSITIVE: 30, NEGATIVE: 40},
     **{("served", label): {POSITIVE: 5} for label in GETS},
 }
 # Coverage cases of the served document's body fields would all carry the minimal header
 # values (a 0 USD cost ceiling) and stop at 422; the header-less variants reach the upstreams.
-COVERAGE = [("served", label) for label in GETS] + [
-    (variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)
-]
+COVERAGE = (
+    [("served", label) for label in GETS]
+    + [(variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)]
+    + [("body", COUNT)]
+)
 MIN_FUZZED = 1000
 # Deeper local runs: MODELROUTE_FUZZ_SCALE=10 multiplies every fuzzing budget (and the time).
 SCALE = float(os.environ.get("MODELROUTE_FUZZ_SCALE", "1"))
@@ -91,7 +97,7 @@ ANTHROPIC_ERROR_TYPES = {
     "api_error",
     "overloaded_error",
 }
-REQUESTS = ("ChatCompletionRequest", "MessagesRequest")
+REQUESTS = ("ChatCompletionRequest", "MessagesRequest", "MessageCountTokensRequest")
 RESPONSES = {
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -100,7 +106,10 @@ RESPONSES = {
     "AnthropicMessage",
     "AnthropicStreamEvent",
     "AnthropicError",
+    "Model",
     "ModelList",
+    "AnthropicModelInfo",
+    "AnthropicModelList",
 }
 
 
@@ -140,6 +149,9 @@ def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
         for parameter in operation["parameters"]:
             if parameter["name"] == "x-modelroute-task":
                 parameter["schema"] = {"enum": ROUTE_NAMES}
+    for parameter in spec["paths"]["/v1/models/{model_id}"]["get"]["parameters"]:
+        if parameter["name"] == "model_id":  # known names as well as unknown ones
+            parameter["schema"] = {"anyOf": [names, {"type": "string", "minLength": 1}]}
     return spec
 
 
@@ -237,7 +249,8 @@ def _anthropic_message(body: Any) -> None:
     assert body.get("role") == "assistant" and isinstance(body.get("id"), str), body
     content = body.get("content")
     assert isinstance(content, list) and content, f"an empty message: {body!r}"
-    assert all(isinstance(b, dict) and b.get("type") in ("text", "tool_use") for b in content)
+    kinds = ("text", "tool_use", "thinking", "redacted_thinking")
+    assert all(isinstance(b, dict) and b.get("type") in kinds for b in content)
     assert isinstance(body.get("stop_reason"), str), body
 
 
@@ -277,18 +290,33 @@ def _anthropic_stream(response: Response) -> None:
         assert orjson.loads(data).get("type") == name, (name, data)
 
 
+def _anthropic_caller(label: str, case: Case[Any]) -> bool:
+    """Whether errors (and model lists) answer in Anthropic's format."""
+    headers = {name.lower() for name in case.headers or {}}
+    return label in (MESSAGES, COUNT) or bool(headers & {"anthropic-version", "x-api-key"})
+
+
 def _check(label: str, case: Case[Any], response: Response) -> None:
     status = response.status_code
     assert status < 500, f"{status} with a healthy upstream: {response.content[:500]!r}"
+    anthropic = _anthropic_caller(label, case)
     if case.method.upper() != label.split(" ")[0]:
-        # An undeclared method: 405 with Allow, in the path's own error format.
+        # An undeclared method: 405 with Allow, in the caller's error format.
         assert status == 405, status
         assert response.headers.get("allow"), response.headers
-        if label == MESSAGES:
+        if anthropic:
             _anthropic_error(response)
         else:
             _openai_error(response)
         return
+    if label in (COUNT, MODELS, MODEL) and status >= 400:
+        assert status in (400, 404, 413), status
+        if anthropic:
+            _anthropic_error(response)
+        else:
+            _openai_error(response)
+    elif label == COUNT:
+        assert isinstance(_json(response).get("input_tokens"), int), response.content
     streamed = isinstance(case.body, dict) and bool(case.body.get("stream"))
     if label == CHAT:
         if status >= 400:
@@ -304,7 +332,7 @@ def _check(label: str, case: Case[Any], response: Response) -> None:
             _anthropic_stream(response)
         else:
             _anthropic_message(_json(response))
-    else:
+    elif label not in (COUNT, MODELS, MODEL):
         assert status == 200, response.content[:500]
     case.validate_response(response, checks=CHECKS)
 

@@ -129,7 +129,7 @@ def test_message_delta_usage_replaces_cumulative_totals() -> None:
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
 
 
-def test_thinking_and_unknown_events_are_ignored() -> None:
+def test_thinking_blocks_stream_as_thinking_block_pieces() -> None:
     events = [
         RECORDED_STREAM[0],
         stream_event(
@@ -141,10 +141,22 @@ def test_thinking_and_unknown_events_are_ignored() -> None:
         stream_event(
             "content_block_delta", index=0, delta={"type": "signature_delta", "signature": "s"}
         ),
+        stream_event("content_block_stop", index=0),
+        stream_event(
+            "content_block_start",
+            index=1,
+            content_block={"type": "redacted_thinking", "data": "xx"},
+        ),
         stream_event("some_new_event"),
     ]
     translator, chunks = translate(events)
-    assert len(chunks) == 1  # just the role chunk
+    pieces = [c.data["choices"][0]["delta"]["thinking_blocks"] for c in chunks[1:]]
+    assert pieces == [
+        [{"index": 0, "type": "thinking", "thinking": "secret"}],
+        [{"index": 0, "type": "thinking", "signature": "s"}],
+        [{"index": 1, "type": "redacted_thinking", "data": "xx"}],
+    ]
+    assert all(c.thinking and c.has_output and not c.content for c in chunks[1:])
     assert not translator.done
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from modelroute.providers.anthropic_wire import to_anthropic_request
+from modelroute.providers.openai_body import openai_body
 from modelroute.server.anthropic_front import messages_to_openai
 
 from ..providers.anthropic_wire_support import ANTHROPIC_WEATHER_TOOL as WEATHER
@@ -75,10 +76,12 @@ def rich_request(**extra: Any) -> dict[str, Any]:
 
 
 def test_rich_request_becomes_the_canonical_body() -> None:
-    body = messages_to_openai(rich_request(top_k=20, thinking={"type": "enabled"}))
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    request = rich_request(top_k=20, thinking=thinking, container="c_1", max_tokens=2048)
+    body = messages_to_openai(request)
     assert body == {
         "model": "support-triage",
-        "max_tokens": 512,
+        "max_tokens": 2048,
         "messages": [
             {"role": "system", "content": "You are terse."},
             {
@@ -131,8 +134,20 @@ def test_rich_request_becomes_the_canonical_body() -> None:
         "top_p": 0.8,
         "stream": True,
         "metadata": {"user_id": "u-1"},
-        # top_k and thinking have no OpenAI equivalent and OpenAI rejects unknown fields.
+        # No Chat Completions field for these: kept as sent, for the providers to decide.
+        "anthropic": {"top_k": 20, "thinking": thinking, "container": "c_1"},
     }
+
+
+def test_messages_fields_without_a_canonical_one_go_out_unchanged_to_anthropic() -> None:
+    request = rich_request(
+        top_k=20,
+        thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"},
+        service_tier="standard_only",
+        container="c_1",
+        max_tokens=2048,
+    )
+    assert to_anthropic_request(messages_to_openai(request), "support-triage") == request
 
 
 def test_round_trip_anthropic_canonical_anthropic_is_exact() -> None:
@@ -157,26 +172,73 @@ def test_system_blocks_keep_cache_control() -> None:
     assert to_anthropic_request(body, "m")["system"] == [{"type": "text", "text": "one"}, cached]
 
 
-def test_thinking_blocks_from_earlier_turns_are_dropped() -> None:
-    body = messages_to_openai(
-        {
-            "model": "m",
-            "max_tokens": 5,
-            "messages": [
-                {"role": "user", "content": "hi"},
-                {
-                    "role": "assistant",
-                    "content": [
-                        {"type": "thinking", "thinking": "hmm", "signature": "s"},
-                        {"type": "redacted_thinking", "data": "xx"},
-                        {"type": "text", "text": "Hello"},
-                    ],
-                },
-                {"role": "user", "content": "again"},
-            ],
-        }
-    )
-    assert body["messages"][1] == {"role": "assistant", "content": "Hello"}
+def test_thinking_blocks_from_earlier_turns_go_back_to_anthropic_only() -> None:
+    thinking = [
+        {"type": "thinking", "thinking": "hmm", "signature": "s"},
+        {"type": "redacted_thinking", "data": "xx"},
+    ]
+    request = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [*thinking, {"type": "text", "text": "Hello"}]},
+            {"role": "user", "content": "again"},
+        ],
+    }
+    body = messages_to_openai(request)
+    assert body["messages"][1] == {
+        "role": "assistant",
+        "content": "Hello",
+        "thinking_blocks": thinking,
+    }
+    assert to_anthropic_request(body, "m") == request  # signed blocks back, first, unchanged
+    assert openai_body(body, "gpt")["messages"][1] == {"role": "assistant", "content": "Hello"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": True}, "top_k"),
+        ({"service_tier": "priority"}, "service_tier"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 1023}}, "at least 1024"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 5}}, "at least 1024"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "less than max_tokens"),
+        ({"thinking": {"budget_tokens": 2048}}, "thinking: must be an object with a 'type'"),
+    ],
+)
+def test_messages_fields_are_checked_as_the_api_checks_them(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        messages_to_openai({**rich_request(), "max_tokens": 4096, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "sent"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, {"reasoning_effort": "low"}),
+        ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, {"reasoning_effort": "medium"}),
+        ({"thinking": {"type": "enabled", "budget_tokens": 16384}}, {"reasoning_effort": "high"}),
+        ({"thinking": {"type": "disabled"}}, {}),
+        ({"service_tier": "auto"}, {"service_tier": "auto"}),
+        ({"service_tier": "standard_only"}, {"service_tier": "default"}),
+    ],
+)
+def test_openai_format_models_get_the_equivalents(fields: dict[str, Any], sent: Any) -> None:
+    request = {"model": "m", "max_tokens": 20000, "messages": [{"role": "user", "content": "hi"}]}
+    body = openai_body(messages_to_openai({**request, **fields}), "gpt")
+    assert body == {**messages_to_openai(request), **sent}
+
+
+@pytest.mark.parametrize(
+    "fields", [{"top_k": 3}, {"thinking": {"type": "adaptive"}}, {"container": "c_1"}]
+)
+def test_openai_format_models_refuse_what_has_no_equivalent(fields: dict[str, Any]) -> None:
+    request = {"model": "m", "max_tokens": 20000, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(ValueError, match=f"^{next(iter(fields))}: .* model 'gpt'"):
+        openai_body(messages_to_openai({**request, **fields}), "gpt")
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,33 @@ def test_error_body() -> None:
         "type": "error",
         "error": {"type": "overloaded_error", "message": "Overloaded"},
     }
+
+
+@pytest.mark.parametrize(
+    ("finish", "named", "expected"),
+    [
+        ("stop", "END", ("stop_sequence", "END")),  # named as vLLM and our Anthropic path do
+        ("stop", None, ("end_turn", None)),  # OpenAI: a match, or the end? Not guessed.
+        ("stop", 128001, ("end_turn", None)),  # vLLM's stop token id: the model's own end
+        ("length", "END", ("max_tokens", None)),
+    ],
+)
+def test_a_stop_sequence_is_reported_when_the_upstream_names_it(
+    finish: str, named: object, expected: tuple[str, str | None]
+) -> None:
+    result = completion({"content": "x"}, finish=finish)
+    result.body["choices"][0]["stop_reason"] = named
+    message = completion_to_message(result, "m")
+    assert (message["stop_reason"], message["stop_sequence"]) == expected
+
+
+def test_thinking_blocks_lead_the_message() -> None:
+    thinking = [
+        {"type": "thinking", "thinking": "Let me see.", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"},
+    ]
+    message = completion_to_message(
+        completion({"content": "Paris", "thinking_blocks": thinking}), "m"
+    )
+    Message.model_validate(message)
+    assert message["content"] == [*thinking, {"type": "text", "text": "Paris"}]

@@ -85,7 +85,7 @@ def sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def translate(chunks: list[StreamChunk]) -> bytes:
-    translator = StreamToAnthropic("support-triage", "msg_0123")
+    translator = StreamToAnthropic("fallback-model", "msg_0123", input_tokens=7)
     return b"".join(translator.feed(c) for c in chunks) + translator.finish()
 
 
@@ -113,7 +113,9 @@ def test_stream_follows_anthropics_event_sequence() -> None:
         ("message_stop", None),
     ]
     start = events[0][1]["message"]
-    assert (start["id"], start["model"], start["content"]) == ("msg_0123", "support-triage", [])
+    # The model the upstream named in its chunks; the prompt's tokens as estimated.
+    assert (start["id"], start["model"], start["content"]) == ("msg_0123", "gpt-x", [])
+    assert start["usage"]["input_tokens"] == 7
     assert events[6][1]["content_block"] == {
         "type": "tool_use",
         "id": "call_a",

@@ -10,17 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.policy.compiled import Model
-from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import (
+    ANTHROPIC_FIELDS,
+    GATEWAY_PREFIX,
+    OUTPUT_LIMIT_KEYS,
+    whole_count,
+)
 
 
 def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` without the fields the model's policy drops, and with output limits written
-    as whole floats (``292.0``) sent as integers, which strict upstreams insist on.
+    """``body`` without the fields the model's policy drops and the metadata routing read,
+    and with output limits written as whole floats (``292.0``) sent as integers, which
+    strict upstreams insist on.
 
-    Returns ``body`` itself when nothing changes (the common case costs two lookups)."""
+    Returns ``body`` itself when nothing changes (the common case costs a few lookups)."""
     out = body
     if model.drop_params and not model.drop_params.isdisjoint(body):
         out = {key: value for key, value in body.items() if key not in model.drop_params}
+    if model.routing_metadata and "metadata" in out:
+        out = _without_routing_metadata(model.routing_metadata, out)
+    extra = out.get(ANTHROPIC_FIELDS)
+    if model.drop_params and isinstance(extra, dict) and not model.drop_params.isdisjoint(extra):
+        # The same names in a Messages request's own fields (top_k, thinking, service_tier).
+        kept = {key: value for key, value in extra.items() if key not in model.drop_params}
+        out = {**out, ANTHROPIC_FIELDS: kept}
     for key in OUTPUT_LIMIT_KEYS:
         value = out.get(key)
         if isinstance(value, float):
@@ -28,3 +41,21 @@ def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
             if count is not None:  # anything else was refused at the front door
                 out = {**out, key: count}
     return out
+
+
+def _without_routing_metadata(routing: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:
+    """The keys routing consumed stay here: an upstream has no use for them, and OpenAI
+    refuses metadata it would not store. An emptied ``metadata`` is left out whole."""
+    metadata = body["metadata"]
+    if not isinstance(metadata, dict):
+        return body  # refused at the front door; a library caller's own business
+    kept = {
+        key: value
+        for key, value in metadata.items()
+        if key not in routing and not key.startswith(GATEWAY_PREFIX)
+    }
+    if len(kept) == len(metadata):
+        return body
+    if kept:
+        return {**body, "metadata": kept}
+    return {key: value for key, value in body.items() if key != "metadata"}

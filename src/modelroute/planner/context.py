@@ -32,3 +32,4 @@ class RequestContext(NamedTuple):
     needs_json: bool = False
     needs_logprobs: bool = False
     limits: Limits = NO_LIMITS
+    notes: tuple[str, ...] = ()  # what reading the request noticed (e.g. an unread limit)

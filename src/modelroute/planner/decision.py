@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from modelroute.pricing import usd_pair
+
 
 class Reason(StrEnum):
     # feasibility: the model cannot serve this request at all
@@ -46,7 +48,8 @@ class Rejection(NamedTuple):
     def message(self) -> str:
         r, v, lim = self.reason, self.value, self.limit
         if r is Reason.OVER_COST_CEILING:
-            return f"over_cost_ceiling: est ${v:.4f} > ${lim:.4f}"
+            cost, ceiling = usd_pair(v or 0.0, lim or 0.0)
+            return f"over_cost_ceiling: est {cost} > {ceiling}"
         if r is Reason.OVER_LATENCY_BUDGET:
             return f"over_latency_budget: est p95 {v:.0f} ms > {lim:.0f} ms ({self.detail})"
         if r is Reason.BELOW_MIN_QUALITY:

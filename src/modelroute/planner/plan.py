@@ -258,10 +258,10 @@ class _Planner:
 
 
 def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:
-    notes: list[str] = []
+    notes: list[str] = list(ctx.notes)
     lim = ctx.limits
     if lim.max_cost_usd is not None or lim.max_latency_ms is not None or lim.min_quality:
-        notes = _looser_notes(route, lim)
+        notes += _looser_notes(route, lim)
     terms = Terms(
         prompt_tokens=ctx.prompt_tokens,
         output_tokens=ctx.max_output_tokens or route.output_tokens,

@@ -28,6 +28,7 @@ from modelroute.policy.schema import (
 )
 from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
+from modelroute.request_fields import ROUTING_METADATA_KEYS
 
 # A provider id is pinned when it carries a date or a numbered snapshot: gpt-4o-2024-08-06,
 # claude-3-5-haiku-20241022, gpt-3.5-turbo-0125, gemini-1.5-pro-002, or an explicit tag.
@@ -57,7 +58,7 @@ class _Builder:
         self.problems.append(self.source.problem(path, message, hint, severity="warning"))
 
     # models ---------------------------------------------------------------------------------
-    def model(self, name: str, spec: ModelSpec) -> c.Model | None:
+    def model(self, name: str, spec: ModelSpec, routing_metadata: frozenset[str]) -> c.Model | None:
         path: Path = ("models", name)
         if spec.provider not in self.provider_kinds:
             hint = _suggest(spec.provider, self.provider_kinds)
@@ -93,6 +94,7 @@ class _Builder:
             quality=c.frozen_map(spec.quality),
             floating=not is_pinned(spec.model_id),
             drop_params=frozenset(param.value for param in spec.drop_params),
+            routing_metadata=frozenset() if spec.forward_metadata else routing_metadata,
             breaker=self.breaker(spec),
         )
 
@@ -281,13 +283,20 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     for model in body["models"].values():
         # Options added after a policy was written must not change its hash while unused:
         # records made before and after an upgrade stay comparable.
-        if not model["drop_params"]:
-            del model["drop_params"]
+        for option in ("drop_params", "forward_metadata"):
+            if not model[option]:
+                del model[option]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
     }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _routing_metadata(spec: PolicySpec) -> frozenset[str]:
+    """Every metadata key routing reads: the fixed ones and those any route matches on."""
+    matched = {key for route in spec.routes.values() if route.match for key in route.match.metadata}
+    return ROUTING_METADATA_KEYS | matched
 
 
 def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
@@ -328,8 +337,9 @@ def build_policy(
     or passed in code; the caller knows which)."""
     b = _Builder(spec, source, provider_kinds)
     models = {}
+    routing_metadata = _routing_metadata(spec)
     for name, model_spec in spec.models.items():
-        model = b.model(name, model_spec)
+        model = b.model(name, model_spec, routing_metadata)
         if model is not None:
             models[name] = model
     routes = {name: b.route(name, route, models) for name, route in spec.routes.items()}

@@ -42,6 +42,9 @@ class Model:
     quality: Mapping[str, float]
     floating: bool
     drop_params: frozenset[str] = frozenset()  # request fields removed before sending
+    # Metadata keys routing reads (task, limits, match rules), removed before sending
+    # unless the policy sets forward_metadata (then this is empty).
+    routing_metadata: frozenset[str] = frozenset()
     breaker: BreakerPolicy = BreakerPolicy()
 
 

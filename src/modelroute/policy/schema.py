@@ -57,6 +57,7 @@ class RequestParam(StrEnum):
     PARALLEL_TOOL_CALLS = "parallel_tool_calls"
     REASONING_EFFORT = "reasoning_effort"
     SERVICE_TIER = "service_tier"
+    THINKING = "thinking"
     USER = "user"
     METADATA = "metadata"
     STORE = "store"
@@ -133,6 +134,7 @@ class ModelSpec(Strict):
     latency: LatencyPrior
     quality: dict[Name, Probability] = {}
     drop_params: list[RequestParam] = []
+    forward_metadata: bool = False  # also send the metadata keys routing reads
     circuit_breaker: BreakerOverride | None = None
 
 

@@ -19,7 +19,13 @@ from modelroute.providers.anthropic_wire import (
     from_anthropic_message,
     to_anthropic_request,
 )
-from modelroute.providers.http import Transport, json_headers, read_error, sse_events
+from modelroute.providers.http import (
+    Transport,
+    json_headers,
+    read_error,
+    sse_events,
+    unsendable,
+)
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -100,15 +106,7 @@ def _payload(model: Model, body: dict[str, Any], *, stream: bool) -> bytes:
     try:
         request = to_anthropic_request(body, model.model_id)
     except ValueError as exc:
-        error = {
-            "error": {
-                "message": str(exc),
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        raise UpstreamError(status=400, body=orjson.dumps(error), detail=str(exc)) from None
+        raise unsendable(str(exc)) from None
     request["stream"] = stream
     return orjson.dumps(request)
 

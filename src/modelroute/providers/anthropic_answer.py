@@ -1,5 +1,10 @@
 """Anthropic answers in OpenAI shape: a ``message`` as a ``Completion``, stream events as
-``chat.completion.chunk`` events. Pure: no I/O, no clock (``created`` is passed in)."""
+``chat.completion.chunk`` events. Pure: no I/O, no clock (``created`` is passed in).
+
+What Chat Completions has no field for rides along in the shape OpenAI-compatible servers
+use for it: thinking blocks (with their signatures) as the message's ``thinking_blocks``
+(streamed as ``delta.thinking_blocks`` pieces, by index like tool calls), and the stop
+sequence that ended the answer as the choice's ``stop_reason``, as vLLM reports it."""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from typing import Any
 
 import orjson
 
+from modelroute.request_fields import THINKING_BLOCKS
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
+_THINKING_KINDS = ("thinking", "redacted_thinking")
 _FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -52,13 +59,16 @@ def from_anthropic_message(msg: dict[str, Any], created: int) -> Completion:
         raise ValueError("message has no 'content' list")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
             calls.append(_tool_call(block))
-        # thinking and server-tool blocks have no place in a chat.completion: skipped
+        elif kind in _THINKING_KINDS:
+            thinking.append(block)
+        # server-tool blocks have no place in a chat.completion: skipped
     message: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts or not calls else None,
@@ -66,6 +76,8 @@ def from_anthropic_message(msg: dict[str, Any], created: int) -> Completion:
     }
     if calls:
         message["tool_calls"] = calls
+    if thinking:
+        message[THINKING_BLOCKS] = thinking
     usage = anthropic_usage(msg.get("usage"))
     choice = {
         "index": 0,
@@ -73,6 +85,8 @@ def from_anthropic_message(msg: dict[str, Any], created: int) -> Completion:
         "finish_reason": finish_reason(msg.get("stop_reason")) or "stop",
         "logprobs": None,
     }
+    if msg.get("stop_reason") == "stop_sequence" and isinstance(msg.get("stop_sequence"), str):
+        choice["stop_reason"] = msg["stop_sequence"]
     body = {
         "id": str(msg.get("id") or ""),
         "object": "chat.completion",
@@ -107,6 +121,7 @@ class StreamTranslator:
         self._model = ""
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
+        self._thoughts: dict[int, int] = {}  # Anthropic block index -> thinking_blocks index
 
     @property
     def usage(self) -> Usage:
@@ -124,15 +139,26 @@ class StreamTranslator:
             self._id = str(message.get("id") or "")
             self._model = str(message.get("model") or "")
             self._add_usage(message.get("usage"))
-            return [self._chunk({"role": "assistant", "content": ""})]
+            first = self._chunk({"role": "assistant", "content": ""})
+            # The prompt's count is known from here on; a relay that reports usage before the
+            # end (Anthropic's own message_start) reads it off this chunk.
+            first.usage = self.usage
+            return [first]
         if kind == "content_block_start":
             return self._block_start(data)
         if kind == "content_block_delta":
             return self._block_delta(data)
         if kind == "message_delta":
             self._add_usage(data.get("usage"))
-            reason = finish_reason((data.get("delta") or {}).get("stop_reason"))
-            return [self._chunk({}, reason)] if reason else []
+            delta = data.get("delta") or {}
+            reason = finish_reason(delta.get("stop_reason"))
+            if not reason:
+                return []
+            chunk = self._chunk({}, reason)
+            if delta.get("stop_reason") == "stop_sequence":
+                sequence = delta.get("stop_sequence")  # named as vLLM names it
+                chunk.data["choices"][0]["stop_reason"] = sequence
+            return [chunk]
         if kind == "message_stop":
             self.done = True
             return [self._usage_chunk()]
@@ -149,8 +175,10 @@ class StreamTranslator:
         if kind == "text":
             text = block.get("text")
             return [self._chunk({"content": text})] if isinstance(text, str) and text else []
+        if kind in _THINKING_KINDS:
+            return self._thinking_start(data, block)
         if kind != "tool_use":
-            return []  # thinking and server-tool blocks are not part of a chat completion
+            return []  # server-tool blocks are not part of a chat completion
         position = len(self._tools)
         self._tools[_index(data)] = position
         # The real API starts input as {} and streams it; a filled one is sent whole.
@@ -173,7 +201,22 @@ class StreamTranslator:
                 return []
             call = {"index": position, "function": {"arguments": partial}}
             return [self._chunk({"tool_calls": [call]})]
-        return []  # thinking, signature and citation deltas
+        key = _THINKING_DELTAS.get(str(kind))
+        position = self._thoughts.get(_index(data))
+        piece = delta.get(key) if key is not None else None
+        if position is None or not isinstance(piece, str) or not piece:
+            return []  # citation deltas, and deltas of blocks not seen to start
+        item = {"index": position, "type": "thinking", str(key): piece}
+        return [self._chunk({THINKING_BLOCKS: [item]})]
+
+    def _thinking_start(self, data: dict[str, Any], block: dict[str, Any]) -> list[StreamChunk]:
+        """A thinking block becomes ``thinking_blocks`` deltas (by the block's position among
+        the thinking blocks, as tool calls go by theirs); a redacted one arrives whole."""
+        position = self._thoughts[_index(data)] = len(self._thoughts)
+        item = {k: v for k, v in block.items() if v} | {"index": position}
+        if block.get("type") == "thinking" and len(item) == 2:
+            return []  # an empty start: the deltas carry its text and signature
+        return [self._chunk({THINKING_BLOCKS: [item]})]
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> StreamChunk:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
@@ -192,6 +235,9 @@ class StreamTranslator:
             "created": self.created,
             "model": self._model,
         }
+
+
+_THINKING_DELTAS = {"thinking_delta": "thinking", "signature_delta": "signature"}
 
 
 def _index(data: dict[str, Any]) -> int:

@@ -20,7 +20,12 @@ from modelroute.providers.anthropic_answer import (
     finish_reason,
     from_anthropic_message,
 )
-from modelroute.request_fields import OUTPUT_LIMIT_KEYS, whole_count
+from modelroute.request_fields import (
+    ANTHROPIC_FIELDS,
+    OUTPUT_LIMIT_KEYS,
+    THINKING_BLOCKS,
+    whole_count,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -35,6 +40,8 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 4096
 
 _TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
+# What the request is built from here whatever ANTHROPIC_FIELDS says.
+_BUILT_HERE = frozenset({"model", "messages", "stream"})
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -46,7 +53,9 @@ def to_anthropic_request(body: dict[str, Any], model_id: str) -> dict[str, Any]:
 
     Fields Anthropic does not accept (n, logprobs, response_format, seed, penalties,
     stream_options, our own metadata...) are dropped rather than passed through, because
-    Anthropic rejects unknown fields with a 400.
+    Anthropic rejects unknown fields with a 400. The Messages fields a client of the
+    Anthropic door sent with no canonical counterpart (``ANTHROPIC_FIELDS``: thinking, top_k,
+    service_tier, ...) go out as sent, and thinking blocks back at the head of their turn.
     """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -60,6 +69,9 @@ def to_anthropic_request(body: dict[str, Any], model_id: str) -> dict[str, Any]:
         out["system"] = system[0]["text"] if single else system
     _add_tools(out, body)
     _add_sampling(out, body)
+    extra = body.get(ANTHROPIC_FIELDS)
+    if isinstance(extra, dict):  # a Messages request's own fields, exactly as its client sent
+        out.update((k, v) for k, v in extra.items() if k not in _BUILT_HERE)
     return out
 
 
@@ -172,7 +184,11 @@ def _image_block(spec: object, where: str) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    blocks = _text_blocks(message.get("content"), f"{where}.content")
+    thinking = message.get(THINKING_BLOCKS) or []
+    if not isinstance(thinking, list) or not all(isinstance(b, dict) for b in thinking):
+        raise ValueError(f"{where}.{THINKING_BLOCKS}: must be a list of blocks")
+    # First, unchanged: Claude checks their signatures, and wants them before the tool use.
+    blocks = list(thinking) + _text_blocks(message.get("content"), f"{where}.content")
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise ValueError(f"{where}.tool_calls: must be a list")

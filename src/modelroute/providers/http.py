@@ -11,6 +11,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from modelroute.providers.connection import Connection, Response
 from modelroute.types import UpstreamError
 
@@ -251,6 +253,14 @@ async def read_error(response: Response) -> UpstreamError:
         headers=dict(response.headers),
         detail=body[:200].decode("utf-8", "replace"),
     )
+
+
+def unsendable(detail: str) -> UpstreamError:
+    """A request this upstream cannot be sent, failed as its 400 would fail, unsent."""
+    error = {
+        "error": {"message": detail, "type": "invalid_request_error", "param": None, "code": None}
+    }
+    return UpstreamError(status=400, body=orjson.dumps(error), detail=detail)
 
 
 def _event(block: bytes) -> tuple[str, bytes] | None:

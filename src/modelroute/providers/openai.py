@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
-from modelroute.providers.http import Transport, json_headers, read_error, sse_events
+from modelroute.providers.http import (
+    Transport,
+    json_headers,
+    read_error,
+    sse_events,
+    unsendable,
+)
+from modelroute.providers.openai_body import openai_body
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 
@@ -25,7 +32,10 @@ class OpenAIProvider:
         return json_headers(extra)
 
     async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
-        payload = orjson.dumps({**body, "model": model.model_id, "stream": False})
+        # A streamed request can be asked whole (a cascade's early tier): OpenAI refuses
+        # stream_options without stream with a 400, so they go too.
+        body = _without(_wire_body(model, body), "stream_options")
+        payload = orjson.dumps({**_sendable(body), "model": model.model_id, "stream": False})
         url = f"{model.base_url}/chat/completions"
         async with self.transport.post(url, self._headers(api_key), payload) as response:
             if response.status != 200:
@@ -49,7 +59,12 @@ class OpenAIProvider:
         # Usage arrives only when asked for; cost accounting needs it on every stream.
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         payload = orjson.dumps(
-            {**body, "model": model.model_id, "stream": True, "stream_options": options}
+            {
+                **_sendable(_wire_body(model, body)),
+                "model": model.model_id,
+                "stream": True,
+                "stream_options": options,
+            }
         )
         url = f"{model.base_url}/chat/completions"
         headers = self._headers(api_key)
@@ -79,6 +94,28 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         """The transport is shared; its owner closes it."""
+
+
+def _without(body: dict[str, Any], field: str) -> dict[str, Any]:
+    if field not in body:
+        return body
+    return {key: value for key, value in body.items() if key != field}
+
+
+def _sendable(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI accepts ``metadata`` only with ``store: true`` (else a 400): without it, the
+    client's metadata is the gateway's alone (routing reads it, records keep it)."""
+    if "metadata" in body and body.get("store") is not True:
+        return _without(body, "metadata")
+    return body
+
+
+def _wire_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
+    """A body this model cannot be sent fails as the upstream's 400 would, before sending."""
+    try:
+        return openai_body(body, model.name)
+    except ValueError as exc:
+        raise unsendable(str(exc)) from None
 
 
 def _chunk(data: bytes) -> StreamChunk:

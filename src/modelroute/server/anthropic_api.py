@@ -7,8 +7,10 @@ Errors leave in Anthropic's error format.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from modelroute.errors import ModelrouteError
 from modelroute.router import ChatStream, Router, StreamFailed
 from modelroute.server.anthropic_front import (
     StreamToAnthropic,
@@ -25,6 +27,13 @@ from modelroute.server.asgi import (
     start_stream,
 )
 from modelroute.server.errors import HttpError, http_error
+
+# A failure after the first byte, as the type of Anthropic's ``error`` event.
+_STREAM_ERROR_TYPES = {
+    "overloaded": "overloaded_error",
+    "rate_limited": "overloaded_error",
+    "timeout": "timeout_error",
+}
 
 
 class AnthropicDoor:
@@ -50,7 +59,6 @@ class AnthropicDoor:
         headers = request_headers(scope)
         if body.get("stream"):  # Anthropic streams always end with usage; ask for it
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        requested = str(raw.get("model", ""))
         try:
             if body.get("stream"):
                 stream = await self.router.stream(body, headers, endpoint="messages")
@@ -61,16 +69,50 @@ class AnthropicDoor:
             await send_json(send, error.status, error.anthropic(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay(stream, requested, scope, receive, send)
+            await self._relay(stream, scope, receive, send)
         else:
-            message = completion_to_message(result.completion, requested)
+            model = result.completion.model_reported or self._model_id(result.headers)
+            message = completion_to_message(result.completion, model)
             await send_json(send, 200, message, result.headers.items())
 
-    async def _relay(
-        self, stream: ChatStream, model: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages/count_tokens``: the prompt's tokens as routing estimates them
+        (offline, with OpenAI's o200k tokenizer: Claude's own count differs by a few percent
+        to tens of percent). Not routed, so no record."""
+        from modelroute.server.app import read_json
+
+        raw, problem = await read_json(receive)
+        if problem is None:
+            try:
+                body = messages_to_openai(raw, counting=True)
+                tokens = self.router.prompt_tokens(body, request_headers(scope))
+            except ValueError as exc:
+                problem = HttpError(400, "invalid_request", str(exc), {}, {})
+            except ModelrouteError as exc:
+                problem = http_error(exc)
+        if problem is not None:
+            await send_json(send, problem.status, problem.anthropic(), problem.headers.items())
+            return
+        await send_json(send, 200, {"input_tokens": tokens})
+
+    def _model_id(self, headers: Mapping[str, str]) -> str:
+        """The model that answered, as its provider named it (the body's ``model`` on both
+        doors; the route and the policy's name for the model are in x-modelroute-* headers).
+        The policy's ``model_id`` stands in when the provider named none."""
+        reported = headers.get("x-modelroute-model-version")
+        if reported:
+            return reported
+        name = headers.get("x-modelroute-model", "")
+        model = self.router.policy.models.get(name)
+        return model.model_id if model is not None else name
+
+    async def _relay(self, stream: ChatStream, scope: Scope, receive: Receive, send: Send) -> None:
         await start_stream(send, stream.headers.items())
-        translator = StreamToAnthropic(model, "msg_" + stream.record.request_id.replace("-", ""))
+        translator = StreamToAnthropic(
+            self._model_id(stream.headers),
+            "msg_" + stream.record.request_id.replace("-", ""),
+            stream.decision.prompt_tokens,  # until the upstream's own count is known
+        )
         watcher = Disconnect(receive, scope)
         parts: list[bytes] = []
         try:
@@ -88,11 +130,7 @@ class AnthropicDoor:
             parts.append(translator.finish())
             await send({"type": "http.response.body", "body": b"".join(parts)})
         except StreamFailed as exc:
-            kind = (
-                "overloaded_error"
-                if exc.failure_class in ("overloaded", "rate_limited")
-                else ("api_error")
-            )
+            kind = _STREAM_ERROR_TYPES.get(exc.failure_class, "api_error")
             parts.append(translator.error(kind, str(exc)))  # after what already arrived
             await send({"type": "http.response.body", "body": b"".join(parts)})
         finally:

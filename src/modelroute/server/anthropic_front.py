@@ -1,7 +1,10 @@
 """Translation for the Anthropic-compatible front door (``POST /v1/messages``). Pure.
 
-A client's Messages request becomes the canonical OpenAI body (``messages_to_openai``), is
-routed like any other, and the answer goes back as a Message (``completion_to_message``) or as
+A client's Messages request becomes the canonical OpenAI body (``messages_to_openai``): what
+has a Chat Completions field is translated, the rest (thinking, top_k, service_tier, fields
+unknown here) is kept as sent under ``ANTHROPIC_FIELDS`` and thinking blocks of earlier turns
+under ``THINKING_BLOCKS``, for the providers to pass on or translate. It is routed like any
+other, and the answer goes back as a Message (``completion_to_message``) or as
 Anthropic's stream events (``StreamToAnthropic``); the answer side lives in
 ``anthropic_reply`` and is re-exported here, the one import the server needs. The upstream
 direction is ``providers.anthropic_wire``; the two are inverses on everything both formats
@@ -14,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from modelroute.request_fields import whole_count
+from modelroute.request_fields import ANTHROPIC_FIELDS, THINKING_BLOCKS, whole_count
 from modelroute.server.anthropic_reply import (
     StreamToAnthropic,
     completion_to_message,
@@ -24,15 +27,25 @@ from modelroute.server.anthropic_reply import (
 __all__ = ["StreamToAnthropic", "completion_to_message", "error_body", "messages_to_openai"]
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
-# Blocks a client echoes back from earlier Claude turns that no OpenAI-format model can use.
-_DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+# Blocks a client echoes back from earlier Claude turns: kept beside the message, signed, for
+# the model that wrote them (an OpenAI-format model has no use for them and never sees them).
+_THINKING_KINDS = frozenset({"thinking", "redacted_thinking"})
+# The fields translated into the canonical body; every other goes under ANTHROPIC_FIELDS.
+_TRANSLATED = frozenset(
+    {
+        "model", "messages", "max_tokens", "system", "stop_sequences", "temperature",
+        "top_p", "stream", "metadata", "tools", "tool_choice",
+    }
+)  # fmt: skip
+_MIN_THINKING_BUDGET = 1024  # as the Messages API requires
 
 
 # -- requests --------------------------------------------------------------------------------
 
 
-def messages_to_openai(body: object) -> dict[str, Any]:
-    """A Messages request as the canonical OpenAI body; ``ValueError`` names what is wrong."""
+def messages_to_openai(body: object, *, counting: bool = False) -> dict[str, Any]:
+    """A Messages request as the canonical OpenAI body; ``ValueError`` names what is wrong.
+    ``counting``: a token-counting request, which has no ``max_tokens``."""
     if not isinstance(body, dict):
         raise ValueError("body: must be a JSON object")
     model = body.get("model")
@@ -41,17 +54,49 @@ def messages_to_openai(body: object) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages: Field required (a non-empty list)")
-    max_tokens = whole_count(body.get("max_tokens"))  # 292.0 is 292; sent on as an integer
-    if max_tokens is None:
-        raise ValueError("max_tokens: Field required (a positive integer)")
     out: dict[str, Any] = {
         "model": model,  # names a route or a model of the policy
         "messages": _system(body.get("system")) + _messages(messages),
-        "max_tokens": max_tokens,
     }
+    if not counting:
+        max_tokens = whole_count(body.get("max_tokens"))  # 292.0 is 292; sent as an integer
+        if max_tokens is None:
+            raise ValueError("max_tokens: Field required (a positive integer)")
+        out["max_tokens"] = max_tokens
     _copy_sampling(out, body)
     _copy_tools(out, body)
+    extra = _extensions(body, out.get("max_tokens"))
+    if extra:
+        out[ANTHROPIC_FIELDS] = extra
     return out
+
+
+def _extensions(body: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    """What the canonical body has no field for, as sent; what the gateway knows of it is
+    checked as the Messages API checks it, whichever upstream serves the request."""
+    extra = {k: v for k, v in body.items() if k not in _TRANSLATED and v is not None}
+    top_k = extra.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise ValueError("top_k: must be a non-negative integer")
+    if extra.get("service_tier", "auto") not in ("auto", "standard_only"):
+        raise ValueError("service_tier: must be 'auto' or 'standard_only'")
+    if "thinking" in extra:
+        _check_thinking(extra["thinking"], max_tokens)
+    return extra
+
+
+def _check_thinking(thinking: object, max_tokens: int | None) -> None:
+    if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+        raise ValueError("thinking: must be an object with a 'type'")
+    if thinking["type"] != "enabled":
+        return  # disabled, adaptive, ...: the upstream (or its translation) decides
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < _MIN_THINKING_BUDGET:
+        raise ValueError(
+            f"thinking.budget_tokens: must be an integer of at least {_MIN_THINKING_BUDGET}"
+        )
+    if max_tokens is not None and budget >= max_tokens:
+        raise ValueError("thinking.budget_tokens: must be less than max_tokens")
 
 
 def _system(system: object) -> list[dict[str, Any]]:
@@ -125,13 +170,16 @@ def _assistant_message(content: object, where: str) -> dict[str, Any]:
         return {"role": "assistant", "content": content}
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for j, block in enumerate(_blocks(content, where)):
         at, kind = f"{where}.content.{j}", block["type"]
         if kind == "text":
             texts.append(_text_part(block, at)["text"])
         elif kind == "tool_use":
             calls.append(_tool_call(block, at))
-        elif kind not in _DROPPED_BLOCKS:
+        elif kind in _THINKING_KINDS:
+            thinking.append(block)  # as sent: its signature covers it
+        else:
             raise ValueError(f"{at}.type: unsupported block type {kind!r} in an assistant message")
     # OpenAI wants content null beside tool calls, and a string without them.
     message: dict[str, Any] = {
@@ -140,6 +188,8 @@ def _assistant_message(content: object, where: str) -> dict[str, Any]:
     }
     if calls:
         message["tool_calls"] = calls
+    if thinking:
+        message[THINKING_BLOCKS] = thinking
     return message
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from modelroute.request_fields import THINKING_BLOCKS
 from modelroute.types import Completion, StreamChunk, Usage
 
 _STOP_REASON = {
@@ -39,6 +40,19 @@ def stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:
     return _STOP_REASON.get(finish_reason or "stop", "end_turn")
 
 
+def stop_fields(
+    finish_reason: str | None, has_tool_calls: bool, matched: object
+) -> tuple[str, str | None]:
+    """``stop_reason`` and ``stop_sequence``. ``matched`` is the choice's ``stop_reason``:
+    the stop sequence that ended the answer when the upstream names it (an Anthropic
+    upstream, or a server that reports it as vLLM does). OpenAI's API never does, and its
+    "stop" is then ``end_turn``: which sequence matched, if any, is not guessed."""
+    reason = stop_reason(finish_reason, has_tool_calls)
+    if finish_reason == "stop" and reason == "end_turn" and isinstance(matched, str):
+        return "stop_sequence", matched
+    return reason, None
+
+
 def usage_to_anthropic(usage: Usage | None) -> dict[str, int]:
     """Anthropic counts uncached input apart from cache reads and writes."""
     usage = usage or Usage()
@@ -55,21 +69,26 @@ def completion_to_message(completion: Completion, model: str) -> dict[str, Any]:
     """An OpenAI-shaped ``Completion`` as an Anthropic Message."""
     choices = completion.body.get("choices") or []
     first = choices[0] if choices and isinstance(choices[0], dict) else {}
-    calls = (first.get("message") or {}).get("tool_calls") or []
-    content: list[dict[str, Any]] = []
+    answer = first.get("message") or {}
+    calls = answer.get("tool_calls") or []
+    # Thinking first, as Claude writes it (and as it must be sent back in a tool loop).
+    content: list[dict[str, Any]] = [
+        block for block in answer.get(THINKING_BLOCKS) or () if isinstance(block, dict)
+    ]
     if completion.content:
         content.append({"type": "text", "text": completion.content})
     for call in calls:
         if isinstance(call, dict):
             content.append(_tool_use_block(call))
+    reason, sequence = stop_fields(completion.finish_reason, bool(calls), first.get("stop_reason"))
     return {
         "id": message_id(completion.body.get("id")),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(completion.finish_reason, bool(calls)),
-        "stop_sequence": None,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
         "usage": usage_to_anthropic(completion.usage),
     }
 
@@ -99,27 +118,22 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-_PLACEHOLDER_USAGE = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cache_creation_input_tokens": 0,
-    "cache_read_input_tokens": 0,
-}
-
-
 class StreamToAnthropic:
     """OpenAI ``chat.completion.chunk`` events in, Anthropic stream events (SSE bytes) out.
 
     The sequence is Anthropic's: message_start, ping, then for each content block
     content_block_start, content_block_delta..., content_block_stop, and at ``finish()``
-    message_delta (stop reason and usage) and message_stop. Token counts are unknown when the
-    stream starts (the usage chunk comes last), so message_start carries zeros and
-    message_delta the totals, which Anthropic's SDK applies as cumulative values.
+    message_delta (stop reason and usage) and message_stop. message_start carries the
+    prompt's tokens as the upstream counted them when its first chunk says (an Anthropic
+    upstream does), else ``input_tokens``, an estimate; message_delta has the totals, which
+    Anthropic's SDK applies as cumulative values. ``model`` names the model when the first
+    chunk does not.
     """
 
-    def __init__(self, model: str, message_id: str) -> None:
+    def __init__(self, model: str, message_id: str, input_tokens: int = 0) -> None:
         self.model = model
         self.message_id = message_id
+        self.input_tokens = input_tokens
         self.usage: Usage | None = None
         self._started = False
         self._ended = False
@@ -127,24 +141,31 @@ class StreamToAnthropic:
         self._open_text = False  # whether the open block is a text block
         self._next = 0
         self._tools: dict[int, int] = {}  # OpenAI tool_calls index -> content block index
+        self._thinking: dict[int, int] = {}  # thinking_blocks index -> content block index
         self._finish: str | None = None
+        self._matched: object = None  # the stop sequence, when the upstream names it
 
     def feed(self, chunk: StreamChunk) -> bytes:
         if self._ended:
             return b""
-        out = self._start()
         if chunk.usage is not None:
             self.usage = chunk.usage
+        out = self._start(chunk.data.get("model"))
+        choices = chunk.data.get("choices") or []
+        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        if chunk.thinking:
+            for item in (choice.get("delta") or {}).get(THINKING_BLOCKS) or []:
+                if isinstance(item, dict):
+                    out += self._think(item)
         if chunk.content:
             out += self._text(chunk.content)
         if chunk.tool_call:
-            choices = chunk.data.get("choices") or []
-            delta = choices[0].get("delta") or {}
-            for call in delta.get("tool_calls") or []:
+            for call in (choice.get("delta") or {}).get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool(call)
         if chunk.finish_reason:
             self._finish = chunk.finish_reason
+            self._matched = choice.get("stop_reason")
         return out
 
     def finish(self) -> bytes:
@@ -153,12 +174,10 @@ class StreamToAnthropic:
             return b""
         out = self._start() + self._close()
         self._ended = True
+        reason, sequence = stop_fields(self._finish, bool(self._tools), self._matched)
         delta = {
             "type": "message_delta",
-            "delta": {
-                "stop_reason": stop_reason(self._finish, bool(self._tools)),
-                "stop_sequence": None,
-            },
+            "delta": {"stop_reason": reason, "stop_sequence": sequence},
             "usage": usage_to_anthropic(self.usage),
         }
         return out + sse("message_delta", delta) + sse("message_stop", {"type": "message_stop"})
@@ -168,7 +187,7 @@ class StreamToAnthropic:
         self._ended = True
         return self._start() + sse("error", error_body(type, message))
 
-    def _start(self) -> bytes:
+    def _start(self, model: object = None) -> bytes:
         if self._started:
             return b""
         self._started = True
@@ -176,11 +195,11 @@ class StreamToAnthropic:
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
-            "model": self.model,
+            "model": model if isinstance(model, str) and model else self.model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _PLACEHOLDER_USAGE,
+            "usage": usage_to_anthropic(self.usage or Usage(input_tokens=self.input_tokens)),
         }
         start = sse("message_start", {"type": "message_start", "message": message})
         return start + sse("ping", {"type": "ping"})
@@ -191,6 +210,25 @@ class StreamToAnthropic:
             out = self._close() + self._open_block({"type": "text", "text": ""}, text=True)
         delta = {"type": "text_delta", "text": text}
         return out + sse("content_block_delta", _delta(self._open, delta))
+
+    def _think(self, item: dict[str, Any]) -> bytes:
+        """A piece of a thinking block: its text, its signature, or a whole redacted block."""
+        position = item.get("index")
+        position = position if isinstance(position, int) else 0
+        out = b""
+        block = self._thinking.get(position)
+        if block is None:
+            if item.get("type") == "redacted_thinking":
+                start = {"type": "redacted_thinking", "data": str(item.get("data") or "")}
+            else:
+                start = {"type": "thinking", "thinking": "", "signature": ""}
+            out = self._close() + self._open_block(start, text=False)
+            block = self._thinking[position] = self._next - 1
+        for key, kind in (("thinking", "thinking_delta"), ("signature", "signature_delta")):
+            piece = item.get(key)
+            if isinstance(piece, str) and piece:
+                out += sse("content_block_delta", _delta(block, {"type": kind, key: piece}))
+        return out
 
     def _tool(self, call: dict[str, Any]) -> bytes:
         position = call.get("index")

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from modelroute.records.ids import uuid7
 from modelroute.router import ChatStream, Router, StreamFailed
-from modelroute.server import anthropic_api
+from modelroute.server import anthropic_api, models_api
 from modelroute.server.asgi import (
     BodyTooLarge,
     Disconnect,
@@ -23,6 +24,7 @@ from modelroute.server.asgi import (
     Receive,
     Scope,
     Send,
+    add_request_ids,
     read_body,
     request_headers,
     send_json,
@@ -69,6 +71,7 @@ class Gateway:
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/messages/count_tokens"): self.count_tokens,
             ("GET", "/v1/models"): self.models,
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
@@ -84,15 +87,15 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
-        handler = self.routes.get((scope["method"], scope["path"]))
-        if handler is None:
-            await self.not_found(scope, send)
-            return
+        handler = self._handler(scope["method"], scope["path"])
         started = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                headers = message["headers"] = list(message.get("headers", ()))
+                add_request_ids(headers, self._fresh_id)
             await send(message)
 
         try:
@@ -105,8 +108,8 @@ class Gateway:
                 await send({"type": "http.response.body", "body": b""})
                 return
             error = http_error(RuntimeError())
-            body = error.anthropic() if scope["path"] == "/v1/messages" else error.openai()
-            await send_json(send, 500, body)
+            body = error.anthropic() if _speaks_anthropic(scope) else error.openai()
+            await send_json(tracking_send, 500, body)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -129,9 +132,22 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def not_found(self, scope: Scope, send: Send) -> None:
+    @staticmethod
+    def _fresh_id() -> str:
+        """A request id for a response that has no record (health, model lists, 404s)."""
+        return str(uuid7())
+
+    def _handler(self, method: str, path: str) -> Handler:
+        handler = self.routes.get((method, path))
+        if handler is None and method == "GET" and path.startswith(models_api.MODEL_PREFIX):
+            return self.model
+        return handler or self.not_found
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         allowed = sorted(method for method, known in self.routes if known == path)
+        if path.startswith(models_api.MODEL_PREFIX):
+            allowed = ["GET"]
         if allowed:
             error = HttpError(
                 405,
@@ -142,7 +158,7 @@ class Gateway:
             )
         else:
             error = HttpError(404, "not_found", f"no endpoint {path}", {}, {})
-        body = error.anthropic() if path == "/v1/messages" else error.openai()
+        body = error.anthropic() if _speaks_anthropic(scope) else error.openai()
         await send_json(send, error.status, body, error.headers.items())
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -209,6 +225,9 @@ class Gateway:
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.handle(scope, receive, send)
 
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.anthropic.count_tokens(scope, receive, send)
+
     async def metrics_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metrics is None:
             await send_text(send, 404, "metrics are not enabled\n")
@@ -230,28 +249,10 @@ class Gateway:
         await handle_feedback(self.router, scope, receive, send)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = self.router.policy
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "modelroute",
-                "route": route.name,
-            }
-            for name, route in policy.names.items()
-        ]
-        data += [
-            {
-                "id": m.name,
-                "object": "model",
-                "created": 0,
-                "owned_by": m.provider,
-                "model_id": m.model_id,
-            }
-            for m in policy.models.values()
-        ]
-        await send_json(send, 200, {"object": "list", "data": data})
+        await models_api.list_models(self.router.policy, scope, send)
+
+    async def model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await models_api.get_model(self.router.policy, scope, send)
 
     async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, {"status": "ok"})
@@ -274,6 +275,13 @@ class Gateway:
 
     async def openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_text(send, 200, openapi_text(), b"application/json")
+
+
+def _speaks_anthropic(scope: Scope) -> bool:
+    """Errors outside the doors' own handlers answer in the caller's format."""
+    if scope["path"].startswith("/v1/messages"):
+        return True
+    return models_api.speaks_anthropic(request_headers(scope))
 
 
 def create_app(router: Router, metrics: MetricsSink | None = None) -> Gateway:

@@ -49,6 +49,19 @@ def _raw_headers(
     return headers
 
 
+# The official SDKs read a response's request id from these (openai: x-request-id,
+# anthropic: request-id); both carry the record's id when the response has a record.
+_RECORD_ID = b"x-modelroute-request-id"
+
+
+def add_request_ids(headers: list[tuple[bytes, bytes]], fresh: Callable[[], str]) -> None:
+    """Add ``x-request-id`` and ``request-id``: the record's id, else ``fresh()``."""
+    value = next((v for k, v in headers if k == _RECORD_ID), None)
+    if value is None:
+        value = fresh().encode()
+    headers += ((b"x-request-id", value), (b"request-id", value))
+
+
 async def send_json(
     send: Send, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()
 ) -> None:

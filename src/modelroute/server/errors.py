@@ -30,16 +30,21 @@ _OPENAI_TYPES = {
     503: "service_unavailable",
     504: "timeout",
 }
+# Anthropic's error types by status, as its API documents them.
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
     413: "request_too_large",
     422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
     502: "api_error",
     503: "overloaded_error",
-    504: "api_error",
-    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
 }
 
 

@@ -27,6 +27,7 @@ from modelroute.server.openapi_common import (
     obj,
     ref,
 )
+from modelroute.server.openapi_models import MODEL_PATHS, MODEL_SCHEMAS
 from modelroute.server.openapi_openai import OPENAI_SCHEMAS
 
 # -- operations ----------------------------------------------------------------------------
@@ -41,7 +42,7 @@ _LIMITS = {
 
 def _routing_headers() -> list[Schema]:
     """The x-modelroute-* request headers: a task, and limits that may only tighten the
-    route's own (``metadata`` may carry the same under the field names)."""
+    route's own (``metadata`` may carry the same under these names or the field names)."""
     headers: list[Schema] = [
         {
             "name": TASK_HEADER,
@@ -71,6 +72,14 @@ def _routing_headers() -> list[Schema]:
 _RESPONSE_HEADERS = {
     "x-modelroute-request-id": {
         "description": "The id of this request's record.",
+        "schema": STRING,
+    },
+    "x-request-id": {
+        "description": "The same id, where the openai SDK reads it (on every response).",
+        "schema": STRING,
+    },
+    "request-id": {
+        "description": "The same id, where the anthropic SDK reads it (on every response).",
         "schema": STRING,
     },
 }
@@ -154,18 +163,41 @@ def _operations() -> dict[str, Any]:
                 },
             }
         },
-        "/v1/models": {
-            "get": {
-                "operationId": "listModels",
-                "summary": "The routes, aliases and models of the policy.",
+        "/v1/messages/count_tokens": {
+            "post": {
+                "operationId": "countMessageTokens",
+                "summary": "The prompt's tokens, as routing estimates them.",
+                "description": "An offline estimate with OpenAI's o200k tokenizer, the one the "
+                "planner uses for its constraints; Claude's own tokenizer counts differently (by "
+                "a few percent to tens of percent). Not routed: nothing is sent upstream.",
+                "parameters": [
+                    {
+                        "name": "anthropic-version",
+                        "in": "header",
+                        "required": False,
+                        "schema": STRING,
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": ref("MessageCountTokensRequest")}},
+                },
                 "responses": {
                     "200": {
-                        "description": "An OpenAI model list.",
-                        "content": {JSON: {"schema": ref("ModelList")}},
-                    }
+                        "description": "The estimate.",
+                        "content": {
+                            JSON: {"schema": obj({"input_tokens": INT}, ("input_tokens",))}
+                        },
+                    },
+                    **{
+                        status: error
+                        for status, error in _errors("AnthropicError").items()
+                        if status in ("400", "404", "413")
+                    },
                 },
             }
         },
+        **MODEL_PATHS,
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -210,28 +242,6 @@ def _operations() -> dict[str, Any]:
     }
 
 
-_MODEL_LIST = obj(
-    {
-        "object": {"const": "list"},
-        "data": {
-            "type": "array",
-            "items": obj(
-                {
-                    "id": STRING,
-                    "object": {"const": "model"},
-                    "created": INT,
-                    "owned_by": STRING,
-                    "route": STRING,
-                    "model_id": STRING,
-                },
-                ("id", "object", "created", "owned_by"),
-            ),
-        },
-    },
-    ("object", "data"),
-)
-
-
 def _build() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -242,9 +252,7 @@ def _build() -> dict[str, Any]:
             "to the model best suited to it, by the policy the gateway was started with.",
         },
         "paths": _operations(),
-        "components": {
-            "schemas": {**OPENAI_SCHEMAS, **ANTHROPIC_SCHEMAS, "ModelList": _MODEL_LIST}
-        },
+        "components": {"schemas": {**OPENAI_SCHEMAS, **ANTHROPIC_SCHEMAS, **MODEL_SCHEMAS}},
     }
 
 

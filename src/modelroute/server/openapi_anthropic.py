@@ -26,6 +26,7 @@ ANTHROPIC_ERROR_TYPES = [
     "rate_limit_error",
     "api_error",
     "overloaded_error",
+    "timeout_error",
 ]
 
 ANTHROPIC_SCHEMAS: dict[str, Schema] = {
@@ -54,6 +55,32 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
         },
         ("type", "source"),
     ),
+    "AnthropicThinkingBlock": obj(
+        {"type": {"const": "thinking"}, "thinking": STRING, "signature": STRING},
+        ("type", "thinking", "signature"),
+        description="Claude's thinking, signed; sent back unchanged in a tool loop.",
+    ),
+    "AnthropicRedactedThinkingBlock": obj(
+        {"type": {"const": "redacted_thinking"}, "data": STRING}, ("type", "data")
+    ),
+    "AnthropicThinking": {
+        "anyOf": [
+            obj(
+                {
+                    "type": {"const": "enabled"},
+                    "budget_tokens": {"type": "integer", "minimum": 1024},
+                    "display": {"enum": ["summarized", "omitted"]},
+                },
+                ("type", "budget_tokens"),
+                description="budget_tokens must be less than max_tokens.",
+            ),
+            obj({"type": {"const": "disabled"}}, ("type",)),
+            obj({"type": {"const": "adaptive"}}, ("type",)),
+        ],
+        "description": "Passed unchanged to Anthropic-format models. An OpenAI-format model "
+        "gets `enabled` as `reasoning_effort` (a budget under 4,096 tokens is low, under "
+        "16,384 medium, else high) and `disabled` as nothing; other kinds are a 400 there.",
+    },
     "AnthropicToolUseBlock": obj(
         {
             "type": {"const": "tool_use"},
@@ -107,6 +134,8 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
                             "anyOf": [
                                 ref("AnthropicTextBlock"),
                                 ref("AnthropicToolUseBlock"),
+                                ref("AnthropicThinkingBlock"),
+                                ref("AnthropicRedactedThinkingBlock"),
                             ]
                         },
                     },
@@ -161,7 +190,16 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
             "stream": {"type": "boolean"},
             "temperature": {"type": "number", "minimum": 0, "maximum": 1},
             "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-            "top_k": {"type": "integer", "minimum": 0},
+            "top_k": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Anthropic-format models only (a 400 for OpenAI-format ones).",
+            },
+            "thinking": ref("AnthropicThinking"),
+            "service_tier": {
+                "enum": ["auto", "standard_only"],
+                "description": "OpenAI-format models get `auto` or `default`.",
+            },
             "metadata": {
                 "type": "object",
                 "properties": {"user_id": NULLABLE_STRING, **ROUTING_METADATA},
@@ -171,7 +209,29 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
             "tool_choice": ref("AnthropicToolChoice"),
         },
         ("model", "max_tokens", "messages"),
-        description="An Anthropic Messages request; it is routed like a chat completion.",
+        description="An Anthropic Messages request; it is routed like a chat completion. "
+        "Fields not described here pass unchanged to Anthropic-format models; an "
+        "OpenAI-format model answers 400 to them.",
+    ),
+    "MessageCountTokensRequest": obj(
+        {
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A route, an alias of a route, or a model of the policy.",
+            },
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"anyOf": [ref("AnthropicUserMessage"), ref("AnthropicAssistantMessage")]},
+            },
+            "system": {"anyOf": [STRING, {"type": "array", "items": ref("AnthropicTextBlock")}]},
+            "tools": {"type": "array", "items": ref("AnthropicTool")},
+            "tool_choice": ref("AnthropicToolChoice"),
+            "thinking": ref("AnthropicThinking"),
+        },
+        ("model", "messages"),
+        description="What a Messages request would send, without max_tokens.",
     ),
     "AnthropicMessage": obj(
         {
@@ -184,6 +244,8 @@ ANTHROPIC_SCHEMAS: dict[str, Schema] = {
                 "items": {
                     "anyOf": [
                         obj({"type": {"const": "text"}, "text": STRING}, ("type", "text")),
+                        ref("AnthropicThinkingBlock"),
+                        ref("AnthropicRedactedThinkingBlock"),
                         obj(
                             {
                                 "type": {"const": "tool_use"},

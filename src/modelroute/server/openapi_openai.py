@@ -168,8 +168,9 @@ OPENAI_SCHEMAS: dict[str, Schema] = {
                     "properties": ROUTING_METADATA,
                     "additionalProperties": {"type": "string", "maxLength": 512},
                     "description": "`task` selects the route like x-modelroute-task; "
-                    "`max_cost_usd`, `max_latency_ms` and `min_quality` tighten its limits "
-                    "like the x-modelroute-* headers (which win).",
+                    "`max_cost_usd`, `max_latency_ms` and `min_quality` (or the "
+                    "x-modelroute-* headers' names) tighten its limits like those headers "
+                    "(which win).",
                 }
             ),
         },

@@ -96,7 +96,10 @@ class ToolCall(_Strict):
 
 
 class Answer(_Strict):
-    """One row of the answer table: a case-insensitive substring of the last user text."""
+    """One row of the answer table: a case-insensitive substring of the last user text.
+
+    A row with a ``tool_call`` calls that tool when the request offers it and allows calls;
+    otherwise it answers its ``content``, or the model's ``default_answer`` if it has none."""
 
     match: str = ""
     content: str = ""
@@ -108,7 +111,7 @@ class ModelConfig(_Strict):
     """Scripted behaviour of one simulated model (keyed by the name clients send)."""
 
     reported_model: str | None = None
-    system_fingerprint: str | None = None
+    system_fingerprint: str | None = None  # default: fp_ and a hash of the reported model
     latency_ms: Percentiles = Field(default_factory=Percentiles)
     ttft_ms: Percentiles = Field(default_factory=Percentiles)
     tokens_per_second: float = Field(default=1000.0, gt=0.0)

@@ -9,17 +9,19 @@ the same outcome counts, whatever the interleaving between models.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
 from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import orjson
 
 from modelroute.testing.sim_config import Answer, FaultName, ModelConfig, Percentiles
+from modelroute.testing.sim_json import json_content
 
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 # z-score of the 95th percentile of a standard normal, to fit a lognormal to p50/p95.
@@ -92,6 +94,11 @@ class SimRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     include_usage: bool = False
+    n: int = 1  # choices to answer with (OpenAI's ``n``)
+    json_mode: str | None = None  # "object" | "schema": the content must be JSON
+    json_schema: Any = None  # the schema the content follows, for "schema"
+    tools_allowed: bool = True  # False when the client forbids tool calls
+    thinking: bool = False  # extended thinking asked for (Anthropic's wire)
 
 
 @dataclass(slots=True)
@@ -137,7 +144,7 @@ class ModelRuntime:
         self.name = name
         self.rng = rng
         self.reported_model = config.reported_model or name
-        self.fingerprint = config.system_fingerprint
+        self.fingerprint = config.system_fingerprint or default_fingerprint(self.reported_model)
         self.latency = LatencyDist(config.latency_ms)
         self.ttft = LatencyDist(config.ttft_ms)
         self.seconds_per_token = 1.0 / config.tokens_per_second
@@ -145,7 +152,7 @@ class ModelRuntime:
         self.retry_after_s = config.retry_after_s
         self.thresholds = _cumulative(config.faults.model_dump())
         self.script: deque[str] = deque(config.script)
-        self.answers = [_compile_answer(a) for a in config.answers]
+        self.answers = [_compile_answer(a, config.default_answer) for a in config.answers]
         self.default_answer = CompiledAnswer(
             "", config.default_answer, config.default_logprob, None
         )
@@ -172,6 +179,12 @@ class ModelRuntime:
         return self.default_answer
 
 
+def default_fingerprint(model: str) -> str:
+    """A stable ``system_fingerprint`` for a model that configures none: OpenAI's spec has it
+    a string, and real ones look like this (``fp_`` and ten hex digits)."""
+    return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
+
+
 def _cumulative(probabilities: dict[str, float]) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = []
     total = 0.0
@@ -183,12 +196,15 @@ def _cumulative(probabilities: dict[str, float]) -> list[tuple[float, str]]:
     return out
 
 
-def _compile_answer(answer: Answer) -> CompiledAnswer:
+def _compile_answer(answer: Answer, default: str) -> CompiledAnswer:
     tool = None
+    content = answer.content
     if answer.tool_call is not None:
         args = dict(answer.tool_call.arguments)
         tool = CompiledToolCall(answer.tool_call.name, args, orjson.dumps(args).decode())
-    return CompiledAnswer(answer.match.lower(), answer.content, answer.logprob, tool)
+        # Asked without the tool (not offered, or tool_choice "none"), a model says something.
+        content = content or default
+    return CompiledAnswer(answer.match.lower(), content, answer.logprob, tool)
 
 
 def estimate_prompt_tokens(texts: list[str], n_messages: int) -> int:
@@ -241,11 +257,15 @@ def build_reply(answer: CompiledAnswer, req: SimRequest, *, empty: bool) -> Repl
     if empty:
         return Reply(tokens=[], logprobs=[], finish="stop")
     tool = answer.tool_call
-    if tool is not None and tool.name in req.tool_names and not req.after_tool_result:
+    calls = req.tools_allowed and not req.after_tool_result
+    if tool is not None and tool.name in req.tool_names and calls:
         js = tool.arguments_json
         pieces = [js[i : i + _TOOL_PIECE_CHARS] for i in range(0, len(js), _TOOL_PIECE_CHARS)]
         return Reply(tokens=[], logprobs=[], finish="tool", tool=tool, tool_pieces=pieces)
-    content, stop_hit = _cut_at_stop(answer.content, req.stop)
+    text = answer.content
+    if req.json_mode is not None:
+        text = json_content(text, req.json_schema if req.json_mode == "schema" else None)
+    content, stop_hit = _cut_at_stop(text, req.stop)
     tokens = split_tokens(content)
     finish: Finish = "stop_sequence" if stop_hit is not None else "stop"
     if req.max_tokens is not None and len(tokens) > req.max_tokens:

@@ -39,7 +39,7 @@ class Exchange:
     token: str  # random hex, the tail of every id in this exchange
     created: int  # unix seconds
     model: str  # the reported model
-    fingerprint: str | None
+    fingerprint: str
     req: SimRequest
     reply: Reply
 

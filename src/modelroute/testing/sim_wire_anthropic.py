@@ -1,8 +1,10 @@
 """The Anthropic Messages wire format, as the simulator speaks it.
 
-Bodies are ``message`` objects with text or ``tool_use`` blocks; streams follow the real
-event sequence (message_start, content_block_start, ping, content_block_delta...,
-content_block_stop, message_delta, message_stop); errors are
+Bodies are ``message`` objects with text or ``tool_use`` blocks, after a ``thinking`` block
+when the request asks for thinking (``sim_thinking`` has its rules); unknown top-level fields
+are refused as the real API refuses them. Streams follow the real event sequence
+(message_start, content_block_start, ping, content_block_delta..., content_block_stop,
+message_delta, message_stop); errors are
 ``{"type": "error", "error": {"type": ..., "message": ...}}``.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 import orjson
 
 from modelroute.testing.sim_engine import ContextOverflow, SimRequest, estimate_prompt_tokens
+from modelroute.testing.sim_thinking import THOUGHT_TOKENS, check_history, thinking_block, thinks
 from modelroute.testing.sim_wire import (
     BadRequest,
     Exchange,
@@ -31,6 +34,16 @@ _STOP = {
     "tool": "tool_use",
     "stop_sequence": "stop_sequence",
 }
+# The top-level fields of a Messages request; the real API refuses any other.
+_FIELDS = frozenset(
+    {
+        "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
+        "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
+        "container", "mcp_servers", "context_management", "output_config", "cache_control",
+        "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+    }
+)  # fmt: skip
+_SERVICE_TIERS = ("auto", "standard_only")
 _PING = sse(b'{"type":"ping"}', "ping")
 _MESSAGE_STOP = sse(b'{"type":"message_stop"}', "message_stop")
 
@@ -61,7 +74,11 @@ class AnthropicWire:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest("messages: at least one message is required")
+        _check_fields(body)
+        thinking = thinks(body, max_tokens)
         texts, match_text, after_tool = _read_messages(messages)
+        _check_metadata(body.get("metadata"))
+        check_history(messages, thinking)
         system = body.get("system")
         n_messages = len(messages)
         if system is not None:
@@ -78,15 +95,16 @@ class AnthropicWire:
             tool_names=_tool_names(body.get("tools")),
             after_tool_result=after_tool,
             stop=string_list(body.get("stop_sequences"), "stop_sequences"),
+            thinking=thinking,
         )
 
     # -- complete bodies ------------------------------------------------------------------
 
     def completion(self, x: Exchange) -> bytes:
         body = _message(x)
-        body["content"] = _blocks(x)
+        body["content"] = ([thinking_block()] if x.req.thinking else []) + _blocks(x)
         body["stop_reason"], body["stop_sequence"] = _stop(x)
-        body["usage"] = _usage(x.req.prompt_tokens, x.reply.completion_tokens)
+        body["usage"] = _usage(x.req.prompt_tokens, _output_tokens(x))
         return orjson.dumps(body)
 
     def malformed_body(self, x: Exchange) -> bytes:
@@ -103,9 +121,11 @@ class AnthropicWire:
         # message_start reports output_tokens 1 like the real API; message_delta has the total.
         message["usage"] = _usage(x.req.prompt_tokens, 1)
         out = sse(orjson.dumps({"type": "message_start", "message": message}), "message_start")
+        if x.req.thinking:
+            out += _thinking_events()
         block = _open_block(x)
         if block is not None:
-            start = {"type": "content_block_start", "index": 0, "content_block": block}
+            start = {"type": "content_block_start", "index": _first(x), "content_block": block}
             out += sse(orjson.dumps(start), "content_block_start")
         return out + _PING
 
@@ -115,19 +135,19 @@ class AnthropicWire:
             delta = {"type": "input_json_delta", "partial_json": reply.tool_pieces[i]}
         else:
             delta = {"type": "text_delta", "text": reply.tokens[i]}
-        event = {"type": "content_block_delta", "index": 0, "delta": delta}
+        event = {"type": "content_block_delta", "index": _first(x), "delta": delta}
         return sse(orjson.dumps(event), "content_block_delta")
 
     def stream_tail(self, x: Exchange) -> bytes:
         out = b""
         if _open_block(x) is not None:
-            stop_block = {"type": "content_block_stop", "index": 0}
+            stop_block = {"type": "content_block_stop", "index": _first(x)}
             out += sse(orjson.dumps(stop_block), "content_block_stop")
         stop_reason, stop_sequence = _stop(x)
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-            "usage": {"output_tokens": x.reply.completion_tokens},
+            "usage": {"output_tokens": _output_tokens(x)},
         }
         return out + sse(orjson.dumps(delta), "message_delta") + _MESSAGE_STOP
 
@@ -179,6 +199,42 @@ class AnthropicWire:
             f"minute for {model}. Please try again in {retry_after_s:g}s."
         )
         return _error(429, "rate_limit_error", message)
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    unknown = next((key for key in body if key not in _FIELDS), None)
+    if unknown is not None:
+        raise BadRequest(f"{unknown}: Extra inputs are not permitted")
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise BadRequest("top_k: Input should be an integer greater than or equal to 0")
+    tier = body.get("service_tier")
+    if tier is not None and tier not in _SERVICE_TIERS:
+        raise BadRequest("service_tier: Input should be 'auto' or 'standard_only'")
+
+
+def _first(x: Exchange) -> int:
+    """The index of the answer's block: after the thinking block when there is one."""
+    return 1 if x.req.thinking else 0
+
+
+def _output_tokens(x: Exchange) -> int:
+    thought = len(THOUGHT_TOKENS) if x.req.thinking else 0
+    return x.reply.completion_tokens + thought
+
+
+def _thinking_events() -> bytes:
+    """Block 0: the thinking, piece by piece, then its signature (as the real API does)."""
+    block = thinking_block()
+    start = {"type": "thinking", "thinking": "", "signature": ""}
+    events = [("content_block_start", {"index": 0, "content_block": start})]
+    for piece in THOUGHT_TOKENS:
+        delta = {"type": "thinking_delta", "thinking": piece}
+        events.append(("content_block_delta", {"index": 0, "delta": delta}))
+    delta = {"type": "signature_delta", "signature": block["signature"]}
+    events += [("content_block_delta", {"index": 0, "delta": delta})]
+    events += [("content_block_stop", {"index": 0})]
+    return b"".join(sse(orjson.dumps({"type": name, **data}), name) for name, data in events)
 
 
 def _read_messages(messages: list[Any]) -> tuple[list[str], str, bool]:
@@ -236,6 +292,20 @@ def _open_block(x: Exchange) -> dict[str, Any] | None:
     if reply.tool is not None:
         return {"type": "tool_use", "id": f"toolu_{x.token}", "name": reply.tool.name, "input": {}}
     return {"type": "text", "text": ""} if reply.tokens else None
+
+
+def _check_metadata(metadata: object) -> None:
+    """Anthropic's ``metadata`` holds one optional field, ``user_id`` (a string of at most
+    256 characters); anything else is refused."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata: Input should be a valid dictionary")
+    for key, value in metadata.items():
+        if key != "user_id":
+            raise BadRequest(f"metadata.{key}: Extra inputs are not permitted")
+        if value is not None and (not isinstance(value, str) or len(value) > 256):
+            raise BadRequest("metadata.user_id: Input should be a string of at most 256 characters")
 
 
 def _blocks(x: Exchange) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from modelroute.testing.sim_engine import (
     estimate_prompt_tokens,
     top_alternatives,
 )
+from modelroute.testing.sim_openai_rules import check_request
 from modelroute.testing.sim_wire import (
     BadRequest,
     Exchange,
@@ -67,10 +68,12 @@ class OpenAIWire:
         max_tokens = optional_int(body, "max_completion_tokens", 1)
         if max_tokens is None:
             max_tokens = optional_int(body, "max_tokens", 1)
+        stream = optional_bool(body, "stream")
         options = body.get("stream_options")
+        asked = check_request(body, stream, "\n".join(texts))
         return SimRequest(
             model=model,
-            stream=optional_bool(body, "stream"),
+            stream=stream,
             max_tokens=max_tokens,
             match_text=match_text,
             prompt_tokens=estimate_prompt_tokens(texts, len(messages)),
@@ -80,6 +83,10 @@ class OpenAIWire:
             logprobs=logprobs,
             top_logprobs=top,
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            n=asked.n,
+            json_mode=asked.json_mode,
+            json_schema=asked.json_schema,
+            tools_allowed=asked.tools_allowed,
         )
 
     # -- complete bodies ------------------------------------------------------------------
@@ -101,14 +108,14 @@ class OpenAIWire:
                     "function": {"name": reply.tool.name, "arguments": reply.tool.arguments_json},
                 }
             ]
-        choice = {
-            "index": 0,
-            "message": message,
-            "logprobs": _logprobs(x, range(len(reply.tokens))) if x.req.logprobs else None,
-            "finish_reason": _FINISH[reply.finish],
-        }
+        logprobs = _logprobs(x, range(len(reply.tokens))) if x.req.logprobs else None
+        finish = _FINISH[reply.finish]
         body = _envelope(x, "chat.completion")
-        body["choices"] = [choice]
+        # n choices of the same answer: the simulator is deterministic, like temperature 0.
+        body["choices"] = [
+            {"index": i, "message": message, "logprobs": logprobs, "finish_reason": finish}
+            for i in range(x.req.n)
+        ]
         body["usage"] = _usage(x)
         return orjson.dumps(body)
 
@@ -259,16 +266,21 @@ def _envelope(x: Exchange, obj: str) -> dict[str, Any]:
 def _chunk(
     x: Exchange, delta: dict[str, Any], *, finish: str | None = None, logprobs: Any = None
 ) -> bytes:
-    body = _envelope(x, "chat.completion.chunk")
-    body["choices"] = [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]
-    if x.req.include_usage:
-        # With include_usage, OpenAI puts "usage": null on every chunk but the last.
-        body["usage"] = None
-    return sse(orjson.dumps(body))
+    """One event per choice: with ``n`` > 1, OpenAI streams each choice in its own chunks."""
+    out = b""
+    for index in range(x.req.n):
+        body = _envelope(x, "chat.completion.chunk")
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        body["choices"] = [choice]
+        if x.req.include_usage:
+            # With include_usage, OpenAI puts "usage": null on every chunk but the last.
+            body["usage"] = None
+        out += sse(orjson.dumps(body))
+    return out
 
 
 def _usage(x: Exchange) -> dict[str, Any]:
-    prompt, completion = x.req.prompt_tokens, x.reply.completion_tokens
+    prompt, completion = x.req.prompt_tokens, x.reply.completion_tokens * x.req.n
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
