@@ -63,9 +63,15 @@ async def read_json(receive: Receive) -> tuple[Any, HttpError | None]:
 
 
 class Gateway:
-    def __init__(self, router: Router, metrics: MetricsSink | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        metrics: MetricsSink | None = None,
+        feedback_token: str | None = None,
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        self._feedback_token = feedback_token  # never logged or shown
         router.failed_status = failed_status  # so a failed request's record has its status
         router.error_status = lambda err: http_error(err).status
         self.routes: dict[tuple[str, str], Handler] = {
@@ -246,7 +252,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
 
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await handle_feedback(self.router, scope, receive, send)
+        await handle_feedback(self.router, scope, receive, send, self._feedback_token)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         await models_api.list_models(self.router.policy, scope, send)
@@ -284,5 +290,8 @@ def _speaks_anthropic(scope: Scope) -> bool:
     return models_api.speaks_anthropic(request_headers(scope))
 
 
-def create_app(router: Router, metrics: MetricsSink | None = None) -> Gateway:
-    return Gateway(router, metrics)
+def create_app(
+    router: Router, metrics: MetricsSink | None = None, feedback_token: str | None = None
+) -> Gateway:
+    """``feedback_token``: who holds it may post feedback on any request (see feedback.py)."""
+    return Gateway(router, metrics, feedback_token)
