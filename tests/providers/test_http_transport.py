@@ -180,22 +180,46 @@ async def test_body_delimited_by_close(transport: Transport) -> None:
 
 
 async def test_a_connection_closed_while_idle_is_replaced(transport: Transport) -> None:
-    """The server's keep-alive ran out: the next request goes on a new connection, and the
-    request that raced the close is sent again (nothing had answered it)."""
+    """The server's keep-alive ran out while the connection sat in the pool: the next request
+    goes out on a new connection, and nothing is written to the closed one."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(reply(b"{}"))
+        await writer.drain()
+        # and close: one request per connection, like a server whose keep-alive is over
+
+    async with WireServer(handler) as server:
+        assert await post(transport, server.url) == (200, b"{}")
+        await asyncio.sleep(0.05)  # the close reaches the client while the connection idles
+        assert await post(transport, server.url) == (200, b"{}")
+    assert server.connections == 2
+    assert len(server.requests) == 2
+
+
+async def test_a_request_written_to_a_reused_connection_is_never_sent_again(
+    transport: Transport,
+) -> None:
+    """The server reads the second request on a kept-alive connection and closes without an
+    answer: the request may have been processed, so it fails (an attempt for the engine to
+    record and retry by its policy) instead of going out again behind the caller's back."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)
         writer.write(reply(b"{}"))
         await writer.drain()
         if server.connections == 1:
-            await reader.read(1)  # wait for the next request, then drop it unanswered
-        # closing here; the handler's connection ends
+            await server.read_request(reader)  # read the next request, then drop it unanswered
 
     async with WireServer(handler) as server:
         assert await post(transport, server.url) == (200, b"{}")
-        assert await post(transport, server.url) == (200, b"{}")
-        assert await post(transport, server.url) == (200, b"{}")
-    assert server.connections == 3
+        with pytest.raises(UpstreamError) as caught:
+            await post(transport, server.url)
+        assert classify(caught.value).cls is FailureClass.SERVER_ERROR
+        assert len(server.requests) == 2  # received once, not twice
+        assert await post(transport, server.url) == (200, b"{}")  # a new connection
+    assert server.connections == 2
+    assert len(server.requests) == 3
 
 
 async def test_disconnect_before_answering_is_a_server_error(transport: Transport) -> None:

@@ -43,7 +43,6 @@ class Connection(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
-        self.received = False
         self.error: UpstreamError | None = None
         self._decoder: Any = None
         self._until_close = False
@@ -55,7 +54,6 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        self.received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:

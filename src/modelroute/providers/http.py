@@ -40,6 +40,11 @@ class _Pool:
         self.waiters: deque[asyncio.Future[None]] = deque()
 
 
+def _usable(conn: Connection) -> bool:
+    """An idle connection may carry a request: not closed by either side."""
+    return not conn.closed and conn.transport is not None and not conn.transport.is_closing()
+
+
 class Transport:
     """Owns every upstream connection. ``post`` is used as ``async with``; leaving the block
     returns the connection to the pool when its exchange finished cleanly, else closes it."""
@@ -78,8 +83,10 @@ class Transport:
             self._targets[url] = found
         return found
 
-    async def _acquire(self, origin: Origin) -> tuple[Connection, bool]:
-        """A connection to ``origin`` and whether it was reused from the pool."""
+    async def _acquire(self, origin: Origin) -> Connection:
+        """A connection to ``origin``: the most recently idle one that is still open, else a
+        new one. An idle connection the server closed (its keep-alive ran out) is noticed
+        here, before anything is written to it, and replaced."""
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _Pool(self._limit)
@@ -87,9 +94,9 @@ class Transport:
         now = loop.time()
         while pool.idle:
             conn = pool.idle.pop()
-            if not conn.closed and now - conn.idle_since < self._idle_timeout:
+            if _usable(conn) and now - conn.idle_since < self._idle_timeout:
                 conn.begin()
-                return conn, True
+                return conn
             pool.open -= 1
             conn.abort()
         while pool.open >= pool.limit:
@@ -103,13 +110,14 @@ class Transport:
                 raise
             if pool.idle:
                 conn = pool.idle.pop()
-                if not conn.closed:
+                if _usable(conn):
                     conn.begin()
-                    return conn, True
+                    return conn
                 pool.open -= 1
+                conn.abort()
         pool.open += 1
         try:
-            return await self._connect(loop, origin), False
+            return await self._connect(loop, origin)
         except BaseException:
             self._forget(origin)
             raise
@@ -186,26 +194,25 @@ class _Exchange:
         origin, path = transport._target(self._url)
         self._origin = origin
         head = _request_head(origin, path, self._headers, len(self._data))
-        for _ in range(2):
-            conn, reused = await transport._acquire(origin)
-            self._conn = conn
-            try:
-                assert conn.transport is not None
-                conn.transport.write(head + self._data)
-                while not conn.headers_done and conn.error is None:
-                    await conn.wait()
-            except BaseException:  # cancelled (the deadline) before any answer
-                await self.__aexit__(None, None, None)
-                raise
-            if conn.error is None:
-                return Response(conn)
+        conn = await transport._acquire(origin)
+        self._conn = conn
+        try:
+            assert conn.transport is not None
+            conn.transport.write(head + self._data)
+            while not conn.headers_done and conn.error is None:
+                await conn.wait()
+        except BaseException:  # cancelled (the deadline) before any answer
+            await self.__aexit__(None, None, None)
+            raise
+        if conn.error is not None:
+            # Never sent again here, even on a reused connection: once written, the request
+            # may have been processed (and billed) upstream, so it is an attempt the engine
+            # records and retries by the policy. A pooled connection already known closed is
+            # never written to (see ``_acquire``).
             self._conn = None
             transport._release(origin, conn)
-            # A pooled connection the server had already closed (its keep-alive ran out as we
-            # sent): nothing was answered, so the request is sent again on a new connection.
-            if not (reused and not conn.received):
-                raise conn.error
-        raise UpstreamError(cause="disconnected", detail="the upstream closed two connections")
+            raise conn.error
+        return Response(conn)
 
     async def __aexit__(
         self,

@@ -1,0 +1,28 @@
+"""Every request an upstream receives is an attempt in the record, through the real gateway
+and the simulator over real sockets (see test_faults.py for how these tests run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .faults_support import POLICY, ask, one_record_each, scripted_sim, trail
+from .harness import gateway
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_reset_on_a_reused_connection_is_one_recorded_attempt(stream: bool) -> None:
+    """The second request reaches primary over the keep-alive connection the first one used,
+    and the simulator resets it after reading it: the upstream got the request, so it is an
+    attempt (it may have been processed and billed), never silently sent again."""
+    sim = scripted_sim(**{"primary-sim": {"script": ["ok", "reset"]}})
+    async with gateway(POLICY, sim) as gw:
+        answer, first, _ = await ask(gw, "once", stream=stream)
+        assert answer == "Paris" and trail(first) == [("primary", "ok", None)]
+        answer, record, headers = await ask(gw, "once", stream=stream)
+        assert answer == "secondary answer"
+        assert trail(record) == [("primary", "failed", "server_error"), ("secondary", "ok", None)]
+        assert headers["x-modelroute-attempts"] == "2"
+        # What the upstreams received is exactly what the record says was sent.
+        assert gw.sim.stats() == {"primary-sim": {"ok": 1, "reset": 1}, "secondary-sim": {"ok": 1}}
+        assert len(gw.sim.requests()) == 3
+        one_record_each(gw, 2)
