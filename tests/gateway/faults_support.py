@@ -18,7 +18,7 @@ POLICY = """
 version: faults-1
 defaults:
   timeouts: {attempt_ms: 1500, total_ms: 4000}
-  retries: {max_attempts: 1, backoff_ms: 5, max_backoff_ms: 20}
+  retries: {max_attempts: 2, backoff_ms: 5, max_backoff_ms: 20}
 models:
   primary:
     provider: simulator
@@ -63,33 +63,33 @@ routes:
     strategy: {kind: fixed, models: [primary, secondary]}
     fallbacks: [claude]
   once:
-    retries: {max_attempts: 0}
+    retries: {max_attempts: 1}
     strategy: {kind: fixed, models: [primary, secondary]}
   quick:
-    retries: {max_attempts: 0}
+    retries: {max_attempts: 1}
     timeouts: {attempt_ms: 250, total_ms: 3000}
     strategy: {kind: fixed, models: [primary, secondary]}
   tight:
-    retries: {max_attempts: 0}
+    retries: {max_attempts: 1}
     timeouts: {attempt_ms: 250, total_ms: 400}
     strategy: {kind: fixed, models: [primary, secondary]}
   patient:
-    retries: {max_attempts: 1, backoff_ms: 5, max_backoff_ms: 10, on: [rate_limited]}
+    retries: {max_attempts: 2, backoff_ms: 5, max_backoff_ms: 10, on: [rate_limited]}
     timeouts: {attempt_ms: 1000, total_ms: 3000}
     strategy: {kind: fixed, models: [primary, secondary]}
   impatient:
-    retries: {max_attempts: 1, backoff_ms: 5, max_backoff_ms: 10, on: [rate_limited]}
+    retries: {max_attempts: 2, backoff_ms: 5, max_backoff_ms: 10, on: [rate_limited]}
     timeouts: {attempt_ms: 600, total_ms: 600}
     strategy: {kind: fixed, models: [primary, secondary]}
   long:
     strategy: {kind: fixed, models: [primary, mid, secondary]}
   late-switch:
-    retries: {max_attempts: 0}
+    retries: {max_attempts: 1}
     timeouts: {attempt_ms: 300, total_ms: 3000}
     strategy: {kind: fixed, models: [mid, primary, secondary]}
   hedged:
     hedge_after_ms: 100
-    retries: {max_attempts: 0}
+    retries: {max_attempts: 1}
     strategy: {kind: fixed, models: [primary, secondary]}
   triage:
     strategy:

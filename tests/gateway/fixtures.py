@@ -13,7 +13,7 @@ POLICY = """
 version: test-1
 defaults:
   timeouts: {attempt_ms: 2000, total_ms: 6000}
-  retries: {max_attempts: 1, backoff_ms: 10, max_backoff_ms: 50}
+  retries: {max_attempts: 2, backoff_ms: 10, max_backoff_ms: 50}
 models:
   primary:
     provider: simulator

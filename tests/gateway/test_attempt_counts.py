@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .faults_support import POLICY, ask, one_record_each, scripted_sim, trail
+from .faults_support import POLICY, ask, fail, one_record_each, scripted_sim, trail
 from .harness import gateway
 
 
@@ -26,3 +26,31 @@ async def test_a_reset_on_a_reused_connection_is_one_recorded_attempt(stream: bo
         assert gw.sim.stats() == {"primary-sim": {"ok": 1, "reset": 1}, "secondary-sim": {"ok": 1}}
         assert len(gw.sim.requests()) == 3
         one_record_each(gw, 2)
+
+
+ATTEMPTS = POLICY.replace(
+    "routes:\n",
+    """routes:
+  one-attempt:
+    retries: {max_attempts: 1, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+  two-attempts:
+    retries: {max_attempts: 2, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+  three-attempts:
+    retries: {max_attempts: 3, backoff_ms: 1, max_backoff_ms: 1}
+    strategy: {kind: fixed, models: [primary]}
+""",
+)
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+async def test_max_attempts_is_the_number_of_attempts_on_a_model(attempts: int) -> None:
+    route = {1: "one-attempt", 2: "two-attempts", 3: "three-attempts"}[attempts]
+    sim = scripted_sim(**{"primary-sim": {"script": ["server_error"] * 5}})
+    async with gateway(ATTEMPTS, sim) as gw:
+        error, record = await fail(gw, route)
+        assert error.status_code == 502
+        assert trail(record) == [("primary", "failed", "server_error")] * attempts
+        assert error.response.headers["x-modelroute-attempts"] == str(attempts)
+        assert gw.sim.stats() == {"primary-sim": {"server_error": attempts}}

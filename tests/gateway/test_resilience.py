@@ -188,7 +188,7 @@ HEDGED_STREAMS = """
 version: hedge-streams-1
 defaults:
   timeouts: {attempt_ms: 3000, total_ms: 6000}
-  retries: {max_attempts: 0}
+  retries: {max_attempts: 1}
 models:
   first:
     provider: openai

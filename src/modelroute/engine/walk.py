@@ -104,7 +104,7 @@ class Walk(Generic[T]):
         self, tier: int, model: Model, try_once: TryOnce[T]
     ) -> tuple[T, Attempt] | None:
         retries = self.route.retries
-        for retry in range(retries.max_attempts + 1):
+        for retry in range(retries.max_attempts):
             left = self.remaining()
             if left <= 0:
                 self.deps.breakers.release(model.name)  # allowed, but never called
@@ -124,7 +124,7 @@ class Walk(Generic[T]):
             self.last_failure = failure
             if failure.cls in FATAL:
                 raise self.fail(failure)
-            if failure.cls.value not in retries.on or retry == retries.max_attempts:
+            if failure.cls.value not in retries.on or retry == retries.max_attempts - 1:
                 return None
             wait = backoff_s(retries, retry, failure.retry_after_s, self.deps.rng)
             if wait >= self.remaining():

@@ -38,7 +38,7 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int
+    max_attempts: int  # attempts on one model, the first included
     backoff_ms: float
     max_backoff_ms: float
     on: frozenset[str]

@@ -138,7 +138,8 @@ _RETRYABLE_DEFAULT = [
 
 
 class Retries(Strict):
-    max_attempts: Annotated[int, Field(ge=0, le=10)] = 2
+    # Every attempt on one model, the first included: 1 means no retry.
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     backoff_ms: NonNegFloat = 200
     max_backoff_ms: NonNegFloat = 5_000
     on: list[FailureClassName] = list(_RETRYABLE_DEFAULT)

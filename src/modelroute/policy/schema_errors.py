@@ -140,6 +140,8 @@ _BOUND_HINTS = {
     "min_quality": "quality is a fraction between 0 and 1, e.g. 0.9",
     "threshold": "a confidence threshold is a probability between 0 and 1",
     "context_window": "the model's context window in tokens, e.g. 128000",
+    "max_attempts": "max_attempts counts every attempt on a model, the first included: "
+    "1 means no retry",
 }
 
 
