@@ -169,9 +169,11 @@ def test_context_capabilities_and_circuits() -> None:
     d = plan(
         _ctx(prompt_tokens=900, has_tools=True, needs_json=True),
         policy,
-        StatsSnapshot(open_circuits=frozenset({"ok"})),
+        StatsSnapshot(open_circuits=frozenset({"small-ctx", "ok"})),
     )
-    assert not d.tiers and _reasons(d, "ok") == {"circuit_open"}
+    # The only model that fits is kept, as a probe (tests/test_planner_circuits.py).
+    assert _reasons(d, "small-ctx") == {"context_too_small", "missing_capability", "circuit_open"}
+    assert d.order == ("ok",) and d.tiers[0][0].probe
 
 
 def test_output_limit_of_the_model() -> None:

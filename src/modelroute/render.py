@@ -67,7 +67,8 @@ def _candidate(c: Candidate, needed: int | None) -> str:
         f"({e.latency_source}), {_quality(e, needed)}"
     )
     for waived in c.waived:
-        text += f"\n        waived by on_infeasible: {waived.message}"
+        why = "kept as a probe" if c.probe else "waived by on_infeasible"
+        text += f"\n        {why}: {waived.message}"
     return text
 
 

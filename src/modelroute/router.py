@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import UNHEALTHY, Failure, FailureClass
+from modelroute.failures import Failure, FailureClass
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
+from modelroute.providers.base import Provider
 from modelroute.providers.http import Transport
 from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
@@ -29,7 +30,7 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord
 from modelroute.records.writer import RecordWriter
-from modelroute.state.breakers import Breakers, BreakerSettings
+from modelroute.state.breakers import Breakers
 from modelroute.state.rolling import RollingStats, Served, label_score
 from modelroute.types import Completion, StreamChunk
 
@@ -110,7 +111,7 @@ class Router:
         stats: StatsSource | None = None,
         sink: RecordSink | None = None,
         clock: Callable[[], float] = time.monotonic,
-        breaker_settings: BreakerSettings | None = None,
+        providers: Mapping[str, Provider] | None = None,
         content: str = "truncated",
         store: Store | None = None,
         extra_sinks: Sequence[RecordSink] = (),
@@ -124,10 +125,10 @@ class Router:
         self.store = store
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
-        self.breakers = Breakers(breaker_settings, clock)
+        self.breakers = Breakers({m.name: m.breaker for m in policy.models.values()}, clock)
         self.transport = Transport()
         self.deps = EngineDeps(
-            providers=build_providers(self.transport),
+            providers=providers if providers is not None else build_providers(self.transport),
             api_keys=dict(api_keys) if api_keys is not None else resolve_api_keys(policy),
             breakers=self.breakers,
             clock=clock,
@@ -329,7 +330,7 @@ class Router:
             if failed is None:
                 self.breakers.success(opened.model.name)
             else:
-                self.breakers.failure(opened.model.name, FailureClass(failed[0]) in UNHEALTHY)
+                self.breakers.failure(opened.model.name, FailureClass(failed[0]))
             self.sink.submit(builder.record)
         if failed is not None:
             raise StreamFailed(*failed)

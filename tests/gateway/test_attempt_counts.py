@@ -1,5 +1,6 @@
-"""Every request an upstream receives is an attempt in the record, through the real gateway
-and the simulator over real sockets (see test_faults.py for how these tests run)."""
+"""Every request an upstream receives is an attempt in the record, and ``retries.max_attempts``
+is the number of attempts on a model: through the real gateway and the simulator over real
+sockets (see test_faults.py for how these tests run)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ async def test_a_reset_on_a_reused_connection_is_one_recorded_attempt(stream: bo
         assert gw.sim.stats() == {"primary-sim": {"ok": 1, "reset": 1}, "secondary-sim": {"ok": 1}}
         assert len(gw.sim.requests()) == 3
         one_record_each(gw, 2)
+
+
+async def test_a_reset_counts_against_the_breaker() -> None:
+    policy = POLICY.replace(
+        "defaults:\n", "defaults:\n  circuit_breaker: {consecutive_failures: 2}\n"
+    )
+    sim = scripted_sim(**{"primary-sim": {"script": ["ok", "reset", "reset"]}})
+    async with gateway(policy, sim) as gw:
+        await ask(gw, "once")
+        for _ in range(2):
+            _, record, _ = await ask(gw, "once")
+            assert trail(record)[0] == ("primary", "failed", "server_error")
+        assert gw.router.breakers.state("primary") == "open"
+        assert gw.sim.stats()["primary-sim"] == {"ok": 1, "reset": 2}
 
 
 ATTEMPTS = POLICY.replace(

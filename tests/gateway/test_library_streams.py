@@ -6,9 +6,9 @@ import asyncio
 import gc
 
 from modelroute import load_policy_text
+from modelroute.failures import FailureClass
 from modelroute.records.record import MemorySink
 from modelroute.router import Router
-from modelroute.state.breakers import BreakerSettings
 from modelroute.testing import Simulator
 
 from .fixtures import POLICY, sim_config
@@ -19,11 +19,14 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 async def test_a_dropped_stream_is_recorded_and_settles_the_probe() -> None:
     async with Simulator(sim_config()) as sim:
         text = POLICY.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
+        text = text.replace(
+            "defaults:\n",
+            "defaults:\n  circuit_breaker: {consecutive_failures: 1, cooldown_s: 0.05}\n",
+        )
         sink = MemorySink()
-        settings = BreakerSettings(consecutive_failures=1, cooldown_s=0.05)
-        router = Router(load_policy_text(text), api_keys={}, sink=sink, breaker_settings=settings)
+        router = Router(load_policy_text(text), api_keys={}, sink=sink)
         try:
-            router.breakers.failure("primary", unhealthy=True)  # trips at once
+            router.breakers.failure("primary", FailureClass.SERVER_ERROR)  # trips at once
             await asyncio.sleep(0.06)  # cooldown over: the next call is the half-open probe
             assert router.breakers.state("primary") == "half_open"
 

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from modelroute.records.record import RequestRecord
-from modelroute.state.breakers import BreakerSettings
 
 from .faults_support import (
     FRANCE,
@@ -40,6 +39,12 @@ class ShiftedClock:
         return time.monotonic() + self.offset
 
 
+def _breakers(**settings: float) -> str:
+    """The shared policy with these circuit-breaker defaults."""
+    inline = ", ".join(f"{key}: {value}" for key, value in settings.items())
+    return POLICY.replace("defaults:\n", f"defaults:\n  circuit_breaker: {{{inline}}}\n")
+
+
 def _circuit_rejected(record: RequestRecord, model: str) -> bool:
     assert record.decision is not None
     return any(
@@ -50,9 +55,9 @@ def _circuit_rejected(record: RequestRecord, model: str) -> bool:
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_open_circuit_skips_the_model_until_a_probe_succeeds(stream: bool) -> None:
     clock = ShiftedClock()
-    settings = BreakerSettings(consecutive_failures=2, cooldown_s=30)
+    policy = _breakers(consecutive_failures=2, cooldown_s=30)
     sim = scripted_sim(**{"primary-sim": {"script": ["server_error", "server_error"]}})
-    async with gateway(POLICY, sim, clock=clock, breaker_settings=settings) as gw:
+    async with gateway(policy, sim, clock=clock) as gw:
         for _ in range(2):
             _, record, _ = await ask(gw, "once", stream=stream)
             assert trail(record) == [
@@ -79,9 +84,9 @@ async def test_open_circuit_skips_the_model_until_a_probe_succeeds(stream: bool)
 
 async def test_failed_probe_reopens_the_circuit() -> None:
     clock = ShiftedClock()
-    settings = BreakerSettings(consecutive_failures=1, cooldown_s=30)
+    policy = _breakers(consecutive_failures=1, cooldown_s=30)
     sim = scripted_sim(**{"primary-sim": {"script": ["server_error", "server_error"]}})
-    async with gateway(POLICY, sim, clock=clock, breaker_settings=settings) as gw:
+    async with gateway(policy, sim, clock=clock) as gw:
         await ask(gw, "once")
         assert gw.router.breakers.state("primary") == "open"
         clock.offset += 30
@@ -99,14 +104,14 @@ async def test_probe_claimed_after_the_deadline_is_released() -> None:
     """A half-open model reached after the deadline passed is not called; its probe slot
     must stay free, or the model would be rejected as ``circuit_open`` for good."""
     clock = ShiftedClock()
-    settings = BreakerSettings(consecutive_failures=1, cooldown_s=30)
+    policy = _breakers(consecutive_failures=1, cooldown_s=30)
     sim = scripted_sim(
         **{
             "primary-sim": {"script": ["server_error", "hang"]},
             "secondary-sim": {"script": ["server_error"]},
         }
     )
-    async with gateway(POLICY, sim, clock=clock, breaker_settings=settings) as gw:
+    async with gateway(policy, sim, clock=clock) as gw:
         breakers = gw.router.breakers
         error, _ = await fail(gw, "once")  # both fail: both circuits open
         assert error.status_code == 502
@@ -130,11 +135,11 @@ async def test_probe_claimed_after_the_deadline_is_released() -> None:
 async def test_circuit_opened_after_planning_is_skipped_by_the_engine() -> None:
     """Request A is planned while primary is healthy; while A waits on a hung first model,
     request B trips primary's breaker; A then skips primary instead of calling it."""
-    settings = BreakerSettings(consecutive_failures=1, cooldown_s=30)
+    policy = _breakers(consecutive_failures=1, cooldown_s=30)
     sim = scripted_sim(
         **{"mid-sim": {"script": ["hang"]}, "primary-sim": {"script": ["server_error"]}}
     )
-    async with gateway(POLICY, sim, breaker_settings=settings) as gw:
+    async with gateway(policy, sim) as gw:
         first = asyncio.ensure_future(ask(gw, "late-switch"))
         while "mid-sim" not in gw.sim.stats():  # A is planned and waiting on mid
             await asyncio.sleep(0.005)
@@ -151,7 +156,7 @@ async def test_circuit_opened_after_planning_is_skipped_by_the_engine() -> None:
             ("primary", "skipped"),
             ("secondary", "ok"),
         ]
-        assert record.attempts[1].message == "circuit open"
+        assert record.attempts[1].message == "circuit open (ill health)"
         assert gw.sim.stats()["primary-sim"] == {"server_error": 1}
         one_record_each(gw, 2)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from modelroute.engine.deadline import Deadline
 from modelroute.engine.outgoing import outgoing_body
-from modelroute.failures import UNHEALTHY, Failure, FailureClass, classify
+from modelroute.failures import Failure, FailureClass, classify
 from modelroute.policy.compiled import Model
 from modelroute.pricing import cost_of
 from modelroute.providers.base import Provider
@@ -42,7 +42,7 @@ def note_failure(deps: EngineDeps, model: Model, attempt: Attempt, failure: Fail
     attempt.status = failure.status or None
     attempt.message = failure.message[:500]
     attempt.retry_after_s = failure.retry_after_s
-    deps.breakers.failure(model.name, failure.cls in UNHEALTHY, failure.retry_after_s)
+    deps.breakers.failure(model.name, failure.cls, failure.retry_after_s)
 
 
 def note_success(deps: EngineDeps, model: Model, attempt: Attempt, completion: Completion) -> None:

@@ -6,7 +6,11 @@ Rules (decided on the failure class only):
 - ``context_length`` skips to the next candidate with a larger context window;
 - ``auth`` and ``bad_request`` fail fast: the same request fails the same way anywhere;
 - any other class falls back to the next candidate;
-- a model whose circuit is open (now, not only at planning time) is skipped.
+- a model whose circuit is open (now, not only at planning time) is skipped, and the skip is
+  an attempt in the record with its reason; a candidate the planner kept as a probe despite
+  its open circuit (``Candidate.probe``) goes out if the breaker's one probe is free;
+- a retry that waited out the provider's ``Retry-After`` is sent even if rate limits have
+  put the model in a cool-down meanwhile: it waited for exactly that.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Walk(Generic[T]):
         self.deadline = start + route.timeouts.total_ms / 1000
         self.attempts: list[Attempt] = []
         self.last_failure: Failure | None = None
+        self.circuit_skips = 0
 
     def new_attempt(self, model: Model, tier: int) -> Attempt:
         attempt = Attempt(
@@ -67,16 +72,31 @@ class Walk(Generic[T]):
         return self.deadline - self.deps.clock()
 
     def fail(self, failure: Failure | None = None) -> AllAttemptsFailed:
-        chosen = (
-            failure
-            or self.last_failure
-            or Failure(FailureClass.SERVER_ERROR, 0, "no candidate could be attempted")
-        )
+        chosen = failure or self.last_failure
+        if chosen is None and self.circuit_skips:
+            # Open circuits only, a passing condition: 503 with Retry-After, as when the
+            # planner finds every candidate's circuit open.
+            chosen = Failure(
+                FailureClass.OVERLOADED, 0, "no candidate could be attempted: circuits open", 1.0
+            )
+        elif chosen is None:
+            chosen = Failure(FailureClass.SERVER_ERROR, 0, "no candidate could be attempted")
         return AllAttemptsFailed(chosen, self.attempts)
 
     def _skip(self, model: Model, tier: int, why: str) -> None:
         attempt = self.new_attempt(model, tier)
         attempt.outcome, attempt.message = "skipped", why
+
+    def _allowed(
+        self, model: Model, tier: int, *, probe: bool = False, waited: bool = False
+    ) -> bool:
+        """Whether the breaker lets a call to ``model`` out; a refusal is recorded as a skip."""
+        breakers = self.deps.breakers
+        if breakers.allow(model.name, probe=probe, waited=waited):
+            return True
+        self.circuit_skips += 1
+        self._skip(model, tier, breakers.why_not(model.name))
+        return False
 
     async def tier(
         self, tier: int, candidates: tuple[Candidate, ...], try_once: TryOnce[T]
@@ -88,8 +108,7 @@ class Walk(Generic[T]):
             if model.context_window <= larger_than:
                 self._skip(model, tier, "context window not larger than one that overflowed")
                 continue
-            if not self.deps.breakers.allow(model.name):
-                self._skip(model, tier, "circuit open")
+            if not self._allowed(model, tier, probe=candidate.probe):
                 continue
             found = await self._model(tier, model, try_once)
             if found is not None:
@@ -130,7 +149,7 @@ class Walk(Generic[T]):
             if wait >= self.remaining():
                 return None  # fall back now rather than sleep past the deadline
             await self.deps.sleep(wait)
-            if not self.deps.breakers.allow(model.name):
+            if not self._allowed(model, tier, waited=failure.retry_after_s is not None):
                 return None
         return None
 
@@ -150,6 +169,7 @@ class Walk(Generic[T]):
         an open stream holds its upstream connection until it is closed."""
         assert self.route.hedge_after_ms is not None
         models = [self.policy.models[first.model], self.policy.models[second.model]]
+        probes = {first.model: first.probe, second.model: second.probe}
         tasks: Tasks[T] = {}
         partner: list[Model] = [models[1]]  # until it is launched (or ruled out)
 
@@ -164,18 +184,15 @@ class Walk(Generic[T]):
             model = partner.pop()
             if overflowed is not None and model.context_window <= overflowed.context_window:
                 self._skip(model, tier, "context window not larger than one that overflowed")
-            elif not self.deps.breakers.allow(model.name):
-                self._skip(model, tier, "circuit open")
-            else:
+            elif self._allowed(model, tier, probe=probes[model.name]):
                 launch(model)
 
-        if self.deps.breakers.allow(models[0].name):
+        if self._allowed(models[0], tier, probe=probes[models[0].name]):
             launch(models[0])
             done, _ = await asyncio.wait(tasks, timeout=self.route.hedge_after_ms / 1000)
             if not done:
                 launch_partner()
         else:
-            self._skip(models[0], tier, "circuit open")
             launch_partner()
         try:
             while tasks:
@@ -211,4 +228,4 @@ class Walk(Generic[T]):
                     await discard(result)
             attempt.outcome, attempt.message = "cancelled", "lost the hedge race"
             attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
-            self.deps.breakers.failure(model.name, unhealthy=False)
+            self.deps.breakers.failure(model.name)  # no verdict on the model

@@ -88,7 +88,14 @@ class Candidate(NamedTuple):
     model: str
     estimate: Estimate
     fallback: bool = False  # came from the route's fallbacks, not its strategy
-    waived: tuple[Rejection, ...] = ()  # constraints relaxed by on_infeasible
+    # Constraints relaxed by on_infeasible; or circuit_open, for a probe (see ``probe``).
+    waived: tuple[Rejection, ...] = ()
+
+    @property
+    def probe(self) -> bool:
+        """Offered although its circuit is open (the route's ejection cap): the engine sends
+        it as the breaker's probe."""
+        return any(w.reason is Reason.CIRCUIT_OPEN for w in self.waived)
 
     def to_dict(self) -> dict[str, Any]:
         est = self.estimate

@@ -138,6 +138,7 @@ class _Planner:
         count = len(route.tiers)
         passing: list[list[Candidate]] = [[] for _ in range(count)]
         failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
+        cooling: list[tuple[int, Candidate]] = []  # would pass but for an open circuit
         for tier, model, fallback, binds in route.entries:
             est = estimate(model, route.name, t, stats)
             candidate = Candidate(model.name, est, fallback)
@@ -151,6 +152,10 @@ class _Planner:
                     failing[tier].append((candidate, below))
             else:
                 self.reject(model, candidate, binds)
+                if model.name in t.open_circuits and self.only_circuit(model, est, binds):
+                    cooling.append((tier, candidate))
+        if cooling:
+            self.keep_probes(passing, cooling)
         if route.strategy == "cascade":
             self.cascade_quality(passing, failing)
         else:
@@ -159,8 +164,45 @@ class _Planner:
         if route.strategy != "fixed":
             key = _order_key(route.objective)
             for tier_list in passing:
-                tier_list.sort(key=lambda c: (c.fallback, key(c)))  # fallbacks stay last
+                # fallbacks stay last, and circuit probes after them
+                tier_list.sort(key=lambda c: (bool(c.waived), c.fallback, key(c)))
         return [tier_list for tier_list in passing if tier_list]
+
+    def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
+        """Would ``model`` pass every check if its circuit were closed?"""
+        t = self.terms
+        if not _passes(model, est, t._replace(open_circuits=frozenset())):
+            return False
+        min_q = t.min_quality
+        if not quality_binds or min_q is None:
+            return True
+        return est.quality is not None and est.quality >= min_q
+
+    def keep_probes(
+        self, passing: list[list[Candidate]], cooling: list[tuple[int, Candidate]]
+    ) -> None:
+        """Open circuits may rule out at most the route's ``max_ejection_percent`` of the
+        candidates that meet every other requirement (never all of them below 100): the
+        least-bad open ones beyond that share stay, last, with ``circuit_open`` waived, and
+        the engine sends each one probe. A route whose every model had a bad spell thus
+        recovers at the first success instead of refusing everything for a whole cooldown,
+        while a model that is down costs one request at a time."""
+        total = sum(len(tier) for tier in passing) + len(cooling)
+        keep = len(cooling) - total * self.route.max_ejection_percent // 100
+        if keep <= 0:
+            return
+        by_model = self.stats.by_model
+
+        def badness(item: tuple[int, Candidate]) -> tuple[bool, float]:
+            measured = by_model.get(item[1].model)
+            rate = measured.error_rate if measured is not None else None
+            return (rate is None, rate or 0.0)
+
+        kept = sorted(cooling, key=badness)[:keep]  # a stable sort: ties keep the route's order
+        for tier, c in kept:
+            passing[tier].append(c._replace(waived=(Rejection(c.model, Reason.CIRCUIT_OPEN),)))
+        names = {c.model for _, c in kept}
+        self.rejections = [r for r in self.rejections if r.model not in names]
 
     def reject(self, model: Model, candidate: Candidate, quality_binds: bool) -> None:
         t, est = self.terms, candidate.estimate

@@ -18,6 +18,7 @@ from modelroute.policy.prices import lookup_prices
 from modelroute.policy.schema import (
     CascadeStrategy,
     CheapestQualifiedStrategy,
+    CircuitBreaker,
     FixedStrategy,
     LearnedStrategy,
     ModelSpec,
@@ -85,7 +86,15 @@ class _Builder:
             floating=not is_pinned(spec.model_id),
             drop_params=frozenset(param.value for param in spec.drop_params),
             routing_metadata=frozenset() if spec.forward_metadata else routing_metadata,
+            breaker=self.breaker(spec),
         )
+
+    def breaker(self, spec: ModelSpec) -> c.BreakerPolicy:
+        """The defaults' circuit-breaker settings, with the model's own on top."""
+        merged = self.spec.defaults.circuit_breaker.model_dump(exclude={"max_ejection_percent"})
+        if spec.circuit_breaker is not None:
+            merged.update(spec.circuit_breaker.model_dump(exclude_none=True))
+        return c.BreakerPolicy(**merged)
 
     def prices(self, path: Path, spec: ModelSpec) -> PriceTable | None:
         declared = spec.prices.model_dump()
@@ -192,6 +201,7 @@ class _Builder:
             ),
             timeouts=c.TimeoutPolicy(timeouts.attempt_ms, timeouts.total_ms),
             output_tokens=spec.output_tokens or defaults.output_tokens,
+            max_ejection_percent=defaults.circuit_breaker.max_ejection_percent,
             on_infeasible=spec.on_infeasible.value,
             confidence=None
             if conf is None
@@ -257,6 +267,11 @@ class _Builder:
 def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     """Content hash: the declared policy plus the prices it resolved to (the label excluded)."""
     body = spec.model_dump(mode="json", exclude={"version"})
+    if spec.defaults.circuit_breaker == CircuitBreaker():  # unused: no change to the hash
+        del body["defaults"]["circuit_breaker"]
+    for model in body["models"].values():
+        if model["circuit_breaker"] is None:
+            del model["circuit_breaker"]
     for model in body["models"].values():
         # Options added after a policy was written must not change its hash while unused:
         # records made before and after an upgrade stay comparable.
@@ -300,6 +315,7 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
         ),
         timeouts=c.TimeoutPolicy(d.timeouts.attempt_ms, d.timeouts.total_ms),
         output_tokens=d.output_tokens,
+        max_ejection_percent=d.circuit_breaker.max_ejection_percent,
         on_infeasible="reject",
         confidence=None,
         hedge_after_ms=None,

@@ -16,6 +16,17 @@ from modelroute.pricing import PriceTable
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """One model's circuit breaker (see ``state/breakers.py`` for what each setting does)."""
+
+    error_rate: float = 0.5
+    min_calls: int = 50
+    window_s: float = 10.0
+    consecutive_failures: int = 10
+    cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     name: str
     provider: str
@@ -34,6 +45,7 @@ class Model:
     # Metadata keys routing reads (task, limits, match rules), removed before sending
     # unless the policy sets forward_metadata (then this is empty).
     routing_metadata: frozenset[str] = frozenset()
+    breaker: BreakerPolicy = BreakerPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,9 @@ class Route:
     retries: RetryPolicy
     timeouts: TimeoutPolicy
     output_tokens: int
+    # The share of a request's candidates that open circuits may rule out; the least-bad
+    # open ones beyond it stay in the order, tried last, as probes.
+    max_ejection_percent: int
     on_infeasible: str
     confidence: ConfidenceRule | None
     hedge_after_ms: float | None

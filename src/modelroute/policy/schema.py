@@ -101,6 +101,27 @@ class LatencyPrior(Strict):
         return self
 
 
+class BreakerOverride(Strict):
+    """A model's own circuit-breaker settings; each one left out comes from the defaults."""
+
+    error_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+    min_calls: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    window_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    consecutive_failures: Annotated[int, Field(ge=1, le=1000)] | None = None
+    cooldown_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+
+class CircuitBreaker(Strict):
+    """When a model's breaker opens, for how long, and how much of a route it may take out."""
+
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_calls: Annotated[int, Field(ge=1, le=100_000)] = 50
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 10
+    cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_ejection_percent: Annotated[int, Field(ge=0, le=100)] = 50
+
+
 class ModelSpec(Strict):
     provider: ProviderKind
     base_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
@@ -115,6 +136,7 @@ class ModelSpec(Strict):
     quality: dict[Name, Probability] = {}
     drop_params: list[RequestParam] = []
     forward_metadata: bool = False  # also send the metadata keys routing reads
+    circuit_breaker: BreakerOverride | None = None
 
 
 class Timeouts(Strict):
@@ -238,6 +260,7 @@ class QualitySettings(Strict):
 class Defaults(Strict):
     retries: Retries = Retries()
     timeouts: Timeouts = Timeouts()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
     output_tokens: PosInt = 256
     route: Name | None = None  # the route for requests that name none and match none
     quality: QualitySettings = QualitySettings()

@@ -1,49 +1,110 @@
 """Circuit breakers, one per model, in process.
 
-A breaker opens after ``consecutive_failures`` unhealthy failures in a row, or when the error
-rate over the last ``window`` calls reaches ``error_rate`` (with at least ``window // 2``
-calls seen). It stays open for ``cooldown_s``, then lets exactly one probe through (half-open):
-success closes it, failure re-opens it. A ``rate_limited`` failure with ``Retry-After`` cools
-the model down for that long without counting as ill health. The planner sees open breakers as
-``circuit_open`` through ``open_models()``.
+Each call's outcome is counted in a sliding window of the last ``window_s`` seconds: a success,
+an unhealthy failure (``failures.UNHEALTHY``: timeouts, connection errors, 5xx, invalid
+answers), or a rate limit (``rate_limited``). Other failures (a bad request, an empty answer
+a client can cause at will, a lost hedge) say nothing about the model and are not counted.
+
+A closed breaker opens when
+- the window holds at least ``min_calls`` calls and unhealthy failures are at least
+  ``error_rate`` of them: it stays open for ``cooldown_s``;
+- or, the same for rate limits: it stays open for the provider's latest ``Retry-After``
+  (``cooldown_s`` if none was given), a cool-down the provider asked for, not ill health;
+- or ``consecutive_failures`` unhealthy failures (or as many rate limits) came in a row with
+  no success between: a model that is down is caught before there is traffic enough to judge
+  a rate.
+A model failing a share of its calls below ``error_rate`` is degraded, not down, and keeps
+its traffic: retries and fallbacks hide its failures better than its absence would.
+
+When the time is up the breaker is half-open: it lets exactly one probe through; a success
+closes it (with a fresh window), a failure re-opens it. The planner sees open breakers as
+``circuit_open`` through ``open_models()``; a route never loses more than its share of
+candidates to them (``Route.max_ejection_percent``, planner/plan.py): the least-bad open
+ones stay in the order, tried last, through ``allow(model, probe=True)``, which lets one probe
+through even before the cool-down ends.
 
 The clock is injected, so tests drive time without sleeping.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from modelroute.failures import UNHEALTHY, FailureClass
+from modelroute.policy.compiled import BreakerPolicy
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+ILL_HEALTH, RATE_LIMITS = "ill health", "rate limits"
+_BUCKETS = 10  # the window is counted in this many slices of time
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerSettings:
-    consecutive_failures: int = 5
-    error_rate: float = 0.5
-    window: int = 20
-    cooldown_s: float = 30.0
+@dataclass(slots=True)
+class _Bucket:
+    start: float
+    calls: int = 0
+    unhealthy: int = 0
+    limited: int = 0
 
 
 @dataclass(slots=True)
 class _Breaker:
+    settings: BreakerPolicy
     state: str = CLOSED
-    consecutive: int = 0
-    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=20))
+    cause: str = ILL_HEALTH  # why it is (or last was) open
+    buckets: deque[_Bucket] = field(default_factory=deque)
+    calls: int = 0  # totals over ``buckets``
+    unhealthy: int = 0
+    limited: int = 0
+    unhealthy_run: int = 0  # in a row, with no success between
+    limited_run: int = 0
     open_until: float = 0.0
     probing: bool = False
     trips: int = 0
 
+    def count(self, now: float, unhealthy: int, limited: int) -> None:
+        """One call into the window, after dropping the slices that fell out of it."""
+        window = self.settings.window_s
+        buckets = self.buckets
+        while buckets and buckets[0].start <= now - window:
+            old = buckets.popleft()
+            self.calls -= old.calls
+            self.unhealthy -= old.unhealthy
+            self.limited -= old.limited
+        if not buckets or now >= buckets[-1].start + window / _BUCKETS:
+            buckets.append(_Bucket(now))
+        last = buckets[-1]
+        last.calls += 1
+        last.unhealthy += unhealthy
+        last.limited += limited
+        self.calls += 1
+        self.unhealthy += unhealthy
+        self.limited += limited
+
+    def forget(self) -> None:
+        """A fresh start: the window and the runs describe the model before it was open."""
+        self.buckets.clear()
+        self.calls = self.unhealthy = self.limited = 0
+        self.unhealthy_run = self.limited_run = 0
+
+    def over(self, failures: int, run: int) -> bool:
+        s = self.settings
+        if run >= s.consecutive_failures:
+            return True
+        return self.calls >= s.min_calls and failures >= s.error_rate * self.calls
+
 
 class Breakers:
     def __init__(
-        self, settings: BreakerSettings | None = None, clock: Callable[[], float] | None = None
+        self,
+        settings: Mapping[str, BreakerPolicy] | None = None,
+        clock: Callable[[], float] | None = None,
+        default: BreakerPolicy | None = None,
     ) -> None:
-        import time
-
-        self.settings = settings or BreakerSettings()
+        self._settings = dict(settings or {})
+        self._default = default or BreakerPolicy()
         self._clock = clock or time.monotonic
         self._breakers: dict[str, _Breaker] = {}
         self._open: frozenset[str] = frozenset()
@@ -52,7 +113,7 @@ class Breakers:
     def _get(self, model: str) -> _Breaker:
         breaker = self._breakers.get(model)
         if breaker is None:
-            breaker = _Breaker(recent=deque(maxlen=self.settings.window))
+            breaker = _Breaker(self._settings.get(model, self._default))
             self._breakers[model] = breaker
         return breaker
 
@@ -76,14 +137,19 @@ class Breakers:
         self._open = frozenset(open_now)
         self._earliest_reopen = earliest
 
-    def allow(self, model: str) -> bool:
-        """May a call to ``model`` go out now? Claims the half-open probe if it is free."""
+    def allow(self, model: str, *, probe: bool = False, waited: bool = False) -> bool:
+        """May a call to ``model`` go out now? Claims the half-open probe if it is free.
+
+        ``probe``: the planner kept this open model as a route's last resort; its probe may go
+        before the cool-down ends. ``waited``: a retry that has waited out the provider's
+        ``Retry-After``; a cool-down for rate limits does not hold it back (ill health does)."""
         b = self._breakers.get(model)
         if b is None or b.state == CLOSED:
             return True
-        now = self._clock()
+        if waited and b.cause == RATE_LIMITS:
+            return True
         if b.state == OPEN:
-            if now < b.open_until:
+            if self._clock() < b.open_until and not probe:
                 return False
             b.state, b.probing = HALF_OPEN, False
         if b.probing:
@@ -91,6 +157,14 @@ class Breakers:
         b.probing = True
         self._refresh()
         return True
+
+    def why_not(self, model: str) -> str:
+        """Why ``allow`` refused ``model``, for the record."""
+        b = self._breakers.get(model)
+        if b is not None and b.state == HALF_OPEN and b.probing:
+            return f"circuit open ({b.cause}): its one probe is already out"
+        cause = b.cause if b is not None else ILL_HEALTH
+        return f"circuit open ({cause})"
 
     def release(self, model: str) -> None:
         """A call ``allow`` let through did not go out after all: free the probe it claimed."""
@@ -109,38 +183,42 @@ class Breakers:
 
     def success(self, model: str) -> None:
         b = self._get(model)
-        b.consecutive = 0
-        b.recent.append(True)
         if b.state != CLOSED:
             b.state, b.probing = CLOSED, False
-            b.recent.clear()
+            b.forget()
+            self._refresh()
+        b.unhealthy_run = b.limited_run = 0
+        b.count(self._clock(), 0, 0)
+
+    def failure(
+        self, model: str, cls: FailureClass | None = None, retry_after_s: float | None = None
+    ) -> None:
+        """A failed call, by its class (``None``: it ended without a verdict, e.g. a lost
+        hedge race)."""
+        b = self._get(model)
+        if b.state == OPEN:
+            return  # a call that went out before it opened: the model is judged already
+        if cls in UNHEALTHY:
+            b.unhealthy_run += 1
+            b.count(self._clock(), 1, 0)
+            if b.state == HALF_OPEN or b.over(b.unhealthy, b.unhealthy_run):
+                self._trip(b, ILL_HEALTH, b.settings.cooldown_s)
+        elif cls is FailureClass.RATE_LIMITED:
+            b.limited_run += 1
+            b.count(self._clock(), 0, 1)
+            if b.state == HALF_OPEN or b.over(b.limited, b.limited_run):
+                wait = retry_after_s if retry_after_s is not None else b.settings.cooldown_s
+                self._trip(b, RATE_LIMITS, wait)
+        elif b.state == HALF_OPEN and b.probing:
+            b.probing = False  # the probe ended without a verdict: the next call may probe
             self._refresh()
 
-    def failure(self, model: str, unhealthy: bool, retry_after_s: float | None = None) -> None:
-        b = self._get(model)
-        if not unhealthy:
-            if retry_after_s:
-                self._trip(b, retry_after_s)  # a cool-down the provider asked for
-            elif b.state == HALF_OPEN:
-                b.probing = False
-                self._refresh()
-            return
-        b.consecutive += 1
-        b.recent.append(False)
-        s = self.settings
-        failures = b.recent.count(False)
-        rate_tripped = len(b.recent) >= max(1, s.window // 2) and failures / len(b.recent) >= (
-            s.error_rate
-        )
-        if b.state == HALF_OPEN or b.consecutive >= s.consecutive_failures or rate_tripped:
-            self._trip(b, s.cooldown_s)
-
-    def _trip(self, b: _Breaker, seconds: float) -> None:
-        b.state = OPEN
+    def _trip(self, b: _Breaker, cause: str, seconds: float) -> None:
+        b.state, b.cause = OPEN, cause
         b.open_until = max(b.open_until, self._clock() + seconds)
         b.probing = False
-        b.consecutive = 0
         b.trips += 1
+        b.forget()
         self._refresh()
 
     def snapshot(self) -> dict[str, str]:
