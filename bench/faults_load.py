@@ -1,4 +1,4 @@
-"""Faults under load: the gateway (2 workers) in front of a flaky, a slow and a healthy model.
+"""Faults under load: the gateway (2 workers) in front of partly failing models.
 
 Starts the simulator and ``modelroute serve --workers 2`` as their own processes, warms up,
 then a separate load process sends an open-loop stream of requests at a fixed rate (half of
@@ -6,7 +6,13 @@ them streamed) and counts every client-visible error. Reports throughput, p50/p9
 the gateway's fallbacks as seen by the simulator, and the gateway's resident memory after
 warm-up and after the run.
 
-    .venv/bin/python bench/faults_load.py [--rate 200] [--duration 60]
+Scenarios (``--scenario``, files in bench/faults/):
+- ``mixed``: a flaky model (30% of every kind of failure), then a healthy one, then a slow one;
+- ``degraded``: three models each failing 30% of requests independently (500, 503, and 429
+  with Retry-After), one retry each: no healthy model to fall back on, so client errors
+  should stay near the independent-failure prediction, 0.3^6 = 0.07%.
+
+    .venv/bin/python bench/faults_load.py [--scenario mixed] [--rate 200] [--duration 60]
 """
 
 from __future__ import annotations
@@ -149,12 +155,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenario", choices=["mixed", "degraded"], default="mixed")
     args = parser.parse_args()
+    prefix = "" if args.scenario == "mixed" else f"{args.scenario}_"
     sim_port, gw_port = free_port(), free_port()
     work = Path(tempfile.mkdtemp(prefix="modelroute-faults-"))
     policy = work / "policy.yaml"
     policy.write_text(
-        (HERE / "faults" / "policy.yaml")
+        (HERE / "faults" / f"{prefix}policy.yaml")
         .read_text()
         .replace("SIM_BASE", f"http://127.0.0.1:{sim_port}/v1")
     )
@@ -163,7 +171,7 @@ def main() -> None:
             str(BIN),
             "simulator",
             "--config",
-            str(HERE / "faults" / "simulator.yaml"),
+            str(HERE / "faults" / f"{prefix}simulator.yaml"),
             "--port",
             str(sim_port),
         ]

@@ -4,6 +4,8 @@ sockets (see test_faults.py for how these tests run)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .faults_support import POLICY, ask, fail, one_record_each, scripted_sim, trail
@@ -69,3 +71,19 @@ async def test_max_attempts_is_the_number_of_attempts_on_a_model(attempts: int) 
         assert trail(record) == [("primary", "failed", "server_error")] * attempts
         assert error.response.headers["x-modelroute-attempts"] == str(attempts)
         assert gw.sim.stats() == {"primary-sim": {"server_error": attempts}}
+
+
+async def test_the_retry_that_waited_out_retry_after_is_sent() -> None:
+    """A's 429 says retry after 1 s; B's, half a second later, says the same. When A's wait is
+    over, B's Retry-After still runs: A's retry is sent all the same (it waited for exactly
+    that), and so is B's."""
+    sim = scripted_sim(**{"primary-sim": {"script": ["rate_limited"] * 2, "retry_after_s": 1}})
+    async with gateway(POLICY, sim) as gw:
+        first = asyncio.ensure_future(ask(gw, "patient"))
+        await asyncio.sleep(0.5)
+        second = asyncio.ensure_future(ask(gw, "patient"))
+        for answer, record, headers in await asyncio.gather(first, second):
+            assert answer == "Paris"
+            assert trail(record) == [("primary", "failed", "rate_limited"), ("primary", "ok", None)]
+            assert headers["x-modelroute-attempts"] == "2"
+        assert gw.sim.stats() == {"primary-sim": {"rate_limited": 2, "ok": 2}}

@@ -248,6 +248,17 @@ def test_late_failures_of_calls_made_before_it_opened_do_not_extend_it(clock: Cl
     assert b.state("m") == "half_open"
 
 
+def test_late_successes_of_calls_made_before_it_opened_do_not_close_it(clock: Clock) -> None:
+    b = _breakers(clock, consecutive_failures=1)
+    b.failure("m", SERVER_ERROR)
+    b.success("m")  # under load, calls that were already out keep answering for a while
+    assert b.state("m") == "open" and not b.allow("m")
+    clock.now += 10
+    assert b.allow("m")  # the probe decides
+    b.success("m")
+    assert b.state("m") == "closed"
+
+
 def test_a_probe_that_ends_without_a_verdict_frees_the_slot(clock: Clock) -> None:
     b = _breakers(clock, consecutive_failures=1)
     b.failure("m", SERVER_ERROR)

@@ -17,11 +17,13 @@ A model failing a share of its calls below ``error_rate`` is degraded, not down,
 its traffic: retries and fallbacks hide its failures better than its absence would.
 
 When the time is up the breaker is half-open: it lets exactly one probe through; a success
-closes it (with a fresh window), a failure re-opens it. The planner sees open breakers as
-``circuit_open`` through ``open_models()``; a route never loses more than its share of
-candidates to them (``Route.max_ejection_percent``, planner/plan.py): the least-bad open
-ones stay in the order, tried last, through ``allow(model, probe=True)``, which lets one probe
-through even before the cool-down ends.
+closes it (with a fresh window), a failure re-opens it. Outcomes of calls that were already
+out when it opened are ignored: under load some always come back late.
+
+The planner sees open breakers as ``circuit_open`` through ``open_models()``; a route never
+loses more than its share of candidates to them (``Route.max_ejection_percent``,
+planner/plan.py): the least-bad open ones stay in the order, tried last, through
+``allow(model, probe=True)``, which lets one probe through even before the cool-down ends.
 
 The clock is injected, so tests drive time without sleeping.
 """
@@ -183,6 +185,11 @@ class Breakers:
 
     def success(self, model: str) -> None:
         b = self._get(model)
+        if b.state == OPEN:
+            # A call that went out before it opened (or a retry let through a rate-limit
+            # cool-down): under load some always answer late, and closing on them would undo
+            # every trip. Only the probe decides.
+            return
         if b.state != CLOSED:
             b.state, b.probing = CLOSED, False
             b.forget()
