@@ -327,9 +327,7 @@ class Router:
         finally:
             limit.stop()
             relay.close(failed, gone)
-            if failed is None:
-                self.breakers.success(opened.model.name)
-            else:
+            if failed is not None:  # its success was counted at the first byte
                 self.breakers.failure(opened.model.name, FailureClass(failed[0]))
             self.sink.submit(builder.record)
         if failed is not None:

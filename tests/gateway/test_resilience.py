@@ -161,6 +161,23 @@ async def test_circuit_opened_after_planning_is_skipped_by_the_engine() -> None:
         one_record_each(gw, 2)
 
 
+async def test_a_streamed_answer_counts_once_for_its_breaker() -> None:
+    """Two streamed answers, then two failures: half of four calls failed, which opens a
+    breaker at error_rate 0.5. (Counting each stream's success twice, at its first byte and
+    at its end, hid the failures behind six calls.)"""
+    policy = _breakers(min_calls=4, error_rate=0.5, consecutive_failures=100)
+    sim = scripted_sim(**{"primary-sim": {"script": ["ok", "ok", "server_error", "server_error"]}})
+    async with gateway(policy, sim) as gw:
+        for _ in range(2):
+            answer, _, _ = await ask(gw, "once", stream=True)
+            assert answer == "Paris"
+        _, record, _ = await ask(gw, "once", stream=True)
+        assert trail(record)[0] == ("primary", "failed", "server_error")
+        assert gw.router.breakers.state("primary") == "closed"  # 1 of 3
+        await ask(gw, "once", stream=True)
+        assert gw.router.breakers.state("primary") == "open"  # 2 of 4
+
+
 # -- hedging ----------------------------------------------------------------------------------
 
 
