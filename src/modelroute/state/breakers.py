@@ -65,9 +65,24 @@ class _Breaker:
     open_until: float = 0.0
     probing: bool = False
     trips: int = 0
+    # Until then the newest slice takes new calls and none has left the window: the common
+    # case (a success) is then two additions.
+    steady_until: float = float("-inf")
 
     def count(self, now: float, unhealthy: int, limited: int) -> None:
         """One call into the window, after dropping the slices that fell out of it."""
+        if now >= self.steady_until:
+            self._slide(now)
+        last = self.buckets[-1]
+        last.calls += 1
+        self.calls += 1
+        if unhealthy or limited:
+            last.unhealthy += unhealthy
+            last.limited += limited
+            self.unhealthy += unhealthy
+            self.limited += limited
+
+    def _slide(self, now: float) -> None:
         window = self.settings.window_s
         buckets = self.buckets
         while buckets and buckets[0].start <= now - window:
@@ -77,17 +92,12 @@ class _Breaker:
             self.limited -= old.limited
         if not buckets or now >= buckets[-1].start + window / _BUCKETS:
             buckets.append(_Bucket(now))
-        last = buckets[-1]
-        last.calls += 1
-        last.unhealthy += unhealthy
-        last.limited += limited
-        self.calls += 1
-        self.unhealthy += unhealthy
-        self.limited += limited
+        self.steady_until = min(buckets[0].start + window, buckets[-1].start + window / _BUCKETS)
 
     def forget(self) -> None:
         """A fresh start: the window and the runs describe the model before it was open."""
         self.buckets.clear()
+        self.steady_until = float("-inf")
         self.calls = self.unhealthy = self.limited = 0
         self.unhealthy_run = self.limited_run = 0
 
@@ -184,7 +194,11 @@ class Breakers:
         return b.state
 
     def success(self, model: str) -> None:
-        b = self._get(model)
+        b = self._breakers.get(model) or self._get(model)
+        if b.state == CLOSED:  # the common case first
+            b.unhealthy_run = b.limited_run = 0
+            b.count(self._clock(), 0, 0)
+            return
         if b.state == OPEN:
             # A call that went out before it opened (or a retry let through a rate-limit
             # cool-down): under load some always answer late, and closing on them would undo
