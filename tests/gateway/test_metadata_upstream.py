@@ -19,7 +19,7 @@ POLICY = """
 version: metadata-1
 defaults:
   timeouts: {attempt_ms: 2000, total_ms: 6000}
-  retries: {max_attempts: 0}
+  retries: {max_attempts: 1}
 models:
   primary:
     provider: simulator

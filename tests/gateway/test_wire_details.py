@@ -127,7 +127,7 @@ HANGING = """
 version: hang-1
 defaults:
   timeouts: {attempt_ms: 150, total_ms: 400}
-  retries: {max_attempts: 0}
+  retries: {max_attempts: 1}
 models:
   stuck:
     provider: anthropic

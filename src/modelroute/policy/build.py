@@ -267,6 +267,11 @@ class _Builder:
 def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     """Content hash: the declared policy plus the prices it resolved to (the label excluded)."""
     body = spec.model_dump(mode="json", exclude={"version"})
+    # max_attempts once counted retries only: hashed in that unit, a policy whose behaviour
+    # did not change keeps its hash, and one whose behaviour did gets a new one.
+    for retries in [body["defaults"]["retries"], *(r["retries"] for r in body["routes"].values())]:
+        if retries is not None:
+            retries["max_attempts"] -= 1
     if spec.defaults.circuit_breaker == CircuitBreaker():  # unused: no change to the hash
         del body["defaults"]["circuit_breaker"]
     for model in body["models"].values():
