@@ -130,3 +130,25 @@ def test_open_circuits_never_take_more_than_their_share(
     assert missing <= stats.open_circuits
     if policy.routes["r"].strategy != "cascade":  # a cascade's quality bar may move a tier
         assert len(missing) <= len(closed.order) // 2
+
+
+def test_a_probe_below_min_quality_is_dropped_when_its_cascade_tier_becomes_final() -> None:
+    """An early cascade tier answers to the confidence signal, not min_quality; but when the
+    final tier is emptied the early tier is final, and a probe kept there must meet the bar."""
+    caps = ["logprobs"]
+    models = {"early": model(quality={"r": 0.5}, caps=caps), "late": model(ctx=500, caps=caps)}
+    route = {
+        "constraints": {"min_quality": 0.8},
+        "strategy": {
+            "kind": "cascade",
+            "tiers": [["early"], ["late"]],
+            "confidence": {"signal": "logprobs", "threshold": 0.8},
+        },
+    }
+    policy = load_policy_dict({"models": models, "routes": {"r": route}})
+    d = plan(_ctx(), policy, _open("early"))
+    assert not d.feasible and not _probes(d)
+    assert {(r.model, r.reason) for r in d.rejections} >= {
+        ("early", Reason.BELOW_MIN_QUALITY),
+        ("late", Reason.CONTEXT_TOO_SMALL),
+    }

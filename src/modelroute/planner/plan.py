@@ -138,7 +138,7 @@ class _Planner:
         count = len(route.tiers)
         passing: list[list[Candidate]] = [[] for _ in range(count)]
         failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
-        cooling: list[tuple[int, Candidate]] = []  # would pass but for an open circuit
+        cooling: list[tuple[int, Model, Candidate]] = []  # would pass but for an open circuit
         for tier, model, fallback, binds in route.entries:
             est = estimate(model, route.name, t, stats)
             candidate = Candidate(model.name, est, fallback)
@@ -153,9 +153,9 @@ class _Planner:
             else:
                 self.reject(model, candidate, binds)
                 if model.name in t.open_circuits and self.only_circuit(model, est, binds):
-                    cooling.append((tier, candidate))
+                    cooling.append((tier, model, candidate))
         if cooling:
-            self.keep_probes(passing, cooling)
+            self.keep_probes(passing, failing, cooling)
         if route.strategy == "cascade":
             self.cascade_quality(passing, failing)
         else:
@@ -179,29 +179,39 @@ class _Planner:
         return est.quality is not None and est.quality >= min_q
 
     def keep_probes(
-        self, passing: list[list[Candidate]], cooling: list[tuple[int, Candidate]]
+        self,
+        passing: list[list[Candidate]],
+        failing: list[list[tuple[Candidate, Rejection]]],
+        cooling: list[tuple[int, Model, Candidate]],
     ) -> None:
         """Open circuits may rule out at most the route's ``max_ejection_percent`` of the
         candidates that meet every other requirement (never all of them below 100): the
         least-bad open ones beyond that share stay, last, with ``circuit_open`` waived, and
         the engine sends each one probe. A route whose every model had a bad spell thus
         recovers at the first success instead of refusing everything for a whole cooldown,
-        while a model that is down costs one request at a time."""
+        while a model that is down costs one request at a time. A probe below min_quality
+        in a cascade's early tier waits with the other such models: it stays only while
+        that tier is not the final one."""
         total = sum(len(tier) for tier in passing) + len(cooling)
         keep = len(cooling) - total * self.route.max_ejection_percent // 100
         if keep <= 0:
             return
         by_model = self.stats.by_model
 
-        def badness(item: tuple[int, Candidate]) -> tuple[bool, float]:
-            measured = by_model.get(item[1].model)
+        def badness(item: tuple[int, Model, Candidate]) -> tuple[bool, float]:
+            measured = by_model.get(item[2].model)
             rate = measured.error_rate if measured is not None else None
             return (rate is None, rate or 0.0)
 
         kept = sorted(cooling, key=badness)[:keep]  # a stable sort: ties keep the route's order
-        for tier, c in kept:
-            passing[tier].append(c._replace(waived=(Rejection(c.model, Reason.CIRCUIT_OPEN),)))
-        names = {c.model for _, c in kept}
+        for tier, model, c in kept:
+            probe = c._replace(waived=(Rejection(c.model, Reason.CIRCUIT_OPEN),))
+            below = meets_quality(model, probe.estimate, self.terms)
+            if below is None:
+                passing[tier].append(probe)
+            else:
+                failing[tier].append((probe, below))
+        names = {c.model for _, _, c in kept}
         self.rejections = [r for r in self.rejections if r.model not in names]
 
     def reject(self, model: Model, candidate: Candidate, quality_binds: bool) -> None:
