@@ -14,7 +14,13 @@ from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
 from modelroute.pricing import cost_of
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import (
+    ANSWERED,
+    Attempt,
+    AttemptResult,
+    RequestRecord,
+    RequestStatus,
+)
 from modelroute.request_fields import THINKING_BLOCKS
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
@@ -102,9 +108,7 @@ class RecordBuilder:
         r.cost_usd = sum(a.cost_usd or 0.0 for a in attempts)
         # An answered attempt whose usage could not be priced makes the total uncertain.
         r.price_unknown = any(
-            not a.price_known
-            for a in attempts
-            if a.outcome in ("ok", "low_confidence") or a.usage is not None
+            not a.price_known for a in attempts if a.outcome in ANSWERED or a.usage is not None
         )
         r.latency_ms = self._elapsed_ms()
 
@@ -112,11 +116,11 @@ class RecordBuilder:
         r = self.record
         if isinstance(err, InfeasibleError):
             self.decided(err.decision)
-            r.status, r.http_status = "infeasible", 422
+            r.status, r.http_status = RequestStatus.INFEASIBLE, 422
         elif isinstance(err, UnknownRouteError):
-            r.status, r.http_status = "rejected", 404
+            r.status, r.http_status = RequestStatus.REJECTED, 404
         else:
-            r.status, r.http_status = "client_error", 400
+            r.status, r.http_status = RequestStatus.CLIENT_ERROR, 400
         r.error = str(err)
         r.latency_ms = self._elapsed_ms()
 
@@ -130,11 +134,15 @@ class RecordBuilder:
         r = self.record
         if status_of is not None:
             r.http_status = status_of(err.failure)
-        r.status, r.failure, r.error = "failed", err.failure.cls.value, err.failure.message
+        r.status, r.failure, r.error = (
+            RequestStatus.FAILED,
+            err.failure.cls.value,
+            err.failure.message,
+        )
 
     def finish_cancelled(self, attempts: list[Attempt]) -> None:
         self._totals(attempts)
-        self.record.status, self.record.error = "cancelled", "the client went away"
+        self.record.status, self.record.error = RequestStatus.CANCELLED, "the client went away"
 
     def finish_answer(
         self, answer: Answer, attempts: list[Attempt], completion: Completion
@@ -161,13 +169,15 @@ class RecordBuilder:
             model, reported = opened.model.name, opened.attempt.reported_model
         if attempts is None:
             attempts = r.attempts
-        escalations = sum(1 for a in attempts if a.outcome == "low_confidence")
+        escalations = sum(1 for a in attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
         return {
             "x-modelroute-request-id": r.request_id,
             "x-modelroute-route": r.route or "",
             "x-modelroute-model": model or "",
             "x-modelroute-model-version": reported or "",
-            "x-modelroute-attempts": str(sum(1 for a in attempts if a.outcome != "skipped") or 1),
+            "x-modelroute-attempts": str(
+                sum(1 for a in attempts if a.outcome != AttemptResult.SKIPPED) or 1
+            ),
             "x-modelroute-reason": _reason(decision, escalations),
         }
 
@@ -227,11 +237,15 @@ class StreamRelay:
         r.ttft_ms = attempt.ttft_ms
         r.answer = _content("".join(self.text), b.content)
         if failed is not None:
-            attempt.outcome, attempt.failure, attempt.message = "failed", failed[0], failed[1]
-            r.status, r.failure, r.error = "stream_error", failed[0], failed[1]
+            attempt.outcome, attempt.failure, attempt.message = (
+                AttemptResult.FAILED,
+                failed[0],
+                failed[1],
+            )
+            r.status, r.failure, r.error = RequestStatus.STREAM_ERROR, failed[0], failed[1]
         elif gone:
-            r.status, r.error = "cancelled", "the client went away"
-        r.escalations = sum(1 for a in self.attempts if a.outcome == "low_confidence")
+            r.status, r.error = RequestStatus.CANCELLED, "the client went away"
+        r.escalations = sum(1 for a in self.attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
 
 
 async def replay_chunks(completion: Completion, include_usage: bool) -> AsyncIterator[StreamChunk]:

@@ -29,7 +29,7 @@ from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
-from modelroute.records.record import MemorySink, RecordSink, RequestRecord
+from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
@@ -229,7 +229,7 @@ class Router:
         """A request refused before routing (unparseable body): still one record."""
         builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content, self._ids)
         r = builder.record
-        r.status, r.http_status, r.error = "client_error", status, message
+        r.status, r.http_status, r.error = RequestStatus.CLIENT_ERROR, status, message
         self.sink.submit(r)
         return r
 

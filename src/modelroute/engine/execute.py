@@ -21,7 +21,7 @@ from modelroute.engine.attempt import EngineDeps, OpenStream, call, open_stream
 from modelroute.engine.walk import Discard, TryOnce, Walk
 from modelroute.planner.decision import Candidate, Decision
 from modelroute.policy.compiled import ConfidenceRule, Model, Policy, Route
-from modelroute.records.record import Attempt
+from modelroute.records.record import Attempt, AttemptResult
 from modelroute.types import Completion
 
 
@@ -116,7 +116,7 @@ class Executor:
             answer = Answer(completion, model, attempt, score, self.escalations)
             if score >= rule.threshold:
                 return answer
-            attempt.outcome = "low_confidence"
+            attempt.outcome = AttemptResult.LOW_CONFIDENCE
             self.escalations += 1
             if self.doubted is None or (self.doubted.confidence or 0) < score:
                 self.doubted = answer

@@ -90,7 +90,7 @@ def _record_headers(err: ModelrouteError) -> dict[str, str]:
     headers = {"x-modelroute-request-id": record.request_id}
     if record.route:
         headers["x-modelroute-route"] = record.route
-    attempts = sum(1 for a in record.attempts if a.outcome != "skipped")
+    attempts = record.attempt_count
     headers["x-modelroute-attempts"] = str(attempts)
     return headers
 
