@@ -22,6 +22,7 @@ from modelroute.records.record import (
     RequestStatus,
 )
 from modelroute.request_fields import THINKING_BLOCKS
+from modelroute.statuses import error_status, failed_status
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
 CONTENT_LIMIT = 2048
@@ -116,24 +117,19 @@ class RecordBuilder:
         r = self.record
         if isinstance(err, InfeasibleError):
             self.decided(err.decision)
-            r.status, r.http_status = RequestStatus.INFEASIBLE, 422
+            r.status = RequestStatus.INFEASIBLE
         elif isinstance(err, UnknownRouteError):
-            r.status, r.http_status = RequestStatus.REJECTED, 404
+            r.status = RequestStatus.REJECTED
         else:
-            r.status, r.http_status = RequestStatus.CLIENT_ERROR, 400
+            r.status = RequestStatus.CLIENT_ERROR
+        r.http_status = error_status(err)  # what the gateway answers, library calls alike
         r.error = str(err)
         r.latency_ms = self._elapsed_ms()
 
-    def finish_failed(
-        self,
-        err: AllAttemptsFailed,
-        attempts: list[Attempt],
-        status_of: Callable[[Failure], int] | None = None,
-    ) -> None:
+    def finish_failed(self, err: AllAttemptsFailed, attempts: list[Attempt]) -> None:
         self._totals(attempts)
         r = self.record
-        if status_of is not None:
-            r.http_status = status_of(err.failure)
+        r.http_status = failed_status(err.failure.cls)
         r.status, r.failure, r.error = (
             RequestStatus.FAILED,
             err.failure.cls.value,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
 from modelroute.engine.idle import IdleLimit
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import Failure, FailureClass
+from modelroute.failures import FailureClass
 from modelroute.features import TokenCounts, request_context
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
@@ -163,10 +163,6 @@ class Router:
         self.content = content
         self._token_counts = TokenCounts()
         self._ids = RequestIds()
-        # The HTTP status of a request whose every attempt failed, for its record; set by the
-        # server (the only place that knows statuses) before the record is submitted.
-        self.failed_status: Callable[[Failure], int] | None = None
-        self.error_status: Callable[[ModelrouteError], int] | None = None
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
 
@@ -235,8 +231,6 @@ class Router:
 
     def _submit(self, builder: RecordBuilder, err: ModelrouteError) -> ModelrouteError:
         err.record = builder.record
-        if self.error_status is not None:  # the status the client will get, set by the server
-            builder.record.http_status = self.error_status(err)
         self.sink.submit(builder.record)
         return err
 
@@ -247,7 +241,7 @@ class Router:
         try:
             return await run()
         except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts, self.failed_status)
+            builder.finish_failed(err, executor.attempts)
             raise self._submit(builder, err) from None
         except BaseException:
             builder.finish_cancelled(executor.attempts)

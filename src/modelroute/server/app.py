@@ -31,7 +31,7 @@ from modelroute.server.asgi import (
     send_text,
     start_stream,
 )
-from modelroute.server.errors import HttpError, failed_status, http_error
+from modelroute.server.errors import HttpError, http_error
 from modelroute.server.feedback import handle_feedback
 from modelroute.server.openapi import openapi_text
 
@@ -66,8 +66,6 @@ class Gateway:
     def __init__(self, router: Router, metrics: MetricsSink | None = None) -> None:
         self.router = router
         self.metrics = metrics
-        router.failed_status = failed_status  # so a failed request's record has its status
-        router.error_status = lambda err: http_error(err).status
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
