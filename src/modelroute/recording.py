@@ -8,12 +8,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from modelroute.engine import AllAttemptsFailed, Answer, OpenStream
+from modelroute.engine import AllAttemptsFailed, Answer, OpenStream, StreamEnd
 from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
-from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
-from modelroute.pricing import cost_of
 from modelroute.records.record import (
     ANSWERED,
     Attempt,
@@ -23,7 +21,7 @@ from modelroute.records.record import (
 )
 from modelroute.request_fields import THINKING_BLOCKS
 from modelroute.statuses import error_status, failed_status
-from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
+from modelroute.types import Completion, StreamChunk, Usage
 
 CONTENT_LIMIT = 2048
 
@@ -177,8 +175,22 @@ class RecordBuilder:
             "x-modelroute-reason": _reason(decision, escalations),
         }
 
-    def relay(self, opened: OpenStream, attempts: list[Attempt]) -> StreamRelay:
-        return StreamRelay(self, opened, attempts)
+    def finish_stream(self, end: StreamEnd, attempts: list[Attempt]) -> None:
+        """A relayed stream's record, however it ended (the engine kept its attempt)."""
+        self._totals(attempts)
+        r = self.record
+        attempt = end.opened.attempt
+        r.final_model = end.opened.model.name
+        r.final_reported_model = attempt.reported_model
+        r.final_fingerprint = attempt.fingerprint
+        r.ttft_ms = attempt.ttft_ms
+        r.answer = _content(end.text, self.content)
+        if end.failure is not None:
+            r.status = RequestStatus.STREAM_ERROR
+            r.failure, r.error = end.failure.cls.value, end.failure.message
+        elif end.gone:
+            r.status, r.error = RequestStatus.CANCELLED, "the client went away"
+        r.escalations = sum(1 for a in attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
 
 
 def _reason(decision: Mapping[str, Any], escalations: int) -> str:
@@ -191,57 +203,6 @@ def _reason(decision: Mapping[str, Any], escalations: int) -> str:
     if escalations:
         text += f"; escalated {escalations}"
     return text
-
-
-class StreamRelay:
-    """Accumulates what a relayed stream carried, for its record."""
-
-    def __init__(self, builder: RecordBuilder, opened: OpenStream, attempts: list[Attempt]) -> None:
-        self.builder = builder
-        self.opened = opened
-        self.attempts = attempts
-        self.text: list[str] = []
-        self.usage: Usage | None = None
-
-    def seen(self, chunk: StreamChunk) -> None:
-        if chunk.content:
-            self.text.append(chunk.content)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-
-    def failure(self, exc: BaseException) -> tuple[str, str]:
-        if isinstance(exc, UpstreamError):
-            failure = classify(exc)
-        else:
-            failure = Failure(FailureClass.SERVER_ERROR, 0, f"{type(exc).__name__}: {exc}")
-        return failure.cls.value, failure.message
-
-    def close(self, failed: tuple[str, str] | None, gone: bool = False) -> None:
-        """``failed``: (failure class, message) of a stream that broke; ``gone``: the client
-        left before the end."""
-        opened, attempt = self.opened, self.opened.attempt
-        b = self.builder
-        attempt.latency_ms = (b.clock() - opened.started) * 1000
-        attempt.usage = self.usage
-        cost = cost_of(self.usage, opened.model.prices)
-        attempt.cost_usd, attempt.price_known = cost.usd, cost.known
-        b._totals(self.attempts)
-        r = b.record
-        r.final_model = opened.model.name
-        r.final_reported_model = attempt.reported_model
-        r.final_fingerprint = attempt.fingerprint
-        r.ttft_ms = attempt.ttft_ms
-        r.answer = _content("".join(self.text), b.content)
-        if failed is not None:
-            attempt.outcome, attempt.failure, attempt.message = (
-                AttemptResult.FAILED,
-                failed[0],
-                failed[1],
-            )
-            r.status, r.failure, r.error = RequestStatus.STREAM_ERROR, failed[0], failed[1]
-        elif gone:
-            r.status, r.error = RequestStatus.CANCELLED, "the client went away"
-        r.escalations = sum(1 for a in self.attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
 
 
 async def replay_chunks(completion: Completion, include_usage: bool) -> AsyncIterator[StreamChunk]:

@@ -14,10 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
-from modelroute.engine.idle import IdleLimit
+from modelroute.engine import (
+    AllAttemptsFailed,
+    Answer,
+    EngineDeps,
+    Executor,
+    Relay,
+    StreamEnd,
+)
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import FailureClass
 from modelroute.features import TokenCounts, request_context
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
@@ -60,23 +65,6 @@ class ChatResult:
 
     def to_openai(self) -> dict[str, Any]:
         return self.completion.body
-
-
-class _RelayProgress:
-    """Whether a stream's relay has begun (after which the relay itself records the end)."""
-
-    __slots__ = ("started",)
-
-    def __init__(self) -> None:
-        self.started = False
-
-
-class StreamFailed(ModelrouteError):
-    """A stream failed after its first byte reached the client; it ends with an error event."""
-
-    def __init__(self, failure_class: str, message: str) -> None:
-        self.failure_class = failure_class
-        super().__init__(message)
 
 
 class ChatStream:
@@ -277,86 +265,28 @@ class Router:
         builder, decision = self._begin(body, headers, endpoint, stream=True)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
         opened = await self._execute(builder, executor, executor.stream)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if isinstance(opened, Answer):
             completion = _client_view(opened.completion, body)
             builder.finish_answer(opened, executor.attempts, completion)
             self.sink.submit(builder.record)
-            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
             headers = builder.headers(opened, executor.attempts)
             return ChatStream(chunks, builder.record, decision, headers)
-        progress = _RelayProgress()
-        chunks = self._relay(opened, builder, executor, body, progress)
-        stream = ChatStream(
-            chunks, builder.record, decision, builder.headers(opened, executor.attempts)
-        )
+        attempts = executor.attempts
+
+        def ended(end: StreamEnd) -> None:
+            builder.finish_stream(end, attempts)
+            self.sink.submit(builder.record)
+
+        idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted
+        relay = Relay(self.deps, opened, idle, wants_usage, ended)
+        headers = builder.headers(opened, attempts)
+        stream = ChatStream(relay.chunks(), builder.record, decision, headers)
         # A caller may drop the stream without reading it; its record must still be written.
-        finalizer = weakref.finalize(stream, self._abandoned, progress, builder, opened, executor)
+        finalizer = weakref.finalize(stream, relay.abandon)
         finalizer.atexit = False  # at interpreter exit the sinks are gone already
         return stream
-
-    def _abandoned(
-        self,
-        progress: _RelayProgress,
-        builder: RecordBuilder,
-        opened: OpenStream,
-        executor: Executor,
-    ) -> None:
-        """A stream collected before it was read: the relay never ran, so record it here.
-        (The provider's stream is closed by the event loop's async-generator finalizer.)"""
-        if progress.started:
-            return
-        builder.relay(opened, executor.attempts).close(None, gone=True)
-        self.sink.submit(builder.record)
-
-    async def _relay(
-        self,
-        opened: OpenStream,
-        builder: RecordBuilder,
-        executor: Executor,
-        body: dict[str, Any],
-        progress: _RelayProgress,
-    ) -> AsyncIterator[StreamChunk]:
-        """Forward the stream; after the first byte a failure can only end it with an error."""
-        progress.started = True
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence we accept
-        relay = builder.relay(opened, executor.attempts)
-        failed: tuple[str, str] | None = None
-        gone = False
-        limit = IdleLimit(idle)
-        try:
-            for chunk in opened.buffered:
-                relay.seen(chunk)
-                yield _usage_as_asked(chunk, wants_usage)
-            iterator = opened.rest.__aiter__()
-            while True:
-                limit.wait_start()
-                try:
-                    chunk = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                limit.wait_end()
-                relay.seen(chunk)
-                yield _usage_as_asked(chunk, wants_usage)
-        except asyncio.CancelledError:
-            if not limit.absorb():
-                gone = True  # the client went away
-                raise
-            failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")
-        except Exception as exc:  # classified once, here at the stream boundary
-            failed = relay.failure(exc)
-        except BaseException:  # GeneratorExit: the client went away
-            gone = True
-            raise
-        finally:
-            limit.stop()
-            relay.close(failed, gone)
-            if failed is not None:  # its success was counted at the first byte
-                self.breakers.failure(opened.model.name, FailureClass(failed[0]))
-            self.sink.submit(builder.record)
-        if failed is not None:
-            raise StreamFailed(*failed)
 
     def warm_up(self) -> None:
         """Load the tokenizer and open the connection pool now (call inside the event loop)."""
@@ -446,19 +376,6 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
-
-
-def _usage_as_asked(chunk: StreamChunk, wants_usage: bool) -> StreamChunk:
-    """The gateway always asks upstream for usage (for accounting). A client that did not
-    ask gets what OpenAI would send it: no usage-only chunk and no ``usage`` field at all."""
-    if wants_usage or "usage" not in chunk.data:
-        return chunk
-    if not chunk.data.get("choices"):
-        chunk.send = False
-    else:
-        chunk.data = {key: value for key, value in chunk.data.items() if key != "usage"}
-        chunk.raw = None  # relayed re-encoded, without the field
-    return chunk
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from modelroute.router import ChatStream, StreamFailed
+from modelroute.engine import StreamFailed
+from modelroute.router import ChatStream
 from modelroute.server.asgi import Disconnect, Receive, Scope, Send, start_stream
 from modelroute.types import StreamChunk
 
