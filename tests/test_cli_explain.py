@@ -41,6 +41,37 @@ def test_stats_change_the_decision() -> None:
     data = json.loads(result.stdout)
     [chosen] = data["tiers"][0]
     assert chosen["quality"] == 0.92 and chosen["quality_source"] == "measured"
+    assert chosen["quality_samples"] == 310
+
+
+def test_measured_quality_shows_its_rated_requests_and_needs_min_samples(
+    tmp_path: Path,
+) -> None:
+    def explain(rated: int, *extra: str) -> str:
+        stats = tmp_path / f"stats-{rated}.json"
+        entry = {"quality": 0.5, "quality_samples": rated}
+        stats.write_text(json.dumps({"routes": {"contract-review": {"gpt-4o": entry}}}))
+        result = run_cli("explain", DOCS, "--request", REQUEST, "--stats", str(stats), *extra)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    # The default defaults.quality.min_samples is 30 distinct rated requests.
+    assert "quality 0.910 (prior: 29 rated requests of 30 needed)" in explain(29)
+    data = json.loads(explain(29, "--json"))
+    assert data["chosen"] == "gpt-4o"
+    [chosen] = data["tiers"][0]
+    assert chosen["quality_source"] == "prior" and chosen["quality_samples"] == 29
+    measured = explain(30)
+    assert "chosen: gpt-4o" not in measured
+    assert "gpt-4o: below_min_quality: 0.500 < 0.900 (measured)" in measured
+
+
+def test_a_measured_quality_without_its_sample_count_is_refused(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"routes": {"contract-review": {"gpt-4o": {"quality": 0.5}}}}))
+    result = run_cli("explain", DOCS, "--request", REQUEST, "--stats", str(stats))
+    assert result.returncode == 2
+    assert "'quality' needs 'quality_samples'" in result.stderr
 
 
 def test_headers_select_a_route_and_tighten_limits(tmp_path: Path) -> None:

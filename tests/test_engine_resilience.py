@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from modelroute import load_policy_text
+from modelroute.engine import AllAttemptsFailed
 from modelroute.errors import ModelrouteError
 from modelroute.failures import FailureClass
 from modelroute.records.record import MemorySink, RequestRecord
@@ -228,3 +229,48 @@ def test_a_route_whose_every_model_had_a_bad_spell_recovers_at_once() -> None:
     assert first.decision is not None and first.decision["order"] == ["m500", "m503"]
     assert [r["model"] for r in first.decision["rejections"]] == ["m429"]
     assert all(r.status == "ok" for r in after)
+
+
+def test_a_single_model_route_that_is_down_costs_one_request_at_a_time() -> None:
+    """Its breaker is open: every request is offered the model as a probe, one goes out, and
+    the others, finding the probe already out, fail at once (503 with Retry-After at the
+    gateway) with the skip and its reason in the record."""
+    provider = ScriptedProvider({"a": [Fail(FailureClass.SERVER_ERROR, latency_s=0.5)] * 3})
+    policy = _policy(
+        ["a"],
+        "  solo:\n    retries: {max_attempts: 1}\n    strategy: {kind: fixed, models: [a]}\n",
+        "  circuit_breaker: {consecutive_failures: 2}\n",
+    )
+    caught: list[AllAttemptsFailed] = []
+
+    async def ask(router: Router, at: float) -> RequestRecord:
+        try:
+            return await _ask_or_raise(router, at)
+        except AllAttemptsFailed as err:
+            caught.append(err)
+            assert err.record is not None
+            return err.record
+
+    async def _ask_or_raise(router: Router, at: float) -> RequestRecord:
+        await asyncio.sleep(at - asyncio.get_running_loop().time())
+        body = {"model": "solo", "messages": [{"role": "user", "content": "hello"}]}
+        return (await router.chat(body)).record
+
+    async def main() -> list[RequestRecord]:
+        router = _router(policy, provider)
+        try:
+            await asyncio.gather(ask(router, 0.0), ask(router, 0.0))  # opens the breaker
+            assert router.breakers.state("a") == "open"
+            return await asyncio.gather(*(ask(router, 1 + i * 0.1) for i in range(3)))
+        finally:
+            await router.aclose()
+
+    probe, *refused = run_virtual(main())
+    assert _trail(probe) == [("a", "failed", "server_error")]
+    for record in refused:
+        assert _trail(record) == [
+            ("a", "skipped", "circuit open (ill health): its one probe is already out")
+        ]
+    assert provider.tally() == Counter({("a", "server_error"): 3})
+    refusals = [err.failure for err in caught if err.record in refused]
+    assert [(f.cls, f.retry_after_s) for f in refusals] == [(FailureClass.OVERLOADED, 1.0)] * 2

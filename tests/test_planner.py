@@ -79,10 +79,72 @@ def test_quality_measured_for_the_route_wins_over_the_prior() -> None:
     )
     d = plan(_ctx(), policy)
     assert d.order == ("a",) and _reasons(d, "b") == {"below_min_quality"}
-    stats = StatsSnapshot(by_route={("r", "b"): ModelStats(quality=0.93, samples=500)})
+    stats = StatsSnapshot(by_route={("r", "b"): ModelStats(quality=0.93, quality_samples=500)})
     d = plan(_ctx(), policy, stats)
     assert d.order == ("b", "a")
     assert d.tiers[0][0].estimate.quality_source == "measured"
+
+
+@pytest.mark.parametrize(
+    ("setting", "needed"), [({}, 30), ({"defaults": {"quality": {"min_samples": 5}}}, 5)]
+)
+def test_measured_quality_replaces_the_prior_only_from_min_samples_rated_requests(
+    setting: dict[str, Any], needed: int
+) -> None:
+    policy = load_policy_dict(
+        {
+            **setting,
+            "models": {"cheap": model(inp=0.1, quality={"r": 0.85}), "big": model(inp=5)},
+            "routes": {
+                "r": {
+                    "strategy": {"kind": "cheapest_qualified"},
+                    "constraints": {"min_quality": 0.8},
+                }
+            },
+        }
+    )
+    assert policy.routes["r"].min_quality_samples == needed
+
+    def cheap(rated: int) -> Any:
+        stats = StatsSnapshot(
+            by_route={("r", "cheap"): ModelStats(quality=0.1, quality_samples=rated)}
+        )
+        d = plan(_ctx(), policy, stats)
+        [c] = [c for tier in d.tiers for c in tier if c.model == "cheap"] or [None]
+        return d, c
+
+    d, c = cheap(needed - 1)  # one short: the prior holds, and the decision says so
+    assert d.chosen == "cheap" and c.estimate.quality == 0.85
+    assert c.estimate.quality_source == "prior" and c.estimate.quality_samples == needed - 1
+    assert c.to_dict()["quality_samples"] == needed - 1
+    d, c = cheap(needed)
+    assert d.chosen is None or d.chosen != "cheap"
+    [rejection] = [r for r in d.rejections if r.model == "cheap"]
+    assert rejection.reason is Reason.BELOW_MIN_QUALITY and rejection.detail == "measured"
+
+
+def test_min_samples_is_validated() -> None:
+    from modelroute.errors import PolicyError
+
+    for bad in (0, 501, "many"):
+        with pytest.raises(PolicyError, match="min_samples"):
+            load_policy_dict(
+                {
+                    "defaults": {"quality": {"min_samples": bad}},
+                    "models": {"a": model()},
+                    "routes": {"r": {"strategy": {"kind": "fixed", "models": ["a"]}}},
+                }
+            )
+
+
+def test_an_unset_quality_setting_keeps_the_policy_hash() -> None:
+    base = {
+        "models": {"a": model()},
+        "routes": {"r": {"strategy": {"kind": "fixed", "models": ["a"]}}},
+    }
+    same = load_policy_dict({**base, "defaults": {"quality": {"min_samples": 30}}})
+    other = load_policy_dict({**base, "defaults": {"quality": {"min_samples": 31}}})
+    assert load_policy_dict(base).hash == same.hash != other.hash
 
 
 def test_unknown_quality_cannot_meet_a_quality_bar() -> None:

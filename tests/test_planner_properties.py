@@ -97,7 +97,11 @@ def snapshots(draw: st.DrawFn) -> StatsSnapshot:
     by_route = draw(
         st.dictionaries(
             st.tuples(st.just("r"), st.sampled_from(NAMES)),
-            st.builds(ModelStats, quality=st.none() | st.floats(0, 1)),
+            st.builds(
+                ModelStats,
+                quality=st.none() | st.floats(0, 1),
+                quality_samples=st.integers(0, 60),
+            ),
             max_size=3,
         )
     )
@@ -130,6 +134,7 @@ def _terms(policy: Policy, ctx: RequestContext, decision: Any) -> Terms:
         decision.max_cost_usd,
         decision.max_latency_ms,
         decision.min_quality,
+        policy.routes["r"].min_quality_samples,
     )
 
 

@@ -154,13 +154,11 @@ SERVE_ENV = "MODELROUTE_SERVE"  # the serve options, as JSON, for uvicorn's work
 def app_factory() -> Any:
     """For uvicorn workers (``--workers N``): each builds its app from the options the
     ``serve`` command put in the environment."""
-    from modelroute.serve import build_router
-    from modelroute.server.app import create_app
+    from modelroute.serve import build_app
 
     options = orjson.loads(os.environ[SERVE_ENV])
     policy = load_policy(options.pop("policy"))
-    router, metrics = build_router(policy, **options)
-    return create_app(router, metrics)
+    return build_app(policy, **options)
 
 
 @main.command()
@@ -197,6 +195,13 @@ def app_factory() -> Any:
     help="OpenTelemetry traces (GenAI semantic conventions).",
 )
 @click.option(
+    "--feedback-token",
+    metavar="env:NAME",
+    help="The environment variable holding a token that may post feedback on any request "
+    "(sent as Authorization: Bearer TOKEN); without one, only the caller that made a "
+    "request may rate it.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -219,6 +224,7 @@ def serve(
     spool_dir: str,
     content: str,
     traces: str,
+    feedback_token: str | None,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -237,7 +243,10 @@ def serve(
         )
     store = None if store_url == "none" else _checked_store_url(store_url)
     options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
+    if token_env is not None:
+        keys.append(os.environ[token_env])  # redacted from every log line, as API keys are
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)
@@ -285,16 +294,15 @@ def _run_gateway(
     workers: int,
     logging_config: dict[str, Any],
 ) -> None:
-    from modelroute.serve import build_router, run_gateway
-    from modelroute.server.app import create_app
+    from modelroute.serve import build_app, run_gateway
 
     if workers == 1:
         try:  # loads the providers the policy names: an unknown or broken kind stops here
-            router, metrics = build_router(policy, **options)
+            app = build_app(policy, **options)
         except PolicyError as exc:
             _print_problems(exc)
             sys.exit(EXIT_BAD_INPUT)
-        run_gateway(create_app(router, metrics), host, port, 1, logging_config)
+        run_gateway(app, host, port, 1, logging_config)
         return
     with tempfile.TemporaryDirectory(prefix="modelroute-metrics-") as metrics_dir:
         # Workers share their metrics through files here (prometheus multiprocess mode).
@@ -302,6 +310,19 @@ def _run_gateway(
         options = {"policy": str(Path(path).resolve()), **options}
         os.environ[SERVE_ENV] = orjson.dumps(options).decode()
         run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
+
+
+def _token_env(reference: str | None) -> str | None:
+    """The NAME of ``--feedback-token env:NAME``, once the variable is known to be set. The
+    token itself never appears on the command line, in a file or in a log."""
+    if reference is None:
+        return None
+    name = reference.removeprefix("env:")
+    if not reference.startswith("env:") or not name.isidentifier():
+        _fail("--feedback-token takes env:NAME, the environment variable holding the token")
+    if not os.environ.get(name):
+        _fail(f"--feedback-token: environment variable {name} is not set")
+    return name
 
 
 @main.command()

@@ -59,6 +59,21 @@ def _sum_usage(attempts: list[Attempt]) -> Usage | None:
     )
 
 
+def presented_key(headers: Mapping[str, str] | None) -> str | None:
+    """The key a client presented: ``Authorization: Bearer KEY`` (OpenAI's SDK) or
+    ``x-api-key: KEY`` (Anthropic's), so one key is one caller at either door."""
+    headers = headers or {}
+    auth = headers.get("authorization") or ""
+    scheme, _, rest = auth.partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else auth.strip()
+    return key or headers.get("x-api-key") or None
+
+
+def client_key_id(key: str | None) -> str | None:
+    """What a record keeps of a client key: a hash, never the key."""
+    return None if key is None else hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class RecordBuilder:
     def __init__(
         self,
@@ -83,9 +98,7 @@ class RecordBuilder:
         )
 
     def client(self, headers: Mapping[str, str] | None) -> None:
-        auth = (headers or {}).get("authorization") or (headers or {}).get("x-api-key")
-        if auth:
-            self.record.client_key_id = hashlib.sha256(auth.encode()).hexdigest()[:16]
+        self.record.client_key_id = client_key_id(presented_key(headers))
 
     def context(self, ctx: RequestContext, body: Mapping[str, Any]) -> None:
         self.record.task = ctx.task

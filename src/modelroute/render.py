@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelroute.planner.decision import Candidate, Decision
+from modelroute.planner.decision import Candidate, Decision, Estimate
 from modelroute.policy.compiled import Policy, Route
 from modelroute.pricing import usd
 
@@ -46,13 +46,25 @@ def render_check(policy: Policy) -> str:
     return "\n".join(lines)
 
 
-def _candidate(c: Candidate) -> str:
+def _quality(e: Estimate, needed: int | None) -> str:
+    """The quality estimate, where it came from, and the rated requests behind a measurement."""
+    value = "?" if e.quality is None else f"{e.quality:.3f}"
+    if e.quality_source == "measured":
+        return f"quality {value} (measured: {e.quality_samples} rated requests)"
+    if e.quality_samples and needed is not None:
+        return (
+            f"quality {value} ({e.quality_source}: {e.quality_samples} rated requests "
+            f"of {needed} needed)"
+        )
+    return f"quality {value} ({e.quality_source})"
+
+
+def _candidate(c: Candidate, needed: int | None) -> str:
     e = c.estimate
-    quality = "?" if e.quality is None else f"{e.quality:.3f}"
     tag = " (fallback)" if c.fallback else ""
     text = (
         f"{c.model}{tag}: est {usd(e.cost_usd)}, p95 {e.latency_ms:.0f} ms "
-        f"({e.latency_source}), quality {quality} ({e.quality_source})"
+        f"({e.latency_source}), {_quality(e, needed)}"
     )
     for waived in c.waived:
         why = "kept as a probe" if c.probe else "waived by on_infeasible"
@@ -75,6 +87,8 @@ def render_decision(decision: Decision, policy: Policy) -> str:
         if v is not None
     ]
     lines.append("limits: " + (", ".join(limits) or "none"))
+    route = policy.routes.get(d.route) or policy.direct.get(d.route)
+    needed = None if route is None else route.min_quality_samples
     if d.tiers:
         lines.append(f"chosen: {d.chosen}" + (f" (relaxed: {d.relaxed})" if d.relaxed else ""))
         lines.append("order:")
@@ -83,10 +97,9 @@ def render_decision(decision: Decision, policy: Policy) -> str:
             if len(d.tiers) > 1:
                 lines.append(f"  tier {index + 1}" + (" (escalation)" if index else ""))
             for c in tier:
-                lines.append(f"    {step}. {_candidate(c)}")
+                lines.append(f"    {step}. {_candidate(c, needed)}")
                 step += 1
     else:
-        route = policy.routes.get(d.route)
         action = route.on_infeasible if route is not None else "reject"
         lines.append(f"chosen: none: no model satisfies the constraints (on_infeasible={action})")
     if d.rejections:

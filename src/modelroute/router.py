@@ -24,6 +24,7 @@ from modelroute.engine import (
 )
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.features import TokenCounts, request_context
+from modelroute.feedback import TRUSTED, Caller, FeedbackResult
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
@@ -38,7 +39,7 @@ from modelroute.records.record import MemorySink, RecordSink, RequestRecord, Req
 from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
-from modelroute.state.rolling import RollingStats, label_score
+from modelroute.state.rolling import RollingStats, Served, label_score
 from modelroute.types import Completion, StreamChunk
 
 if TYPE_CHECKING:
@@ -123,13 +124,14 @@ class Router:
         api_keys: Mapping[str, str | None] | None = None,
         content: str = "truncated",
         store: Store | None = None,
+        extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
     ) -> None:
         self.policy = policy
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
         # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
         self.rolling = RollingStats(clock=clock)
-        self.sink = FanOut(self.records, self.rolling, *sinks)
+        self.sink = FanOut(self.records, self.rolling, *sinks, *extra_sinks)
         self.store = store
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
@@ -343,39 +345,63 @@ class Router:
         self,
         request_id: str,
         score: float | None,
-        label: str | None,
-        source: str | None,
-        comment: str | None,
-    ) -> bool:
-        """Join a quality signal to a request. False when the request is unknown."""
-        value = score if score is not None else label_score(label)
-        where = self.rolling.route_and_model(request_id)
-        known = where is not None
+        label: str | None = None,
+        source: str | None = None,
+        comment: str | None = None,
+        *,
+        caller: Caller = TRUSTED,
+    ) -> FeedbackResult:
+        """Join a quality signal to a request, replacing any earlier one: a request counts
+        once in measured quality however often it is rated. Unless ``caller`` is trusted, it
+        must be the caller that made the request (see ``modelroute.feedback``)."""
+        served = self.rolling.served(request_id)
+        local = served is not None
+        if served is None:
+            served = await self._served_earlier(request_id)
+        if served is None:
+            return FeedbackResult.UNKNOWN_REQUEST
+        refused = caller.refusal(served.client_key_id)
+        if refused is not None:
+            return refused
+        store = self.store
+        if store is not None:
+            # A request served here may still be on its way to the store: wait up to 2 s.
+            fields = (request_id, score, label, source, comment)
+            stored = await _retry(lambda: store.add_feedback(*fields), 20 if local else 1)
+            if not stored and not local:
+                return FeedbackResult.UNKNOWN_REQUEST
+        if served.route is not None and served.model is not None:
+            value = score if score is not None else label_score(label)
+            self.rolling.add_quality(served.route, served.model, request_id, value)
+        return FeedbackResult.STORED
+
+    async def _served_earlier(self, request_id: str) -> Served | None:
+        """A request this process does not remember (served before a restart, or by another
+        worker): from the store, or from the in-memory records."""
         if self.store is not None:
-            for _ in range(20):  # the record may still be on its way to the store
-                if await self.store.add_feedback(request_id, value, label, source, comment):
-                    known = True
-                    break
-                if where is None:
-                    break
-                await asyncio.sleep(0.1)
-            if where is None and known:
-                stored = await self.store.get(request_id)
-                if stored and stored.get("route") and stored.get("final_model"):
-                    where = (stored["route"], stored["final_model"])
-        elif not known and isinstance(self.records, MemorySink):
-            found = self.records.find(request_id)
-            if found is not None and found.route and found.final_model:
-                where, known = (found.route, found.final_model), True
-        if where is not None and value is not None:
-            self.rolling.add_quality(where[0], where[1], value)
-        return known
+            stored = await self.store.get(request_id)
+            if stored is None:
+                return None
+            return Served(stored["route"], stored["final_model"], stored["client_key_id"])
+        found = self.records.find(request_id) if isinstance(self.records, MemorySink) else None
+        return (
+            None if found is None else Served(found.route, found.final_model, found.client_key_id)
+        )
 
     def close(self) -> None:
         if self._runner is not None:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:
+    for n in range(tries):
+        if n:
+            await asyncio.sleep(0.1)
+        if await attempt():
+            return True
+    return False
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

@@ -21,6 +21,7 @@ log = logging.getLogger("modelroute.serve")
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
     from modelroute.router import Router
+    from modelroute.server.app import Gateway
 
 
 class SimulatorError(Exception):
@@ -134,6 +135,16 @@ def run_gateway(
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+
+
+def build_app(policy: Policy, *, feedback_token_env: str | None = None, **options: Any) -> Gateway:
+    """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), and
+    the feedback token, read from the environment variable named (never from a file)."""
+    from modelroute.server.app import create_app
+
+    router, metrics = build_router(policy, **options)
+    token = os.environ.get(feedback_token_env) if feedback_token_env else None
+    return create_app(router, metrics, token or None)
 
 
 def build_router(

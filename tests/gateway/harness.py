@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ import uvicorn
 
 from modelroute import load_policy_text
 from modelroute.records.record import MemorySink, RequestRecord
+from modelroute.records.stores.base import Store
+from modelroute.records.writer import RecordWriter
 from modelroute.router import Router
 from modelroute.serve import HTTP_PROTOCOL
 from modelroute.server.app import create_app
@@ -52,10 +55,12 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_router(router: Router, metrics: Any = None) -> AsyncIterator[str]:
+async def serve_router(
+    router: Router, metrics: Any = None, feedback_token: str | None = None
+) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        create_app(router, metrics),
+        create_app(router, metrics, feedback_token),
         host="127.0.0.1",
         port=port,
         loop="none",
@@ -79,17 +84,29 @@ async def serve_router(router: Router, metrics: Any = None) -> AsyncIterator[str
 
 @contextlib.asynccontextmanager
 async def gateway(
-    policy_yaml: str, sim_config: dict[str, Any], **router_kwargs: Any
+    policy_yaml: str,
+    sim_config: dict[str, Any],
+    *,
+    store: Store | None = None,
+    feedback_token: str | None = None,
+    **router_kwargs: Any,
 ) -> AsyncIterator[Gateway]:
     """``policy_yaml`` may use ``{sim}`` for the simulator's base URL (with /v1) and
-    ``{sim_root}`` for it without /v1 (Anthropic's convention)."""
-    async with Simulator(sim_config) as sim:
+    ``{sim_root}`` for it without /v1 (Anthropic's convention). With a ``store``, records
+    also go there through a ``RecordWriter``, as under ``modelroute serve``."""
+    async with Simulator(sim_config) as sim, contextlib.AsyncExitStack() as stack:
         text = policy_yaml.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
         policy = load_policy_text(text, "test-policy.yaml")
         sink = MemorySink(capacity=1_000_000)  # every record of the test, however many
         router_kwargs.setdefault("api_keys", {name: "sk-test" for name in policy.models})
-        router = Router(policy, sink=sink, **router_kwargs)
-        async with serve_router(router) as url:
+        if store is None:
+            router = Router(policy, sink=sink, **router_kwargs)
+        else:
+            spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="spool-"))
+            writer = RecordWriter(store, spool)
+            sinks = [sink, *router_kwargs.pop("sinks", ())]
+            router = Router(policy, sink=writer, store=store, sinks=sinks, **router_kwargs)
+        async with serve_router(router, feedback_token=feedback_token) as url:
             gw = Gateway(url, sim, router, sink)
             try:
                 yield gw

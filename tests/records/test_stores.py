@@ -128,24 +128,42 @@ async def test_feedback_and_quality(store: Store) -> None:
     assert not await store.add_feedback("unknown-id", score=1.0)
     assert await store.add_feedback(a.request_id, 1.0, "correct", "human", "spot on")
     assert await store.add_feedback(a.request_id, 0.5, None, "judge", None)
-    assert await store.add_feedback(a.request_id, None, "flagged", "human", None)
     assert await store.add_feedback(b.request_id, 0.0, "wrong", "human", None)
 
     got = await store.get(a.request_id)
     assert got is not None
-    feedback = [(f["score"], f["label"], f["source"], f["comment"]) for f in got["feedback"]]
-    assert feedback == [
-        (1.0, "correct", "human", "spot on"),
-        (0.5, None, "judge", None),
-        (None, "flagged", "human", None),
-    ]
-    assert all(time.time() - f["created_at"] < 60 for f in got["feedback"])
+    # One request, one feedback: the latest replaced the earlier, whatever its source.
+    [only] = got["feedback"]
+    assert (only["score"], only["label"], only["source"], only["comment"]) == (
+        0.5, None, "judge", None,
+    )  # fmt: skip
+    assert time.time() - only["created_at"] < 60
     quality = await store.quality()
     assert quality == {
-        ("support-triage", "steady", "claude-3-5-haiku-20241022"): (0.75, 2),
+        ("support-triage", "steady", "claude-3-5-haiku-20241022"): (0.5, 1),
         ("support-triage", "steady", "claude-3-5-haiku-20250101"): (0.0, 1),
     }
     assert await store.quality(since=time.time() + 3600) == {}
+    # A label with no score replaces the score too: that request no longer counts.
+    assert await store.add_feedback(a.request_id, None, "flagged", "human", None)
+    assert await store.quality() == {
+        ("support-triage", "steady", "claude-3-5-haiku-20250101"): (0.0, 1),
+    }
+
+
+async def test_repeated_feedback_for_one_request_counts_once(store: Store) -> None:
+    rated, other = realistic(1), realistic(2)
+    await store.write([rated, other])
+    for _ in range(30):
+        assert await store.add_feedback(rated.request_id, 0.0, None, "user", None)
+    assert await store.add_feedback(other.request_id, 1.0)
+    assert await store.quality() == {
+        ("support-triage", "steady", "claude-3-5-haiku-20241022"): (0.5, 2),
+    }
+    [stats] = await store.stats()
+    assert stats["feedback"] == 2 and stats["quality"] == pytest.approx(0.5)
+    got = await store.get(rated.request_id)
+    assert got is not None and len(got["feedback"]) == 1
 
 
 async def test_export_jsonl_and_parquet(store: Store, tmp_path: Path) -> None:
@@ -278,6 +296,62 @@ async def test_a_version_1_database_upgrades_in_place(store_target: Path | str) 
         assert await store.get(new.request_id) == stored(new)
         assert await store.add_feedback("old-1", 1.0)
         assert await store.count() == 2
+    finally:
+        await store.close()
+
+
+def make_v3_sqlite(path: Path, feedback: list[tuple[float | None, str]]) -> None:
+    make_v1_sqlite(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version, statements in schema.pending(1, "sqlite", target=3):
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+    for n, (score, source) in enumerate(feedback):
+        conn.execute(
+            "INSERT INTO feedback (request_id, score, source, created_at) VALUES (?, ?, ?, ?)",
+            ("old-1", score, source, T0 + n),
+        )
+    conn.close()
+
+
+async def make_v3_postgres(url: str, feedback: list[tuple[float | None, str]]) -> None:
+    await make_v1_postgres(url)
+    conn = await asyncpg.connect(url)
+    try:
+        for version, statements in schema.pending(1, "postgres", target=3):
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, 0.0)
+        for n, (score, source) in enumerate(feedback):
+            await conn.execute(
+                "INSERT INTO feedback (request_id, score, source, created_at) "
+                "VALUES ($1, $2, $3, $4)",
+                "old-1", score, source, T0 + n,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_a_version_3_database_keeps_the_latest_feedback_of_each_request(
+    store_target: Path | str,
+) -> None:
+    # Before version 4 every post was a row of its own, and each counted in quality.
+    repeated = [(0.0, "user")] * 29 + [(0.75, "judge")]
+    if isinstance(store_target, Path):
+        make_v3_sqlite(store_target, repeated)
+    else:
+        await make_v3_postgres(store_target, repeated)
+    store = make_store(store_target)
+    await store.open()
+    try:
+        assert await store.schema_version() == schema.CURRENT_VERSION
+        old = await store.get("old-1")
+        assert old is not None
+        assert [(f["score"], f["source"]) for f in old["feedback"]] == [(0.75, "judge")]
+        assert await store.quality() == {("legacy", "m1", "m1-2024"): (0.75, 1)}
+        assert await store.add_feedback("old-1", 0.25, None, "user", None)
+        assert await store.quality() == {("legacy", "m1", "m1-2024"): (0.25, 1)}
     finally:
         await store.close()
 

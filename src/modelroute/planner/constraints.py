@@ -22,6 +22,7 @@ class Terms(NamedTuple):
     max_cost_usd: float | None
     max_latency_ms: float | None
     min_quality: float | None
+    min_quality_samples: int  # rated requests before a measured quality replaces the prior
 
 
 Check = Callable[[Model, Estimate, Terms], Rejection | None]

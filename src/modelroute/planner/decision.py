@@ -81,6 +81,7 @@ class Estimate(NamedTuple):
     latency_source: str  # "measured" | "prior"
     quality: float | None
     quality_source: str  # "measured" | "prior" | "unknown"
+    quality_samples: int = 0  # rated requests behind the measured quality, used or not
 
 
 class Candidate(NamedTuple):
@@ -106,6 +107,7 @@ class Candidate(NamedTuple):
             "latency_source": est.latency_source,
             "quality": est.quality,
             "quality_source": est.quality_source,
+            "quality_samples": est.quality_samples,
             "waived": [w.to_dict() for w in self.waived],
         }
 

@@ -52,7 +52,8 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
 
 
 def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) -> Estimate:
-    """Cost from the prices; latency (p95) and quality measured if known, else the priors."""
+    """Cost from the prices; latency (p95) measured if known, quality measured once enough
+    distinct requests were rated (``terms.min_quality_samples``); else the priors."""
     prices = model.prices
     cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
     if not stats.by_route and not stats.by_model:
@@ -68,10 +69,13 @@ def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) 
     latency_source = "prior" if latency is None else "measured"
     if latency is None:
         latency = model.latency_p95_ms
-    if measured is not None and measured.quality is not None:
-        return Estimate(cost, latency, latency_source, measured.quality, "measured")
+    quality = None if measured is None else measured.quality
+    rated = 0 if measured is None or quality is None else measured.quality_samples
+    if quality is not None and rated >= terms.min_quality_samples:
+        return Estimate(cost, latency, latency_source, quality, "measured", rated)
     prior = model.quality.get(route_name)
-    return Estimate(cost, latency, latency_source, prior, "unknown" if prior is None else "prior")
+    source = "unknown" if prior is None else "prior"
+    return Estimate(cost, latency, latency_source, prior, source, rated)
 
 
 OrderKey = Callable[[Candidate], tuple[float, float, str]]
@@ -271,6 +275,7 @@ def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Ter
         max_cost_usd=_tighter_max(route.max_cost_usd, lim.max_cost_usd),
         max_latency_ms=_tighter_max(route.max_latency_ms, lim.max_latency_ms),
         min_quality=_tighter_min(route.min_quality, lim.min_quality),
+        min_quality_samples=route.min_quality_samples,
     )
     return terms, notes
 

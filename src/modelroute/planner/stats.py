@@ -14,7 +14,8 @@ class ModelStats:
     latency_p95_ms: float | None = None
     error_rate: float | None = None
     quality: float | None = None
-    samples: int = 0
+    samples: int = 0  # attempts behind the latency and error figures
+    quality_samples: int = 0  # distinct rated requests behind ``quality``
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,11 @@ class StatsSnapshot:
         """Read the JSON shape used by ``modelroute explain --stats``::
 
         {"models": {"gpt-4o": {"latency_p95_ms": 900, "error_rate": 0.01}},
-         "routes": {"triage": {"gpt-4o": {"quality": 0.93, "samples": 400}}},
+         "routes": {"triage": {"gpt-4o": {"quality": 0.93, "quality_samples": 400}}},
          "open_circuits": ["claude-haiku"]}
+
+        A ``quality`` needs its ``quality_samples`` (distinct rated requests): the planner
+        uses it only when they reach the policy's ``defaults.quality.min_samples``.
         """
         known = set(ModelStats.__dataclass_fields__)
 
@@ -49,6 +53,14 @@ class StatsSnapshot:
                 raise ValueError(
                     f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}"
                 )
+            if raw.get("quality") is not None and "quality_samples" not in raw:
+                raise ValueError(
+                    f"{where}: 'quality' needs 'quality_samples' (how many distinct rated "
+                    "requests it rests on)"
+                )
+            rated = raw.get("quality_samples", 0)
+            if isinstance(rated, bool) or not isinstance(rated, int) or rated < 0:
+                raise ValueError(f"{where}: 'quality_samples' must be a whole number >= 0")
             return ModelStats(**raw)
 
         by_model = {m: one(f"models.{m}", s) for m, s in dict(data.get("models", {})).items()}

@@ -24,6 +24,7 @@ from modelroute.policy.schema import (
     ModelSpec,
     Objective,
     PolicySpec,
+    QualitySettings,
     RouteSpec,
 )
 from modelroute.policy.source import Path, Source
@@ -219,6 +220,7 @@ class _Builder:
             ),
             hedge_after_ms=spec.hedge_after_ms,
             scorer=strategy.scorer if isinstance(strategy, LearnedStrategy) else None,
+            min_quality_samples=defaults.quality.min_samples,
             entries=c.route_entries(
                 tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
             ),
@@ -291,6 +293,8 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
         for option in ("drop_params", "forward_metadata"):
             if not model[option]:
                 del model[option]
+    if body["defaults"]["quality"] == QualitySettings().model_dump(mode="json"):
+        del body["defaults"]["quality"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
@@ -331,6 +335,7 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
         confidence=None,
         hedge_after_ms=None,
         scorer=None,
+        min_quality_samples=d.quality.min_samples,
         entries=(c.Entry(0, model, False, True),),
     )
 

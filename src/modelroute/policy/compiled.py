@@ -113,6 +113,7 @@ class Route:
     confidence: ConfidenceRule | None
     hedge_after_ms: float | None
     scorer: str | None
+    min_quality_samples: int  # rated requests before measured quality replaces the prior
     entries: tuple[Entry, ...] = ()
 
 

@@ -243,12 +243,26 @@ class RouteSpec(Strict):
     hedge_after_ms: Annotated[float, Field(gt=0)] | None = None
 
 
+# Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask
+# for more than it keeps.
+QUALITY_WINDOW = 500
+
+
+class QualitySettings(Strict):
+    """When measured quality (from feedback) replaces a model's declared prior."""
+
+    # Distinct requests with a score, per route and model. One request counts once however
+    # often it is rated, so a single caller cannot outvote the prior with one request.
+    min_samples: Annotated[int, Field(ge=1, le=QUALITY_WINDOW)] = 30
+
+
 class Defaults(Strict):
     retries: Retries = Retries()
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     output_tokens: PosInt = 256
     route: Name | None = None  # the route for requests that name none and match none
+    quality: QualitySettings = QualitySettings()
 
 
 class SimulatorSpec(Strict):

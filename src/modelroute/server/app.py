@@ -63,9 +63,15 @@ async def read_json(receive: Receive) -> tuple[Any, HttpError | None]:
 
 
 class Gateway:
-    def __init__(self, router: Router, metrics: MetricsSink | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        metrics: MetricsSink | None = None,
+        feedback_token: str | None = None,
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        self._feedback_token = feedback_token  # never logged or shown
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -207,7 +213,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
 
     async def feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await handle_feedback(self.router, scope, receive, send)
+        await handle_feedback(self.router, scope, receive, send, self._feedback_token)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         await models_api.list_models(self.router.policy, scope, send)
@@ -271,5 +277,8 @@ class OpenAIEvents:
         return b"data: " + orjson.dumps(error) + b"\n\n"
 
 
-def create_app(router: Router, metrics: MetricsSink | None = None) -> Gateway:
-    return Gateway(router, metrics)
+def create_app(
+    router: Router, metrics: MetricsSink | None = None, feedback_token: str | None = None
+) -> Gateway:
+    """``feedback_token``: who holds it may post feedback on any request (see feedback.py)."""
+    return Gateway(router, metrics, feedback_token)

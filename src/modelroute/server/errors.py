@@ -13,6 +13,8 @@ from modelroute.statuses import circuits_only, failed_status
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
+    401: "invalid_request_error",  # as OpenAI types a missing or wrong key
+    403: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",

@@ -2,16 +2,25 @@
 
 Body: ``{"request_id": "...", "score": 0..1, "label": "correct", "source": "user",
 "comment": "..."}``; a score or a label is required. Known labels (correct/incorrect,
-good/bad, thumbs_up/thumbs_down, ...) count as 1 or 0.
+good/bad, thumbs_up/thumbs_down, ...) count as 1 or 0. A later post for the same request
+replaces the earlier one.
+
+Credentials, as for the chat endpoints (``Authorization: Bearer KEY`` or ``x-api-key``): the
+key the request was made with, or the gateway's feedback token, which may rate any request.
+Anything else is 401 (no key where the request had one) or 403 (another key).
 """
 
 from __future__ import annotations
 
+import hmac
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from modelroute.feedback import TRUSTED, Caller, FeedbackResult
+from modelroute.recording import client_key_id, presented_key
 from modelroute.router import Router
-from modelroute.server.asgi import Receive, Scope, Send, send_json
+from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
 from modelroute.server.errors import HttpError
 
 _FIELDS = {"request_id", "score", "label", "source", "comment"}
@@ -43,7 +52,39 @@ def _parse(body: Any) -> tuple[dict[str, Any] | None, str | None]:
     return body, None
 
 
-async def handle_feedback(router: Router, scope: Scope, receive: Receive, send: Send) -> None:
+def caller(headers: Mapping[str, str], token: str | None) -> Caller:
+    """Who is posting: the feedback token's holder, or a client known by its key's hash."""
+    key = presented_key(headers)
+    if token is not None and key is not None and hmac.compare_digest(key.encode(), token.encode()):
+        return TRUSTED
+    return Caller(client_key_id(key))
+
+
+def _refusal(result: FeedbackResult, request_id: str) -> HttpError:
+    if result is FeedbackResult.NO_CREDENTIALS:
+        return HttpError(
+            401,
+            "missing_api_key",
+            "feedback on this request needs the API key it was made with (Authorization: "
+            "Bearer KEY or x-api-key), or the gateway's feedback token",
+            {},
+            {"www-authenticate": "Bearer"},
+        )
+    if result is FeedbackResult.NOT_OWNER:
+        return HttpError(
+            403,
+            "not_request_owner",
+            "this request was made with another API key: feedback is accepted from the "
+            "caller that made the request, or with the gateway's feedback token",
+            {},
+            {},
+        )
+    return HttpError(404, "unknown_request", f"no request {request_id!r}", {}, {})
+
+
+async def handle_feedback(
+    router: Router, scope: Scope, receive: Receive, send: Send, token: str | None = None
+) -> None:
     from modelroute.server.app import read_json
 
     raw, problem = await read_json(receive)
@@ -54,15 +95,16 @@ async def handle_feedback(router: Router, scope: Scope, receive: Receive, send: 
         assert problem is not None
         await send_json(send, problem.status, problem.openai())
         return
-    found = await router.feedback(
+    result = await router.feedback(
         body["request_id"],
         body.get("score"),
         body.get("label"),
         body.get("source"),
         body.get("comment"),
+        caller=caller(request_headers(scope), token),
     )
-    if not found:
-        error = HttpError(404, "unknown_request", f"no request {body['request_id']!r}", {}, {})
-        await send_json(send, 404, error.openai())
+    if result is FeedbackResult.STORED:
+        await send_json(send, 200, {"ok": True, "request_id": body["request_id"]})
         return
-    await send_json(send, 200, {"ok": True, "request_id": body["request_id"]})
+    error = _refusal(result, body["request_id"])
+    await send_json(send, error.status, error.openai(), error.headers.items())

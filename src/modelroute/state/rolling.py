@@ -2,10 +2,11 @@
 planner as an immutable snapshot.
 
 ``RollingStats`` is a record sink: each finished record adds its attempts' latencies and
-outcomes to bounded windows; feedback adds quality scores. ``snapshot()`` returns a
-``StatsSnapshot`` rebuilt at most every ``refresh_s`` seconds, so planning never pays for
-aggregation. Figures with too few samples are left out and the planner falls back on the
-policy's priors.
+outcomes to bounded windows; feedback adds quality scores, one per request (a later score for
+the same request replaces the earlier). ``snapshot()`` returns a ``StatsSnapshot`` rebuilt at
+most every ``refresh_s`` seconds, so planning never pays for aggregation. Latency with too few
+samples is left out; quality is reported with its count of rated requests, and the planner
+decides (by the policy's ``defaults.quality.min_samples``) whether it replaces the prior.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from modelroute.planner.stats import ModelStats, StatsSnapshot
+from modelroute.policy.schema import QUALITY_WINDOW
 from modelroute.records.record import ANSWERED, AttemptResult, RequestRecord
 
 POSITIVE = frozenset({"correct", "good", "positive", "thumbs_up", "accepted", "pass", "yes"})
@@ -34,15 +37,32 @@ def label_score(label: str | None) -> float | None:
     return None
 
 
+class Served(NamedTuple):
+    """What feedback needs to know about a request this process served."""
+
+    route: str | None
+    model: str | None  # the model that answered, if any
+    client_key_id: str | None  # the hash of the caller's key; None: no credentials
+
+
 @dataclass(slots=True)
 class _Window:
     latencies: deque[float]
     outcomes: deque[bool]  # True: the attempt succeeded
-    scores: deque[float]
+    scores: OrderedDict[str, float]  # request id -> its latest score, oldest rated first
+    size: int
 
     @classmethod
     def new(cls, size: int) -> _Window:
-        return cls(deque(maxlen=size), deque(maxlen=size), deque(maxlen=size))
+        return cls(deque(maxlen=size), deque(maxlen=size), OrderedDict(), size)
+
+    def rate(self, request_id: str, score: float | None) -> None:
+        """The request's score replaces any earlier one; None withdraws it."""
+        self.scores.pop(request_id, None)
+        if score is not None:
+            self.scores[request_id] = score
+            if len(self.scores) > self.size:
+                self.scores.popitem(last=False)
 
 
 def _percentile(values: Iterable[float], q: float) -> float:
@@ -52,14 +72,13 @@ def _percentile(values: Iterable[float], q: float) -> float:
 
 @dataclass(slots=True)
 class RollingStats:
-    window: int = 500  # samples kept per (route, model)
+    window: int = QUALITY_WINDOW  # samples (and rated requests) kept per (route, model)
     min_latency_samples: int = 20
-    min_quality_samples: int = 10
     refresh_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
     _by_route: dict[tuple[str, str], _Window] = field(default_factory=dict)
     _by_model: dict[str, _Window] = field(default_factory=dict)
-    _recent: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
+    _recent: OrderedDict[str, Served] = field(default_factory=OrderedDict)
     _snapshot: StatsSnapshot = field(default_factory=StatsSnapshot)
     _built_at: float = float("-inf")
     _dirty: bool = False
@@ -76,6 +95,12 @@ class RollingStats:
 
     def submit(self, record: RequestRecord) -> None:
         """Take one finished request's attempts into the windows."""
+        # Every request is remembered (feedback may come for it), routed or not.
+        self._recent[record.request_id] = Served(
+            record.route, record.final_model, record.client_key_id
+        )
+        if len(self._recent) > 50_000:
+            self._recent.popitem(last=False)
         route = record.route
         if route is None:
             return
@@ -87,32 +112,32 @@ class RollingStats:
                 window.outcomes.append(ok)
                 if ok:
                     window.latencies.append(attempt.latency_ms)
-        if record.final_model is not None:
-            self._recent[record.request_id] = (route, record.final_model)
-            if len(self._recent) > 50_000:
-                self._recent.popitem(last=False)
         self._dirty = True
 
-    def route_and_model(self, request_id: str) -> tuple[str, str] | None:
+    def served(self, request_id: str) -> Served | None:
+        """The request, if this process served it recently."""
         return self._recent.get(request_id)
 
-    def add_quality(self, route: str, model: str, score: float) -> None:
+    def add_quality(self, route: str, model: str, request_id: str, score: float | None) -> None:
+        """The request's quality score; it replaces any earlier score of the same request, so
+        each request counts once. None (feedback without a score) withdraws an earlier one."""
         for window in self._windows(route, model):
-            window.scores.append(score)
+            window.rate(request_id, score)
         self._dirty = True
 
     def _stats(self, window: _Window) -> ModelStats | None:
         latency = len(window.latencies) >= self.min_latency_samples
-        quality = len(window.scores) >= self.min_quality_samples
-        if not latency and not quality and len(window.outcomes) < self.min_latency_samples:
+        rated = len(window.scores)
+        if not latency and not rated and len(window.outcomes) < self.min_latency_samples:
             return None
         outcomes = window.outcomes
         return ModelStats(
             latency_p50_ms=_percentile(window.latencies, 0.5) if latency else None,
             latency_p95_ms=_percentile(window.latencies, 0.95) if latency else None,
             error_rate=(outcomes.count(False) / len(outcomes)) if outcomes else None,
-            quality=sum(window.scores) / len(window.scores) if quality else None,
+            quality=sum(window.scores.values()) / rated if rated else None,
             samples=len(outcomes),
+            quality_samples=rated,
         )
 
     def snapshot(self) -> StatsSnapshot:

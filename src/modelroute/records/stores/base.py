@@ -68,10 +68,12 @@ class Store(Protocol):
         source: str | None = None,
         comment: str | None = None,
     ) -> bool:
-        """False when the request id is unknown."""
+        """Store the request's feedback, replacing any it had: one request, one feedback.
+        False when the request id is unknown."""
 
     async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
-        """Mean feedback score and number of scores per (route, final model, reported model)."""
+        """Mean feedback score and number of scored requests per (route, final model,
+        reported model)."""
 
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""

@@ -107,6 +107,7 @@ GROUP BY r.route, r.final_model, r.final_reported_model
 """
 _EXPORT_ORDER = "SELECT request_id FROM requests ORDER BY started_at, request_id"
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+_ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
 
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -226,11 +227,8 @@ class PostgresStore:
     ) -> bool:
         async with self.pool.acquire() as conn:
             status = await conn.execute(
-                "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
-                "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS "
-                "(SELECT 1 FROM requests WHERE request_id = $1)",
-                request_id, score, label, source, comment, time.time(),
-            )  # fmt: skip
+                _ADD_FEEDBACK, request_id, score, label, source, comment, time.time()
+            )
         return bool(status == "INSERT 0 1")
 
     # --- reading ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ a change to the tables is a new step at the end of ``MIGRATIONS``.
 
 The steps, in order: (1) requests and attempts, indexed by time; (2) the policy version, the
 client key and the cache-write and reasoning token counts; (3) feedback, and the indexes that
-the per-route and per-model reads use.
+the per-route and per-model reads use; (4) one feedback per request: a later one replaces the
+earlier, so a request counts once in measured quality however often it is rated.
 
 Token columns are nullable on purpose: NULL in ``input_tokens`` means the provider reported no
 usage at all, which is not the same as zero tokens, and ``get`` gives back exactly what was
@@ -133,6 +134,17 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX requests_final_model ON requests (final_model, started_at)",
         ),
     ),
+    Migration(
+        4,
+        "one feedback per request: the latest of each request kept, then a unique key",
+        (
+            # Ids only grow, so the highest id of a request is its latest feedback.
+            "DELETE FROM feedback WHERE id NOT IN "
+            "(SELECT MAX(id) FROM feedback GROUP BY request_id)",
+            "DROP INDEX feedback_request_id",
+            "CREATE UNIQUE INDEX feedback_request_id_unique ON feedback (request_id)",
+        ),
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -211,6 +223,21 @@ def query_sql(
         f"ORDER BY started_at DESC, request_id DESC LIMIT {placeholder(len(params))}"
     )
     return sql, params
+
+
+def feedback_sql(placeholder: Callable[[int], str]) -> str:
+    """``Store.add_feedback``'s statement: the request's one feedback row, inserted or replaced
+    by the latest. Parameters: request id, score, label, source, comment, created_at; nothing
+    is written for an unknown request id."""
+    marks = [placeholder(n) for n in range(1, 7)]
+    return (
+        "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
+        f"SELECT {', '.join(marks)} "
+        f"WHERE EXISTS (SELECT 1 FROM requests WHERE request_id = {marks[0]}) "
+        "ON CONFLICT (request_id) DO UPDATE SET score = excluded.score, "
+        "label = excluded.label, source = excluded.source, comment = excluded.comment, "
+        "created_at = excluded.created_at"
+    )
 
 
 def _dumps(value: Any) -> str:

@@ -117,6 +117,7 @@ WHERE r.started_at >= ? AND f.score IS NOT NULL
 GROUP BY r.route, r.final_model, r.final_reported_model
 """
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+_ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
 
 
 class SqliteStore:
@@ -255,17 +256,11 @@ class SqliteStore:
         source: str | None = None,
         comment: str | None = None,
     ) -> bool:
-        params = (request_id, score, label, source, comment, time.time(), request_id)
+        params = (request_id, score, label, source, comment, time.time())
         return await self._call(self._add_feedback, params)
 
     def _add_feedback(self, params: tuple[Any, ...]) -> bool:
-        cursor = self._db.execute(
-            "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
-            "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
-            "(SELECT 1 FROM requests WHERE request_id = ?)",
-            params,
-        )
-        return cursor.rowcount == 1
+        return self._db.execute(_ADD_FEEDBACK, params).rowcount == 1
 
     # --- reading ----------------------------------------------------------------------------
 
