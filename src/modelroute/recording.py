@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from modelroute.engine import AllAttemptsFailed, Answer, OpenStream, StreamEnd
+from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
 from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
@@ -137,32 +137,28 @@ class RecordBuilder:
         r.error = str(err)
         r.latency_ms = self._elapsed_ms()
 
-    def finish_failed(self, err: AllAttemptsFailed, attempts: list[Attempt]) -> None:
-        self._totals(attempts)
+    def finish(self, execution: Execution, completion: Completion | None = None) -> None:
+        """The record of an execution that ended in an answer (``completion`` as the client
+        gets it) or in a failure; a stream's is finished by ``finish_stream``."""
+        self._totals(execution.attempts)
         r = self.record
-        r.http_status = failed_status(err.failure.cls)
-        r.status, r.failure, r.error = (
-            RequestStatus.FAILED,
-            err.failure.cls.value,
-            err.failure.message,
-        )
-
-    def finish_cancelled(self, attempts: list[Attempt]) -> None:
-        self._totals(attempts)
-        self.record.status, self.record.error = RequestStatus.CANCELLED, "the client went away"
-
-    def finish_answer(
-        self, answer: Answer, attempts: list[Attempt], completion: Completion
-    ) -> None:
-        self._totals(attempts)
-        r = self.record
+        r.escalations = execution.escalations
+        failure, answer = execution.failure, execution.answer
+        if failure is not None:
+            r.http_status = failed_status(failure.cls)
+            r.status, r.failure, r.error = RequestStatus.FAILED, failure.cls.value, failure.message
+            return
+        assert answer is not None and completion is not None
         r.final_model = answer.model.name
         r.final_reported_model = completion.model_reported
         r.final_fingerprint = completion.fingerprint
         r.confidence = answer.confidence
-        r.escalations = answer.escalations
         r.answer = _content(completion.content, self.content)
         r.ttft_ms = r.latency_ms
+
+    def finish_cancelled(self, attempts: list[Attempt]) -> None:
+        self._totals(attempts)
+        self.record.status, self.record.error = RequestStatus.CANCELLED, "the client went away"
 
     def headers(
         self, opened: OpenStream | Answer | None = None, attempts: list[Attempt] | None = None
@@ -188,8 +184,9 @@ class RecordBuilder:
             "x-modelroute-reason": _reason(decision, escalations),
         }
 
-    def finish_stream(self, end: StreamEnd, attempts: list[Attempt]) -> None:
+    def finish_stream(self, end: StreamEnd, execution: Execution) -> None:
         """A relayed stream's record, however it ended (the engine kept its attempt)."""
+        attempts = execution.attempts
         self._totals(attempts)
         r = self.record
         attempt = end.opened.attempt
@@ -203,7 +200,7 @@ class RecordBuilder:
             r.failure, r.error = end.failure.cls.value, end.failure.message
         elif end.gone:
             r.status, r.error = RequestStatus.CANCELLED, "the client went away"
-        r.escalations = sum(1 for a in attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
+        r.escalations = execution.escalations
 
 
 def _reason(decision: Mapping[str, Any], escalations: int) -> str:

@@ -12,12 +12,12 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from modelroute.engine import (
     AllAttemptsFailed,
-    Answer,
     EngineDeps,
+    Execution,
     Executor,
     Relay,
     StreamEnd,
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from modelroute.records.stores.base import Store
 
 StatsSource = Callable[[], StatsSnapshot]
-T = TypeVar("T")
 
 
 class ChatResult:
@@ -225,18 +224,19 @@ class Router:
         return err
 
     async def _execute(
-        self, builder: RecordBuilder, executor: Executor, run: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Run the decision; whatever ends it, the record is finished and submitted once."""
+        self, builder: RecordBuilder, executor: Executor, run: Callable[[], Awaitable[Execution]]
+    ) -> Execution:
+        """Run the decision; a failure is recorded and raised, as is the client leaving."""
         try:
-            return await run()
-        except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts)
-            raise self._submit(builder, err) from None
+            execution = await run()
         except BaseException:
             builder.finish_cancelled(executor.attempts)
             self.sink.submit(builder.record)
             raise
+        if execution.failure is not None:
+            builder.finish(execution)
+            raise self._submit(builder, AllAttemptsFailed(execution.failure, execution.attempts))
+        return execution
 
     async def chat(
         self,
@@ -249,9 +249,10 @@ class Router:
         ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
         builder, decision = self._begin(body, headers, endpoint, stream=False)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        answer = await self._execute(builder, executor, executor.complete)
-        completion = _client_view(answer.completion, body)
-        builder.finish_answer(answer, executor.attempts, completion)
+        execution = await self._execute(builder, executor, executor.complete)
+        assert execution.answer is not None
+        completion = _client_view(execution.answer.completion, body)
+        builder.finish(execution, completion)
         self.sink.submit(builder.record)
         return ChatResult(completion, builder.record, decision, builder.headers())
 
@@ -266,19 +267,21 @@ class Router:
         every failure before it (including empty streams) has already fallen back."""
         builder, decision = self._begin(body, headers, endpoint, stream=True)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        opened = await self._execute(builder, executor, executor.stream)
+        execution = await self._execute(builder, executor, executor.stream)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        if isinstance(opened, Answer):
-            completion = _client_view(opened.completion, body)
-            builder.finish_answer(opened, executor.attempts, completion)
+        opened = execution.stream
+        if opened is None:  # an early cascade tier's answer, accepted: replayed as a stream
+            assert execution.answer is not None
+            completion = _client_view(execution.answer.completion, body)
+            builder.finish(execution, completion)
             self.sink.submit(builder.record)
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
-            headers = builder.headers(opened, executor.attempts)
+            headers = builder.headers(execution.answer, execution.attempts)
             return ChatStream(chunks, builder.record, decision, headers)
-        attempts = executor.attempts
+        attempts = execution.attempts
 
         def ended(end: StreamEnd) -> None:
-            builder.finish_stream(end, attempts)
+            builder.finish_stream(end, execution)
             self.sink.submit(builder.record)
 
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted

@@ -2,7 +2,7 @@
 stream's relay after its first byte."""
 
 from modelroute.engine.attempt import EngineDeps, OpenStream
-from modelroute.engine.execute import Answer, Executor, route_of
+from modelroute.engine.execute import Answer, Execution, Executor, route_of
 from modelroute.engine.relay import Relay, StreamEnd, StreamFailed
 from modelroute.engine.walk import AllAttemptsFailed
 
@@ -10,6 +10,7 @@ __all__ = [
     "AllAttemptsFailed",
     "Answer",
     "EngineDeps",
+    "Execution",
     "Executor",
     "OpenStream",
     "Relay",
