@@ -77,7 +77,7 @@ class Attempt:
         known = {k: v for k, v in data.items() if k in _ATTEMPT_FIELDS}
         known["usage"] = _usage(known.get("usage"))
         if "outcome" in known:
-            known["outcome"] = AttemptResult(known["outcome"])
+            known["outcome"] = _member(AttemptResult, known["outcome"])
         return cls(**known)
 
 
@@ -133,8 +133,17 @@ class RequestRecord:
         if known.get("metadata") is None:
             known.pop("metadata", None)
         if "status" in known:
-            known["status"] = RequestStatus(known["status"])
+            known["status"] = _member(RequestStatus, known["status"])
         return cls(**known)
+
+
+def _member(kind: type[StrEnum], value: Any) -> Any:
+    """The enum member of a stored string; a value this version does not know (written by a
+    newer one) is kept as the string it is, as unknown keys are ignored rather than refused."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 def _usage(raw: Any) -> Usage | None:
