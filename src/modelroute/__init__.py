@@ -6,6 +6,7 @@ the tree drawn in :mod:`modelroute.errors`; a request whose every attempt failed
 :class:`AllAttemptsFailed`, a stream that failed after its first byte :class:`StreamFailed`.
 """
 
+from modelroute.engine import StreamFailed
 from modelroute.engine.walk import AllAttemptsFailed
 from modelroute.errors import (
     InfeasibleError,
@@ -19,7 +20,7 @@ from modelroute.planner import Decision, RequestContext, StatsSnapshot, plan
 from modelroute.policy import Model, Policy, load_policy, load_policy_dict, load_policy_text
 from modelroute.providers.base import Provider
 from modelroute.records.record import RequestRecord
-from modelroute.router import ChatResult, ChatStream, Router, StreamFailed
+from modelroute.router import ChatResult, ChatStream, Router
 from modelroute.state.circuits import CircuitState
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 

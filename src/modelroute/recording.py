@@ -8,15 +8,20 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from modelroute.engine import AllAttemptsFailed, Answer, OpenStream
+from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
 from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
-from modelroute.failures import Failure, FailureClass, classify
 from modelroute.planner import Decision, RequestContext
 from modelroute.policy import Policy
-from modelroute.pricing import cost_of
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import (
+    ANSWERED,
+    Attempt,
+    AttemptResult,
+    RequestRecord,
+    RequestStatus,
+)
 from modelroute.request_fields import THINKING_BLOCKS
-from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
+from modelroute.statuses import error_status, failed_status
+from modelroute.types import Completion, StreamChunk, Usage
 
 CONTENT_LIMIT = 2048
 
@@ -115,9 +120,7 @@ class RecordBuilder:
         r.cost_usd = sum(a.cost_usd or 0.0 for a in attempts)
         # An answered attempt whose usage could not be priced makes the total uncertain.
         r.price_unknown = any(
-            not a.price_known
-            for a in attempts
-            if a.outcome in ("ok", "low_confidence") or a.usage is not None
+            not a.price_known for a in attempts if a.outcome in ANSWERED or a.usage is not None
         )
         r.latency_ms = self._elapsed_ms()
 
@@ -125,42 +128,37 @@ class RecordBuilder:
         r = self.record
         if isinstance(err, InfeasibleError):
             self.decided(err.decision)
-            r.status, r.http_status = "infeasible", 422
+            r.status = RequestStatus.INFEASIBLE
         elif isinstance(err, UnknownRouteError):
-            r.status, r.http_status = "rejected", 404
+            r.status = RequestStatus.REJECTED
         else:
-            r.status, r.http_status = "client_error", 400
+            r.status = RequestStatus.CLIENT_ERROR
+        r.http_status = error_status(err)  # what the gateway answers, library calls alike
         r.error = str(err)
         r.latency_ms = self._elapsed_ms()
 
-    def finish_failed(
-        self,
-        err: AllAttemptsFailed,
-        attempts: list[Attempt],
-        status_of: Callable[[Failure], int] | None = None,
-    ) -> None:
-        self._totals(attempts)
+    def finish(self, execution: Execution, completion: Completion | None = None) -> None:
+        """The record of an execution that ended in an answer (``completion`` as the client
+        gets it) or in a failure; a stream's is finished by ``finish_stream``."""
+        self._totals(execution.attempts)
         r = self.record
-        if status_of is not None:
-            r.http_status = status_of(err.failure)
-        r.status, r.failure, r.error = "failed", err.failure.cls.value, err.failure.message
-
-    def finish_cancelled(self, attempts: list[Attempt]) -> None:
-        self._totals(attempts)
-        self.record.status, self.record.error = "cancelled", "the client went away"
-
-    def finish_answer(
-        self, answer: Answer, attempts: list[Attempt], completion: Completion
-    ) -> None:
-        self._totals(attempts)
-        r = self.record
+        r.escalations = execution.escalations
+        failure, answer = execution.failure, execution.answer
+        if failure is not None:
+            r.http_status = failed_status(failure.cls)
+            r.status, r.failure, r.error = RequestStatus.FAILED, failure.cls.value, failure.message
+            return
+        assert answer is not None and completion is not None
         r.final_model = answer.model.name
         r.final_reported_model = completion.model_reported
         r.final_fingerprint = completion.fingerprint
         r.confidence = answer.confidence
-        r.escalations = answer.escalations
         r.answer = _content(completion.content, self.content)
         r.ttft_ms = r.latency_ms
+
+    def finish_cancelled(self, attempts: list[Attempt]) -> None:
+        self._totals(attempts)
+        self.record.status, self.record.error = RequestStatus.CANCELLED, "the client went away"
 
     def headers(
         self, opened: OpenStream | Answer | None = None, attempts: list[Attempt] | None = None
@@ -174,18 +172,35 @@ class RecordBuilder:
             model, reported = opened.model.name, opened.attempt.reported_model
         if attempts is None:
             attempts = r.attempts
-        escalations = sum(1 for a in attempts if a.outcome == "low_confidence")
+        escalations = sum(1 for a in attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
         return {
             "x-modelroute-request-id": r.request_id,
             "x-modelroute-route": r.route or "",
             "x-modelroute-model": model or "",
             "x-modelroute-model-version": reported or "",
-            "x-modelroute-attempts": str(sum(1 for a in attempts if a.outcome != "skipped") or 1),
+            "x-modelroute-attempts": str(
+                sum(1 for a in attempts if a.outcome != AttemptResult.SKIPPED) or 1
+            ),
             "x-modelroute-reason": _reason(decision, escalations),
         }
 
-    def relay(self, opened: OpenStream, attempts: list[Attempt]) -> StreamRelay:
-        return StreamRelay(self, opened, attempts)
+    def finish_stream(self, end: StreamEnd, execution: Execution) -> None:
+        """A relayed stream's record, however it ended (the engine kept its attempt)."""
+        attempts = execution.attempts
+        self._totals(attempts)
+        r = self.record
+        attempt = end.opened.attempt
+        r.final_model = end.opened.model.name
+        r.final_reported_model = attempt.reported_model
+        r.final_fingerprint = attempt.fingerprint
+        r.ttft_ms = attempt.ttft_ms
+        r.answer = _content(end.text, self.content)
+        if end.failure is not None:
+            r.status = RequestStatus.STREAM_ERROR
+            r.failure, r.error = end.failure.cls.value, end.failure.message
+        elif end.gone:
+            r.status, r.error = RequestStatus.CANCELLED, "the client went away"
+        r.escalations = execution.escalations
 
 
 def _reason(decision: Mapping[str, Any], escalations: int) -> str:
@@ -198,53 +213,6 @@ def _reason(decision: Mapping[str, Any], escalations: int) -> str:
     if escalations:
         text += f"; escalated {escalations}"
     return text
-
-
-class StreamRelay:
-    """Accumulates what a relayed stream carried, for its record."""
-
-    def __init__(self, builder: RecordBuilder, opened: OpenStream, attempts: list[Attempt]) -> None:
-        self.builder = builder
-        self.opened = opened
-        self.attempts = attempts
-        self.text: list[str] = []
-        self.usage: Usage | None = None
-
-    def seen(self, chunk: StreamChunk) -> None:
-        if chunk.content:
-            self.text.append(chunk.content)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-
-    def failure(self, exc: BaseException) -> tuple[str, str]:
-        if isinstance(exc, UpstreamError):
-            failure = classify(exc)
-        else:
-            failure = Failure(FailureClass.SERVER_ERROR, 0, f"{type(exc).__name__}: {exc}")
-        return failure.cls.value, failure.message
-
-    def close(self, failed: tuple[str, str] | None, gone: bool = False) -> None:
-        """``failed``: (failure class, message) of a stream that broke; ``gone``: the client
-        left before the end."""
-        opened, attempt = self.opened, self.opened.attempt
-        b = self.builder
-        attempt.latency_ms = (b.clock() - opened.started) * 1000
-        attempt.usage = self.usage
-        cost = cost_of(self.usage, opened.model.prices)
-        attempt.cost_usd, attempt.price_known = cost.usd, cost.known
-        b._totals(self.attempts)
-        r = b.record
-        r.final_model = opened.model.name
-        r.final_reported_model = attempt.reported_model
-        r.final_fingerprint = attempt.fingerprint
-        r.ttft_ms = attempt.ttft_ms
-        r.answer = _content("".join(self.text), b.content)
-        if failed is not None:
-            attempt.outcome, attempt.failure, attempt.message = "failed", failed[0], failed[1]
-            r.status, r.failure, r.error = "stream_error", failed[0], failed[1]
-        elif gone:
-            r.status, r.error = "cancelled", "the client went away"
-        r.escalations = sum(1 for a in self.attempts if a.outcome == "low_confidence")
 
 
 async def replay_chunks(completion: Completion, include_usage: bool) -> AsyncIterator[StreamChunk]:

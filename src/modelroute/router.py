@@ -12,12 +12,17 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from modelroute.engine import AllAttemptsFailed, Answer, EngineDeps, Executor, OpenStream
-from modelroute.engine.idle import IdleLimit
+from modelroute.engine import (
+    AllAttemptsFailed,
+    EngineDeps,
+    Execution,
+    Executor,
+    Relay,
+    StreamEnd,
+)
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
-from modelroute.failures import Failure, FailureClass
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
@@ -30,7 +35,7 @@ from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
-from modelroute.records.record import MemorySink, RecordSink, RequestRecord
+from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
@@ -41,7 +46,6 @@ if TYPE_CHECKING:
     from modelroute.records.stores.base import Store
 
 StatsSource = Callable[[], StatsSnapshot]
-T = TypeVar("T")
 
 
 class ChatResult:
@@ -61,23 +65,6 @@ class ChatResult:
 
     def to_openai(self) -> dict[str, Any]:
         return self.completion.body
-
-
-class _RelayProgress:
-    """Whether a stream's relay has begun (after which the relay itself records the end)."""
-
-    __slots__ = ("started",)
-
-    def __init__(self) -> None:
-        self.started = False
-
-
-class StreamFailed(ModelrouteError):
-    """A stream failed after its first byte reached the client; it ends with an error event."""
-
-    def __init__(self, failure_class: str, message: str) -> None:
-        self.failure_class = failure_class
-        super().__init__(message)
 
 
 class ChatStream:
@@ -165,10 +152,6 @@ class Router:
         self.content = content
         self._token_counts = TokenCounts()
         self._ids = RequestIds()
-        # The HTTP status of a request whose every attempt failed, for its record; set by the
-        # server (the only place that knows statuses) before the record is submitted.
-        self.failed_status: Callable[[Failure], int] | None = None
-        self.error_status: Callable[[ModelrouteError], int] | None = None
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
 
@@ -231,30 +214,29 @@ class Router:
         """A request refused before routing (unparseable body): still one record."""
         builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content, self._ids)
         r = builder.record
-        r.status, r.http_status, r.error = "client_error", status, message
+        r.status, r.http_status, r.error = RequestStatus.CLIENT_ERROR, status, message
         self.sink.submit(r)
         return r
 
     def _submit(self, builder: RecordBuilder, err: ModelrouteError) -> ModelrouteError:
         err.record = builder.record
-        if self.error_status is not None:  # the status the client will get, set by the server
-            builder.record.http_status = self.error_status(err)
         self.sink.submit(builder.record)
         return err
 
     async def _execute(
-        self, builder: RecordBuilder, executor: Executor, run: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Run the decision; whatever ends it, the record is finished and submitted once."""
+        self, builder: RecordBuilder, executor: Executor, run: Callable[[], Awaitable[Execution]]
+    ) -> Execution:
+        """Run the decision; a failure is recorded and raised, as is the client leaving."""
         try:
-            return await run()
-        except AllAttemptsFailed as err:
-            builder.finish_failed(err, executor.attempts, self.failed_status)
-            raise self._submit(builder, err) from None
+            execution = await run()
         except BaseException:
             builder.finish_cancelled(executor.attempts)
             self.sink.submit(builder.record)
             raise
+        if execution.failure is not None:
+            builder.finish(execution)
+            raise self._submit(builder, AllAttemptsFailed(execution.failure, execution.attempts))
+        return execution
 
     async def chat(
         self,
@@ -267,9 +249,10 @@ class Router:
         ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
         builder, decision = self._begin(body, headers, endpoint, stream=False)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        answer = await self._execute(builder, executor, executor.complete)
-        completion = _client_view(answer.completion, body)
-        builder.finish_answer(answer, executor.attempts, completion)
+        execution = await self._execute(builder, executor, executor.complete)
+        assert execution.answer is not None
+        completion = _client_view(execution.answer.completion, body)
+        builder.finish(execution, completion)
         self.sink.submit(builder.record)
         return ChatResult(completion, builder.record, decision, builder.headers())
 
@@ -284,87 +267,31 @@ class Router:
         every failure before it (including empty streams) has already fallen back."""
         builder, decision = self._begin(body, headers, endpoint, stream=True)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
-        opened = await self._execute(builder, executor, executor.stream)
-        if isinstance(opened, Answer):
-            completion = _client_view(opened.completion, body)
-            builder.finish_answer(opened, executor.attempts, completion)
+        execution = await self._execute(builder, executor, executor.stream)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        opened = execution.stream
+        if opened is None:  # an early cascade tier's answer, accepted: replayed as a stream
+            assert execution.answer is not None
+            completion = _client_view(execution.answer.completion, body)
+            builder.finish(execution, completion)
             self.sink.submit(builder.record)
-            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
-            headers = builder.headers(opened, executor.attempts)
+            headers = builder.headers(execution.answer, execution.attempts)
             return ChatStream(chunks, builder.record, decision, headers)
-        progress = _RelayProgress()
-        chunks = self._relay(opened, builder, executor, body, progress)
-        stream = ChatStream(
-            chunks, builder.record, decision, builder.headers(opened, executor.attempts)
-        )
+        attempts = execution.attempts
+
+        def ended(end: StreamEnd) -> None:
+            builder.finish_stream(end, execution)
+            self.sink.submit(builder.record)
+
+        idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted
+        relay = Relay(self.deps, opened, idle, wants_usage, ended)
+        headers = builder.headers(opened, attempts)
+        stream = ChatStream(relay.chunks(), builder.record, decision, headers)
         # A caller may drop the stream without reading it; its record must still be written.
-        finalizer = weakref.finalize(stream, self._abandoned, progress, builder, opened, executor)
+        finalizer = weakref.finalize(stream, relay.abandon)
         finalizer.atexit = False  # at interpreter exit the sinks are gone already
         return stream
-
-    def _abandoned(
-        self,
-        progress: _RelayProgress,
-        builder: RecordBuilder,
-        opened: OpenStream,
-        executor: Executor,
-    ) -> None:
-        """A stream collected before it was read: the relay never ran, so record it here.
-        (The provider's stream is closed by the event loop's async-generator finalizer.)"""
-        if progress.started:
-            return
-        builder.relay(opened, executor.attempts).close(None, gone=True)
-        self.sink.submit(builder.record)
-
-    async def _relay(
-        self,
-        opened: OpenStream,
-        builder: RecordBuilder,
-        executor: Executor,
-        body: dict[str, Any],
-        progress: _RelayProgress,
-    ) -> AsyncIterator[StreamChunk]:
-        """Forward the stream; after the first byte a failure can only end it with an error."""
-        progress.started = True
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence we accept
-        relay = builder.relay(opened, executor.attempts)
-        failed: tuple[str, str] | None = None
-        gone = False
-        limit = IdleLimit(idle)
-        try:
-            for chunk in opened.buffered:
-                relay.seen(chunk)
-                yield _usage_as_asked(chunk, wants_usage)
-            iterator = opened.rest.__aiter__()
-            while True:
-                limit.wait_start()
-                try:
-                    chunk = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                limit.wait_end()
-                relay.seen(chunk)
-                yield _usage_as_asked(chunk, wants_usage)
-        except asyncio.CancelledError:
-            if not limit.absorb():
-                gone = True  # the client went away
-                raise
-            failed = ("timeout", f"no stream data for {idle * 1000:.0f} ms")
-        except Exception as exc:  # classified once, here at the stream boundary
-            failed = relay.failure(exc)
-        except BaseException:  # GeneratorExit: the client went away
-            gone = True
-            raise
-        finally:
-            limit.stop()
-            relay.close(failed, gone)
-            if failed is not None:  # its success was counted at the first byte
-                self.breakers.failure(opened.model.name, FailureClass(failed[0]))
-            self.sink.submit(builder.record)
-        if failed is not None:
-            raise StreamFailed(*failed)
 
     def warm_up(self) -> None:
         """Load the tokenizer and open the connection pool now (call inside the event loop)."""
@@ -469,19 +396,6 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
-
-
-def _usage_as_asked(chunk: StreamChunk, wants_usage: bool) -> StreamChunk:
-    """The gateway always asks upstream for usage (for accounting). A client that did not
-    ask gets what OpenAI would send it: no usage-only chunk and no ``usage`` field at all."""
-    if wants_usage or "usage" not in chunk.data:
-        return chunk
-    if not chunk.data.get("choices"):
-        chunk.send = False
-    else:
-        chunk.data = {key: value for key, value in chunk.data.items() if key != "usage"}
-        chunk.raw = None  # relayed re-encoded, without the field
-    return chunk
 
 
 async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:

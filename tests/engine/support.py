@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from modelroute import AllAttemptsFailed, ModelrouteError, load_policy_text
+from modelroute import AllAttemptsFailed, ModelrouteError, StreamFailed, load_policy_text
 from modelroute.records.record import MemorySink, RequestRecord
-from modelroute.router import ChatStream, Router, StreamFailed
+from modelroute.router import ChatStream, Router
 from modelroute.testing import ScriptedProvider
 
 SEED = 7  # the router's jitter; ``jitter`` replays the same draws

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from modelroute.failures import FailureClass
+from modelroute.records.record import AttemptResult
 from modelroute.testing import Fail, Hang, Reply, ScriptedProvider
 
 from .support import ask, body, broken_stream, make_router, starts, trail
@@ -46,6 +47,9 @@ async def test_an_error_class_after_the_first_content_is_kept() -> None:
     )
     assert received == "one "
     assert error.failure_class == "overloaded" and record.failure == "overloaded"
+    # The engine hands the failure on classified, as a Failure, not as loose strings.
+    assert error.failure.cls is FailureClass.OVERLOADED and error.failure.message == str(error)
+    assert record.attempts[0].outcome is AttemptResult.FAILED
 
 
 async def test_a_silence_after_the_first_content_ends_the_stream_at_the_idle_limit() -> None:

@@ -15,7 +15,7 @@ from modelroute.failures import Failure, FailureClass, classify
 from modelroute.policy.compiled import Model
 from modelroute.pricing import cost_of
 from modelroute.providers.base import Provider
-from modelroute.records.record import Attempt
+from modelroute.records.record import Attempt, AttemptResult
 from modelroute.state.circuits import CircuitState
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
@@ -37,7 +37,7 @@ def timeout_failure(seconds: float) -> Failure:
 
 
 def note_failure(deps: EngineDeps, model: Model, attempt: Attempt, failure: Failure) -> None:
-    attempt.outcome = "failed"
+    attempt.outcome = AttemptResult.FAILED
     attempt.failure = failure.cls.value
     attempt.status = failure.status or None
     attempt.message = failure.message[:500]

@@ -18,10 +18,11 @@ from typing import Any
 
 from modelroute.confidence import confidence, needs_logprobs, verifier_prompt, verifier_score
 from modelroute.engine.attempt import EngineDeps, OpenStream, call, open_stream
-from modelroute.engine.walk import Discard, TryOnce, Walk
+from modelroute.engine.walk import AllAttemptsFailed, Discard, TryOnce, Walk
+from modelroute.failures import Failure
 from modelroute.planner.decision import Candidate, Decision
 from modelroute.policy.compiled import ConfidenceRule, Model, Policy, Route
-from modelroute.records.record import Attempt
+from modelroute.records.record import Attempt, AttemptResult
 from modelroute.types import Completion
 
 
@@ -31,7 +32,19 @@ class Answer:
     model: Model
     attempt: Attempt
     confidence: float | None
-    escalations: int
+
+
+@dataclass(slots=True)
+class Execution:
+    """What executing a decision produced, the one value the engine hands back: every attempt,
+    and the answer, or the stream open past its first byte, or the failure that ended it.
+    ``escalations``: cascade tiers whose answer was doubted."""
+
+    attempts: list[Attempt]
+    answer: Answer | None = None  # for a stream: an early cascade tier's answer, to replay
+    stream: OpenStream | None = None
+    escalations: int = 0
+    failure: Failure | None = None
 
 
 def route_of(policy: Policy, decision: Decision) -> Route:
@@ -113,10 +126,10 @@ class Executor:
             completion, model, attempt = found
             score = await self._score(rule, completion)
             attempt.confidence = score
-            answer = Answer(completion, model, attempt, score, self.escalations)
+            answer = Answer(completion, model, attempt, score)
             if score >= rule.threshold:
                 return answer
-            attempt.outcome = "low_confidence"
+            attempt.outcome = AttemptResult.LOW_CONFIDENCE
             self.escalations += 1
             if self.doubted is None or (self.doubted.confidence or 0) < score:
                 self.doubted = answer
@@ -126,7 +139,27 @@ class Executor:
     def _cascades(self) -> bool:
         return self.route.confidence is not None and len(self.decision.tiers) >= 2
 
-    async def complete(self) -> Answer:
+    def _done(self, found: Answer | OpenStream) -> Execution:
+        if isinstance(found, OpenStream):
+            return Execution(self.attempts, None, found, self.escalations)
+        return Execution(self.attempts, found, None, self.escalations)
+
+    async def complete(self) -> Execution:
+        """Run the decision to an answer, or to the failure that decides the error."""
+        try:
+            return self._done(await self._complete())
+        except AllAttemptsFailed as err:
+            return Execution(self.attempts, escalations=self.escalations, failure=err.failure)
+
+    async def stream(self) -> Execution:
+        """Run the decision to a stream open past its first byte (or an accepted early-tier
+        answer to replay), or to the failure that decides the error."""
+        try:
+            return self._done(await self._stream())
+        except AllAttemptsFailed as err:
+            return Execution(self.attempts, escalations=self.escalations, failure=err.failure)
+
+    async def _complete(self) -> Answer:
         accepted = await self.early_tiers() if self._cascades else None
         if accepted is not None:
             return accepted
@@ -135,13 +168,12 @@ class Executor:
         found = await self._tier(last, tiers[last], self._caller(self.body)) if tiers else None
         if found is not None:
             completion, model, attempt = found
-            return Answer(completion, model, attempt, None, self.escalations)
+            return Answer(completion, model, attempt, None)
         if self.doubted is not None:
-            self.doubted.escalations = self.escalations
             return self.doubted
         raise self.walk.fail()
 
-    async def stream(self) -> OpenStream | Answer:
+    async def _stream(self) -> OpenStream | Answer:
         """An open stream from the last tier, or an accepted early-tier answer to replay."""
         accepted = await self.early_tiers() if self._cascades else None
         if accepted is not None:
@@ -154,6 +186,5 @@ class Executor:
             opened: OpenStream = found[0]
             return opened
         if self.doubted is not None:
-            self.doubted.escalations = self.escalations
             return self.doubted
         raise self.walk.fail()

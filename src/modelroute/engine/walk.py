@@ -25,7 +25,7 @@ from modelroute.errors import ModelrouteError
 from modelroute.failures import FATAL, Failure, FailureClass
 from modelroute.planner.decision import Candidate
 from modelroute.policy.compiled import Model, Policy, Route
-from modelroute.records.record import Attempt
+from modelroute.records.record import Attempt, AttemptResult
 
 T = TypeVar("T")
 TryOnce = Callable[[Model, Attempt, float], Awaitable[tuple[T | None, Failure | None]]]
@@ -85,7 +85,7 @@ class Walk(Generic[T]):
 
     def _skip(self, model: Model, tier: int, why: str) -> None:
         attempt = self.new_attempt(model, tier)
-        attempt.outcome, attempt.message = "skipped", why
+        attempt.outcome, attempt.message = AttemptResult.SKIPPED, why
 
     def _allowed(
         self, model: Model, tier: int, *, probe: bool = False, waited: bool = False
@@ -226,6 +226,6 @@ class Walk(Generic[T]):
                     continue  # it failed on its own, and is recorded as such
                 if result is not None and discard is not None:
                     await discard(result)
-            attempt.outcome, attempt.message = "cancelled", "lost the hedge race"
+            attempt.outcome, attempt.message = AttemptResult.CANCELLED, "lost the hedge race"
             attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
             self.deps.breakers.failure(model.name)  # no verdict on the model

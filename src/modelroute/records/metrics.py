@@ -49,7 +49,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from modelroute.records.record import RequestRecord
+from modelroute.records.record import AttemptResult, RequestRecord
 from modelroute.state.breakers import CLOSED, HALF_OPEN, OPEN
 from modelroute.types import Usage
 
@@ -88,7 +88,7 @@ def is_fallback(record: RequestRecord) -> bool:
     if first.model != final:
         return True
     earlier = {a.tier for a in candidates if a.tier < final_tier}
-    doubted = {a.tier for a in candidates if a.outcome == "low_confidence"}
+    doubted = {a.tier for a in candidates if a.outcome == AttemptResult.LOW_CONFIDENCE}
     return bool(earlier - doubted)
 
 
@@ -263,7 +263,7 @@ class MetricsSink:
         route = record.route or ""
         model = record.final_model or ""
         series = self._series.get((route, model)) or self._new_series(route, model)
-        key = (route, model, record.status)
+        key: tuple[str, str, str] = (route, model, record.status)
         inc(self._requests.get(key) or self._child(self._requests, self._f.requests, key), 1)
         series.latency.observe(record.latency_ms / 1000)
         if record.streamed and record.ttft_ms is not None:
@@ -284,7 +284,7 @@ class MetricsSink:
 
     def _attempts(self, record: RequestRecord, route: str) -> None:
         for attempt in record.attempts:
-            if attempt.outcome == "failed":
+            if attempt.outcome == AttemptResult.FAILED:
                 key = (route, attempt.model, attempt.failure or "unknown")
                 failures = self._attempt_failures
                 child = failures.get(key) or self._child(failures, self._f.attempt_failures, key)

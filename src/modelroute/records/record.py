@@ -9,9 +9,37 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Protocol
 
 from modelroute.types import Usage
+
+
+class RequestStatus(StrEnum):
+    """How a request ended. A ``StrEnum``: stores keep the same strings, and a status read
+    back from a store (a plain string) compares equal to its member."""
+
+    OK = "ok"
+    FAILED = "failed"  # every attempt failed
+    REJECTED = "rejected"  # no route or model of that name
+    INFEASIBLE = "infeasible"  # no candidate met the constraints (or every circuit open)
+    CLIENT_ERROR = "client_error"  # the request itself was wrong
+    STREAM_ERROR = "stream_error"  # a stream broke after its first byte
+    CANCELLED = "cancelled"  # the client went away
+
+
+class AttemptResult(StrEnum):
+    """What became of one upstream attempt (stored as the attempt's ``outcome`` column)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    LOW_CONFIDENCE = "low_confidence"  # answered, below the cascade's threshold: escalated
+    CANCELLED = "cancelled"  # lost a hedge race
+    SKIPPED = "skipped"  # never sent (circuit open, context window too small)
+
+
+# Answered attempts: their usage is real and priced.
+ANSWERED = frozenset({AttemptResult.OK, AttemptResult.LOW_CONFIDENCE})
 
 
 @dataclass(slots=True)
@@ -23,7 +51,9 @@ class Attempt:
     started_ms: float  # since the request began
     latency_ms: float = 0.0
     ttft_ms: float | None = None
-    outcome: str = "ok"  # ok | failed | low_confidence | cancelled | skipped
+    outcome: AttemptResult = (
+        AttemptResult.OK
+    )  # an AttemptResult; the stores' column keeps this name
     failure: str | None = None  # a FailureClass value
     status: int | None = None
     message: str | None = None
@@ -46,6 +76,8 @@ class Attempt:
         version (a spool, an export) still loads."""
         known = {k: v for k, v in data.items() if k in _ATTEMPT_FIELDS}
         known["usage"] = _usage(known.get("usage"))
+        if "outcome" in known:
+            known["outcome"] = _member(AttemptResult, known["outcome"])
         return cls(**known)
 
 
@@ -69,7 +101,7 @@ class RequestRecord:
     final_fingerprint: str | None = None
     confidence: float | None = None
     escalations: int = 0
-    status: str = "ok"  # ok | failed | rejected | infeasible | client_error | stream_error
+    status: RequestStatus = RequestStatus.OK
     failure: str | None = None
     http_status: int = 200
     error: str | None = None
@@ -83,7 +115,7 @@ class RequestRecord:
 
     @property
     def attempt_count(self) -> int:
-        return sum(1 for a in self.attempts if a.outcome != "skipped")
+        return sum(1 for a in self.attempts if a.outcome != AttemptResult.SKIPPED)
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -100,7 +132,18 @@ class RequestRecord:
         known["usage"] = _usage(known.get("usage"))
         if known.get("metadata") is None:
             known.pop("metadata", None)
+        if "status" in known:
+            known["status"] = _member(RequestStatus, known["status"])
         return cls(**known)
+
+
+def _member(kind: type[StrEnum], value: Any) -> Any:
+    """The enum member of a stored string; a value this version does not know (written by a
+    newer one) is kept as the string it is, as unknown keys are ignored rather than refused."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 def _usage(raw: Any) -> Usage | None:

@@ -30,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import Attempt, AttemptResult, RequestRecord, RequestStatus
 from modelroute.types import Usage
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 OTLP_ENDPOINT = "http://127.0.0.1:4318/v1/traces"
 OPERATION = "chat"  # chat.completions and messages are both chat operations
-ERROR_STATUSES = frozenset({"failed", "stream_error"})  # the gateway's fault, not the client's
+ERROR_STATUSES = frozenset(
+    {RequestStatus.FAILED, RequestStatus.STREAM_ERROR}
+)  # the gateway's fault, not the client's
 DESCRIPTION_LIMIT = 500
 
 Attributes = dict[str, AttributeValue]
@@ -106,7 +108,7 @@ def request_attributes(record: RequestRecord) -> Attributes:
     reason = _finish_reason(record)
     if reason is not None:
         attrs["gen_ai.response.finish_reasons"] = (reason,)
-    if record.status != "ok":
+    if record.status != RequestStatus.OK:
         attrs["error.type"] = record.failure or record.status
     _usage(attrs, record.usage)
     return attrs
@@ -139,7 +141,7 @@ def attempt_attributes(record: RequestRecord, attempt: Attempt, index: int) -> A
     reason = _finish_reason(attempt)
     if reason is not None:
         attrs["gen_ai.response.finish_reasons"] = (reason,)
-    if attempt.outcome == "failed":
+    if attempt.outcome == AttemptResult.FAILED:
         attrs["error.type"] = attempt.failure or "_OTHER"
     elif attempt.message is not None:
         attrs["modelroute.attempt.message"] = attempt.message  # why skipped, "verifier", ...
@@ -191,7 +193,7 @@ class TracingSink:
             attributes=attempt_attributes(record, attempt, index),
             start_time=start,
         )
-        if attempt.outcome == "failed":
+        if attempt.outcome == AttemptResult.FAILED:
             span.set_status(_error(attempt.message))
         span.end(end_time=start + _ms_ns(attempt.latency_ms))
 

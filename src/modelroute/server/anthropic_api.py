@@ -11,22 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelroute.errors import ModelrouteError
-from modelroute.router import ChatStream, Router, StreamFailed
+from modelroute.router import Router
 from modelroute.server.anthropic_front import (
     StreamToAnthropic,
     completion_to_message,
     messages_to_openai,
 )
-from modelroute.server.asgi import (
-    Disconnect,
-    Receive,
-    Scope,
-    Send,
-    request_headers,
-    send_json,
-    start_stream,
-)
+from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
 from modelroute.server.errors import HttpError, http_error
+from modelroute.server.sse import relay_sse
+from modelroute.types import StreamChunk
 
 # A failure after the first byte, as the type of Anthropic's ``error`` event.
 _STREAM_ERROR_TYPES = {
@@ -69,7 +63,14 @@ class AnthropicDoor:
             await send_json(send, error.status, error.anthropic(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay(stream, scope, receive, send)
+            events = AnthropicEvents(
+                StreamToAnthropic(
+                    self._model_id(stream.headers),
+                    "msg_" + stream.record.request_id.replace("-", ""),
+                    stream.decision.prompt_tokens,  # until the upstream's own count is known
+                )
+            )
+            await relay_sse(stream, events, scope, receive, send)
         else:
             model = result.completion.model_reported or self._model_id(result.headers)
             message = completion_to_message(result.completion, model)
@@ -106,32 +107,23 @@ class AnthropicDoor:
         model = self.router.policy.models.get(name)
         return model.model_id if model is not None else name
 
-    async def _relay(self, stream: ChatStream, scope: Scope, receive: Receive, send: Send) -> None:
-        await start_stream(send, stream.headers.items())
-        translator = StreamToAnthropic(
-            self._model_id(stream.headers),
-            "msg_" + stream.record.request_id.replace("-", ""),
-            stream.decision.prompt_tokens,  # until the upstream's own count is known
-        )
-        watcher = Disconnect(receive, scope)
-        parts: list[bytes] = []
-        try:
-            async for chunk in stream:
-                parts.append(translator.feed(chunk))  # usage too: message_delta reports it
-                if chunk.more:
-                    continue  # the next event is already here: one write for both
-                frames = b"".join(parts)
-                parts.clear()
-                if frames:
-                    await send({"type": "http.response.body", "body": frames, "more_body": True})
-                if watcher.gone:
-                    await stream.aclose()
-                    return
-            parts.append(translator.finish())
-            await send({"type": "http.response.body", "body": b"".join(parts)})
-        except StreamFailed as exc:
-            kind = _STREAM_ERROR_TYPES.get(exc.failure_class, "api_error")
-            parts.append(translator.error(kind, str(exc)))  # after what already arrived
-            await send({"type": "http.response.body", "body": b"".join(parts)})
-        finally:
-            watcher.stop()
+
+class AnthropicEvents:
+    """Messages stream events, translated from the canonical chunks as they pass."""
+
+    __slots__ = ("translator",)
+
+    def __init__(self, translator: StreamToAnthropic) -> None:
+        self.translator = translator
+
+    def feed(self, chunk: StreamChunk, parts: list[bytes]) -> None:
+        events = self.translator.feed(chunk)  # usage too: message_delta reports it
+        if events:
+            parts.append(events)
+
+    def end(self) -> bytes:
+        return self.translator.finish()
+
+    def error(self, failure_class: str, message: str) -> bytes:
+        kind = _STREAM_ERROR_TYPES.get(failure_class, "api_error")
+        return self.translator.error(kind, message)

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelroute.records.ids import uuid7
-from modelroute.router import ChatStream, Router, StreamFailed
+from modelroute.router import Router
 from modelroute.server import anthropic_api, models_api
 from modelroute.server.asgi import (
     BodyTooLarge,
-    Disconnect,
     Message,
     Receive,
     Scope,
@@ -29,11 +28,12 @@ from modelroute.server.asgi import (
     request_headers,
     send_json,
     send_text,
-    start_stream,
 )
-from modelroute.server.errors import HttpError, failed_status, http_error
+from modelroute.server.errors import HttpError, http_error
 from modelroute.server.feedback import handle_feedback
 from modelroute.server.openapi import openapi_text
+from modelroute.server.sse import relay_sse
+from modelroute.types import StreamChunk
 
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
@@ -72,8 +72,6 @@ class Gateway:
         self.router = router
         self.metrics = metrics
         self._feedback_token = feedback_token  # never logged or shown
-        router.failed_status = failed_status  # so a failed request's record has its status
-        router.error_status = lambda err: http_error(err).status
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -187,46 +185,9 @@ class Gateway:
             await send_json(send, error.status, error.openai(), error.headers.items())
             return
         if body.get("stream"):
-            await self._relay_openai(stream, scope, receive, send)
+            await relay_sse(stream, OpenAIEvents(), scope, receive, send)
         else:
             await send_json(send, 200, result.to_openai(), result.headers.items())
-
-    async def _relay_openai(
-        self, stream: ChatStream, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        await start_stream(send, stream.headers.items())
-        watcher = Disconnect(receive, scope)
-        parts: list[bytes] = []
-        try:
-            async for chunk in stream:
-                if chunk.send:
-                    payload = chunk.raw if chunk.raw is not None else orjson.dumps(chunk.data)
-                    parts += (b"data: ", payload, b"\n\n")
-                if chunk.more or not parts:
-                    continue  # the next event is already here: one write for both
-                await send(
-                    {"type": "http.response.body", "body": b"".join(parts), "more_body": True}
-                )
-                parts.clear()
-                if watcher.gone:
-                    await stream.aclose()
-                    return
-            parts.append(DONE)
-            await send({"type": "http.response.body", "body": b"".join(parts)})
-        except StreamFailed as exc:
-            error = {
-                "error": {
-                    "message": str(exc),
-                    "type": "upstream_error",
-                    "code": exc.failure_class,
-                    "param": None,
-                }
-            }
-            # What already arrived goes out first, then the error event ends the stream.
-            parts += (b"data: ", orjson.dumps(error), b"\n\n")
-            await send({"type": "http.response.body", "body": b"".join(parts)})
-        finally:
-            watcher.stop()
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.handle(scope, receive, send)
@@ -288,6 +249,32 @@ def _speaks_anthropic(scope: Scope) -> bool:
     if scope["path"].startswith("/v1/messages"):
         return True
     return models_api.speaks_anthropic(request_headers(scope))
+
+
+class OpenAIEvents:
+    """Chat Completions stream events: each chunk as a ``data:`` event (forwarded as the
+    upstream wrote it when it spoke OpenAI), ``[DONE]`` at the end."""
+
+    __slots__ = ()
+
+    def feed(self, chunk: StreamChunk, parts: list[bytes]) -> None:
+        if chunk.send:
+            payload = chunk.raw if chunk.raw is not None else orjson.dumps(chunk.data)
+            parts += (b"data: ", payload, b"\n\n")
+
+    def end(self) -> bytes:
+        return DONE
+
+    def error(self, failure_class: str, message: str) -> bytes:
+        error = {
+            "error": {
+                "message": message,
+                "type": "upstream_error",
+                "code": failure_class,
+                "param": None,
+            }
+        }
+        return b"data: " + orjson.dumps(error) + b"\n\n"
 
 
 def create_app(

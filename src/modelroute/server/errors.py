@@ -1,4 +1,6 @@
-"""The one place errors become HTTP statuses and error bodies, in the caller's format."""
+"""The one place errors become HTTP responses (status, headers, body) in the caller's format;
+the status code of each failure is the shared table in ``statuses.py``, which the records
+read too."""
 
 from __future__ import annotations
 
@@ -7,18 +9,7 @@ from typing import Any
 
 from modelroute.engine import AllAttemptsFailed
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError, UnknownRouteError
-from modelroute.failures import Failure, FailureClass
-
-# All attempts failed: the status says what kind of failure decided it.
-_FAILED_STATUS = {
-    FailureClass.TIMEOUT: 504,
-    FailureClass.RATE_LIMITED: 503,
-    FailureClass.OVERLOADED: 503,
-    # The client's request is what failed: the same request fails on any model.
-    FailureClass.BAD_REQUEST: 400,
-    FailureClass.CONTEXT_LENGTH: 400,
-    FailureClass.CONTENT_POLICY: 400,
-}
+from modelroute.statuses import circuits_only, failed_status
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
@@ -80,11 +71,6 @@ class HttpError:
         }
 
 
-def failed_status(failure: Failure) -> int:
-    """The status of a request whose every attempt failed, by the deciding failure's class."""
-    return _FAILED_STATUS.get(failure.cls, 502)
-
-
 def _record_headers(err: ModelrouteError) -> dict[str, str]:
     record = err.record
     if record is None:
@@ -92,7 +78,7 @@ def _record_headers(err: ModelrouteError) -> dict[str, str]:
     headers = {"x-modelroute-request-id": record.request_id}
     if record.route:
         headers["x-modelroute-route"] = record.route
-    attempts = sum(1 for a in record.attempts if a.outcome != "skipped")
+    attempts = record.attempt_count
     headers["x-modelroute-attempts"] = str(attempts)
     return headers
 
@@ -111,9 +97,7 @@ def http_error(err: Exception) -> HttpError:
         )
     if isinstance(err, InfeasibleError):
         d = err.decision
-        rejected = {r.model for r in d.rejections}
-        cooling = {r.model for r in d.rejections if r.reason.value == "circuit_open"}
-        if rejected and cooling == rejected:
+        if circuits_only(d):
             # Every candidate is only temporarily out (open circuit, Retry-After cool-down):
             # a passing condition, so 503 and not 422.
             return HttpError(
@@ -132,7 +116,7 @@ def http_error(err: Exception) -> HttpError:
         )
     if isinstance(err, AllAttemptsFailed):
         failure = err.failure
-        status = failed_status(failure)
+        status = failed_status(failure.cls)
         if failure.retry_after_s is not None and status == 503:
             headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
         attempts = [

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from modelroute.planner.stats import ModelStats, StatsSnapshot
 from modelroute.policy.schema import QUALITY_WINDOW
-from modelroute.records.record import RequestRecord
+from modelroute.records.record import ANSWERED, AttemptResult, RequestRecord
 
 POSITIVE = frozenset({"correct", "good", "positive", "thumbs_up", "accepted", "pass", "yes"})
 NEGATIVE = frozenset({"incorrect", "bad", "negative", "thumbs_down", "rejected", "fail", "no"})
@@ -105,9 +105,9 @@ class RollingStats:
         if route is None:
             return
         for attempt in record.attempts:
-            if attempt.outcome in ("skipped", "cancelled"):
+            if attempt.outcome in (AttemptResult.SKIPPED, AttemptResult.CANCELLED):
                 continue
-            ok = attempt.outcome in ("ok", "low_confidence")
+            ok = attempt.outcome in ANSWERED
             for window in self._windows(route, attempt.model):
                 window.outcomes.append(ok)
                 if ok:

@@ -177,6 +177,7 @@ def _arrow_schema() -> Any:
     import pyarrow as pa
 
     scalar = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
+    scalar |= {"RequestStatus": pa.string(), "AttemptResult": pa.string()}  # StrEnums
 
     def struct(cls: type[Any]) -> Any:
         return pa.struct([(f.name, kind(str(f.type))) for f in dataclasses.fields(cls)])

@@ -1,0 +1,48 @@
+"""The status code each way a request can fail is answered with: one pure table.
+
+The server answers with it; recording writes it into the record. Both read it here, so a
+library caller's record and a gateway caller's record of the same failure say the same
+thing. Nothing here speaks HTTP: no headers, no bodies (those are ``server/errors.py``).
+"""
+
+from __future__ import annotations
+
+from modelroute.engine.walk import AllAttemptsFailed
+from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
+from modelroute.failures import FailureClass
+from modelroute.planner.decision import Decision
+
+# All attempts failed: the status says what kind of failure decided it.
+_FAILED = {
+    FailureClass.TIMEOUT: 504,
+    FailureClass.RATE_LIMITED: 503,
+    FailureClass.OVERLOADED: 503,
+    # The client's request is what failed: the same request fails on any model.
+    FailureClass.BAD_REQUEST: 400,
+    FailureClass.CONTEXT_LENGTH: 400,
+    FailureClass.CONTENT_POLICY: 400,
+}
+
+
+def failed_status(cls: FailureClass) -> int:
+    """A request whose every attempt failed, by the deciding failure's class."""
+    return _FAILED.get(cls, 502)
+
+
+def circuits_only(decision: Decision) -> bool:
+    """Every candidate was rejected only because its circuit is open (or cooling down after
+    a Retry-After): a passing condition, answered 503 with Retry-After, not 422."""
+    rejected = {r.model for r in decision.rejections}
+    cooling = {r.model for r in decision.rejections if r.reason.value == "circuit_open"}
+    return bool(rejected) and cooling == rejected
+
+
+def error_status(err: ModelrouteError) -> int:
+    """The status of a request that ended in ``err`` before any answer."""
+    if isinstance(err, UnknownRouteError):
+        return 404
+    if isinstance(err, InfeasibleError):
+        return 503 if circuits_only(err.decision) else 422
+    if isinstance(err, AllAttemptsFailed):
+        return failed_status(err.failure.cls)
+    return 400  # RequestError and any other refusal of the request itself
