@@ -300,9 +300,7 @@ def consulted_stats(decision: Decision, stats: StatsSnapshot) -> StatsSnapshot:
     models = {c.model for tier in decision.tiers for c in tier}
     models.update(r.model for r in decision.rejections)
     route = decision.route
-    by_route = {
-        (route, m): s for m in models if (s := stats.by_route.get((route, m))) is not None
-    }
+    by_route = {(route, m): s for m in models if (s := stats.by_route.get((route, m))) is not None}
     by_model = {m: s for m in models if (s := stats.by_model.get(m)) is not None}
     return StatsSnapshot(
         MappingProxyType(by_route),
