@@ -72,11 +72,11 @@ async def test_replay_reproduces_every_recorded_decision(
     seen = mix(records)
     assert seen["with planner input"] == 1000
     for kind, at_least in {
-        "status infeasible": 30, "status rejected": 10, "status failed": 5,
+        "status infeasible": 30, "status rejected": 10, "status failed": 3,
         "per-request limits": 100, "measured statistics": 500, "open circuits": 10,
         "circuit_open": 10, "context_too_small": 50, "missing_capability": 20,
-        "over_latency_budget": 20, "below_min_quality": 20, "measured quality": 50,
-        "relaxed": 10, "selected by match": 30, "selected by task": 30, "selected by model": 20,
+        "over_latency_budget": 5, "below_min_quality": 50, "measured quality": 50,
+        "relaxed": 20, "selected by match": 20, "selected by task": 30, "selected by model": 20,
     }.items():  # fmt: skip
         assert seen[kind] >= at_least, (kind, seen)
     distinct_stats = {json.dumps(r["planner_input"]["stats"], sort_keys=True) for r in records}

@@ -33,7 +33,7 @@ FLAGS = ("has_tools", "has_images", "needs_json", "needs_logprobs")
 class PlannerInput:
     """What ``plan`` was given for one request, narrowed (lazily) to what it read."""
 
-    __slots__ = ("_consulted", "_snapshot", "context", "decision")
+    __slots__ = ("_consulted", "context", "decision", "snapshot")
 
     def __init__(
         self,
@@ -45,7 +45,7 @@ class PlannerInput:
         (None when no route was found: then no statistics were read)."""
         self.context = context
         self.decision = decision
-        self._snapshot = snapshot
+        self.snapshot = snapshot  # as given (for a stored input, the part that was read)
         self._consulted: StatsSnapshot | None = None
 
     @classmethod
@@ -56,18 +56,13 @@ class PlannerInput:
         return made
 
     @property
-    def snapshot(self) -> StatsSnapshot:
-        """The snapshot as given (for a stored input, the part that was read)."""
-        return self._snapshot
-
-    @property
     def stats(self) -> StatsSnapshot:
         """The statistics the planner read: enough to plan this request again."""
         if self._consulted is None:
             if self.decision is None:
                 self._consulted = EMPTY_STATS
             else:
-                self._consulted = consulted_stats(self.decision, self._snapshot)
+                self._consulted = consulted_stats(self.decision, self.snapshot)
         return self._consulted
 
     def __eq__(self, other: object) -> bool:

@@ -15,7 +15,11 @@ attempt. Arrays grow at the end only: a body shorter than ``BODY_FIELDS`` (writt
 older version) reads as if the missing fields were null.
 
 JSON has no infinity or NaN (orjson writes null), so a non-finite float is written as its
-Python spelling (``"inf"``, ``"-inf"``, ``"nan"``) and read back as the float.
+Python spelling (``"inf"``, ``"-inf"``, ``"nan"``) and read back as the float. The one
+exception is the planner's decision: its named tuples go to orjson as they are (``default=
+list``, no Python per tuple) and a non-finite number in it, which only an infinite price,
+latency or limit in a policy can produce, is stored as null and read back as NaN where a
+rejection needs a number to print.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import orjson
 
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
+from modelroute.planner.context import NO_LIMITS
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Usage
@@ -57,6 +62,7 @@ FEATURE_FIELDS = (
 _BODY_FLOATS = ("confidence", "ttft_ms")
 _ATTEMPT_FLOATS = ("started_ms", "latency_ms", "ttft_ms", "retry_after_s", "cost_usd", "confidence")
 _LIMITS = ("max_cost_usd", "max_latency_ms", "min_quality")
+_NAN = float("nan")
 _STATS_CACHE = 256  # (snapshot, route) pairs remembered by one encoder
 
 
@@ -68,29 +74,9 @@ def _spelled(x: Any) -> Any:
     return repr(x) if isinstance(x, float) and x - x != 0 else x
 
 
-def _default(o: Any) -> Any:
-    """orjson's hook for the planner's named tuples: each becomes an array of its fields.
-    ``x - x`` is 0 for a finite number and NaN (truthy) for an infinite one or NaN."""
-    t = type(o)
-    if t is Estimate:
-        cost, latency, _, quality, _ = o
-        if cost - cost or latency - latency or (quality is not None and quality - quality):
-            return [_spelled(x) for x in o]
-        return list(o)
-    if t is Rejection:
-        value, limit = o[2], o[3]
-        if (value is not None and value - value) or (limit is not None and limit - limit):
-            return [_spelled(x) for x in o]
-        return list(o)
-    if t is Candidate:
-        return list(o)
-    if t is Decision:
-        return [_spelled(x) for x in o] if _odd(o[9], o[10], o[11]) else list(o)
-    raise TypeError(f"Type is not JSON serializable: {t.__name__}")
-
-
-def _odd(*values: float | None) -> bool:
-    return any(v is not None and v - v != 0 for v in values)
+def _ok(x: float | None) -> bool:
+    # x - x is 0 for a finite number, NaN for an infinite one or NaN
+    return x is None or x - x == 0
 
 
 def _usage(u: Usage | None) -> tuple[int, ...] | None:
@@ -152,14 +138,28 @@ class RowEncoder:
 
     def row(self, r: RequestRecord, stats: dict[str, str]) -> tuple[Any, ...]:
         """One ``requests`` row in ``REQUEST_COLUMNS`` order; the statistics it refers to are
-        added to ``stats`` (id -> text) for the ``planner_stats`` table."""
+        added to ``stats`` (id -> text) for the ``planner_stats`` table. Written for speed:
+        this runs for every record, on the core the gateway serves from."""
         pi = r.planner_input
         decision: Any = r.decision
         features = None
         if pi is not None:
-            if pi.decision is not None:
-                decision = pi.decision  # its fields in order (the hook); smaller than to_dict
-            features = self._features(pi, stats)
+            ctx, d, snapshot = pi.context, pi.decision, pi.snapshot
+            sid = None
+            if d is not None:  # else no route was found, and no statistics were read
+                decision = d  # as arrays (orjson's default=list): no messages, no keys
+                # The candidates, and so what was read, follow from the route and the policy.
+                key = (id(snapshot), d[0], d[1], d[3])  # route, strategy, policy hash
+                hit = self._ids.get(key)
+                if hit is None or hit[0] is not snapshot:
+                    hit = self._remember(key, pi)
+                sid = hit[1]
+                stats[sid] = hit[2]
+            lim: tuple[Any, ...] = ctx[9]
+            if lim is not NO_LIMITS and not (_ok(lim[0]) and _ok(lim[1]) and _ok(lim[2])):
+                lim = tuple(_spelled(x) for x in lim)
+            # FEATURE_FIELDS: requested, prompt and output tokens, the four flags, limits, stats
+            features = (ctx[0], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7], ctx[8], *lim, sid)
         values = (
             r.task, r.selected_by, r.endpoint, r.streamed, r.http_status, r.failure, r.error,
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
@@ -168,39 +168,21 @@ class RowEncoder:
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
-        body = orjson.dumps(values, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        body = orjson.dumps(values, default=list, option=orjson.OPT_NON_STR_KEYS)
         return (
             r.request_id, r.started_at, r.route, r.final_model, r.final_reported_model,
             r.status, r.latency_ms, r.cost_usd, r.policy_hash, body.decode(),
         )  # fmt: skip
 
-    def _features(self, pi: PlannerInput, stats: dict[str, str]) -> tuple[Any, ...]:
-        ctx = pi.context
-        lim = ctx.limits
-        limits: tuple[Any, ...] = (lim.max_cost_usd, lim.max_latency_ms, lim.min_quality)
-        if _odd(*limits):
-            limits = tuple(_spelled(x) for x in limits)
-        return (
-            ctx.requested, ctx.prompt_tokens, ctx.max_output_tokens, ctx.has_tools,
-            ctx.has_images, ctx.needs_json, ctx.needs_logprobs, *limits,
-            self._stats_id(pi, stats),
-        )  # fmt: skip
-
-    def _stats_id(self, pi: PlannerInput, stats: dict[str, str]) -> str | None:
-        d = pi.decision
-        if d is None:
-            return None  # no route was found: no statistics were read
-        # The candidates, and so what was read, follow from the route and the policy.
-        key = (id(pi.snapshot), d.route, d.strategy, d.policy_hash)
-        hit = self._ids.get(key)
-        if hit is None or hit[0] is not pi.snapshot:
-            text = stats_json(pi.stats)
-            hit = (pi.snapshot, stats_id(text), text)
-            if len(self._ids) >= _STATS_CACHE:
-                self._ids.clear()
-            self._ids[key] = hit
-        stats[hit[1]] = hit[2]
-        return hit[1]
+    def _remember(
+        self, key: tuple[int, str, str, str], pi: PlannerInput
+    ) -> tuple[StatsSnapshot, str, str]:
+        text = stats_json(pi.stats)
+        hit = (pi.snapshot, stats_id(text), text)
+        if len(self._ids) >= _STATS_CACHE:
+            self._ids.clear()
+        self._ids[key] = hit
+        return hit
 
 
 def _spell_record(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -268,8 +250,16 @@ def _candidate(v: list[Any]) -> Candidate:
     return Candidate(v[0], estimate, v[2], tuple(_rejection(r) for r in v[3]))
 
 
+_UNNUMBERED = frozenset({Reason.CIRCUIT_OPEN, Reason.MISSING_CAPABILITY})
+
+
 def _rejection(v: list[Any]) -> Rejection:
-    return Rejection(v[0], Reason(v[1]), _float(v[2]), _float(v[3]), v[4])
+    reason, value, limit = Reason(v[1]), _float(v[2]), _float(v[3])
+    if reason not in _UNNUMBERED:  # its message prints numbers; null was a non-finite one
+        limit = _NAN if limit is None else limit
+        if reason is not Reason.QUALITY_UNKNOWN:
+            value = _NAN if value is None else value
+    return Rejection(v[0], reason, value, limit, v[4])
 
 
 def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
