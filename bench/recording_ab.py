@@ -13,6 +13,7 @@ records were still waiting (queue and spool); a writer that keeps up leaves abou
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +23,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT.parent / "shared" / "bench" / "gateway"))
+# The harness lives beside the checkout (../shared); from a worktree, name it with HARNESS.
+HARNESS = Path(os.environ.get("HARNESS", ROOT.parent / "shared" / "bench" / "gateway"))
+sys.path.insert(0, str(HARNESS))
 import bench as harness  # noqa: E402  (the shared harness: upstream, wrk, process groups)
 
 CONFIGS = {

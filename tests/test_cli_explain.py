@@ -132,6 +132,7 @@ def test_bad_inputs_exit_2_without_traceback(tmp_path: Path) -> None:
         (["--request", str(no_messages)], "'messages' must be a non-empty list"),
         (["--request", REQUEST, "--stats", str(bad_stats)], "unknown field(s) ['latncy']"),
         (["--request", REQUEST, "-H", "x-modelroute-max-cost-usd: cheap"], "must be a number"),
+        (["--request", REQUEST, "-H", "x-modelroute-max-cost-usd: inf"], "must be a finite"),
     ]
     for args, message in cases:
         result = run_cli("explain", DOCS, *args)

@@ -8,7 +8,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelroute.planner import ModelStats, Reason, RequestContext, StatsSnapshot, plan
+from modelroute.planner import (
+    ModelStats,
+    Reason,
+    RequestContext,
+    StatsSnapshot,
+    consulted_stats,
+    plan,
+)
 from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
 from modelroute.planner.context import Limits
 from modelroute.planner.plan import estimate
@@ -213,3 +220,16 @@ def test_same_inputs_same_decision(
     policy: Policy, ctx: RequestContext, stats: StatsSnapshot
 ) -> None:
     assert plan(ctx, policy, stats) == plan(ctx, policy, stats)
+
+
+@settings(max_examples=300, deadline=None)
+@given(policies(), requests, snapshots())
+def test_planning_on_the_consulted_stats_alone_gives_the_same_decision(
+    policy: Policy, ctx: RequestContext, stats: StatsSnapshot
+) -> None:
+    # What a record keeps of the statistics is enough to replay its decision.
+    decision = plan(ctx, policy, stats)
+    narrowed = consulted_stats(decision, stats)
+    assert plan(ctx, policy, narrowed) == decision
+    assert consulted_stats(decision, narrowed) == narrowed
+    assert set(narrowed.by_model) <= set(stats.by_model)

@@ -362,9 +362,10 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 
 def _register_record_commands() -> None:
+    from modelroute.cli_analysis import replay
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export):
+    for command in (logs, show, stats, export, replay):
         main.add_command(command)
 
 

@@ -174,6 +174,7 @@ def _render_record(r: dict[str, Any]) -> str:
             lines.append(f"  rejected {rej['model']}: {rej['message']}")
         for note in decision.get("notes") or []:
             lines.append(f"  note: {note}")
+    lines += _planner_lines(r.get("planner_input"))
     lines.append("attempts:")
     for i, a in enumerate(r.get("attempts") or [], start=1):
         usage = a.get("usage") or {}
@@ -191,6 +192,37 @@ def _render_record(r: dict[str, Any]) -> str:
             f"{fb.get('source')}: {fb.get('comment') or ''}"
         )
     return "\n".join(lines)
+
+
+_NEEDS = {
+    "has_tools": "tools",
+    "has_images": "vision",
+    "needs_json": "json_mode",
+    "needs_logprobs": "logprobs",
+}
+
+
+def _planner_lines(pi: dict[str, Any] | None) -> list[str]:
+    """The planner's input, as ``modelroute replay`` plans on it again."""
+    if pi is None:
+        return []
+    needs = [cap for flag, cap in _NEEDS.items() if pi.get(flag)] or ["nothing special"]
+    limits = [f"{k}={v}" for k, v in (pi.get("limits") or {}).items() if v is not None]
+    lines = [
+        f"planner input: requested {pi.get('requested')!r}, prompt ~{pi.get('prompt_tokens')} "
+        f"tokens, max_tokens {pi.get('max_output_tokens')}, needs {', '.join(needs)}"
+        + (f", limits {', '.join(limits)}" if limits else "")
+    ]
+    stats = pi.get("stats") or {}
+    scopes = [(f"route {route}", per) for route, per in (stats.get("routes") or {}).items()]
+    scopes.append(("all routes", stats.get("models") or {}))
+    for scope, per_model in scopes:
+        for model, figures in per_model.items():
+            shown = ", ".join(f"{k} {v:g}" for k, v in figures.items())
+            lines.append(f"  measured {model} ({scope}): {shown}")
+    if stats.get("open_circuits"):
+        lines.append(f"  open circuits: {', '.join(stats['open_circuits'])}")
+    return lines
 
 
 @click.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from math import isfinite
 from types import MappingProxyType
 from typing import Any, TypeGuard
 
@@ -98,8 +99,9 @@ def _limit(raw: str, name: str, field: str) -> float:
         value = float(raw)
     except ValueError:
         raise RequestError(f"{name} must be a number, got {raw!r}") from None
-    if value != value or value < 0:
-        raise RequestError(f"{name} must be a non-negative number, got {raw!r}")
+    # Not infinite either: a limit is a number the record keeps and a replay plans on again.
+    if not isfinite(value) or value < 0:
+        raise RequestError(f"{name} must be a finite, non-negative number, got {raw!r}")
     if field == "min_quality" and value > 1:
         raise RequestError(f"{name} must be between 0 and 1, got {raw!r}")
     return value

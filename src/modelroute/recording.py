@@ -10,8 +10,9 @@ from typing import Any
 
 from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
 from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
-from modelroute.planner import Decision, RequestContext
+from modelroute.planner import Decision, RequestContext, StatsSnapshot
 from modelroute.policy import Policy
+from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import (
     ANSWERED,
     Attempt,
@@ -100,15 +101,20 @@ class RecordBuilder:
     def client(self, headers: Mapping[str, str] | None) -> None:
         self.record.client_key_id = client_key_id(presented_key(headers))
 
-    def context(self, ctx: RequestContext, body: Mapping[str, Any]) -> None:
+    def context(self, ctx: RequestContext, body: Mapping[str, Any], stats: StatsSnapshot) -> None:
+        """``stats``: the snapshot the planner is about to be given (kept by reference; the
+        record's sink narrows it to what the planner read, off the request path)."""
         self.record.task = ctx.task
         self.record.metadata = dict(ctx.metadata)
         self.record.prompt = _content(_prompt_text(body), self.content)
+        self.record.planner_input = PlannerInput(ctx, stats)
 
     def decided(self, decision: Decision) -> None:
         self.record.route = decision.route
         self.record.selected_by = decision.selected_by
         self.record.decision = decision.to_dict()
+        if self.record.planner_input is not None:
+            self.record.planner_input.decision = decision
 
     def _elapsed_ms(self) -> float:
         return (self.clock() - self.start) * 1000

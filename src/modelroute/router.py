@@ -189,8 +189,9 @@ class Router:
             raise self._submit(builder, malformed)
         try:
             ctx = request_context(body, headers, self._token_counts)
-            builder.context(ctx, body)
-            decision = plan(ctx, self.policy, self.stats_snapshot())
+            stats = self.stats_snapshot()
+            builder.context(ctx, body, stats)
+            decision = plan(ctx, self.policy, stats)
         except ModelrouteError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None

@@ -153,15 +153,17 @@ async def store(store_target: Path | str) -> AsyncIterator[Store]:
 
 
 async def attempt_count(store: Any) -> int:
-    """Rows in ``attempts``, read past the Store API: it proves no attempt was stored twice."""
+    """Attempts stored, read past the Store API: it proves no attempt was stored twice."""
     if isinstance(store, SqliteStore):
         import sqlite3
 
         with sqlite3.connect(store.path) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
+            sql = "SELECT SUM(json_array_length(body, '$[18]')) FROM requests"
+            return int(conn.execute(sql).fetchone()[0] or 0)
     assert isinstance(store, PostgresStore)
     async with store.pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT COUNT(*) FROM attempts"))
+        sql = "SELECT SUM(jsonb_array_length(body -> 18)) FROM requests"
+        return int(await conn.fetchval(sql) or 0)
 
 
 def realistic(i: int, started_at: float | None = None) -> RequestRecord:

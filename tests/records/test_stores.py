@@ -63,9 +63,13 @@ async def test_infinities_round_trip_and_refused_data_is_reported(store: Store) 
     await store.write([odd])
     assert await store.get(odd.request_id) == stored(odd)
     bad = realistic(2)
-    bad.endpoint = None  # type: ignore[assignment]  # NOT NULL: no retry can store this
+    bad.status = None  # type: ignore[assignment]  # NOT NULL: no retry can store this
     with pytest.raises(RecordRejected):
         await store.write([realistic(3), bad])
+    unwritable = realistic(4)
+    unwritable.metadata = {"k": object()}  # type: ignore[dict-item]  # not JSON
+    with pytest.raises(RecordRejected):
+        await store.write([realistic(5), unwritable])
     assert await store.count() == 1  # the batch is one transaction
 
 
@@ -430,7 +434,8 @@ def test_several_processes_write_one_sqlite_file(tmp_path: Path) -> None:
         4000,
         4000,
     )
-    assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone() == (8000,)
+    attempts = "SELECT SUM(json_array_length(body, '$[18]')) FROM requests"
+    assert conn.execute(attempts).fetchone() == (8000,)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -177,7 +177,7 @@ async def test_a_record_the_store_refuses_is_set_aside_not_retried_forever(
     for i in range(1000):
         record = realistic(i)
         if i in (0, 517, 999):
-            record.endpoint = None  # type: ignore[assignment]  # violates NOT NULL
+            record.status = None  # type: ignore[assignment]  # violates NOT NULL
             bad.append(record.request_id)
         else:
             good.append(record.request_id)

@@ -2,7 +2,7 @@
 
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import Candidate, Decision, Estimate, Reason, Rejection
-from modelroute.planner.plan import plan
+from modelroute.planner.plan import consulted_stats, plan
 from modelroute.planner.select import select_route
 from modelroute.planner.stats import EMPTY_STATS, ModelStats, StatsSnapshot
 
@@ -17,6 +17,7 @@ __all__ = [
     "Rejection",
     "RequestContext",
     "StatsSnapshot",
+    "consulted_stats",
     "plan",
     "select_route",
 ]

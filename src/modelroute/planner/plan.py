@@ -8,6 +8,7 @@ objective into tiers; rejections keep their numbers. No I/O, no clock, no enviro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 
 from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
 from modelroute.planner.context import Limits, RequestContext
@@ -345,6 +346,23 @@ def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS
         min_quality=terms.min_quality,
         relaxed=relaxed,
         notes=tuple(notes),
+    )
+
+
+def consulted_stats(decision: Decision, stats: StatsSnapshot) -> StatsSnapshot:
+    """The part of ``stats`` that ``plan`` read to reach ``decision``: each candidate's figures
+    for the decision's route and model-wide, and whether its circuit was open. Every candidate
+    is either offered or rejected, so the decision names them all; planning again on this part
+    alone gives the same decision (a property test holds the two together)."""
+    models = {c.model for tier in decision.tiers for c in tier}
+    models.update(r.model for r in decision.rejections)
+    route = decision.route
+    by_route = {(route, m): s for m in models if (s := stats.by_route.get((route, m))) is not None}
+    by_model = {m: s for m in models if (s := stats.by_model.get(m)) is not None}
+    return StatsSnapshot(
+        MappingProxyType(by_route),
+        MappingProxyType(by_model),
+        stats.open_circuits & models,
     )
 
 

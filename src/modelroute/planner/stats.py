@@ -81,5 +81,32 @@ class StatsSnapshot:
             frozenset(data.get("open_circuits", ())),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The inverse of ``from_dict`` (``from_dict(s.to_dict()) == s``); figures left at
+        their defaults are left out, and models and routes are sorted, so equal snapshots
+        give equal dictionaries."""
+        routes: dict[str, dict[str, dict[str, Any]]] = {}
+        for (route, model), stats in sorted(self.by_route.items()):
+            routes.setdefault(route, {})[model] = _figures(stats)
+        return {
+            "models": {m: _figures(s) for m, s in sorted(self.by_model.items())},
+            "routes": routes,
+            "open_circuits": sorted(self.open_circuits),
+        }
+
+
+_DEFAULTS = ModelStats()
+
+
+def _figures(stats: ModelStats) -> dict[str, Any]:
+    figures = {
+        name: value
+        for name in ModelStats.__dataclass_fields__
+        if (value := getattr(stats, name)) != getattr(_DEFAULTS, name)
+    }
+    if stats.quality is not None:  # from_dict asks what a quality rests on, even when 0
+        figures["quality_samples"] = stats.quality_samples
+    return figures
+
 
 EMPTY_STATS = StatsSnapshot()

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
+from modelroute.records.planner_input import PlannerInput
 from modelroute.types import Usage
 
 
@@ -112,6 +113,8 @@ class RequestRecord:
     ttft_ms: float | None = None
     prompt: str | None = None
     answer: str | None = None
+    # What the planner was given (features, limits, the statistics it read): replayable.
+    planner_input: PlannerInput | None = None
 
     @property
     def attempt_count(self) -> int:
@@ -121,6 +124,8 @@ class RequestRecord:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["attempts"] = [a.to_dict() for a in self.attempts]
         data["usage"] = asdict(self.usage) if self.usage is not None else None
+        if self.planner_input is not None:
+            data["planner_input"] = self.planner_input.to_dict()
         return data
 
     @classmethod
@@ -130,6 +135,8 @@ class RequestRecord:
         known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
         known["attempts"] = [Attempt.from_dict(a) for a in known.get("attempts") or ()]
         known["usage"] = _usage(known.get("usage"))
+        if known.get("planner_input") is not None:
+            known["planner_input"] = PlannerInput.from_dict(known["planner_input"])
         if known.get("metadata") is None:
             known.pop("metadata", None)
         if "status" in known:

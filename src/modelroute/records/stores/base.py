@@ -8,7 +8,7 @@ after a partial failure stores every record exactly once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -42,6 +42,12 @@ class Store(Protocol):
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""
+
+    def scan(
+        self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Whole records (as ``get`` gives them), oldest first, a page at a time; ``since``
+        and ``route`` narrow them."""
 
     async def query(
         self,
@@ -167,7 +173,7 @@ _JSON_OPTS = orjson.OPT_NON_STR_KEYS
 def _flat(record: dict[str, Any]) -> dict[str, Any]:
     """JSON-encode the free-form columns (metadata, decision, feedback) for Parquet."""
     out = dict(record)
-    for key in ("metadata", "decision", "feedback"):
+    for key in ("metadata", "decision", "planner_input", "feedback"):
         if out.get(key) is not None:
             out[key] = orjson.dumps(out[key], option=_JSON_OPTS).decode()
     return out
@@ -190,7 +196,7 @@ def _arrow_schema() -> Any:
             return struct(Usage)
         if base == "list[Attempt]":
             return pa.list_(struct(Attempt))
-        if base.startswith("dict["):  # free-form: kept as JSON text
+        if base.startswith("dict[") or base == "PlannerInput":  # kept as JSON text
             return pa.string()
         raise TypeError(f"no Parquet type for a record field of type {annotation}")
 

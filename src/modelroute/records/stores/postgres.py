@@ -1,17 +1,17 @@
 """Records in PostgreSQL through asyncpg: the store for several gateway replicas.
 
-A batch is one statement with two parameters: the request rows and the attempt rows as JSON
-arrays, which ``json_populate_recordset`` turns back into typed rows by column name;
-``ON CONFLICT DO NOTHING RETURNING`` says which requests are new, and only their attempts are
-inserted. One round trip, one implicit transaction, the same prepared statement every time,
-and idempotent (a replayed spool stores nothing twice).
+A batch is one statement with two parameters: the request rows and the planner statistics they
+refer to, as JSON arrays, which ``json_populate_recordset`` turns back into typed rows by
+column name; ``ON CONFLICT DO NOTHING`` skips what is stored already. One round trip, one
+implicit transaction, the same prepared statement every time, and idempotent (a replayed
+spool stores nothing twice). The row layout is ``body.py``'s, shared with SQLite.
 
 Why JSON rather than typed arrays (``unnest($1::text[], ...)``) or COPY: asyncpg encodes every
-array element in Python on the event loop, ~0.3 us a value, ~80 values a record; a batch of
-500 held the loop for 10-15 ms. One JSON text built by orjson in a worker thread holds it for
-~1.5 ms, the parsing moves to the server (another core here), and throughput is the same
-(measured: 16k vs 17k records/s, client CPU 14 vs 25 us a record). Floats survive the trip
-exactly (shortest round-trip repr); non-finite ones are sent as PostgreSQL's own spellings.
+array element in Python on the event loop, ~0.3 us a value; a batch of 500 held the loop for
+10-15 ms. One JSON text built by orjson in a worker thread holds it for ~1.5 ms, the parsing
+moves to the server (another core here), and throughput is the same (measured: 16k vs 17k
+records/s, client CPU 14 vs 25 us a record). Floats survive the trip exactly (shortest
+round-trip repr); non-finite ones are sent as PostgreSQL's own spellings.
 
 Writes must fail fast rather than hang (the writer then spools the batch): every pooled
 connection runs with ``lock_timeout`` and ``statement_timeout`` set to ``write_timeout_s``,
@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 
 from modelroute.records.record import RequestRecord
-from modelroute.records.stores import schema
+from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
@@ -41,40 +41,40 @@ from modelroute.records.stores.base import (
     RecordRejected,
     merge_stats,
 )
+from modelroute.records.stores.body import (
+    REQUEST_COLUMNS,
+    RowEncoder,
+    listing_dict,
+    request_dict,
+    stats_ids,
+)
 
 _MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
 
-_REQUEST_COLS = ", ".join(schema.REQUEST_COLUMNS)
-_ATTEMPT_COLS = ", ".join(schema.ATTEMPT_COLUMNS)
+_REQUEST_COLS = ", ".join(REQUEST_COLUMNS)
 _INSERT = (
-    f"WITH new AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+    "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
+    "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
+    "ON CONFLICT (stats_id) DO NOTHING) "
+    f"INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
     "FROM json_populate_recordset(NULL::requests, $1::json) "
-    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
-    f"INSERT INTO attempts ({_ATTEMPT_COLS}) SELECT {_ATTEMPT_COLS} "
-    "FROM json_populate_recordset(NULL::attempts, $2::json) AS a "
-    "WHERE a.request_id IN (SELECT request_id FROM new)"
+    "ON CONFLICT (request_id) DO NOTHING"
 )
-_REQUEST_FLOATS = ("started_at", "confidence", "cost_usd", "latency_ms", "ttft_ms")
-_ATTEMPT_FLOATS = ("started_ms", "latency_ms", "ttft_ms", "retry_after_s", "cost_usd", "confidence")
+_FLOATS = ("started_at", "latency_ms", "cost_usd")
 _NON_FINITE = (float("inf"), float("-inf"))
+_FOLD_PAGE = 1000
 
 
-def _payload(batch: list[RequestRecord]) -> tuple[str, str]:
-    """The batch as two JSON arrays of row objects (requests, attempts)."""
+def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> tuple[str, str]:
+    """The batch as two JSON arrays of row objects (requests, planner statistics)."""
     requests: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
+    stats: dict[str, str] = {}
     for record in schema.unique(batch):
-        row = dict(zip(schema.REQUEST_COLUMNS, schema.request_row(record), strict=True))
-        row["metadata"], row["decision"] = record.metadata, record.decision  # nested, not text
-        requests.append(_finite(row, _REQUEST_FLOATS))
-        attempts.extend(
-            _finite(dict(zip(schema.ATTEMPT_COLUMNS, a, strict=True)), _ATTEMPT_FLOATS)
-            for a in schema.attempt_rows(record)
-        )
-    opts = orjson.OPT_NON_STR_KEYS
-    return orjson.dumps(requests, option=opts).decode(), orjson.dumps(
-        attempts, option=opts
-    ).decode()
+        row = dict(zip(REQUEST_COLUMNS, encoder.row(record, stats), strict=True))
+        row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
+        requests.append(_finite(row, _FLOATS))
+    planner = [{"stats_id": k, "stats": orjson.Fragment(v)} for k, v in stats.items()]
+    return orjson.dumps(requests).decode(), orjson.dumps(planner).decode()
 
 
 def _finite(row: dict[str, Any], floats: tuple[str, ...]) -> dict[str, Any]:
@@ -105,7 +105,6 @@ FROM feedback f JOIN requests r ON r.request_id = f.request_id
 WHERE r.started_at >= $1 AND f.score IS NOT NULL
 GROUP BY r.route, r.final_model, r.final_reported_model
 """
-_EXPORT_ORDER = "SELECT request_id FROM requests ORDER BY started_at, request_id"
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
 
@@ -151,6 +150,7 @@ class PostgresStore:
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._pool: asyncpg.Pool | None = None
+        self._encoder = RowEncoder()
 
     def __repr__(self) -> str:
         return "PostgresStore(<url redacted>)"  # the URL may carry a password
@@ -208,12 +208,12 @@ class PostgresStore:
         # Serialising the batch is CPU work: a worker thread does it, so the event loop keeps
         # the GIL every switch interval instead of waiting for the whole batch.
         try:
-            requests, attempts = await asyncio.to_thread(_payload, batch)
+            requests, stats = await asyncio.to_thread(_payload, self._encoder, batch)
         except TypeError as exc:  # orjson: a value JSON cannot carry
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                await conn.execute(_INSERT, requests, attempts)
+                await conn.execute(_INSERT, requests, stats)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
 
@@ -235,7 +235,23 @@ class PostgresStore:
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            return await _get(conn, request_id)
+            rows = await conn.fetch("SELECT * FROM requests WHERE request_id = $1", request_id)
+            found = await _records(conn, rows)
+        return found[0] if found else None
+
+    async def scan(
+        self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        sql, params = schema.page_sql(lambda n: f"${n}", since, route)
+        after: tuple[float, str] = (float("-inf"), "")
+        while True:
+            async with self._reading() as conn:
+                rows = await conn.fetch(sql, *after, *params, page_size)
+                if not rows:
+                    return
+                page = await _records(conn, rows)
+            after = (rows[-1]["started_at"], rows[-1]["request_id"])
+            yield page
 
     async def query(
         self,
@@ -248,7 +264,7 @@ class PostgresStore:
         sql, params = schema.query_sql(lambda n: f"${n}", route, model, since, failed, limit)
         async with self._reading() as conn:
             rows = await conn.fetch(sql, *params)
-        return [schema.request_dict(row) for row in rows]
+        return [listing_dict(row) for row in rows]
 
     async def count(self) -> int:
         async with self._reading() as conn:
@@ -274,30 +290,68 @@ class PostgresStore:
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         out = ExportFile(path, format)
         try:
-            async with self._reading() as conn:
-                page: list[dict[str, Any]] = []
-                async for row in conn.cursor(_EXPORT_ORDER):
-                    record = await _get(conn, row[0])
-                    if record is not None:
-                        page.append(record)
-                    if len(page) >= 1000:
-                        await asyncio.to_thread(out.write, page)
-                        page = []
+            async for page in self.scan():
                 await asyncio.to_thread(out.write, page)
         finally:
             await asyncio.to_thread(out.close)
         return out.count
 
 
-async def _get(conn: Any, request_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT * FROM requests WHERE request_id = $1", request_id)
-    if row is None:
-        return None
-    attempts = await conn.fetch("SELECT * FROM attempts WHERE request_id = $1", request_id)
-    feedback = await conn.fetch(
-        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE request_id = $1 ORDER BY id", request_id
-    )
-    return schema.record_dict(row, attempts, feedback)
+async def _records(conn: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    """Whole records for request rows: their planner statistics and feedback joined."""
+    ids = [row["request_id"] for row in rows]
+    stats = {
+        r[0]: r[1]
+        for r in await conn.fetch(
+            "SELECT stats_id, stats FROM planner_stats WHERE stats_id = ANY($1::text[])",
+            list(stats_ids(rows)),
+        )
+    }
+    feedback: dict[str, list[dict[str, Any]]] = {}
+    for f in await conn.fetch(
+        f"SELECT request_id, {_FEEDBACK_COLUMNS} FROM feedback "
+        "WHERE request_id = ANY($1::text[]) ORDER BY id",
+        ids,
+    ):
+        entry = dict(f)
+        feedback.setdefault(entry.pop("request_id"), []).append(entry)
+    out = []
+    for row in rows:
+        data = request_dict(row, stats)
+        data["feedback"] = feedback.get(row["request_id"], [])
+        out.append(data)
+    return out
+
+
+async def _fold(conn: Any) -> None:
+    """Version 3 to 4: each request row and its attempt rows become the new body column, a
+    page at a time (inside the migration's transaction)."""
+    encoder, after = RowEncoder(), ""
+    body = REQUEST_COLUMNS.index("body")
+    while True:
+        page = await conn.fetch(
+            "SELECT * FROM requests WHERE request_id > $1 ORDER BY request_id LIMIT $2",
+            after,
+            _FOLD_PAGE,
+        )
+        if not page:
+            return
+        ids = [row["request_id"] for row in page]
+        attempts: dict[str, list[Any]] = {}
+        for a in await conn.fetch("SELECT * FROM attempts WHERE request_id = ANY($1::text[])", ids):
+            attempts.setdefault(a["request_id"], []).append(a)
+        stats: dict[str, str] = {}
+        bodies = [
+            encoder.row(legacy.record(row, attempts.get(row["request_id"], ())), stats)[body]
+            for row in page
+        ]
+        await conn.execute(
+            "UPDATE requests AS r SET body = v.body::jsonb "
+            "FROM unnest($1::text[], $2::text[]) AS v (id, body) WHERE r.request_id = v.id",
+            ids,
+            bodies,
+        )
+        after = ids[-1]
 
 
 async def migrate(conn: Any, target: int | None = None) -> int:
@@ -310,7 +364,10 @@ async def migrate(conn: Any, target: int | None = None) -> int:
         current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         for version, statements in schema.pending(current, "postgres", target):
             for statement in statements:
-                await conn.execute(statement)
+                if statement == schema.FOLD:
+                    await _fold(conn)
+                else:
+                    await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time()
             )

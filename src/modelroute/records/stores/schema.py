@@ -1,30 +1,30 @@
-"""The tables records are stored in, how they change over time, and how a record maps to rows.
+"""The tables records are stored in and how they change over time.
 
 Both stores share this module: one list of versioned migrations written once, with the few
 dialect differences (float, boolean and JSON column types, the feedback id) spelled as
-placeholders that ``render`` fills in per dialect. A migration is never edited once released;
-a change to the tables is a new step at the end of ``MIGRATIONS``.
+placeholders that ``render`` fills in per dialect, or, where the dialects differ more, a list
+of statements for each. A migration is never edited once released; a change to the tables is a
+new step at the end of ``MIGRATIONS``.
 
 The steps, in order: (1) requests and attempts, indexed by time; (2) the policy version, the
 client key and the cache-write and reasoning token counts; (3) feedback, and the indexes that
 the per-route and per-model reads use; (4) one feedback per request: a later one replaces the
-earlier, so a request counts once in measured quality however often it is rated.
-
-Token columns are nullable on purpose: NULL in ``input_tokens`` means the provider reported no
-usage at all, which is not the same as zero tokens, and ``get`` gives back exactly what was
-written.
+earlier, so a request counts once in measured quality however often it is rated; (5) one row
+per record: the columns reads filter and
+aggregate on, everything else in one JSON ``body`` (see ``body.py``), and the statistics the
+planner read in ``planner_stats``. Step 4 moves existing rows with ``FOLD``, a step each store
+runs in Python (``legacy.py`` reads the old layout, ``body.py`` writes the new one) so that
+floats keep every digit (SQLite's JSON functions print 15).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import orjson
-
-from modelroute.records.record import Attempt, RequestRecord
-from modelroute.types import Usage
+from modelroute.records.record import RequestRecord
+from modelroute.records.stores.legacy import DROPPED_COLUMNS
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -55,7 +55,31 @@ _TYPES: dict[Dialect, dict[str, str]] = {
 class Migration:
     version: int
     description: str
-    statements: tuple[str, ...]  # templates: {real} {bool} {json} {id_pk}
+    # templates: {real} {bool} {json} {id_pk}; one tuple for both dialects, or one each
+    statements: tuple[str, ...] | Mapping[Dialect, tuple[str, ...]]
+
+
+# A step of a migration that each store runs in Python: fold every version-3 request row and
+# its attempt rows into one row of the new layout (SQLite: into requests_v4; PostgreSQL: into
+# the new body column of requests).
+FOLD = "-- fold version-3 rows into one row per record"
+
+_REQUESTS_V4 = """CREATE TABLE {table} (
+    request_id TEXT PRIMARY KEY,
+    started_at {real} NOT NULL,
+    route TEXT, final_model TEXT, final_reported_model TEXT,
+    status TEXT NOT NULL,
+    latency_ms {real} NOT NULL,
+    cost_usd {real} NOT NULL,
+    policy_hash TEXT NOT NULL,
+    body {json} NOT NULL)"""
+_PLANNER_STATS = "CREATE TABLE planner_stats (stats_id TEXT PRIMARY KEY, stats {json} NOT NULL)"
+_INDEXES = (
+    "CREATE INDEX requests_started_at ON requests (started_at)",
+    # (column, started_at): serves both the filter and the newest-first order of query().
+    "CREATE INDEX requests_route ON requests (route, started_at)",
+    "CREATE INDEX requests_final_model ON requests (final_model, started_at)",
+)
 
 
 BOOTSTRAP = (
@@ -145,6 +169,32 @@ MIGRATIONS: list[Migration] = [
             "CREATE UNIQUE INDEX feedback_request_id_unique ON feedback (request_id)",
         ),
     ),
+    Migration(
+        5,
+        "one row per record: attempts, decision and planner input in body; planner_stats",
+        {
+            # SQLite cannot drop NOT NULL columns without rewriting the table once per column:
+            # build the new table, fold the rows into it, swap (its documented recipe, run with
+            # foreign keys off so feedback's reference to requests survives the swap).
+            "sqlite": (
+                _REQUESTS_V4.replace("{table}", "requests_v4"),
+                _PLANNER_STATS,
+                FOLD,
+                "DROP TABLE attempts",
+                "DROP TABLE requests",
+                "ALTER TABLE requests_v4 RENAME TO requests",
+                *_INDEXES,
+            ),
+            "postgres": (
+                "ALTER TABLE requests ADD COLUMN body {json}",
+                _PLANNER_STATS,
+                FOLD,
+                "ALTER TABLE requests ALTER COLUMN body SET NOT NULL",
+                "ALTER TABLE requests " + ", ".join(f"DROP COLUMN {c}" for c in DROPPED_COLUMNS),
+                "DROP TABLE attempts",
+            ),
+        },
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -160,39 +210,18 @@ def pending(
     """The steps that take a database at ``current`` to ``target`` (the latest by default)."""
     top = CURRENT_VERSION if target is None else target
     return [
-        (m.version, [render(s, dialect) for s in m.statements])
+        (m.version, [render(s, dialect) for s in _statements(m, dialect)])
         for m in MIGRATIONS
         if current < m.version <= top
     ]
 
 
-# --- records <-> rows ------------------------------------------------------------------------
+def _statements(migration: Migration, dialect: Dialect) -> tuple[str, ...]:
+    steps = migration.statements
+    return steps if isinstance(steps, tuple) else steps[dialect]
 
-_TOKENS = (
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 
-REQUEST_COLUMNS: tuple[str, ...] = (
-    "request_id", "started_at", "route", "task", "selected_by", "endpoint", "streamed",
-    "status", "http_status", "failure", "error", "final_model", "final_reported_model",
-    "final_fingerprint", "policy_hash", "policy_version", "client_key_id", "confidence",
-    "escalations", *_TOKENS, "cost_usd", "price_unknown", "latency_ms", "ttft_ms",
-    "attempt_count", "metadata", "decision", "prompt", "answer",
-)  # fmt: skip
-
-ATTEMPT_COLUMNS: tuple[str, ...] = (
-    "request_id", "seq", "model", "provider", "model_id", "tier", "started_ms", "latency_ms",
-    "ttft_ms", "outcome", "failure", "status", "message", "retry_after_s", "reported_model",
-    "fingerprint", *_TOKENS, "cost_usd", "price_known", "confidence",
-)  # fmt: skip
-
-_REQUEST_BOOLS = frozenset({"streamed", "price_unknown"})
-_ATTEMPT_BOOLS = frozenset({"price_known"})
-_NOT_RECORD_FIELDS = frozenset({"attempt_count", "seq", "request_id", *_TOKENS})
+# --- reading ---------------------------------------------------------------------------------
 
 
 def query_sql(
@@ -225,6 +254,24 @@ def query_sql(
     return sql, params
 
 
+def page_sql(
+    placeholder: Callable[[int], str], since: float | None, route: str | None
+) -> tuple[str, list[Any]]:
+    """The next page of ``Store.scan``, oldest first: parameters 1 and 2 are the (started_at,
+    request_id) of the last row of the previous page, the last one the page size."""
+    where = [f"(started_at, request_id) > ({placeholder(1)}, {placeholder(2)})"]
+    params: list[Any] = []
+    for column, op, value in (("started_at", ">=", since), ("route", "=", route)):
+        if value is not None:
+            params.append(value)
+            where.append(f"{column} {op} {placeholder(len(params) + 2)}")
+    sql = (
+        f"SELECT * FROM requests WHERE {' AND '.join(where)} "
+        f"ORDER BY started_at, request_id LIMIT {placeholder(len(params) + 3)}"
+    )
+    return sql, params
+
+
 def feedback_sql(placeholder: Callable[[int], str]) -> str:
     """``Store.add_feedback``'s statement: the request's one feedback row, inserted or replaced
     by the latest. Parameters: request id, score, label, source, comment, created_at; nothing
@@ -240,53 +287,6 @@ def feedback_sql(placeholder: Callable[[int], str]) -> str:
     )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-_NO_TOKENS: tuple[None, ...] = (None,) * len(_TOKENS)
-
-
-def _token_values(u: Usage | None) -> tuple[int | None, ...]:
-    # Spelled out rather than getattr over _TOKENS: this runs for every row on the write path.
-    if u is None:
-        return _NO_TOKENS
-    return (
-        u.input_tokens,
-        u.output_tokens,
-        u.cached_input_tokens,
-        u.cache_write_tokens,
-        u.reasoning_tokens,
-    )
-
-
-def request_row(record: RequestRecord) -> tuple[Any, ...]:
-    """One ``requests`` row, in ``REQUEST_COLUMNS`` order; JSON columns as text."""
-    r = record
-    return (
-        r.request_id, r.started_at, r.route, r.task, r.selected_by, r.endpoint, r.streamed,
-        r.status, r.http_status, r.failure, r.error, r.final_model, r.final_reported_model,
-        r.final_fingerprint, r.policy_hash, r.policy_version, r.client_key_id, r.confidence,
-        r.escalations, *_token_values(r.usage), r.cost_usd, r.price_unknown, r.latency_ms,
-        r.ttft_ms, r.attempt_count, _dumps(r.metadata),
-        None if r.decision is None else _dumps(r.decision), r.prompt, r.answer,
-    )  # fmt: skip
-
-
-def attempt_rows(record: RequestRecord) -> list[tuple[Any, ...]]:
-    """The ``attempts`` rows of one record, in ``ATTEMPT_COLUMNS`` order."""
-    return [_attempt_row(record.request_id, seq, a) for seq, a in enumerate(record.attempts)]
-
-
-def _attempt_row(rid: str, seq: int, a: Attempt) -> tuple[Any, ...]:
-    return (
-        rid, seq, a.model, a.provider, a.model_id, a.tier, a.started_ms, a.latency_ms,
-        a.ttft_ms, a.outcome, a.failure, a.status, a.message, a.retry_after_s,
-        a.reported_model, a.fingerprint, *_token_values(a.usage), a.cost_usd,
-        a.price_known, a.confidence,
-    )  # fmt: skip
-
-
 def unique(batch: Iterable[RequestRecord]) -> list[RequestRecord]:
     """The first record of each request id: a batch may repeat one (a replayed spool)."""
     seen: set[str] = set()
@@ -296,47 +296,3 @@ def unique(batch: Iterable[RequestRecord]) -> list[RequestRecord]:
             seen.add(record.request_id)
             out.append(record)
     return out
-
-
-def _usage(row: Row) -> dict[str, int] | None:
-    if row["input_tokens"] is None:
-        return None
-    return {name: row[name] or 0 for name in _TOKENS}
-
-
-def _loads(value: Any) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
-def attempt_dict(row: Row) -> dict[str, Any]:
-    """An ``attempts`` row in the shape of ``Attempt.to_dict()``."""
-    data = {k: row[k] for k in ATTEMPT_COLUMNS if k not in _NOT_RECORD_FIELDS}
-    for name in _ATTEMPT_BOOLS:
-        data[name] = bool(data[name])
-    data["usage"] = _usage(row)
-    return data
-
-
-def request_dict(row: Row) -> dict[str, Any]:
-    """A ``requests`` row in the shape of ``RequestRecord.to_dict()`` without the attempts, plus
-    ``attempt_count`` (kept so a listing can show it without reading the attempts)."""
-    data = {k: row[k] for k in REQUEST_COLUMNS if k not in _TOKENS}
-    for name in _REQUEST_BOOLS:
-        data[name] = bool(data[name])
-    data["metadata"] = _loads(data["metadata"]) or {}
-    data["decision"] = _loads(data["decision"])
-    data["usage"] = _usage(row)
-    return data
-
-
-def record_dict(
-    row: Row,
-    attempts: Iterable[Row],
-    feedback: Iterable[Any],
-) -> dict[str, Any]:
-    """The whole stored record: ``RequestRecord.to_dict()`` plus the feedback joined later."""
-    data = request_dict(row)
-    del data["attempt_count"]
-    data["attempts"] = [attempt_dict(a) for a in sorted(attempts, key=lambda a: a["seq"])]
-    data["feedback"] = [dict(f) for f in feedback]
-    return data

@@ -21,7 +21,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
@@ -29,13 +29,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelroute.records.record import RequestRecord
-from modelroute.records.stores import schema
+from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
     QualityKey,
     RecordRejected,
     merge_stats,
+)
+from modelroute.records.stores.body import (
+    REQUEST_COLUMNS,
+    RowEncoder,
+    listing_dict,
+    request_dict,
+    stats_ids,
 )
 
 T = TypeVar("T")
@@ -54,12 +61,13 @@ def _insert_sql(table: str, columns: tuple[str, ...], key: str, rows: int) -> st
 # a busy event loop each re-acquisition can wait a whole switch interval. 50 rows per step cut
 # those hand-offs fiftyfold (measured: ~1.6x records/s through RecordWriter under load).
 _ROWS_PER_STATEMENT = 50
-_REQUESTS = ("requests", schema.REQUEST_COLUMNS, "request_id")
-_ATTEMPTS = ("attempts", schema.ATTEMPT_COLUMNS, "request_id, seq")
 _INSERTS = {
-    table: (_insert_sql(table, cols, key, _ROWS_PER_STATEMENT), _insert_sql(table, cols, key, 1))
-    for table, cols, key in (_REQUESTS, _ATTEMPTS)
+    "requests": (
+        _insert_sql("requests", REQUEST_COLUMNS, "request_id", _ROWS_PER_STATEMENT),
+        _insert_sql("requests", REQUEST_COLUMNS, "request_id", 1),
+    ),
 }
+_INSERT_STATS = "INSERT INTO planner_stats VALUES (?, ?) ON CONFLICT (stats_id) DO NOTHING"
 
 
 def _insert(
@@ -90,6 +98,7 @@ def _yield() -> None:
 
 _ROWS_PER_YIELD = 8  # ~0.1 ms of row building between chances for the loop to run
 _ID_CHUNK = 500  # well under SQLite's bound-parameter limit
+_FOLD_PAGE = 1000
 
 # Nearest-rank percentiles with window functions: the smallest latency whose rank in its group
 # reaches p × group size. PostgreSQL's percentile_disc gives the same value.
@@ -126,6 +135,7 @@ class SqliteStore:
         self.busy_timeout_s = busy_timeout_s
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._encoder = RowEncoder()  # used on the store's thread only
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -164,9 +174,9 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
         self._conn = conn
-        self._migrate(None)
+        self._migrate(None)  # foreign keys still off: a migration may swap a referenced table
+        conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
 
     def _migrate(self, target: int | None) -> None:
@@ -177,12 +187,43 @@ class SqliteStore:
             current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
             for version, statements in schema.pending(current.fetchone()[0], "sqlite", target):
                 for statement in statements:
-                    db.execute(statement)
+                    if statement == schema.FOLD:
+                        self._fold()
+                    else:
+                        db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _fold(self) -> None:
+        """Version 3 to 4: each request row and its attempt rows become one row of
+        requests_v4, a page at a time (inside the migration's transaction)."""
+        db, after = self._db, ""
+        columns = ", ".join(REQUEST_COLUMNS)
+        insert = (
+            f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
+        )
+        while True:
+            page = db.execute(
+                "SELECT * FROM requests WHERE request_id > ? ORDER BY request_id LIMIT ?",
+                (after, _FOLD_PAGE),
+            ).fetchall()
+            if not page:
+                return
+            ids = [row["request_id"] for row in page]
+            marks = ", ".join("?" * len(ids))
+            attempts: dict[str, list[sqlite3.Row]] = {}
+            for a in db.execute(f"SELECT * FROM attempts WHERE request_id IN ({marks})", ids):
+                attempts.setdefault(a["request_id"], []).append(a)
+            stats: dict[str, str] = {}
+            rows = [
+                self._encoder.row(legacy.record(row, attempts.get(row["request_id"], ())), stats)
+                for row in page
+            ]
+            db.executemany(insert, rows)
+            after = ids[-1]
 
     async def close(self) -> None:
         if self._executor is None:
@@ -219,34 +260,25 @@ class SqliteStore:
     def _write(self, batch: list[RequestRecord], give_way: bool) -> None:
         # Rows are built before taking the lock: other processes wait only for the inserts.
         rows = []
+        stats: dict[str, str] = {}
+        encode = self._encoder.row
         for i, r in enumerate(schema.unique(batch), 1):
-            rows.append((r, schema.request_row(r)))
+            rows.append(encode(r, stats))
             if give_way and i % _ROWS_PER_YIELD == 0:
                 _yield()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            # Under the write lock nobody else can insert these ids, so "not stored yet" here
-            # means "inserted by this transaction": attempts go in only for those.
-            stored = self._stored_ids([r.request_id for r, _ in rows])
-            new = [pair for pair in rows if pair[0].request_id not in stored]
-            _insert(db, "requests", [row for _, row in new], give_way)
-            attempts = [a for r, _ in new for a in schema.attempt_rows(r)]
-            _insert(db, "attempts", attempts, give_way)
+            if stats:
+                db.executemany(_INSERT_STATS, stats.items())
+            # ON CONFLICT DO NOTHING: a request id already stored (a replayed spool) is skipped,
+            # and with everything in one row there is nothing else to keep in step with it.
+            _insert(db, "requests", rows, give_way)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-
-    def _stored_ids(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[i : i + _ID_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT request_id FROM requests WHERE request_id IN ({marks})"
-            found.update(row[0] for row in self._db.execute(sql, chunk))
-        return found
 
     async def add_feedback(
         self,
@@ -268,16 +300,56 @@ class SqliteStore:
         return await self._call(self._get, request_id)
 
     def _get(self, request_id: str) -> dict[str, Any] | None:
-        db = self._db
-        row = db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
-        if row is None:
-            return None
-        attempts = db.execute("SELECT * FROM attempts WHERE request_id = ?", (request_id,))
-        feedback = db.execute(
-            f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE request_id = ? ORDER BY id",
-            (request_id,),
-        )
-        return schema.record_dict(row, attempts.fetchall(), feedback.fetchall())
+        row = self._db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+        found = self._records(row.fetchall())
+        return found[0] if found else None
+
+    def _records(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+        """Whole records for request rows: their planner statistics and feedback joined."""
+        ids = [row["request_id"] for row in rows]
+        wanted = list(stats_ids(rows))
+        stats = {
+            r[0]: r[1]
+            for i in range(0, len(wanted), _ID_CHUNK)
+            for r in self._in(
+                "SELECT stats_id, stats FROM planner_stats", "stats_id", wanted[i : i + _ID_CHUNK]
+            )
+        }
+        feedback: dict[str, list[dict[str, Any]]] = {}
+        for i in range(0, len(ids), _ID_CHUNK):
+            sql = f"SELECT request_id, {_FEEDBACK_COLUMNS} FROM feedback"
+            for f in self._in(sql, "request_id", ids[i : i + _ID_CHUNK], "ORDER BY id"):
+                entry = dict(f)
+                feedback.setdefault(entry.pop("request_id"), []).append(entry)
+        out = []
+        for row in rows:
+            data = request_dict(row, stats)
+            data["feedback"] = feedback.get(row["request_id"], [])
+            out.append(data)
+        return out
+
+    def _in(self, sql: str, column: str, values: list[str], tail: str = "") -> list[sqlite3.Row]:
+        marks = ", ".join("?" * len(values))
+        return self._db.execute(f"{sql} WHERE {column} IN ({marks}) {tail}", values).fetchall()
+
+    async def scan(
+        self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        after: tuple[float, str] = (float("-inf"), "")
+        while True:
+            page, after = await self._call(self._page, after, since, route, page_size)
+            if not page:
+                return
+            yield page
+
+    def _page(
+        self, after: tuple[float, str], since: float | None, route: str | None, size: int
+    ) -> tuple[list[dict[str, Any]], tuple[float, str]]:
+        sql, params = schema.page_sql(lambda n: "?", since, route)
+        rows = self._fetch(sql, *after, *params, size)
+        if not rows:
+            return [], after
+        return self._records(rows), (rows[-1]["started_at"], rows[-1]["request_id"])
 
     async def query(
         self,
@@ -289,7 +361,7 @@ class SqliteStore:
     ) -> list[dict[str, Any]]:
         sql, params = schema.query_sql(lambda n: "?", route, model, since, failed, limit)
         rows = await self._call(self._fetch, sql, *params)
-        return [schema.request_dict(row) for row in rows]
+        return [listing_dict(row) for row in rows]
 
     def _fetch(self, sql: str, *params: Any) -> list[sqlite3.Row]:
         return self._db.execute(sql, params).fetchall()
@@ -320,16 +392,9 @@ class SqliteStore:
         try:
             after: tuple[float, str] = (float("-inf"), "")
             while True:
-                rows = self._fetch(
-                    "SELECT request_id, started_at FROM requests WHERE (started_at, request_id)"
-                    " > (?, ?) ORDER BY started_at, request_id LIMIT ?",
-                    *after,
-                    page_size,
-                )
-                if not rows:
+                page, after = self._page(after, None, None, page_size)
+                if not page:
                     return out.count
-                page = [self._get(row[0]) for row in rows]
-                out.write([p for p in page if p is not None])
-                after = (rows[-1][1], rows[-1][0])
+                out.write(page)
         finally:
             out.close()
