@@ -14,7 +14,7 @@ Stages, each a loop of the same call with the garbage collector paused:
   has served a few requests (measured latency for the model that answers);
 - ``decide``: what the router does before the upstream call: features, plan, and the
   decision put on the record (``RecordBuilder.context`` and ``decided``);
-- ``row``: the record's store row (``request_row``: the decision as JSON), the writer's share;
+- ``row``: the record's store row (``RowEncoder.row``: the body as JSON), the writer's share;
 - ``request``: the whole library request path, ``Router.chat`` at concurrency 16 against the
   shared harness's nginx upstream, with the gateway's record pipeline (SQLite store, writer,
   metrics, rolling stats), the writer drained before the clock stops;
@@ -55,7 +55,7 @@ from modelroute.planner import ModelStats, StatsSnapshot, plan
 from modelroute.policy import Policy, load_policy
 from modelroute.recording import RecordBuilder
 from modelroute.records.ids import RequestIds
-from modelroute.records.stores.schema import request_row
+from modelroute.records.stores.body import RowEncoder
 
 HERE = Path(__file__).resolve().parent
 HARNESS = Path(os.environ.get("HARNESS", HERE.parent.parent / "shared" / "bench" / "gateway"))
@@ -110,25 +110,37 @@ def stages(policy: Policy, stats: StatsSnapshot) -> dict[str, Callable[[], objec
     def decide() -> object:
         builder = RecordBuilder(policy, "chat.completions", False, time.monotonic, "off", ids)
         context = request_context(BODY, {}, counts)
-        builder.context(context, BODY)
+        builder.context(context, BODY, stats)
         builder.decided(plan(context, policy, stats))
         return builder
 
     record = decide().record  # type: ignore[attr-defined]
+    encoder = RowEncoder()  # one per store, as the writer has it: statistics encoded once
     return {
         "plan": lambda: plan(ctx, policy, stats),
         "decide": decide,
-        "row": lambda: request_row(record),
+        "row": lambda: encoder.row(record, {}),
     }
 
 
-async def request_round(policy: Policy, workdir: Path, n: int, conc: int) -> float:
-    """CPU microseconds per ``Router.chat`` with the gateway's record pipeline, writer drained."""
+async def request_round(
+    policy: Policy, workdir: Path, n: int, conc: int, frozen: bool = False
+) -> float:
+    """CPU microseconds per ``Router.chat`` with the gateway's record pipeline, writer drained.
+    ``frozen``: the planner reads ``warm_stats`` instead of the rolling window (under
+    callgrind every latency the window measures is 50 times longer, enough to put the
+    realistic route's models over its latency budget and change the decision)."""
     from modelroute.serve import build_router
 
     store = str(workdir / f"records-{time.monotonic_ns()}.db")
+    snapshot = warm_stats(policy)
     router, _ = build_router(
-        policy, store_url=store, spool_dir=str(workdir), content="truncated", traces="off"
+        policy,
+        store_url=store,
+        spool_dir=str(workdir),
+        content="truncated",
+        traces="off",
+        stats=(lambda: snapshot) if frozen else None,
     )
     await router.start()
     router.warm_up()
@@ -241,7 +253,7 @@ def instructions(policy_names: list[str], root: str, workdir: Path) -> dict[str,
 def one_round(name: str, n: int, root: str, workdir: Path) -> None:
     policy = load(name, root + "/v1", workdir)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(request_round(policy, workdir, n, 16))
+        runner.run(request_round(policy, workdir, n, 16, frozen=True))
 
 
 def main() -> None:

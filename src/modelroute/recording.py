@@ -17,6 +17,7 @@ from modelroute.records.record import (
     ANSWERED,
     Attempt,
     AttemptResult,
+    DecisionView,
     RequestRecord,
     RequestStatus,
 )
@@ -89,6 +90,7 @@ class RecordBuilder:
         self.clock = clock
         self.start = clock()
         self.content = content
+        self.decision: Decision | None = None
         self.record = RequestRecord(
             request_id=new_id(),
             started_at=time.time(),
@@ -110,9 +112,10 @@ class RecordBuilder:
         self.record.planner_input = PlannerInput(ctx, stats)
 
     def decided(self, decision: Decision) -> None:
+        self.decision = decision
         self.record.route = decision.route
         self.record.selected_by = decision.selected_by
-        self.record.decision = decision.to_dict()
+        self.record.decision = DecisionView(decision)  # its dictionary is built when read
         if self.record.planner_input is not None:
             self.record.planner_input.decision = decision
 
@@ -171,7 +174,6 @@ class RecordBuilder:
     ) -> dict[str, str]:
         """``attempts``: the attempts so far, for a stream whose record is finished later."""
         r = self.record
-        decision = r.decision or {}
         model = r.final_model
         reported = r.final_reported_model
         if isinstance(opened, OpenStream):
@@ -187,7 +189,7 @@ class RecordBuilder:
             "x-modelroute-attempts": str(
                 sum(1 for a in attempts if a.outcome != AttemptResult.SKIPPED) or 1
             ),
-            "x-modelroute-reason": _reason(decision, escalations),
+            "x-modelroute-reason": _reason(self.decision, escalations),
         }
 
     def finish_stream(self, end: StreamEnd, execution: Execution) -> None:
@@ -209,13 +211,15 @@ class RecordBuilder:
         r.escalations = execution.escalations
 
 
-def _reason(decision: Mapping[str, Any], escalations: int) -> str:
-    text = f"{decision.get('strategy')}/{decision.get('objective')}"
-    rejected = len({r["model"] for r in decision.get("rejections", [])})
-    if rejected:
-        text += f"; {rejected} rejected"
-    if decision.get("relaxed"):
-        text += f"; relaxed {decision['relaxed']}"
+def _reason(decision: Decision | None, escalations: int) -> str:
+    if decision is None:  # no route was found
+        return "None/None" + (f"; escalated {escalations}" if escalations else "")
+    text = f"{decision.strategy}/{decision.objective}"
+    rejections = decision.rejections
+    if rejections:
+        text += f"; {len({r.model for r in rejections})} rejected"
+    if decision.relaxed:
+        text += f"; relaxed {decision.relaxed}"
     if escalations:
         text += f"; escalated {escalations}"
     return text

@@ -93,3 +93,36 @@ FEASIBILITY_CHECKS: tuple[Check, ...] = (
 )
 # min_quality is separate: in a cascade it binds the final tier only (see plan.py).
 BUDGET_CHECKS: tuple[Check, ...] = (within_cost, within_latency)
+
+
+def unmet(
+    model: Model, est: Estimate, t: Terms
+) -> tuple[list[Rejection], list[Rejection], Rejection | None]:
+    """Every check at once, for a model the planner's fast path turned down: the feasibility
+    rejections (in ``FEASIBILITY_CHECKS`` order), the budget ones (``BUDGET_CHECKS`` order) and
+    ``meets_quality``'s. The same as calling each check (a property test holds them together),
+    in one call instead of seven."""
+    name = model.name
+    found: list[Rejection] = []
+    need = t.prompt_tokens + t.output_tokens
+    if need > model.context_window:
+        found.append(Rejection(name, Reason.CONTEXT_TOO_SMALL, need, model.context_window))
+    cap, asked = model.max_output_tokens, t.explicit_max_tokens
+    if cap is not None and asked is not None and asked > cap:
+        found.append(Rejection(name, Reason.OUTPUT_TOO_LONG, asked, cap))
+    if not t.needs <= model.capabilities:
+        missing = ", ".join(sorted(t.needs - model.capabilities))
+        found.append(Rejection(name, Reason.MISSING_CAPABILITY, detail=missing))
+    if name in t.open_circuits:
+        found.append(Rejection(name, Reason.CIRCUIT_OPEN))
+    declared: list[Rejection] = []
+    if t.max_cost_usd is not None and est.cost_usd > t.max_cost_usd:
+        declared.append(Rejection(name, Reason.OVER_COST_CEILING, est.cost_usd, t.max_cost_usd))
+    if t.max_latency_ms is not None and est.latency_ms > t.max_latency_ms:
+        declared.append(
+            Rejection(
+                name, Reason.OVER_LATENCY_BUDGET, est.latency_ms, t.max_latency_ms,
+                est.latency_source,
+            )
+        )  # fmt: skip
+    return found, declared, meets_quality(model, est, t)

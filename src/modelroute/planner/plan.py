@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
-from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
+from modelroute.planner.constraints import Terms, meets_quality, unmet
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import (
     FEASIBILITY,
@@ -55,17 +55,32 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
 def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) -> Estimate:
     """Cost from the prices; latency (p95) measured if known, quality measured once enough
     distinct requests were rated (``terms.min_quality_samples``); else the priors."""
+    return _estimate(model, model.quality.get(route_name), (route_name, model.name), terms, stats)
+
+
+# A named tuple's own __new__ is a Python function; building through tuple.__new__ skips that
+# frame (the planner builds one Estimate and one Candidate per candidate, per request).
+_tuple = tuple.__new__
+
+
+def _estimate(
+    model: Model,
+    prior: float | None,
+    key: tuple[str, str],
+    terms: Terms,
+    stats: StatsSnapshot,
+) -> Estimate:
+    """``estimate`` with the route's quality prior and statistics key looked up already."""
     prices = model.prices
     cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
-    if not stats.by_route and not stats.by_model:
-        prior = model.quality.get(route_name)
-        return Estimate(
-            cost, model.latency_p95_ms, "prior", prior, "unknown" if prior is None else "prior"
-        )
-    measured = stats.by_route.get((route_name, model.name))
+    by_route, by_model = stats.by_route, stats.by_model
+    if not by_route and not by_model:
+        source = "unknown" if prior is None else "prior"
+        return _tuple(Estimate, (cost, model.latency_p95_ms, "prior", prior, source, 0))
+    measured = by_route.get(key)
     latency = measured.latency_p95_ms if measured is not None else None
-    if latency is None and stats.by_model:
-        overall = stats.by_model.get(model.name)
+    if latency is None and by_model:
+        overall = by_model.get(model.name)
         latency = overall.latency_p95_ms if overall is not None else None
     latency_source = "prior" if latency is None else "measured"
     if latency is None:
@@ -73,10 +88,9 @@ def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) 
     quality = None if measured is None else measured.quality
     rated = 0 if measured is None or quality is None else measured.quality_samples
     if quality is not None and rated >= terms.min_quality_samples:
-        return Estimate(cost, latency, latency_source, quality, "measured", rated)
-    prior = model.quality.get(route_name)
+        return _tuple(Estimate, (cost, latency, latency_source, quality, "measured", rated))
     source = "unknown" if prior is None else "prior"
-    return Estimate(cost, latency, latency_source, prior, source, rated)
+    return _tuple(Estimate, (cost, latency, latency_source, prior, source, rated))
 
 
 OrderKey = Callable[[Candidate], tuple[float, float, str]]
@@ -101,6 +115,26 @@ _ORDER: dict[str, OrderKey] = {
     "max_quality": _strongest_key,
     "declared_order": _cheapest_key,  # only used by on_infeasible=relax_latency
 }
+
+# The order inside a tier: fallbacks stay last, and circuit probes after them; then the
+# objective's key, flattened into one tuple (one call per candidate, not two).
+TierKey = Callable[[Candidate], tuple[bool, bool, float, float, str]]
+_TIER_ORDER: dict[str, TierKey] = {
+    "min_cost": lambda c: (
+        bool(c.waived), c.fallback, c.estimate.cost_usd, c.estimate.latency_ms, c.model
+    ),
+    "min_latency": lambda c: (
+        bool(c.waived), c.fallback, c.estimate.latency_ms, c.estimate.cost_usd, c.model
+    ),
+    "max_quality": lambda c: (
+        bool(c.waived),
+        c.fallback,
+        -(c.estimate.quality if c.estimate.quality is not None else -_INF),
+        c.estimate.cost_usd,
+        c.model,
+    ),
+}  # fmt: skip
+_TIER_ORDER["declared_order"] = _TIER_ORDER["min_cost"]
 
 
 def _order_key(objective: str) -> OrderKey:
@@ -131,21 +165,24 @@ class _Planner:
         self.route, self.terms, self.stats = route, terms, stats
         self.rejections: list[Rejection] = []
         self.nearly: list[tuple[Candidate, list[Rejection]]] = []  # failed declared limits only
+        # Only on_infeasible reads ``nearly``: with "reject" it is not worth building.
+        self.relaxes = route.on_infeasible != "reject"
 
     def tiers(self) -> list[list[Candidate]]:
-        """Sort each entry into its tier, ``low`` (passes all but min_quality) or the
-        rejections; then apply min_quality where it binds."""
+        """One pass over the route's entries sorts each into its tier, ``low`` (passes all but
+        min_quality) or the rejections; then min_quality is applied where it binds."""
         route, t, stats = self.route, self.terms, self.stats
         count = len(route.tiers)
         passing: list[list[Candidate]] = [[] for _ in range(count)]
         failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
         cooling: list[tuple[int, Model, Candidate]] = []  # would pass but for an open circuit
-        for tier, model, fallback, binds in route.entries:
-            est = estimate(model, route.name, t, stats)
-            candidate = Candidate(model.name, est, fallback)
-            min_q = t.min_quality
+        min_q = t.min_quality
+        for tier, model, fallback, binds, prior, key in route.entries:
+            est = _estimate(model, prior, key, t, stats)
+            candidate = _tuple(Candidate, (model.name, est, fallback, ()))
             if _passes(model, est, t):
-                if min_q is None or (est.quality is not None and est.quality >= min_q):
+                quality = est.quality
+                if min_q is None or (quality is not None and quality >= min_q):
                     passing[tier].append(candidate)
                 else:
                     below = meets_quality(model, est, t)
@@ -161,12 +198,13 @@ class _Planner:
             self.cascade_quality(passing, failing)
         else:
             for tier_failing in failing:
-                self.reject_low(tier_failing)
+                if tier_failing:
+                    self.reject_low(tier_failing)
         if route.strategy != "fixed":
-            key = _order_key(route.objective)
+            order = _TIER_ORDER[route.objective]
             for tier_list in passing:
-                # fallbacks stay last, and circuit probes after them
-                tier_list.sort(key=lambda c: (bool(c.waived), c.fallback, key(c)))
+                if len(tier_list) > 1:
+                    tier_list.sort(key=order)
         return [tier_list for tier_list in passing if tier_list]
 
     def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
@@ -216,21 +254,20 @@ class _Planner:
         self.rejections = [r for r in self.rejections if r.model not in names]
 
     def reject(self, model: Model, candidate: Candidate, quality_binds: bool) -> None:
-        t, est = self.terms, candidate.estimate
-        found = [r for check in FEASIBILITY_CHECKS if (r := check(model, est, t))]
-        declared = [r for check in BUDGET_CHECKS if (r := check(model, est, t))]
-        quality = meets_quality(model, est, t)
+        found, declared, quality = unmet(model, candidate.estimate, self.terms)
         if quality is not None and quality_binds:
             declared.append(quality)
-        if not found:
+        if not found and self.relaxes:
             # A model offered by on_infeasible stands alone, so min_quality binds it.
-            unmet = declared if quality is None or quality_binds else [*declared, quality]
-            self.nearly.append((candidate, unmet))
-        self.rejections.extend(found + declared)
+            unmet_limits = declared if quality is None or quality_binds else [*declared, quality]
+            self.nearly.append((candidate, unmet_limits))
+        self.rejections += found
+        self.rejections += declared
 
     def reject_low(self, low: list[tuple[Candidate, Rejection]]) -> None:
         for candidate, rejection in low:
-            self.nearly.append((candidate, [rejection]))
+            if self.relaxes:
+                self.nearly.append((candidate, [rejection]))
             self.rejections.append(rejection)
 
     def cascade_quality(
@@ -269,7 +306,9 @@ class _Planner:
             return [], None
         offered = {c.model for c, _ in picked}
         self.rejections = [r for r in self.rejections if r.model not in offered]
-        return [Candidate(c.model, c.estimate, c.fallback, tuple(r)) for c, r in picked], action
+        # A probe (kept although its circuit is open) stays one: its waiver comes along.
+        offers = [Candidate(c.model, c.estimate, c.fallback, (*c.waived, *r)) for c, r in picked]
+        return offers, action
 
 
 def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:

@@ -222,7 +222,7 @@ class _Builder:
             scorer=strategy.scorer if isinstance(strategy, LearnedStrategy) else None,
             min_quality_samples=defaults.quality.min_samples,
             entries=c.route_entries(
-                tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
+                name, tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
             ),
         )
 
@@ -336,7 +336,7 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
         hedge_after_ms=None,
         scorer=None,
         min_quality_samples=d.quality.min_samples,
-        entries=(c.Entry(0, model, False, True),),
+        entries=(c.entry(0, model, False, True, model.name),),
     )
 
 

@@ -83,12 +83,21 @@ class ConfidenceRule:
 
 
 class Entry(NamedTuple):
-    """One candidate of a route, in planning order, each model once (its first position)."""
+    """One candidate of a route, in planning order, each model once (its first position).
+    What the planner would otherwise look up per request is looked up here, once."""
 
     tier: int
     model: Model
     fallback: bool
     quality_binds: bool  # False for early cascade tiers: their bar is the confidence threshold
+    prior: float | None  # the model's quality prior for this route
+    stats_key: tuple[str, str]  # (route, model): its key in the statistics snapshot
+
+
+def entry(tier: int, model: Model, fallback: bool, quality_binds: bool, route: str) -> Entry:
+    return Entry(
+        tier, model, fallback, quality_binds, model.quality.get(route), (route, model.name)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,7 @@ def frozen_map(items: dict[K, V]) -> Mapping[K, V]:
 
 
 def route_entries(
+    route: str,
     tiers: tuple[tuple[str, ...], ...],
     fallbacks: tuple[str, ...],
     models: Mapping[str, Model],
@@ -161,5 +171,5 @@ def route_entries(
         if name in seen or name not in models:
             continue
         seen.add(name)
-        out.append(Entry(tier, models[name], fallback, not cascade or tier == last))
+        out.append(entry(tier, models[name], fallback, not cascade or tier == last, route))
     return tuple(out)

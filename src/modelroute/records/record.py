@@ -8,10 +8,12 @@ request path, in whatever sink receives the record.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
+from modelroute.planner import Decision
 from modelroute.records.planner_input import PlannerInput
 from modelroute.types import Usage
 
@@ -82,6 +84,44 @@ class Attempt:
         return cls(**known)
 
 
+class DecisionView(Mapping[str, Any]):
+    """A record's decision as the dictionary of ``Decision.to_dict()``, built when first
+    read. The request path only keeps the ``Decision``: the dictionary (every candidate and
+    rejection, with the rejections' messages rendered) is for whoever reads the record
+    (a test, ``modelroute show``, an export, the spool); the stores encode the ``Decision``
+    itself. It compares equal to the dictionary."""
+
+    __slots__ = ("_data", "decision")
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self._data: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self.decision.to_dict()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecisionView):
+            return self.decision == other.decision
+        return self.as_dict() == other
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping, like the dict it stands for
+
+    def __repr__(self) -> str:
+        return repr(self.as_dict())
+
+
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
@@ -95,7 +135,9 @@ class RequestRecord:
     client_key_id: str | None = None  # a hash, never the key
     endpoint: str = "chat.completions"
     streamed: bool = False
-    decision: dict[str, Any] | None = None
+    # The planner's decision in the shape of ``Decision.to_dict()`` (a ``DecisionView`` on
+    # the request path: built when read).
+    decision: Mapping[str, Any] | None = None
     attempts: list[Attempt] = field(default_factory=list)
     final_model: str | None = None
     final_reported_model: str | None = None
@@ -122,6 +164,8 @@ class RequestRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if isinstance(self.decision, DecisionView):
+            data["decision"] = self.decision.as_dict()
         data["attempts"] = [a.to_dict() for a in self.attempts]
         data["usage"] = asdict(self.usage) if self.usage is not None else None
         if self.planner_input is not None:

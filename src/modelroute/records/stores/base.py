@@ -196,7 +196,7 @@ def _arrow_schema() -> Any:
             return struct(Usage)
         if base == "list[Attempt]":
             return pa.list_(struct(Attempt))
-        if base.startswith("dict[") or base == "PlannerInput":  # kept as JSON text
+        if base.startswith(("dict[", "Mapping[")) or base == "PlannerInput":  # JSON text
             return pa.string()
         raise TypeError(f"no Parquet type for a record field of type {annotation}")
 

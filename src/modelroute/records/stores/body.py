@@ -33,7 +33,7 @@ import orjson
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
 from modelroute.planner.context import NO_LIMITS
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import Attempt, DecisionView, RequestRecord
 from modelroute.types import Usage
 
 REQUEST_COLUMNS: tuple[str, ...] = (
@@ -142,6 +142,8 @@ class RowEncoder:
         this runs for every record, on the core the gateway serves from."""
         pi = r.planner_input
         decision: Any = r.decision
+        if isinstance(decision, DecisionView):  # as arrays, like the planner input's below
+            decision = decision.decision
         features = None
         if pi is not None:
             ctx, d, snapshot = pi.context, pi.decision, pi.snapshot
