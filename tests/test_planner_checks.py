@@ -36,6 +36,10 @@ def test_unmet_and_the_fast_path_agree_with_each_check(
         assert _passes(m, est, terms) == (not found and not declared)
         # The entry's looked-up prior and key are the ones estimate() looks up.
         assert entry.prior == m.quality.get("r") and entry.stats_key == ("r", m.name)
+    # The planner's inline estimates are estimate()'s, for every candidate it offers.
+    for tier in plan(ctx, policy, stats).tiers:
+        for c in tier:
+            assert c.estimate == estimate(policy.models[c.model], "r", terms, stats)
 
 
 def test_a_relaxed_probe_keeps_its_circuit_waiver() -> None:

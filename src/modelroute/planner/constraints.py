@@ -73,15 +73,28 @@ def within_latency(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     return None
 
 
+# Read once: an enum member looked up on its class costs about as much as building a tuple,
+# and building a named tuple through its own __new__ costs a Python call.
+_new = tuple.__new__
+_CONTEXT_TOO_SMALL = Reason.CONTEXT_TOO_SMALL
+_OUTPUT_TOO_LONG = Reason.OUTPUT_TOO_LONG
+_MISSING_CAPABILITY = Reason.MISSING_CAPABILITY
+_CIRCUIT_OPEN = Reason.CIRCUIT_OPEN
+_OVER_COST_CEILING = Reason.OVER_COST_CEILING
+_OVER_LATENCY_BUDGET = Reason.OVER_LATENCY_BUDGET
+_BELOW_MIN_QUALITY = Reason.BELOW_MIN_QUALITY
+_QUALITY_UNKNOWN = Reason.QUALITY_UNKNOWN
+
+
 def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
-    if t.min_quality is None:
+    bar = t.min_quality
+    if bar is None:
         return None
-    if est.quality is None:
-        return Rejection(model.name, Reason.QUALITY_UNKNOWN, None, t.min_quality)
-    if est.quality < t.min_quality:
-        return Rejection(
-            model.name, Reason.BELOW_MIN_QUALITY, est.quality, t.min_quality, est.quality_source
-        )
+    quality = est.quality
+    if quality is None:
+        return _new(Rejection, (model.name, _QUALITY_UNKNOWN, None, bar, None))
+    if quality < bar:
+        return _new(Rejection, (model.name, _BELOW_MIN_QUALITY, quality, bar, est.quality_source))
     return None
 
 
@@ -104,25 +117,23 @@ def unmet(
     in one call instead of seven."""
     name = model.name
     found: list[Rejection] = []
-    need = t.prompt_tokens + t.output_tokens
-    if need > model.context_window:
-        found.append(Rejection(name, Reason.CONTEXT_TOO_SMALL, need, model.context_window))
+    need, window = t.prompt_tokens + t.output_tokens, model.context_window
+    if need > window:
+        found.append(_new(Rejection, (name, _CONTEXT_TOO_SMALL, need, window, None)))
     cap, asked = model.max_output_tokens, t.explicit_max_tokens
     if cap is not None and asked is not None and asked > cap:
-        found.append(Rejection(name, Reason.OUTPUT_TOO_LONG, asked, cap))
+        found.append(_new(Rejection, (name, _OUTPUT_TOO_LONG, asked, cap, None)))
     if not t.needs <= model.capabilities:
         missing = ", ".join(sorted(t.needs - model.capabilities))
-        found.append(Rejection(name, Reason.MISSING_CAPABILITY, detail=missing))
+        found.append(_new(Rejection, (name, _MISSING_CAPABILITY, None, None, missing)))
     if name in t.open_circuits:
-        found.append(Rejection(name, Reason.CIRCUIT_OPEN))
+        found.append(_new(Rejection, (name, _CIRCUIT_OPEN, None, None, None)))
     declared: list[Rejection] = []
-    if t.max_cost_usd is not None and est.cost_usd > t.max_cost_usd:
-        declared.append(Rejection(name, Reason.OVER_COST_CEILING, est.cost_usd, t.max_cost_usd))
-    if t.max_latency_ms is not None and est.latency_ms > t.max_latency_ms:
-        declared.append(
-            Rejection(
-                name, Reason.OVER_LATENCY_BUDGET, est.latency_ms, t.max_latency_ms,
-                est.latency_source,
-            )
-        )  # fmt: skip
+    cost, ceiling = est.cost_usd, t.max_cost_usd
+    if ceiling is not None and cost > ceiling:
+        declared.append(_new(Rejection, (name, _OVER_COST_CEILING, cost, ceiling, None)))
+    latency, budget = est.latency_ms, t.max_latency_ms
+    if budget is not None and latency > budget:
+        over = (name, _OVER_LATENCY_BUDGET, latency, budget, est.latency_source)
+        declared.append(_new(Rejection, over))
     return found, declared, meets_quality(model, est, t)

@@ -7,8 +7,10 @@ objective into tiers; rejections keep their numbers. No I/O, no clock, no enviro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from types import MappingProxyType
+from typing import Any
 
 from modelroute.planner.constraints import Terms, meets_quality, unmet
 from modelroute.planner.context import Limits, RequestContext
@@ -21,7 +23,7 @@ from modelroute.planner.decision import (
     Rejection,
 )
 from modelroute.planner.select import select_route
-from modelroute.planner.stats import EMPTY_STATS, StatsSnapshot
+from modelroute.planner.stats import EMPTY_STATS, ModelStats, StatsSnapshot
 from modelroute.policy.compiled import Model, Policy, Route
 
 _INF = float("inf")
@@ -55,7 +57,17 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
 def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) -> Estimate:
     """Cost from the prices; latency (p95) measured if known, quality measured once enough
     distinct requests were rated (``terms.min_quality_samples``); else the priors."""
-    return _estimate(model, model.quality.get(route_name), (route_name, model.name), terms, stats)
+    prices = model.prices
+    cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
+    return _measured(
+        model,
+        cost,
+        model.quality.get(route_name),
+        (route_name, model.name),
+        terms.min_quality_samples,
+        stats.by_route,
+        stats.by_model,
+    )
 
 
 # A named tuple's own __new__ is a Python function; building through tuple.__new__ skips that
@@ -63,20 +75,17 @@ def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) 
 _tuple = tuple.__new__
 
 
-def _estimate(
+def _measured(
     model: Model,
+    cost: float,
     prior: float | None,
     key: tuple[str, str],
-    terms: Terms,
-    stats: StatsSnapshot,
+    min_rated: int,
+    by_route: Mapping[tuple[str, str], ModelStats],
+    by_model: Mapping[str, ModelStats],
 ) -> Estimate:
-    """``estimate`` with the route's quality prior and statistics key looked up already."""
-    prices = model.prices
-    cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
-    by_route, by_model = stats.by_route, stats.by_model
-    if not by_route and not by_model:
-        source = "unknown" if prior is None else "prior"
-        return _tuple(Estimate, (cost, model.latency_p95_ms, "prior", prior, source, 0))
+    """The rest of ``estimate`` once the cost is known, with the route's quality prior and
+    statistics key looked up already."""
     measured = by_route.get(key)
     latency = measured.latency_p95_ms if measured is not None else None
     if latency is None and by_model:
@@ -87,7 +96,7 @@ def _estimate(
         latency = model.latency_p95_ms
     quality = None if measured is None else measured.quality
     rated = 0 if measured is None or quality is None else measured.quality_samples
-    if quality is not None and rated >= terms.min_quality_samples:
+    if quality is not None and rated >= min_rated:
         return _tuple(Estimate, (cost, latency, latency_source, quality, "measured", rated))
     source = "unknown" if prior is None else "prior"
     return _tuple(Estimate, (cost, latency, latency_source, prior, source, rated))
@@ -135,6 +144,14 @@ _TIER_ORDER: dict[str, TierKey] = {
     ),
 }  # fmt: skip
 _TIER_ORDER["declared_order"] = _TIER_ORDER["min_cost"]
+# The same orders for tiers without probes (no candidate waives anything yet), as
+# attrgetters: a key per candidate with no Python call.
+_PLAIN_ORDER: dict[str, TierKey | Callable[[Candidate], Any]] = {
+    "min_cost": attrgetter("fallback", "estimate.cost_usd", "estimate.latency_ms", "model"),
+    "min_latency": attrgetter("fallback", "estimate.latency_ms", "estimate.cost_usd", "model"),
+    "max_quality": _TIER_ORDER["max_quality"],
+}
+_PLAIN_ORDER["declared_order"] = _PLAIN_ORDER["min_cost"]
 
 
 def _order_key(objective: str) -> OrderKey:
@@ -169,29 +186,13 @@ class _Planner:
         self.relaxes = route.on_infeasible != "reject"
 
     def tiers(self) -> list[list[Candidate]]:
-        """One pass over the route's entries sorts each into its tier, ``low`` (passes all but
-        min_quality) or the rejections; then min_quality is applied where it binds."""
-        route, t, stats = self.route, self.terms, self.stats
+        """Sort each entry into its tier, ``low`` (passes all but min_quality) or the
+        rejections; then apply min_quality where it binds, and order each tier."""
+        route = self.route
         count = len(route.tiers)
         passing: list[list[Candidate]] = [[] for _ in range(count)]
         failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
-        cooling: list[tuple[int, Model, Candidate]] = []  # would pass but for an open circuit
-        min_q = t.min_quality
-        for tier, model, fallback, binds, prior, key in route.entries:
-            est = _estimate(model, prior, key, t, stats)
-            candidate = _tuple(Candidate, (model.name, est, fallback, ()))
-            if _passes(model, est, t):
-                quality = est.quality
-                if min_q is None or (quality is not None and quality >= min_q):
-                    passing[tier].append(candidate)
-                else:
-                    below = meets_quality(model, est, t)
-                    assert below is not None
-                    failing[tier].append((candidate, below))
-            else:
-                self.reject(model, candidate, binds)
-                if model.name in t.open_circuits and self.only_circuit(model, est, binds):
-                    cooling.append((tier, model, candidate))
+        cooling = self.sift(passing, failing)
         if cooling:
             self.keep_probes(passing, failing, cooling)
         if route.strategy == "cascade":
@@ -201,11 +202,56 @@ class _Planner:
                 if tier_failing:
                     self.reject_low(tier_failing)
         if route.strategy != "fixed":
-            order = _TIER_ORDER[route.objective]
+            order = (_TIER_ORDER if cooling else _PLAIN_ORDER)[route.objective]
             for tier_list in passing:
                 if len(tier_list) > 1:
                     tier_list.sort(key=order)
         return [tier_list for tier_list in passing if tier_list]
+
+    def sift(
+        self, passing: list[list[Candidate]], failing: list[list[tuple[Candidate, Rejection]]]
+    ) -> list[tuple[int, Model, Candidate]]:
+        """One pass over the route's entries: each is estimated and checked with the request's
+        terms read once (``estimate`` and ``_passes``, inline), and goes to its tier's
+        ``passing`` or ``failing`` list or to the rejections. Returns the entries that would
+        pass but for an open circuit. The property tests hold this loop to the definitions
+        (``estimate``, the checks in constraints.py) entry by entry."""
+        t, stats = self.terms, self.stats
+        prompt, output = t.prompt_tokens, t.output_tokens
+        need, asked, needs, shut = prompt + output, t.explicit_max_tokens, t.needs, t.open_circuits
+        max_cost, max_latency, min_q = t.max_cost_usd, t.max_latency_ms, t.min_quality
+        min_rated, by_route, by_model = t.min_quality_samples, stats.by_route, stats.by_model
+        cooling: list[tuple[int, Model, Candidate]] = []
+        for tier, model, fallback, binds, prior, key in self.route.entries:
+            name, prices = model.name, model.prices
+            cost = (prompt * prices.input + output * prices.output) / 1e6
+            if key in by_route or name in by_model:
+                est = _measured(model, cost, prior, key, min_rated, by_route, by_model)
+            else:  # priors only: what _measured gives when nothing was measured
+                source = "unknown" if prior is None else "prior"
+                est = _tuple(Estimate, (cost, model.latency_p95_ms, "prior", prior, source, 0))
+            cap = model.max_output_tokens
+            if (
+                need <= model.context_window
+                and (cap is None or asked is None or asked <= cap)
+                and needs <= model.capabilities
+                and name not in shut
+                and (max_cost is None or cost <= max_cost)
+                and (max_latency is None or est[1] <= max_latency)  # latency_ms
+            ):
+                quality = est[3]
+                candidate = _tuple(Candidate, (name, est, fallback, ()))
+                if min_q is None or (quality is not None and quality >= min_q):
+                    passing[tier].append(candidate)
+                else:
+                    below = meets_quality(model, est, t)
+                    assert below is not None
+                    failing[tier].append((candidate, below))
+            else:
+                kept = self.reject(model, est, fallback, binds)
+                if name in shut and self.only_circuit(model, est, binds):
+                    cooling.append((tier, model, kept or Candidate(name, est, fallback)))
+        return cooling
 
     def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
         """Would ``model`` pass every check if its circuit were closed?"""
@@ -253,16 +299,23 @@ class _Planner:
         names = {c.model for _, _, c in kept}
         self.rejections = [r for r in self.rejections if r.model not in names]
 
-    def reject(self, model: Model, candidate: Candidate, quality_binds: bool) -> None:
-        found, declared, quality = unmet(model, candidate.estimate, self.terms)
+    def reject(
+        self, model: Model, est: Estimate, fallback: bool, quality_binds: bool
+    ) -> Candidate | None:
+        """Record why ``model`` is turned down; returns its candidate if one was kept for
+        ``on_infeasible``."""
+        found, declared, quality = unmet(model, est, self.terms)
         if quality is not None and quality_binds:
             declared.append(quality)
-        if not found and self.relaxes:
-            # A model offered by on_infeasible stands alone, so min_quality binds it.
-            unmet_limits = declared if quality is None or quality_binds else [*declared, quality]
-            self.nearly.append((candidate, unmet_limits))
         self.rejections += found
         self.rejections += declared
+        if found or not self.relaxes:
+            return None
+        # A model offered by on_infeasible stands alone, so min_quality binds it.
+        unmet_limits = declared if quality is None or quality_binds else [*declared, quality]
+        candidate = Candidate(model.name, est, fallback)
+        self.nearly.append((candidate, unmet_limits))
+        return candidate
 
     def reject_low(self, low: list[tuple[Candidate, Rejection]]) -> None:
         for candidate, rejection in low:
