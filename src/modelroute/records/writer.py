@@ -1,7 +1,7 @@
 """Getting every record into the store, exactly once, without ever slowing a request.
 
 ```
-submit(record) ──► bounded asyncio.Queue ──► background loop: batches of ≤ batch_size,
+submit(record) ──► bounded deque ─────────► background loop: batches of ≤ batch_size,
       │ (queue full)                            or whatever arrived within flush_interval_s
       ▼                                              │
     spool ◄── batch the store refused or timed out ──┤ store healthy, spool empty
@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,12 @@ class RecordWriter:
         self.write_timeout_s = write_timeout_s
         self.retry_interval_s = retry_interval_s
         self.fsync = fsync
-        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(queue_size)
+        # A plain deque, not an asyncio.Queue: one loop fills it and one task empties it, and
+        # the loop wakes the task itself (``_wake``), so a queue's waiter bookkeeping on every
+        # put and get is work for nothing, once per request.
+        self.queue_size = queue_size
+        self._room = queue_size if queue_size > 0 else float("inf")  # 0: unbounded, as asyncio's
+        self._queue: deque[RequestRecord] = deque()
         self._spool = Spool(Path(spool_dir))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -85,7 +91,7 @@ class RecordWriter:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def spool_size(self) -> int:
@@ -131,15 +137,12 @@ class RecordWriter:
     # --- the request path -------------------------------------------------------------------
 
     def submit(self, record: RequestRecord) -> None:
-        if not self._closed:
-            try:
-                self._queue.put_nowait(record)
-            except asyncio.QueueFull:
-                pass
-            else:
-                if self._queue.qsize() >= self.batch_size:
-                    self._wake.set()
-                return
+        queue = self._queue
+        if not self._closed and len(queue) < self._room:
+            queue.append(record)
+            if len(queue) >= self.batch_size:
+                self._wake.set()
+            return
         # Queue full (the store is far behind) or writer closed: to disk now, no fsync.
         self._spool.append([record], fsync=False)
         self._spooled += 1
@@ -169,7 +172,8 @@ class RecordWriter:
         await self._task
         self._closed = True
         # Records submitted while the loop was finishing: the loop is gone, spool them.
-        rest = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        rest = list(self._queue)
+        self._queue.clear()
         if rest:
             await self._to_spool(rest)
         await asyncio.to_thread(self._spool.close)
@@ -189,17 +193,17 @@ class RecordWriter:
             except Exception:  # a bug here must not stop the writer: records keep spooling
                 log.exception("record writer loop failed; continuing")
                 await asyncio.sleep(self.retry_interval_s)
-            if self._closing and self._queue.empty():
+            if self._closing and not self._queue:
                 return
 
     async def _take_batch(self) -> list[RequestRecord]:
-        if self._queue.qsize() < self.batch_size and not self._closing:
+        if len(self._queue) < self.batch_size and not self._closing:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_interval_s):
                     await self._wake.wait()
-        n = min(self._queue.qsize(), self.batch_size)
-        return [self._queue.get_nowait() for _ in range(n)]
+        queue = self._queue
+        return [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
 
     async def _handle(self, batch: list[RequestRecord]) -> None:
         if self._spool.pending:  # keep order: this batch goes behind what is spooled
@@ -237,7 +241,7 @@ class RecordWriter:
             return batch
         try:
             async with asyncio.timeout(self.write_timeout_s):
-                await self.store.write(batch, backlog=self._queue.qsize())
+                await self.store.write(batch, backlog=len(self._queue))
         except RecordRejected as exc:
             return await self._isolate(batch, exc)
         except Exception as exc:  # any driver error or the timeout: the batch is spooled
@@ -277,7 +281,7 @@ class RecordWriter:
             if chunk.records and await self._write(chunk.records):
                 return  # retried from the same line later; what was stored is skipped then
             self._spool.advance(chunk)
-            if self._queue.qsize() * 2 >= (self._queue.maxsize or 1) and not self._closing:
+            if len(self._queue) * 2 >= (self.queue_size or 1) and not self._closing:
                 return
         if await asyncio.to_thread(self._spool.truncate_if_replayed) and self._outage:
             self._outage = False
