@@ -23,8 +23,10 @@ Stages, each a loop of the same call with the garbage collector paused:
   gateways alternating. On a shared machine this is the steadier figure: throughput on one
   core is the inverse of it, while requests per second also move with whatever else runs.
 
-- with ``--instructions``: instructions per library request (the ``request`` stage) counted
-  by callgrind, which does not drift with the machine's load (valgrind; takes minutes).
+- with ``--instructions``: instructions per library request (the ``request`` stage, writer
+  thread included) counted by callgrind, which does not drift with the machine's load: one
+  valgrind process, the counters zeroed before and dumped after each policy's round, the
+  planner given ``warm_stats`` (valgrind and a C compiler; a few minutes).
 
 The last three need ../shared/bench/gateway (its setup.sh) or HARNESS=; ``--no-upstream``
 skips them.
@@ -61,7 +63,6 @@ HERE = Path(__file__).resolve().parent
 HARNESS = Path(os.environ.get("HARNESS", HERE.parent.parent / "shared" / "bench" / "gateway"))
 POLICIES = {"one-model": "policy.yaml", "realistic": "policy-realistic.yaml"}
 PATH = "/v1/chat/completions"
-INSTRUCTION_RUNS = (320, 1920)  # library requests in the short and the long callgrind run
 BODY: dict[str, Any] = {  # the harness's request_body("bench", stream=False)
     "model": "bench",
     "messages": [
@@ -124,7 +125,7 @@ def stages(policy: Policy, stats: StatsSnapshot) -> dict[str, Callable[[], objec
 
 
 async def request_round(
-    policy: Policy, workdir: Path, n: int, conc: int, frozen: bool = False
+    policy: Policy, workdir: Path, n: int, conc: int, frozen: bool = False, counters: Any = None
 ) -> float:
     """CPU microseconds per ``Router.chat`` with the gateway's record pipeline, writer drained.
     ``frozen``: the planner reads ``warm_stats`` instead of the rolling window (under
@@ -156,6 +157,8 @@ async def request_round(
     threshold = gc.get_threshold()
     gc.set_threshold(20_000, *threshold[1:])
     try:
+        if counters is not None:
+            counters.zero()
         start = time.process_time_ns()
         await asyncio.gather(*(worker(n // conc) for _ in range(conc)))
         await router.aclose()  # drains the record writer: its work is part of the cost
@@ -225,41 +228,64 @@ def report(samples: dict[tuple[str, str], list[float]]) -> None:
             print(f"  {stage} {name} per round: {rounds}")
 
 
-def instructions(policy_names: list[str], root: str, workdir: Path) -> dict[str, float]:
+# Callgrind's client requests, built on the spot: zero the counters before a round and dump
+# them after it, so one valgrind process counts each round alone (start-up, imports and
+# warm-up are left out, and the two policies share one process).
+CALLGRIND_HELPER = """
+#include <valgrind/callgrind.h>
+void zero(void) { CALLGRIND_ZERO_STATS; }
+void dump(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
+"""
+
+
+def instructions(policy_names: list[str], root: str, workdir: Path, n: int) -> dict[str, float]:
     """Instructions per library request under callgrind, which a loaded machine does not
-    move: two runs per policy (a short and a long one) and the difference divided by the
-    requests between them, so start-up and warm-up cancel out. Takes minutes."""
-    counts: dict[tuple[str, int], int] = {}
-    for name in policy_names:
-        for n in INSTRUCTION_RUNS:
-            out = workdir / f"callgrind-{name}-{n}.out"
-            argv = [sys.executable, __file__, "--one-round", name, str(n), root, str(workdir)]
-            done = subprocess.run(
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
-                capture_output=True,
-                text=True,
-            )
-            found = re.search(r"Collected : (\d+)", done.stderr)
-            if done.returncode or found is None:
-                sys.exit(f"callgrind run failed: {done.stderr[-2000:]}")
-            counts[(name, n)] = int(found.group(1))
-    short, long = INSTRUCTION_RUNS
-    return {
-        name: (counts[(name, long)] - counts[(name, short)]) / (long - short)
-        for name in policy_names
-    }
+    move: ``n`` requests per policy between a zeroing and a dump of the counters (the writer
+    thread's work included). Needs valgrind and a C compiler; takes a few minutes."""
+    helper = workdir / "callgrind_helper.so"
+    source = workdir / "callgrind_helper.c"
+    source.write_text(CALLGRIND_HELPER)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", helper, source], check=True)
+    out = workdir / "callgrind.out"
+    argv = [sys.executable, __file__, "--count-rounds", str(n), root, str(workdir), str(helper)]
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv, *policy_names],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"callgrind run failed: {done.stderr[-2000:]}")
+    counts: dict[str, float] = {}
+    for dump in workdir.glob("callgrind.out.*"):
+        text = dump.read_text(errors="replace")
+        label = re.search(r"^desc: Trigger: Client Request: (.+)$", text, re.M)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if label and total:
+            counts[label.group(1)] = int(total.group(1)) / n
+    return counts
 
 
-def one_round(name: str, n: int, root: str, workdir: Path) -> None:
-    policy = load(name, root + "/v1", workdir)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(request_round(policy, workdir, n, 16, frozen=True))
+def count_rounds(n: int, root: str, workdir: Path, helper: str, names: list[str]) -> None:
+    """The process ``instructions`` runs under callgrind: one counted round per policy."""
+    import ctypes
+
+    from modelroute.records.writer import RecordWriter
+
+    # Under callgrind everything is 50 times slower: a batch write could pass the writer's
+    # 2 s timeout and spool, which is work the gateway does not do. Wait as long as it takes.
+    RecordWriter.__init__.__kwdefaults__["write_timeout_s"] = 600.0
+    counters = ctypes.CDLL(helper)
+    for name in names:
+        policy = load(name, root + "/v1", workdir)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(request_round(policy, workdir, n, 16, frozen=True, counters=counters))
+        counters.dump(name.encode())
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--one-round"]:  # the process --instructions runs under callgrind
-        name, n, root, workdir = sys.argv[2:6]
-        return one_round(name, int(n), root, Path(workdir))
+    if sys.argv[1:2] == ["--count-rounds"]:  # the process --instructions runs under callgrind
+        n, root, workdir, helper, *names = sys.argv[2:]
+        return count_rounds(int(n), root, Path(workdir), helper, names)
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20_000, help="calls per stage and round")
@@ -270,6 +296,7 @@ def main() -> None:
     parser.add_argument(
         "--instructions", action="store_true", help="also count instructions per library request"
     )
+    parser.add_argument("--counted-requests", type=int, default=1600, help="per policy")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="policy-cost-"))
     upstream, root, gateways = None, "http://127.0.0.1:9", None
@@ -308,7 +335,7 @@ def main() -> None:
             gateways.stop()
             gateways = None
         if args.instructions and upstream is not None:
-            counted = instructions(list(POLICIES), root, workdir)
+            counted = instructions(list(POLICIES), root, workdir, args.counted_requests)
     finally:
         if gateways is not None:
             gateways.stop()
