@@ -8,12 +8,13 @@ after a partial failure stores every record exactly once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
 
+from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Usage
 
@@ -80,6 +81,26 @@ class Store(Protocol):
     async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
         """Mean feedback score and number of scored requests per (route, final model,
         reported model)."""
+
+    async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        """Store outcomes in one transaction; an ``outcome_id`` already stored is skipped
+        (a resumed evaluation, a repeated import). Returns how many were new."""
+
+    async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored: what a resumed evaluation may skip."""
+
+    async def outcomes(
+        self,
+        *,
+        source: OutcomeSource | None = None,
+        route: str | None = None,
+        task: str | None = None,
+        model: str | None = None,
+        run: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Outcome]:
+        """Stored outcomes, oldest first; each argument narrows them."""
 
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""
