@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from modelroute.outcomes import Outcome, OutcomeSource
+from modelroute.outcomes.aggregate import load, score_rows
 from modelroute.records.stores import schema
 from modelroute.records.stores.base import Store
 from modelroute.records.stores.body import REQUEST_COLUMNS, RowEncoder
@@ -118,6 +119,26 @@ async def test_each_filter_narrows(store: Store) -> None:
     assert await ids(since=T0 + 5) == ["p5", "p6"]
     assert await ids(route="support", model="m1", source=OutcomeSource.EVAL) == ["p1", "p4"]
     assert await ids(model="none") == []
+
+
+async def test_outcome_scores_read_what_the_aggregates_need(store: Store) -> None:
+    outcomes = [
+        outcome(1),
+        outcome(2, reported_model="m2-2024", source=OutcomeSource.SHADOW, request_id="r2"),
+        outcome(3, route=None, task=None),
+        outcome(4, created_at=T0 + 1000),
+    ]
+    await store.add_outcomes(outcomes)
+    by_route = sorted(await store.outcome_scores())
+    assert by_route == sorted(score_rows(outcomes))
+    assert ("support", "m2", "m2-2024", "shadow", 2 / 3, T0 + 2) in by_route
+    assert len(await store.outcome_scores("task")) == 3
+    assert len(await store.outcome_scores(since=T0 + 4)) == 1
+    assert len(await store.outcome_scores(source=OutcomeSource.SHADOW)) == 1
+    aggs = await load(store)
+    assert {(a.key, a.model, a.version, a.n) for a in aggs} == {
+        ("support", "m1", "m1", 2), ("support", "m2", "m2-2024", 1),
+    }  # fmt: skip
 
 
 # --- a version-5 store upgrades in place -----------------------------------------------------

@@ -20,6 +20,10 @@ from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
 QualityKey = tuple[str | None, str | None, str | None]  # route, model, reported version
+OutcomeScope = Literal["route", "task"]
+# One stored outcome as the aggregates read it: route or task, model, version (the reported
+# model, else the model), source, score, created_at.
+ScoreRow = tuple[str, str, str, str, float, float]
 
 
 class RecordRejected(ValueError):
@@ -101,6 +105,17 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[Outcome]:
         """Stored outcomes, oldest first; each argument narrows them."""
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        """What the quality aggregates need of each outcome with a ``by`` (route or task),
+        and no more: far cheaper to read than whole outcomes, and read periodically by a
+        gateway. Outcomes without a route (or task) are left out."""
 
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""

@@ -38,8 +38,10 @@ from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -284,6 +286,18 @@ class PostgresStore:
         async with self._reading() as conn:
             rows = await conn.fetch(sql, *params)
         return [schema.outcome_from(row) for row in rows]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: f"${n}", by, source, since)
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [tuple(row) for row in rows]
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:

@@ -425,3 +425,28 @@ def outcomes_sql(
         params.append(limit)
         sql += f" LIMIT {placeholder(len(params))}"
     return sql, params
+
+
+def outcome_scores_sql(
+    placeholder: Callable[[int], str],
+    by: Literal["route", "task"],
+    source: str | None,
+    since: float | None,
+) -> tuple[str, list[Any]]:
+    """``Store.outcome_scores``' statement and parameters."""
+    if by not in ("route", "task"):
+        raise ValueError(f"outcomes are aggregated by 'route' or 'task', not {by!r}")
+    where = [f"{by} IS NOT NULL"]
+    params: list[Any] = []
+    for column, op, value in (
+        ("source", "=", None if source is None else str(source)),
+        ("created_at", ">=", since),
+    ):
+        if value is not None:
+            params.append(value)
+            where.append(f"{column} {op} {placeholder(len(params))}")
+    sql = (
+        f"SELECT {by}, model, COALESCE(reported_model, model), source, score, created_at "
+        f"FROM outcomes WHERE {' AND '.join(where)}"
+    )
+    return sql, params

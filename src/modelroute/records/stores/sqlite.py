@@ -34,8 +34,10 @@ from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -359,6 +361,21 @@ class SqliteStore:
 
     def _outcomes(self, sql: str, params: list[Any]) -> list[Outcome]:
         return [schema.outcome_from(row) for row in self._db.execute(sql, params)]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: "?", by, source, since)
+        return await self._call(self._scores, sql, params)
+
+    def _scores(self, sql: str, params: list[Any]) -> list[ScoreRow]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: no sqlite3.Row per outcome
+        return cursor.execute(sql, params).fetchall()
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         return await self._call(self._get, request_id)
