@@ -76,6 +76,17 @@ async def test_adding_outcomes_is_idempotent_and_counts_only_new_ones(store: Sto
     assert stored[0] == first[0]  # the first write of an id wins
 
 
+async def test_replace_overwrites_and_counts_only_new_ones(store: Store) -> None:
+    rated = Outcome(OutcomeSource.FEEDBACK, "feedback", 0.2, "m", T0, request_id="r1")
+    assert await store.add_outcomes([rated], replace=True) == 1
+    again = Outcome(**(rated.to_dict() | {"score": 0.9, "created_at": T0 + 5}))
+    other = Outcome(OutcomeSource.FEEDBACK, "feedback", 1.0, "m", T0, request_id="r2")
+    # a batch may rate a request twice: the last rating wins
+    latest = Outcome(**(rated.to_dict() | {"score": 0.7, "created_at": T0 + 6}))
+    assert await store.add_outcomes([again, other, latest], replace=True) == 1
+    assert {o.request_id: o.score for o in await store.outcomes()} == {"r1": 0.7, "r2": 1.0}
+
+
 async def test_a_bulk_import_stores_every_outcome_once(store: Store) -> None:
     # above the size at which the SQLite store imports with a larger page cache
     n = 25_000

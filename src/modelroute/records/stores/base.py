@@ -86,9 +86,10 @@ class Store(Protocol):
         """Mean feedback score and number of scored requests per (route, final model,
         reported model)."""
 
-    async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
         """Store outcomes in one transaction; an ``outcome_id`` already stored is skipped
-        (a resumed evaluation, a repeated import). Returns how many were new."""
+        (a resumed evaluation, a repeated import), or with ``replace`` overwritten (a later
+        rating of the same request). Returns how many were new."""
 
     async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored: what a resumed evaluation may skip."""
