@@ -120,10 +120,21 @@ def _request_from_file(data: Any, headers: Sequence[str]) -> tuple[dict[str, Any
     help="An OpenAI chat request body as JSON (or {body, headers}).",
 )
 @click.option("--stats", "stats_path", type=click.Path(), help="Measured statistics as JSON.")
+@click.option(
+    "--store",
+    "store_url",
+    help="A record store whose outcomes give measured quality (over --stats), as a gateway "
+    "serving from it reads them: a SQLite path or a postgresql:// URL.",
+)
 @click.option("--header", "-H", "headers", multiple=True, help="Extra header, 'Name: value'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def explain(
-    policy: str, request_path: str, stats_path: str | None, headers: Sequence[str], as_json: bool
+    policy: str,
+    request_path: str,
+    stats_path: str | None,
+    store_url: str | None,
+    headers: Sequence[str],
+    as_json: bool,
 ) -> None:
     """Show which model POLICY picks for a request, and why each other model was rejected."""
     loaded = _policy_or_exit(policy)
@@ -137,6 +148,10 @@ def explain(
             stats = StatsSnapshot.from_dict(raw)
         except (ValueError, TypeError) as exc:
             _fail(f"stats file {stats_path}: {exc}")
+    if store_url:
+        from modelroute.cli_outcomes import measured_stats
+
+        stats = measured_stats(store_url, stats, loaded)
     try:
         decision = plan(request_context(body, head), loaded, stats)
     except UnknownRouteError as exc:
@@ -386,9 +401,10 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
+    from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export, replay):
+    for command in (logs, show, stats, export, replay, outcomes):
         main.add_command(command)
 
 
