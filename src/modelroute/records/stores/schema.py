@@ -388,17 +388,8 @@ def outcomes_sql(
     """``Store.outcomes``' statement and parameters, oldest first."""
     where: list[str] = []
     params: list[Any] = []
-    for column, op, value in (
-        ("source", "=", None if source is None else str(source)),
-        ("route", "=", route),
-        ("task", "=", task),
-        ("model", "=", model),
-        ("run", "=", run),
-        ("created_at", ">=", since),
-    ):
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params))}")
+    narrow = (("route", route), ("task", task), ("model", model), ("run", run))
+    _outcome_filters(placeholder, where, params, source, since, narrow)
     sql = (
         f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
         f"WHERE {' AND '.join(where) or '1 = 1'} ORDER BY created_at, outcome_id"
@@ -420,18 +411,30 @@ def outcome_scores_sql(
         raise ValueError(f"outcomes are aggregated by 'route' or 'task', not {by!r}")
     where = [f"{by} IS NOT NULL"]
     params: list[Any] = []
-    for column, op, value in (
-        ("source", "=", None if source is None else str(source)),
-        ("created_at", ">=", since),
-    ):
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params))}")
+    _outcome_filters(placeholder, where, params, source, since)
     sql = (
         f"SELECT {by}, model, COALESCE(reported_model, model), source, score, created_at "
         f"FROM outcomes WHERE {' AND '.join(where)}"
     )
     return sql, params
+
+
+def _outcome_filters(
+    placeholder: Callable[[int], str],
+    where: list[str],
+    params: list[Any],
+    source: str | None,
+    since: float | None,
+    equal: Iterable[tuple[str, str | None]] = (),
+) -> None:
+    """Add a condition and its parameter for each filter that is given."""
+    given: list[tuple[str, str, Any]] = [(c, "=", v) for c, v in equal]
+    given += [("source", "=", None if source is None else str(source))]
+    given += [("created_at", ">=", since)]
+    for column, op, value in given:
+        if value is not None:
+            params.append(value)
+            where.append(f"{column} {op} {placeholder(len(params))}")
 
 
 def outcome_conflict(replace: bool) -> str:
