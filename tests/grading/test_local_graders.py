@@ -134,3 +134,12 @@ def test_json_field_indexes_and_numbers() -> None:
     assert JsonFieldMatch("tags").check('{"tags": ["a", "b"]}', ["a", "b"]).score == 1.0
     with pytest.raises(ValueError):
         JsonFieldMatch("a..b")
+
+
+def test_a_missing_reference_is_a_grading_failure_not_a_zero() -> None:
+    with pytest.raises(GradingError, match="needs a reference"):
+        ExactMatch().check("Paris", None)
+    with pytest.raises(GradingError, match="needs a reference"):
+        JsonFieldMatch("a").check('{"a": null}', None)
+    assert ExactMatch().needs_reference and RegexMatch().needs_reference
+    assert not RegexMatch("^yes").needs_reference  # carries its own yardstick

@@ -40,6 +40,11 @@ class Grader(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def needs_reference(self) -> bool:
+        """False for graders that carry their own yardstick (a rubric, a pattern)."""
+        ...
+
     async def grade(self, answer: str, reference: Any, messages: Messages = ()) -> Grade:
         """Score ``answer`` against ``reference`` (``messages``: the prompt, for judges)."""
         ...
@@ -49,6 +54,7 @@ class LocalGrader:
     """A grader that needs nothing but the two texts: ``check`` is synchronous and pure."""
 
     name = "local"
+    needs_reference = True
 
     def check(self, answer: str, reference: Any) -> Grade:
         raise NotImplementedError

@@ -7,7 +7,7 @@ import re
 import string
 from typing import Any
 
-from modelroute.grading.base import Grade, LocalGrader, references
+from modelroute.grading.base import Grade, GradingError, LocalGrader, references
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -27,6 +27,8 @@ class ExactMatch(LocalGrader):
     def check(self, answer: str, reference: Any) -> Grade:
         got = normalise_answer(answer)
         wanted = [normalise_answer(str(r)) for r in references(reference) if r is not None]
+        if not wanted:
+            raise GradingError("exact match needs a reference answer")
         matched = got in wanted
         return Grade(1.0 if matched else 0.0, {"normalised": got, "expected": wanted})
 

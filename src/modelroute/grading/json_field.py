@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from modelroute.grading.base import Grade, LocalGrader
+from modelroute.grading.base import Grade, GradingError, LocalGrader
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
 _MISSING = object()
@@ -89,6 +89,8 @@ class JsonFieldMatch(LocalGrader):
         return reference
 
     def check(self, answer: str, reference: Any) -> Grade:
+        if reference is None:
+            raise GradingError("a JSON field match needs a reference value")
         expected = self._expected(reference)
         parsed = answer_json(answer)
         if parsed is _MISSING:

@@ -163,6 +163,7 @@ class Judge:
         self.prompt = prompt if prompt is not None else JudgePrompt.default()
         self.rubric = rubric
         self.name = f"judge:{model}"
+        self.needs_reference = rubric is None
 
     async def grade(self, answer: str, reference: Any, messages: Messages = ()) -> Grade:
         if self.rubric is not None:

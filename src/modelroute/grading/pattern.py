@@ -17,6 +17,7 @@ class RegexMatch(LocalGrader):
 
     def __init__(self, pattern: str | None = None) -> None:
         self.pattern = re.compile(pattern, re.S) if pattern is not None else None
+        self.needs_reference = pattern is None
 
     def check(self, answer: str, reference: Any) -> Grade:
         pattern = self.pattern
