@@ -149,7 +149,10 @@ class Evaluation:
 
     def body(self, item: EvalItem, model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": item.messages}
-        if wants_logprobs(self.route.confidence, self.router.policy.models[model]):
+        models = self.router.policy.models
+        # Asking for logprobs rules out every model that cannot give them, fallbacks too.
+        answering = [model, *self.router.policy.direct[model].fallbacks]
+        if all(wants_logprobs(self.route.confidence, models[name]) for name in answering):
             body = with_logprobs(body)
         return body
 
