@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -66,7 +66,7 @@ class Refused(Exception):
     """Bad input found after the run began: one message, exit code 2."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(EXIT_BAD_INPUT)
 
@@ -114,7 +114,6 @@ def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(action())
     except (Refused, DatasetError, JudgePromptError) as exc:
         _fail(str(exc))
-        raise
 
 
 def _grader_option(text: str | None) -> Any:
@@ -132,7 +131,6 @@ def _grader_option(text: str | None) -> Any:
 def _policy(path: str | None) -> Policy:
     if path is None:
         _fail("--policy is required to send a dataset through the engine")
-        raise AssertionError
     try:
         return load_policy(path)
     except PolicyError as exc:
@@ -146,7 +144,6 @@ def _route(policy: Policy, name: str | None) -> Route:
     if route is None:
         what = "--route is required" if not name else f"no route or alias named {name!r}"
         _fail(f"{what}; routes: {', '.join(sorted(policy.routes))}")
-        raise AssertionError
     return route
 
 
@@ -247,7 +244,6 @@ def eval_command(
         return
     if dataset is None:
         _fail("give a DATASET (a JSONL file or a dataset directory), or --compare OLD NEW")
-        return
     path = Path(dataset)
     if not path.exists():
         _fail(f"dataset not found: {dataset}")

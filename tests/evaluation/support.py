@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from modelroute.outcomes import Outcome, OutcomeSource
+from modelroute.records.stores.sqlite import SqliteStore
+
 from ..conftest import ROOT
 
 POLICY = """
@@ -151,6 +154,16 @@ async def eval_cli(*args: str, cwd: Path = ROOT) -> Result:
     out, err = await asyncio.wait_for(process.communicate(), timeout=600)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())
+
+
+async def stored_outcomes(db: Path, source: OutcomeSource, run: str) -> list[Outcome]:
+    """What a SQLite store holds of one run, read through the store's own API."""
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        return await store.outcomes(source=source, run=run)
+    finally:
+        await store.close()
 
 
 def shared_data() -> Path:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelroute.outcomes import OutcomeSource
-from modelroute.records.stores.sqlite import SqliteStore
+from modelroute.outcomes import Outcome, OutcomeSource
 from modelroute.testing import Simulator
 
 from .support import (
@@ -19,6 +18,7 @@ from .support import (
     dataset_lines,
     eval_cli,
     sim_config,
+    stored_outcomes,
     write_jsonl,
     write_policy,
 )
@@ -28,13 +28,8 @@ def _row(report: dict, model: str) -> dict:
     return next(r for r in report["models"] if r["model"] == model)
 
 
-async def _stored(db: Path, run: str) -> list:
-    store = SqliteStore(db)
-    await store.open()
-    try:
-        return await store.outcomes(source=OutcomeSource.EVAL, run=run)
-    finally:
-        await store.close()
+async def _stored(db: Path, run: str) -> list[Outcome]:
+    return await stored_outcomes(db, OutcomeSource.EVAL, run)
 
 
 async def test_measured_accuracy_falls_inside_its_interval(tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from modelroute.evaluation.neutral import NO_GRADER
-from modelroute.outcomes import OutcomeSource
-from modelroute.records.stores.sqlite import SqliteStore
+from modelroute.outcomes import Outcome, OutcomeSource
 from modelroute.testing import Simulator
 
 from ..conftest import run_cli
-from .support import eval_cli, shared_data, sim_config, write_policy
+from .support import eval_cli, shared_data, sim_config, stored_outcomes, write_policy
 
 
 @pytest.fixture
@@ -35,13 +34,8 @@ def _prompts(directory: Path) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
-async def _imported(db: Path, run: str) -> list:
-    store = SqliteStore(db)
-    await store.open()
-    try:
-        return await store.outcomes(source=OutcomeSource.IMPORT, run=run)
-    finally:
-        await store.close()
+async def _imported(db: Path, run: str) -> list[Outcome]:
+    return await stored_outcomes(db, OutcomeSource.IMPORT, run)
 
 
 async def test_gsm8k_imports_every_row(data: Path, tmp_path: Path) -> None:
