@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging.config
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -202,6 +203,15 @@ def app_factory() -> Any:
     "request may rate it.",
 )
 @click.option(
+    "--quality-refresh",
+    "quality_refresh",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="How often measured quality (the outcomes in --store) is reloaded, off the request "
+    "path: 30s, 5m, 1h.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -225,6 +235,7 @@ def serve(
     content: str,
     traces: str,
     feedback_token: str | None,
+    quality_refresh: str,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -242,7 +253,10 @@ def serve(
             err=True,
         )
     store = None if store_url == "none" else _checked_store_url(store_url)
-    options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    options: dict[str, Any] = {
+        "store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces,
+        "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
+    }  # fmt: skip
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     if token_env is not None:
@@ -259,6 +273,15 @@ def serve(
             err=True,
         )
         _run_gateway(loaded, policy, options, host, port, workers, logging_config)
+
+
+def _seconds(option: str, text: str) -> float:
+    """'30s', '5m', '1h' or plain seconds, above zero."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", text.strip())
+    if not found or float(found.group(1)) <= 0:
+        _fail(f"{option}: {text!r} is not a duration above zero (30s, 5m, 1h)")
+    assert found is not None
+    return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
 
 
 def _checked_store_url(url: str) -> str:
