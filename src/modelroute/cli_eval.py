@@ -77,14 +77,19 @@ class StderrProgress:
     def __init__(self, every_s: float = 0.5) -> None:
         self.every_s = every_s
         self._last = 0.0
-        self._shown = False
+        self._latest: Progress | None = None
+        self._shown: Progress | None = None
 
     def __call__(self, p: Progress) -> None:
+        self._latest = p
         now = time.monotonic()
         if p.done < p.total and now - self._last < self.every_s:
             return
         self._last = now
-        self._shown = True
+        self._show(p)
+
+    def _show(self, p: Progress) -> None:
+        self._shown = p
         width = 30
         filled = width * p.done // max(p.total, 1)
         bar = "#" * filled + "-" * (width - filled)
@@ -92,7 +97,10 @@ class StderrProgress:
         click.echo(line, err=True, nl=False)
 
     def close(self) -> None:
-        if self._shown:
+        """The last state (a run stopped early never reaches its total), then a newline."""
+        if self._latest is not None and self._latest is not self._shown:
+            self._show(self._latest)
+        if self._shown is not None:
             click.echo("", err=True)
 
 

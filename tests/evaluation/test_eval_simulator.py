@@ -110,6 +110,8 @@ async def test_spend_reaching_max_cost_stops_the_run(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "stopped: spend reached --max-cost" in result.stderr
     assert 0 < sent < PROMPTS
+    last_progress = result.stderr.split("\r")[-1].splitlines()[0]
+    assert f"] {sent}/{PROMPTS} requests, $" in last_progress  # where it stopped, and spend
 
 
 async def test_fallbacks_answer_only_when_asked(tmp_path: Path) -> None:
