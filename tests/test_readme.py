@@ -42,6 +42,7 @@ RUNNERS = {
     "readme:provider": "test_provider_plugin.py",
     "readme:records": "test_records_block",
     "readme:outcomes": "test_outcomes_block",
+    "readme:eval": "test_eval_block",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
 }
@@ -254,6 +255,29 @@ def test_outcomes_block(tmp_path: Path) -> None:
     [row] = json.loads(as_json.stdout)
     assert (row["task"], row["n"], row["sources"]) == ("qa", 412, ["eval"])
     assert "quality 0.90 ±0.03 (n=412, eval, small-v1-2024-08-06)" in explain.stdout
+def test_eval_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
+    """The refused run sends nothing; the run prints the table the README shows (the same
+    models, scores and sample sizes); the import and the comparison read the shared gsm8k."""
+    from .evaluation.support import shared_data
+
+    refused, run, imported, compare = commands(blocks()["readme:eval"])
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "data").symlink_to(shared_data())
+    result = _sh(refused, cwd=tmp_path)
+    assert result.returncode == 2 and "above --max-cost" in result.stderr, result.stderr
+    result = _sh(run, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = re.search(r"<!-- readme:eval -->\n```bash\n.*?```\n\n```text\n(.*?)```", README, re.S)
+    assert shown, "README lost the eval output block"
+    table = shown.group(1).splitlines()
+    printed = result.stdout.splitlines()[: len(table)]
+    for expected, line in zip(table, printed, strict=True):
+        assert line.split()[:6] == expected.split()[:6]  # model, quality, n, interval
+    result = _sh(imported, cwd=tmp_path)
+    assert result.returncode == 0 and "imported 54079 outcomes" in result.stderr, result.stderr
+    result = _sh(compare, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"gsm8k .*\(n=1319\).*\(n=1319\)", result.stdout), result.stdout
 
 
 def test_ci_runs_the_readme_test_commands() -> None:

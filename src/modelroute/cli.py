@@ -406,6 +406,7 @@ def _register_record_commands() -> None:
 
     for command in (logs, show, stats, export, replay, outcomes):
         main.add_command(command)
+    main.add_command(__import__("modelroute.cli_eval", fromlist=["eval_command"]).eval_command)
 
 
 _register_record_commands()
