@@ -367,6 +367,9 @@ def _register_record_commands() -> None:
 
     for command in (logs, show, stats, export, replay):
         main.add_command(command)
+    from modelroute.cli_calibrate import calibrate
+
+    main.add_command(calibrate)
 
 
 _register_record_commands()
