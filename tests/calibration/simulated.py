@@ -4,7 +4,8 @@ The cheap model's confidence c is uniform on [0, 1] and its answer is right with
 c (a calibrated signal); the strong model is right with probability 0.95 whatever c is. A
 threshold t then gives the cascade an expected accuracy of (1 - t^2) / 2 + 0.95 t, which
 reaches 0.90 near t = 0.64 and at most 0.951 (t = 0.95): accuracy >= 0.9 can be met, 0.99
-cannot. A second signal, ``noise``, is unrelated to correctness.
+cannot. It is logged as ``signal``; with ``noise`` a second signal, unrelated to
+correctness, is logged too.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ def simulated_outcomes(
     strong: str = "large",
     seed: int = 1,
     noise: bool = False,
+    signal: str = "logprobs",
 ) -> list[Outcome]:
     rng = random.Random(seed)
     out: list[Outcome] = []
     for i in range(prompts):
         confidence = rng.random()
-        confidences = {"logprobs": confidence}
+        confidences = {signal: confidence}
         if noise:
-            confidences["label_probability"] = rng.random()
+            confidences["label_probability" if signal == "logprobs" else "logprobs"] = rng.random()
         prompt = f"p{i:05d}"
         created = 1_700_000_000.0 + i
         cheap_right = float(rng.random() < confidence)

@@ -5,6 +5,9 @@ the data cannot do exits 1 and writes nothing; bad input exits 2."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -14,7 +17,8 @@ from modelroute import load_policy
 from modelroute.outcomes import Outcome
 from modelroute.records.stores.sqlite import SqliteStore
 
-from ..conftest import run_cli
+from ..conftest import EXAMPLES, run_cli
+from ..test_readme import BIN, blocks, commands
 from .simulated import POLICY, simulated_outcomes
 
 
@@ -120,3 +124,26 @@ def test_the_policy_itself_is_never_overwritten(policy: Path, store: str) -> Non
     result = calibrate(policy, store, "--target", "accuracy>=0.9", "--write", str(policy))
     assert result.returncode == 2 and "--write names the policy itself" in result.stderr
     assert policy.read_text() == POLICY
+
+
+def test_the_readme_block(tmp_path: Path) -> None:
+    """The README's commands, as written, in a folder whose store holds the example route's
+    outcomes (its own signal, label_probability, informative)."""
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    outcomes = simulated_outcomes(
+        1200,
+        route="ticket-triage",
+        cheap="gpt-4o-mini",
+        strong="gpt-4o",
+        signal="label_probability",
+    )
+    stored(tmp_path / "modelroute.db", outcomes)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    for line in commands(blocks()["readme:calibrate"]):
+        done = subprocess.run(
+            shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
+    written = load_policy(tmp_path / "classification-calibrated.yaml")
+    rule = written.routes["ticket-triage"].confidence
+    assert rule is not None and rule.signal == "label_probability" and rule.threshold != 0.85
