@@ -7,7 +7,9 @@ the target or is not enough to tell, 2 bad input.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -18,6 +20,9 @@ from modelroute.outcomes import Outcome
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.compiled import Route
 from modelroute.records.stores import Store
+
+if TYPE_CHECKING:
+    from modelroute.analysis.policy_edit import Change
 
 EXIT_CANNOT_MEET = 1
 
@@ -50,28 +55,35 @@ def _cascade(policy: Policy, name: str) -> Route:
     return route
 
 
-def _write(
+def _edit(
     text: str, policy_path: str, route: str, signal: str, threshold: float, dest: str | None
-) -> None:
-    from modelroute.analysis.policy_edit import PolicyEditError, set_confidence, unified_diff
+) -> tuple[str, list[Change]]:
+    from modelroute.analysis.policy_edit import PolicyEditError, set_confidence
 
     try:
-        edited, changes = set_confidence(text, dest or policy_path, route, signal, threshold)
+        return set_confidence(text, dest or policy_path, route, signal, threshold)
     except PolicyEditError as exc:
         _bad(f"cannot write the new threshold into {policy_path}: {exc}")
-        return
-    if not changes:
-        click.echo(f"{policy_path} already has {signal} at threshold {threshold:g}")
-    if dest is None:
-        if changes:
-            click.echo("the change (write it with --write NEW.yaml):")
-            click.echo(unified_diff(text, edited, policy_path, policy_path), nl=False)
-        return
-    Path(dest).write_text(edited, encoding="utf-8")
-    for change in changes:
-        click.echo(f"wrote {dest}: {change.path} {change.old} -> {change.new} (line {change.line})")
-    if not changes:
-        click.echo(f"wrote {dest}: a copy, unchanged")
+        raise
+
+
+def _say_change(
+    text: str, edited: str, changes: list[Change], policy_path: str, dest: str | None
+) -> None:
+    from modelroute.analysis.policy_edit import unified_diff
+
+    if dest is not None:
+        for change in changes:
+            click.echo(
+                f"wrote {dest}: {change.path} {change.old} -> {change.new} (line {change.line})"
+            )
+        if not changes:
+            click.echo(f"wrote {dest}: a copy, unchanged (the policy already has these values)")
+    elif changes:
+        click.echo("the change (write it with --write NEW.yaml):")
+        click.echo(unified_diff(text, edited, policy_path, policy_path), nl=False)
+    else:
+        click.echo(f"{policy_path} already has these values")
 
 
 @click.command()
@@ -133,11 +145,24 @@ def calibrate(
 
     outcomes = with_store(store_url, read)
     result = calibrate(Request(policy, cascade, outcomes, goal, held_out, seed, signal))
+    report = calibration_dict(result)
+    edited = text
+    changes: list[Change] = []
+    if result.verdict == "calibrated" and result.chosen is not None and result.held_out:
+        new = (result.chosen.signal, result.held_out.threshold)
+        edited, changes = _edit(text, policy_path, route, *new, write_path)
+        if write_path is not None:
+            try:
+                Path(write_path).write_text(edited, encoding="utf-8")
+            except OSError as exc:
+                _bad(f"cannot write {write_path}: {exc}")
+        report["written"] = write_path
+        report["changes"] = [asdict(change) for change in changes]
     if as_json:
-        click.echo(orjson.dumps(calibration_dict(result), option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(render_calibration(result))
-    if result.verdict != "calibrated" or result.chosen is None or result.held_out is None:
+        if result.verdict == "calibrated":
+            _say_change(text, edited, changes, policy_path, write_path)
+    if result.verdict != "calibrated":
         raise SystemExit(EXIT_CANNOT_MEET)
-    threshold = result.held_out.threshold
-    _write(text, policy_path, route, result.chosen.signal, threshold, write_path)

@@ -15,6 +15,7 @@ import pytest
 
 from modelroute import load_policy
 from modelroute.outcomes import Outcome
+from modelroute.records.stores.postgres import PostgresStore
 from modelroute.records.stores.sqlite import SqliteStore
 
 from ..conftest import EXAMPLES, run_cli
@@ -22,9 +23,11 @@ from ..test_readme import BIN, blocks, commands
 from .simulated import POLICY, simulated_outcomes
 
 
-def stored(path: Path, outcomes: list[Outcome]) -> str:
+def stored(target: Path | str, outcomes: list[Outcome]) -> str:
+    """``outcomes`` written to a SQLite file or a PostgreSQL database; its --store URL."""
+
     async def write() -> None:
-        store = SqliteStore(path)
+        store = SqliteStore(target) if isinstance(target, Path) else PostgresStore(target)
         await store.open()
         try:
             assert await store.add_outcomes(outcomes) == len(outcomes)
@@ -32,7 +35,7 @@ def stored(path: Path, outcomes: list[Outcome]) -> str:
             await store.close()
 
     asyncio.run(write())
-    return str(path)
+    return str(target)
 
 
 @pytest.fixture
@@ -77,6 +80,14 @@ def test_the_written_policy_loads_with_the_threshold_that_met_the_target(
         if a != b
     ]
     assert [a.strip() for a, _ in differ] == ["threshold: 0.5       # a guess, until calibrated"]
+
+
+def test_outcomes_in_postgresql_calibrate_the_same(policy: Path, store: str, pg_url: str) -> None:
+    in_postgres = stored(pg_url, simulated_outcomes(1200))
+    args = ("--target", "accuracy>=0.9", "--json")
+    from_pg = calibrate(policy, in_postgres, *args)
+    assert from_pg.returncode == 0, from_pg.stderr
+    assert orjson.loads(from_pg.stdout) == orjson.loads(calibrate(policy, store, *args).stdout)
 
 
 def test_without_write_the_change_is_printed(policy: Path, store: str) -> None:
