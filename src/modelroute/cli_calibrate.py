@@ -101,7 +101,11 @@ def _say_change(
     help="Share of the prompts held out to test the fitted threshold.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split.")
-@click.option("--signal", help="Fit only this confidence signal (default: every one logged).")
+@click.option(
+    "--signal",
+    type=click.Choice(["logprobs", "label_probability", "validator", "verifier"]),
+    help="Fit only this confidence signal (default: every one logged).",
+)
 @store_option
 @click.option(
     "--write", "write_path", type=click.Path(dir_okay=False), help="Write the new policy here."

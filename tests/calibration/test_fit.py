@@ -17,6 +17,7 @@ from modelroute.analysis.calibration import (
     parse_target,
     split,
 )
+from modelroute.analysis.calibration_text import render_calibration
 from modelroute.outcomes import Outcome, OutcomeSource
 from modelroute.policy import Policy
 
@@ -173,3 +174,13 @@ def test_a_bad_target_is_refused(text: str) -> None:
 def test_targets_parse() -> None:
     assert str(parse_target(" accuracy >= 0.9 ")) == "accuracy >= 0.9"
     assert parse_target("quality_ratio>=.95").value == 0.95
+
+
+def test_outcomes_without_confidences_cannot_be_calibrated(policy: Policy) -> None:
+    bare = [replace(o, outcome_id="", confidences={}) for o in simulated_outcomes(200)]
+    result = run(policy, bare, "accuracy>=0.9")
+    assert result.verdict == "not_enough_evidence" and result.signals == ()
+    assert result.paired_prompts == 200
+    text = render_calibration(result)
+    assert "no confidence is logged on the early tiers' outcomes" in text
+    assert "not enough evidence to calibrate" in text

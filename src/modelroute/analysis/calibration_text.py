@@ -65,11 +65,12 @@ def _evidence(c: Calibration) -> list[str]:
         + f"; fit {c.paired_prompts - held}, held out {held} (split {c.held_out_share:g}, "
         f"seed {c.seed})"
     ]
-    if c.verdict == "not_enough_evidence":
+    short = [s.prompts for s in c.signals if (s.why_not or "").startswith("not enough")]
+    if c.verdict == "not_enough_evidence" and short:
         lines.append(
             f"not enough evidence: each part needs at least {c.min_per_part} prompts scored "
             f"by every tier with a confidence logged (the policy's quality.min_samples), so "
-            f"at least {c.needed_prompts} in all at this split; there are {c.paired_prompts}"
+            f"at least {c.needed_prompts} in all at this split; there are {max(short)}"
         )
     return lines
 
@@ -111,7 +112,10 @@ def render_calibration(c: Calibration) -> str:
         lines.append("fit: the cheapest threshold whose 95% interval lies at or above the target")
         lines += [_signal_line(c, s) for s in c.signals]
     else:
-        lines.append("no confidences logged on the first tier's outcomes")
+        lines.append(
+            "no confidence is logged on the early tiers' outcomes (an outcome's "
+            "confidences, by signal name): nothing to fit a threshold on"
+        )
     if c.chosen is not None and c.chosen.chosen is not None:
         lines.append(f"chosen: {c.chosen.signal} at threshold {c.chosen.chosen.threshold:g}")
     if c.held_out is not None:
