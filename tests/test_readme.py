@@ -45,6 +45,7 @@ RUNNERS = {
     "readme:eval": "test_eval_block",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
+    "readme:calibrate": "calibration/test_cli_calibrate.py",
 }
 
 

@@ -401,12 +401,13 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
+    from modelroute.cli_calibrate import calibrate
+    from modelroute.cli_eval import eval_command
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export, replay, outcomes):
+    for command in (logs, show, stats, export, replay, outcomes, eval_command, calibrate):
         main.add_command(command)
-    main.add_command(__import__("modelroute.cli_eval", fromlist=["eval_command"]).eval_command)
 
 
 _register_record_commands()

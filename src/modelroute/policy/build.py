@@ -169,6 +169,8 @@ class _Builder:
             )
         if conf.signal.value == "validator" and conf.validator is None:
             self.error(path, "confidence signal 'validator' needs 'validator: json|regex:...'")
+        elif conf.signal.value == "validator" and conf.validator is not None:
+            self.check_validator((*path, "validator"), conf.validator)
         if conf.signal.value in ("logprobs", "label_probability"):
             for t, tier in enumerate(strategy.tiers[:-1]):
                 for i, model in enumerate(tier):
@@ -181,6 +183,22 @@ class _Builder:
                             f"add 'logprobs' to {model}'s capabilities if it has them, "
                             "or use a validator or verifier signal",
                         )
+
+    def check_validator(self, path: Path, validator: str) -> None:
+        """A validator nobody can pass would escalate every answer without a word."""
+        if validator == "json":
+            return
+        if not validator.startswith("regex:"):
+            self.error(
+                path,
+                f"unknown validator {validator!r}",
+                "use 'json' or 'regex:PATTERN' (the whole answer must match)",
+            )
+            return
+        try:
+            re.compile(validator[len("regex:") :])
+        except re.error as exc:
+            self.error(path, f"the validator's pattern does not compile: {exc}")
 
     def route(self, name: str, spec: RouteSpec, models: dict[str, c.Model]) -> c.Route:
         tiers = self.tiers(name, spec)
