@@ -243,6 +243,7 @@ def serve(
         )
     store = None if store_url == "none" else _checked_store_url(store_url)
     options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    options["workers"] = workers  # each keeps its share of the daily shadow budgets
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     if token_env is not None:

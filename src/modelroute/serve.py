@@ -148,15 +148,23 @@ def build_app(policy: Policy, *, feedback_token_env: str | None = None, **option
 
 
 def build_router(
-    policy: Policy, *, store_url: str | None, spool_dir: str, content: str, traces: str
+    policy: Policy,
+    *,
+    store_url: str | None,
+    spool_dir: str,
+    content: str,
+    traces: str,
+    workers: int = 1,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
-    and traces when asked for."""
+    and traces when asked for. Each of ``workers`` processes shadows within its share of
+    each route's daily shadow budget."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
+    from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
 
     store = open_store(store_url) if store_url else None
     records: RecordSink
@@ -173,7 +181,10 @@ def build_router(
         from modelroute.records.tracing import TracingSink, tracing_from_settings
 
         extra.append(TracingSink(tracing_from_settings(traces)))
-    router = Router(policy, sink=records, sinks=extra, store=store, content=content)
+    shadow = None
+    if shadowed(policy):
+        shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
+    router = Router(policy, sink=records, sinks=extra, store=store, content=content, shadow=shadow)
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s",

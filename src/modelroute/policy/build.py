@@ -26,6 +26,7 @@ from modelroute.policy.schema import (
     PolicySpec,
     QualitySettings,
     RouteSpec,
+    Shadow,
 )
 from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
@@ -224,7 +225,29 @@ class _Builder:
             entries=c.route_entries(
                 tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
             ),
+            shadow=self.shadow(name, spec.shadow),
         )
+
+    def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
+        if spec is None:
+            return None
+        path: Path = ("routes", name, "shadow")
+        seen: set[str] = set()
+        for i, model in enumerate(spec.models):
+            self.check_ref((*path, "models", i), model)
+            if model in seen:
+                self.error((*path, "models", i), f"shadow model {model!r} is listed twice")
+            seen.add(model)
+        judge = None if spec.judge == "agreement" else spec.judge
+        if judge is not None and judge not in self.spec.models:
+            self.error(
+                (*path, "judge"),
+                f"shadow judge {judge!r} is neither 'agreement' nor a model of this policy",
+                _suggest(judge, [*self.spec.models, "agreement"])
+                or "judge: agreement (normalised exact match), or a model from models: "
+                + ", ".join(self.spec.models),
+            )
+        return c.ShadowRule(tuple(spec.models), spec.sample, judge, spec.max_usd_per_day)
 
     def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
         m = spec.match
@@ -293,6 +316,9 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
         for option in ("drop_params", "forward_metadata"):
             if not model[option]:
                 del model[option]
+    for route in body["routes"].values():
+        if route["shadow"] is None:  # added later, as above: unused, no change to the hash
+            del route["shadow"]
     if body["defaults"]["quality"] == QualitySettings().model_dump(mode="json"):
         del body["defaults"]["quality"]
     body["resolved_prices"] = {
