@@ -242,7 +242,8 @@ def serve(
             err=True,
         )
     store = None if store_url == "none" else _checked_store_url(store_url)
-    options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    options: dict[str, Any] = {"store_url": store, "spool_dir": spool_dir, "content": content}
+    options["traces"] = traces
     options["workers"] = workers  # each keeps its share of the daily shadow budgets
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]

@@ -5,6 +5,7 @@ confidence noted for calibration."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
 import pytest
@@ -21,36 +22,49 @@ CASCADE = (
 )
 
 
+def _verdict(score: int, reason: str) -> str:
+    return json.dumps({"score": score, "reason": reason})
+
+
 async def test_a_judge_compares_the_shadow_answer_with_the_clients() -> None:
     provider = ScriptedProvider(
         {
             "live": Reply("Paris"),
-            "cheap": [Reply("Lyon"), Reply("Paris, France")],
-            "judge": [Reply("no", latency_s=0.2), Reply("Yes.", reported_model="judge-v7")],
+            "cheap": [Reply("Lyon"), Reply("Paris, France"), Reply("Paris")],
+            "judge": [
+                Reply(_verdict(0, "another city"), latency_s=0.2),
+                Reply(_verdict(7, "the same city"), reported_model="judge-v7"),
+                Reply("Looks fine to me."),  # no verdict: a grading failure, not a score
+            ],
         }
     )
     router = make_router(provider, JUDGED, workers=1)  # one at a time: outcomes in order
-    await ask(router, "capital of France?")
-    await ask(router, "capital of France?")
+    for _ in range(3):
+        await ask(router, "capital of France?")
     await router.aclose()
     first, second = outcomes(router)
-    assert (first.grader, first.score, second.score) == ("judge:judge", 0.0, 1.0)
+    assert (first.grader, first.score, second.score) == ("judge:judge", 0.0, 0.7)
     assert second.detail["judge_version"] == "judge-v7"
+    assert second.detail["reason"] == "the same city"
+    assert counted(router, "failures", model="cheap", failure="judge_verdict") == 1
+    # Judging, like the shadow calls, makes no request record.
+    records = list(router.records.records)  # type: ignore[attr-defined]
+    assert len(records) == 3 and {a.model for r in records for a in r.attempts} == {"live"}
     judged = [c.body for c in provider.calls if c.model == "judge"]
     prompt = judged[0]["messages"][-1]["content"]
     assert "capital of France?" in prompt
-    assert "Baseline answer:\nParis\n" in prompt and "Candidate answer:\nLyon\n" in prompt
-    assert judged[0]["logprobs"] is True  # the judge reports logprobs: a graded verdict
+    assert "[Answer to grade]\nLyon\n" in prompt
+    assert "[Baseline answer, from another assistant; not necessarily correct]\nParis\n" in prompt
     # An outcome's cost is the shadow model's answer; judging is spent on the judge, and
     # both count in the shadow spend and against the budget.
     assert first.cost_usd == pytest.approx(11 / 1e6)
     judge_cost = first.detail["judge_cost_usd"] + second.detail["judge_cost_usd"]
-    assert judge_cost > 0
-    assert counted(router, "cost_usd", model="judge") == pytest.approx(judge_cost)
+    failed_judging = (10 + 4) * 5 / 1e6  # ScriptedProvider: 10 prompt tokens, one per word
+    assert counted(router, "cost_usd", model="judge") == pytest.approx(judge_cost + failed_judging)
     assert router.shadows is not None
     budget = router.shadows.budgets["chat"]
-    total = (first.cost_usd or 0) + (second.cost_usd or 0) + judge_cost
-    assert budget.spent_usd == pytest.approx(total)
+    shadows = (11 + 12 + 11) / 1e6  # "Lyon", "Paris, France", "Paris"
+    assert budget.spent_usd == pytest.approx(shadows + judge_cost + failed_judging)
 
 
 async def test_a_failing_judge_is_counted_and_stores_nothing() -> None:

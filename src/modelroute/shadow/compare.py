@@ -1,74 +1,50 @@
-"""Comparing a shadow's answer with the one the client got: a score in [0, 1].
+"""Comparing a shadow's answer with the one the client got: a score in [0, 1], with the
+graders of ``modelroute.grading``.
 
-- ``agreement``: 1 when the two answers are the same once normalised (case, surrounding
-  whitespace and punctuation, runs of whitespace), else 0; for classification and
+- ``agreement``: 1 when the two answers are the same once normalised (``ExactMatch``: case,
+  punctuation, articles and runs of whitespace ignored), else 0; for classification and
   extraction routes, where the answer is a label or a value.
-- a judge model: asked whether the shadow's answer (the candidate) is as good as the client's
-  (the baseline) for the same request; the score is its probability of "yes".
+- a judge model: the grading judge's prompt, with the client's answer as the baseline and
+  the shadow's as the answer to grade; its 0-10 verdict becomes the score. A reply that is
+  not a verdict is a grading failure, never a score.
+
+The judge is sent here, the way every shadow call is (``direct.py``), and not through the
+router as an evaluation's judge is: a shadow's judging makes no request record either.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from modelroute.confidence import verifier_score
-from modelroute.types import Completion
+from modelroute.grading import Against, ExactMatch, JudgePrompt, parse_verdict
+from modelroute.grading.judge import MAX_SCORE, question_text
 
-_STRIP = " \t\n\r.,;:!?\"'`"
-_SPACES = re.compile(r"\s+")
-JUDGE_OUTPUT_TOKENS = 1
+_EXACT = ExactMatch()
+# The judge's reply is one short JSON object; what a judge is allowed to write, and what its
+# reservation in the daily budget counts.
+JUDGE_OUTPUT_TOKENS = 300
 # What the judge's instructions add to the request and the two answers, in tokens.
-JUDGE_OVERHEAD_TOKENS = 120
-
-
-def _normalised(text: str) -> str:
-    return _SPACES.sub(" ", text.strip(_STRIP).lower())
-
-
-def normalised_match(answer: str, expected: str) -> bool:
-    return _normalised(answer) == _normalised(expected)
+JUDGE_OVERHEAD_TOKENS = 250
 
 
 def agreement(candidate: str, baseline: str) -> float:
-    return 1.0 if normalised_match(candidate, baseline) else 0.0
-
-
-def _question(body: dict[str, Any]) -> str:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            return content if isinstance(content, str) else json.dumps(content)
-    return ""
+    return 1.0 if _EXACT.agree(candidate, baseline) else 0.0
 
 
 def judge_request(
-    body: dict[str, Any], baseline: str, candidate: str, *, logprobs: bool
+    prompt: JudgePrompt, messages: Any, baseline: str, candidate: str
 ) -> dict[str, Any]:
-    """A yes/no request asking a judge whether ``candidate`` is as good as ``baseline``;
-    with ``logprobs`` (a judge that reports them) its score is graded, else 1 or 0."""
-    request: dict[str, Any] = {
-        "messages": [
-            {
-                "role": "system",
-                "content": "You compare two answers to the same request. "
-                "Reply with one word: yes or no.",
-            },
-            {
-                "role": "user",
-                "content": f"Request:\n{_question(body)}\n\nBaseline answer:\n{baseline}\n\n"
-                f"Candidate answer:\n{candidate}\n\n"
-                "Is the candidate answer as correct and as complete as the baseline answer?",
-            },
-        ],
-        "max_tokens": JUDGE_OUTPUT_TOKENS,
+    """Asks a judge whether ``candidate`` is at least as good as ``baseline``."""
+    asked = question_text(messages if isinstance(messages, list) else [])
+    content = prompt.render(asked, candidate, Against.BASELINE, baseline)
+    return {
+        "messages": [{"role": "user", "content": content}],
         "temperature": 0,
+        "max_tokens": JUDGE_OUTPUT_TOKENS,
     }
-    if logprobs:
-        request |= {"logprobs": True, "top_logprobs": 5}
-    return request
 
 
-def judge_score(verdict: Completion) -> float:
-    return verifier_score(verdict)
+def judge_score(reply: str) -> tuple[float, dict[str, Any]]:
+    """The score and its evidence; raises ``GradingError`` for a reply that is no verdict."""
+    score, reason = parse_verdict(reply)
+    return score / MAX_SCORE, {"judge_score": score, "reason": reason}

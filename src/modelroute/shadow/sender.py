@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from modelroute.confidence import confidence, needs_logprobs
 from modelroute.engine.attempt import EngineDeps
 from modelroute.engine.execute import with_logprobs
+from modelroute.grading import GradingError, JudgePrompt
 from modelroute.outcomes import Outcome, OutcomeSource, prompt_hash
 from modelroute.planner import Decision
 from modelroute.policy.compiled import ConfidenceRule, Model, Policy, ShadowRule
@@ -60,6 +61,7 @@ class ShadowSettings:
     wall_clock: Callable[[], float] = time.time
     budget_share: float = 1.0
     metrics: ShadowMetrics | None = None
+    judge_prompt: JudgePrompt | None = None  # the grading judge's prompt file by default
 
 
 class OutcomeSink(Protocol):
@@ -134,6 +136,7 @@ class ShadowSender:
             name: DailyBudget(rule.max_usd_per_day * settings.budget_share, settings.wall_clock)
             for name, rule in self.rules.items()
         }
+        self.judge_prompt = settings.judge_prompt or JudgePrompt.default()
         self._rng = rng
         self._queue: asyncio.Queue[Job] = asyncio.Queue(settings.queue_size)
         self._workers: list[asyncio.Task[None]] = []
@@ -294,14 +297,17 @@ class ShadowSender:
         judge = job.rule.judge
         if judge is None:
             return Verdict(agreement(answer, job.answer))
-        capable = "logprobs" in self.policy.models[judge].capabilities
-        request = judge_request(job.body, job.answer, answer, logprobs=capable)
+        request = judge_request(self.judge_prompt, job.body.get("messages"), job.answer, answer)
         sent = await ask_directly(self.deps, self.policy, judge, request)
         self.metrics.spend(job.route, judge, sent.cost_usd)
         if sent.completion is None:
             return Verdict(None, sent.cost_usd, sent.failure)
+        try:
+            score, evidence = judge_score(sent.completion.content or "")
+        except GradingError:
+            return Verdict(None, sent.cost_usd, "verdict")
         detail = {"judge_version": sent.reported_model, "judge_cost_usd": sent.cost_usd}
-        return Verdict(judge_score(sent.completion), sent.cost_usd, None, detail)
+        return Verdict(score, sent.cost_usd, None, {**detail, **evidence})
 
     def _outcome(self, job: Job, name: str, sent: Sent, verdict: Verdict) -> Outcome:
         assert sent.completion is not None and verdict.score is not None
