@@ -105,7 +105,8 @@ def test_every_shadow_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_shadow_is_compiled_into_its_route(tmp_path: Path) -> None:
-    policy = load_policy(_with_shadow(tmp_path, GOOD))
+    path = _with_shadow(tmp_path, GOOD)
+    policy = load_policy(path)
     rule = policy.routes["ticket-triage"].shadow
     assert rule is not None
     assert (rule.models, rule.sample, rule.judge, rule.max_usd_per_day) == (
@@ -115,6 +116,11 @@ def test_a_shadow_is_compiled_into_its_route(tmp_path: Path) -> None:
         5.0,
     )
     assert rule.grader == "agreement"
+    shown = run_cli("check", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert "shadow: gpt-4o-mini on 5% of requests, by agreement, at most $5.00 a day" in (
+        shown.stdout
+    )
     judged = load_policy(_with_shadow(tmp_path, GOOD.replace("agreement", "gpt-4o")))
     judged_rule = judged.routes["ticket-triage"].shadow
     assert judged_rule is not None and judged_rule.grader == "judge:gpt-4o"

@@ -43,6 +43,7 @@ RUNNERS = {
     "readme:records": "test_records_block",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
+    "readme:shadow": "test_example_classify.py",
 }
 
 
