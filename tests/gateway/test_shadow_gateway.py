@@ -133,3 +133,16 @@ async def test_a_shadowed_route_stores_its_comparisons_and_counts_them(tmp_path:
     assert all(r is not None and r["final_model"] == "large" for r in records)
     assert {a["model"] for r in records if r is not None for a in r["attempts"]} == {"large"}
     assert samples["modelroute_requests_total"][("large", "extract", "ok")] == 40
+
+
+def test_each_gateway_worker_keeps_its_share_of_the_daily_budget(tmp_path: Path) -> None:
+    text = POLICY.replace("{sim}", "http://127.0.0.1:9/v1")
+    policy = load_policy_text(text, "shadow.yaml")
+    options = {"store_url": None, "spool_dir": str(tmp_path), "content": "off", "traces": "off"}
+    alone, _ = build_router(policy, **options)
+    one_of_four, _ = build_router(policy, **options, workers=4)
+    assert alone.shadows is not None and one_of_four.shadows is not None
+    assert alone.shadows.budgets["extract"].limit_usd == 1.0
+    assert one_of_four.shadows.budgets["extract"].limit_usd == 0.25
+    plain, _ = build_router(load_policy_text(text.split("    shadow:")[0]), **options)
+    assert plain.shadows is None
