@@ -1,8 +1,8 @@
 """Shadow comparisons on virtual time: a route served by ``live`` (or a cascade) and
-shadowed by ``cheap`` or ``tiny`` (and judged by ``judge`` where asked), the real router,
-engine and shadow worker over ``ScriptedProvider``. The wall clock the daily budget reads
-is the loop's, offset to a chosen moment, so a UTC midnight comes exactly when a test
-wants it."""
+shadowed by ``cheap``, ``tiny`` or ``plain`` (which reports no logprobs), judged by
+``judge`` where asked; the real router, engine and shadow worker over ``ScriptedProvider``.
+The wall clock the daily budget reads is the loop's, offset to a chosen moment, so a UTC
+midnight comes exactly when a test wants it."""
 
 from __future__ import annotations
 
@@ -30,15 +30,19 @@ MODEL = """
     allow_floating: true
     prices: {{input: {price}, output: {price}}}
     context_window: 8000
-    capabilities: [logprobs]
+    capabilities: [{caps}]
     latency: {{p50_ms: 20, p95_ms: 50}}"""
-PRICES = {"live": 10.0, "cheap": 1.0, "judge": 5.0, "tiny": 0.5}
+PRICES = {"live": 10.0, "cheap": 1.0, "judge": 5.0, "tiny": 0.5, "plain": 0.5}
+NO_LOGPROBS = {"plain"}
 
 
 def policy_text(shadow: str | None, strategy: str = "{kind: fixed, models: [live]}") -> str:
     """One route, ``chat``, with ``shadow`` as its shadow block (None: not shadowed).
     Attempts of 1 s within 10 s, two attempts per model on server errors."""
-    models = "".join(MODEL.format(name=n, price=p) for n, p in PRICES.items())
+    models = "".join(
+        MODEL.format(name=n, price=p, caps="" if n in NO_LOGPROBS else "logprobs")
+        for n, p in PRICES.items()
+    )
     block = "" if shadow is None else f"\n    shadow: {shadow}"
     return (
         "defaults:\n"

@@ -107,6 +107,18 @@ async def test_a_cascade_shadow_is_compared_by_label_and_keeps_its_confidence(
     assert all(c.body["logprobs"] is True and c.stream is False for c in tiny)
 
 
+async def test_a_shadow_model_without_logprobs_is_compared_without_a_confidence() -> None:
+    provider = ScriptedProvider({"cheap": Reply("billing", logprob=-0.01), "plain": Reply("bug")})
+    shadow = "{models: [plain], sample: 1, max_usd_per_day: 100}"
+    router = make_router(provider, shadow, strategy=CASCADE)
+    await ask(router, "my invoice")
+    await router.aclose()
+    [outcome] = outcomes(router)
+    assert outcome.score == 0.0 and outcome.confidences == {}  # no evidence, no figure
+    [plain] = [c for c in provider.calls if c.model == "plain"]
+    assert "logprobs" not in plain.body  # never asked for what it cannot give
+
+
 async def test_an_answer_the_client_never_read_is_not_shadowed() -> None:
     provider = ScriptedProvider({"cheap": Reply("billing", logprob=-0.01), "tiny": Reply("bug")})
     shadow = "{models: [tiny], sample: 1, max_usd_per_day: 100}"

@@ -311,10 +311,6 @@ class ShadowSender:
 
     def _outcome(self, job: Job, name: str, sent: Sent, verdict: Verdict) -> Outcome:
         assert sent.completion is not None and verdict.score is not None
-        confidences = {}
-        signal = job.signal
-        if signal is not None and signal.signal != "verifier":
-            confidences[signal.signal] = confidence(signal, sent.completion)
         detail = {"baseline_model": job.baseline_model, "baseline_version": job.baseline_version}
         return Outcome(
             source=OutcomeSource.SHADOW,
@@ -331,9 +327,21 @@ class ShadowSender:
             cost_usd=sent.cost_usd,
             latency_ms=sent.latency_ms,
             request_id=job.request_id,
-            confidences=confidences,
+            confidences=self._confidences(job, self.policy.models[name], sent),
             detail={**detail, **(verdict.detail or {})},
         )
+
+    @staticmethod
+    def _confidences(job: Job, model: Model, sent: Sent) -> dict[str, float]:
+        """The shadow answer's confidence under the route's signal, for calibration; none
+        when the model could not be asked for the logprobs it needs (or the signal is a
+        verifier, which takes a call of its own)."""
+        signal = job.signal
+        if signal is None or signal.signal == "verifier" or sent.completion is None:
+            return {}
+        if needs_logprobs(signal) and "logprobs" not in model.capabilities:
+            return {}
+        return {signal.signal: confidence(signal, sent.completion)}
 
     # -- closing --------------------------------------------------------------------------------
 
