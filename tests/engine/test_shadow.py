@@ -12,8 +12,9 @@ import pytest
 from scipy.stats import binomtest
 
 from modelroute.failures import FailureClass
-from modelroute.outcomes import OutcomeSource, prompt_hash
+from modelroute.outcomes import Outcome, OutcomeSource, prompt_hash
 from modelroute.router import Router
+from modelroute.shadow import MemoryOutcomes
 from modelroute.testing import Draw, Fail, Hang, Reply, ScriptedProvider, run_virtual
 
 from .shadow_support import Seen, ask, body, counted, make_router, outcomes
@@ -208,3 +209,15 @@ async def test_a_route_without_a_shadow_has_no_shadow_worker() -> None:
     assert router.shadows is None
     await ask(router)
     await router.aclose()
+
+
+async def test_outcomes_kept_in_memory_are_the_latest_each_once() -> None:
+    memory = MemoryOutcomes(capacity=2)
+    made = [
+        Outcome(OutcomeSource.SHADOW, "agreement", 1.0, "cheap", 0.0, request_id=f"r{i}")
+        for i in range(3)
+    ]
+    assert await memory.add_outcomes(made[:2]) == 2
+    assert await memory.add_outcomes(made[1:2]) == 0  # the same comparison, stored once
+    assert await memory.add_outcomes(made[2:]) == 1
+    assert [o.request_id for o in memory.outcomes] == ["r1", "r2"]

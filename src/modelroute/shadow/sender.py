@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,17 +72,25 @@ class OutcomeSink(Protocol):
 
 
 class MemoryOutcomes:
-    """Outcomes kept in memory (a router without a store), each id once."""
+    """Outcomes kept in memory (a router without a store), each id once: the latest
+    ``capacity`` of them, as a memory sink keeps the latest records."""
 
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.outcomes: deque[Outcome] = deque()
+        self.capacity = capacity
         self._ids: set[str] = set()
 
     async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
-        new = [o for o in outcomes if o.outcome_id not in self._ids]
-        self._ids.update(o.outcome_id for o in new)
-        self.outcomes.extend(new)
-        return len(new)
+        new = 0
+        for outcome in outcomes:
+            if outcome.outcome_id in self._ids:
+                continue
+            if len(self.outcomes) >= self.capacity:
+                self._ids.discard(self.outcomes.popleft().outcome_id)
+            self.outcomes.append(outcome)
+            self._ids.add(outcome.outcome_id)
+            new += 1
+        return new
 
 
 @dataclass(frozen=True, slots=True)
