@@ -147,7 +147,7 @@ def _settled(base: str, proc: subprocess.Popen[bytes]) -> dict[str, float]:
         m = _shadow_metrics(base)
         sent = m.get("modelroute_shadow_requests_total", 0.0)
         stored = m.get("modelroute_shadow_outcomes_total")
-        if sent and stored == sent and m.get("modelroute_shadow_queue_depth") == 0:
+        if sent and stored == sent and m.get("modelroute_shadow_pending") == 0:
             return m
         assert time.monotonic() < deadline, m
         time.sleep(0.1)

@@ -81,8 +81,8 @@ async def _scrape_until_settled(http: httpx.AsyncClient, url: str) -> Samples:
         samples = _samples((await http.get(f"{url}/metrics")).text)
         sent = samples.get("modelroute_shadow_requests_total", {})
         stored = samples.get("modelroute_shadow_outcomes_total", {})
-        depth = samples.get("modelroute_shadow_queue_depth", {}).get((), 0)
-        if sent and sent == stored and depth == 0:
+        pending = samples.get("modelroute_shadow_pending", {}).get((), 0)
+        if sent and sent == stored and pending == 0:
             return samples
         assert time.monotonic() < deadline, samples
         await asyncio.sleep(0.05)

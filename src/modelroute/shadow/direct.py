@@ -12,7 +12,7 @@ from modelroute.engine.walk import AllAttemptsFailed, Walk
 from modelroute.failures import Failure
 from modelroute.planner import Candidate, Estimate
 from modelroute.policy.compiled import Policy
-from modelroute.records.record import Attempt
+from modelroute.records.record import Attempt, AttemptResult
 from modelroute.types import Completion
 
 CIRCUIT_OPEN = "circuit_open"
@@ -31,6 +31,11 @@ class Sent:
     @property
     def cost_usd(self) -> float:
         return sum(a.cost_usd or 0.0 for a in self.attempts)
+
+    @property
+    def reached_upstream(self) -> bool:
+        """False when every attempt was skipped (the model's breaker is open)."""
+        return any(a.outcome != AttemptResult.SKIPPED for a in self.attempts)
 
     @property
     def reported_model(self) -> str | None:

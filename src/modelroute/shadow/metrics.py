@@ -8,14 +8,17 @@ worker (and, for a full queue, where a sampled request is offered):
 - ``modelroute_shadow_skipped_total{route,model,reason}``: sampled but not sent: ``budget``
   (the route's daily budget would be exceeded), ``queue_full`` (the worker's queue was full),
   ``context`` (the prompt and output estimate exceed the shadow model's context window),
+  ``circuit_open`` (the shadow model's own breaker is open: it failed too often lately),
   ``shutdown`` (still queued when the router closed). Requests not sampled are not counted;
 - ``modelroute_shadow_failures_total{route,model,failure}``: shadow calls that ended without a
-  comparison: the failure class of the call, ``judge_`` and the class when judging failed,
-  ``cancelled`` when the router closed first, ``store`` when the outcome could not be stored;
+  comparison: the failure class of the call, ``judge_`` and the class when judging failed
+  (``judge_verdict``: its reply was no verdict), ``cancelled`` when the router closed first,
+  ``store`` when the outcome could not be stored;
 - ``modelroute_shadow_cost_usd_total{route,model}``: shadow spend, ``model`` the model that
   spent it (a shadow model, or the judge);
 - ``modelroute_shadow_outcomes_total{route,model}``: comparisons stored as outcomes;
-- ``modelroute_shadow_queue_depth``: sampled requests waiting for the worker.
+- ``modelroute_shadow_pending``: sampled requests not compared yet (queued, or in progress):
+  0 once every comparison so far has ended in one of the counts above.
 
 Register them in the gateway's ``MetricsSink.registry`` to serve them with the rest; under
 several workers (prometheus multi-process mode) their values are shared like the others.
@@ -38,9 +41,9 @@ class ShadowMetrics:
         )
         self.cost = self._counter("cost_usd", "Shadow spend in US dollars by the model.")
         self.outcomes = self._counter("outcomes", "Shadow comparisons stored as outcomes.")
-        self.queue_depth = Gauge(
-            "modelroute_shadow_queue_depth",
-            "Sampled requests waiting for the shadow worker.",
+        self.pending = Gauge(
+            "modelroute_shadow_pending",
+            "Sampled requests not compared yet (queued or in progress).",
             registry=self.registry,
             multiprocess_mode="livesum",
         )

@@ -41,7 +41,7 @@ from modelroute.shadow.compare import (
     judge_request,
     judge_score,
 )
-from modelroute.shadow.direct import Sent, ask_directly
+from modelroute.shadow.direct import CIRCUIT_OPEN, Sent, ask_directly
 from modelroute.shadow.metrics import ShadowMetrics
 from modelroute.state.breakers import Breakers
 
@@ -205,7 +205,7 @@ class ShadowSender:
         except asyncio.QueueFull:
             self._skip_all(decision.route, rule, "queue_full")
             return
-        self.metrics.queue_depth.set(self._queue.qsize())
+        self.metrics.pending.inc()
         if not self._workers:
             loop = asyncio.get_running_loop()
             self._workers = [
@@ -223,13 +223,13 @@ class ShadowSender:
         queue = self._queue
         while True:
             job = await queue.get()
-            self.metrics.queue_depth.set(queue.qsize())
             try:
                 await self._run(job)
             except Exception:  # a bug here must never reach a client, nor stop the worker
                 log.exception("shadow comparison for request %s failed", job.request_id)
             finally:
                 queue.task_done()
+                self.metrics.pending.dec()
 
     async def _run(self, job: Job) -> None:
         found = [await self._shadow(job, name) for name in job.rule.models]
@@ -259,8 +259,11 @@ class ShadowSender:
             return None
         spent = 0.0
         try:
-            self.metrics.sent(job.route, name)
             sent = await ask_directly(self.deps, self.policy, name, self._body(job, model))
+            if not sent.reached_upstream:  # the shadow's own breaker is open
+                self.metrics.skip(job.route, name, CIRCUIT_OPEN)
+                return None
+            self.metrics.sent(job.route, name)
             spent = sent.cost_usd
             self.metrics.spend(job.route, name, spent)
             if sent.completion is None:
@@ -272,7 +275,8 @@ class ShadowSender:
                 self.metrics.fail(job.route, name, f"judge_{verdict.failure}")
                 return None
             return self._outcome(job, name, sent, verdict)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # closing, with this call out
+            self.metrics.sent(job.route, name)
             self.metrics.fail(job.route, name, "cancelled")
             raise
         finally:
@@ -369,7 +373,7 @@ class ShadowSender:
             job = self._queue.get_nowait()
             self._queue.task_done()
             self._skip_all(job.route, job.rule, "shutdown")
-        self.metrics.queue_depth.set(0)
+        self.metrics.pending.set(0)
 
 
 def _rules(policy: Policy) -> list[ShadowRule]:
