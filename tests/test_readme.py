@@ -46,6 +46,7 @@ RUNNERS = {
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
     "readme:calibrate": "calibration/test_cli_calibrate.py",
+    "readme:shadow": "test_example_classify.py",
 }
 
 
@@ -256,6 +257,8 @@ def test_outcomes_block(tmp_path: Path) -> None:
     [row] = json.loads(as_json.stdout)
     assert (row["task"], row["n"], row["sources"]) == ("qa", 412, ["eval"])
     assert "quality 0.90 ±0.03 (n=412, eval, small-v1-2024-08-06)" in explain.stdout
+
+
 def test_eval_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
     """The refused run sends nothing; the run prints the table the README shows (the same
     models, scores and sample sizes); the import and the comparison read the shared gsm8k."""

@@ -271,6 +271,7 @@ def serve(
     options: dict[str, Any] = {
         "store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces,
         "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
+        "workers": workers,  # each keeps its share of the daily shadow budgets
     }  # fmt: skip
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]

@@ -42,6 +42,12 @@ def render_check(policy: Policy) -> str:
             f"    {r.name}{aliases}: {r.strategy}/{r.objective} [{tiers}]{fallbacks}; "
             f"{_limits(r)}; on_infeasible={r.on_infeasible}"
         )
+        if r.shadow is not None:
+            s = r.shadow
+            lines.append(
+                f"      shadow: {', '.join(s.models)} on {s.sample * 100:g}% of requests, by "
+                f"{s.grader}, at most {usd(s.max_usd_per_day)} a day"
+            )
     if policy.default_route:
         lines.append(f"  default route: {policy.default_route}")
     return "\n".join(lines)

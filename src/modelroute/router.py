@@ -11,6 +11,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
+from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.rolling import RollingStats, Served, label_score, served
@@ -109,7 +111,11 @@ class Router:
       ``sinks``: every other place each record goes (metrics, traces);
     - ``clock``: monotonic seconds, read for every timing the engine and records keep; it
       must agree with the event loop's clock, which times deadlines and sleeps (under a
-      virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter.
+      virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter, and seeds
+      the shadow sampling;
+    - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
+      declare ``shadow:``; its comparisons go to ``store``, else to memory
+      (``router.shadows.outcomes``).
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class Router:
         api_keys: Mapping[str, str | None] | None = None,
         content: str = "truncated",
         store: Store | None = None,
+        shadow: ShadowSettings | None = None,
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
         quality_refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
@@ -158,6 +165,18 @@ class Router:
             clock=clock,
             rng=rng if rng is not None else random.Random(),
         )
+        self.shadows: ShadowSender | None = None
+        if shadowed(policy):
+            outcomes = store if store is not None else MemoryOutcomes()
+            self.shadows = ShadowSender.for_router(
+                policy,
+                self.providers,
+                self.deps.api_keys,
+                clock,
+                self.deps.rng,
+                outcomes,
+                shadow or ShadowSettings(),
+            )
         self.content = content
         self._token_counts = TokenCounts()
         self._ids = RequestIds()
@@ -264,6 +283,8 @@ class Router:
         completion = _client_view(execution.answer.completion, body)
         builder.finish(execution, completion)
         self.sink.submit(builder.record)
+        if self.shadows is not None:
+            self.shadows.offer(decision, body, completion.content, builder.record)
         return ChatResult(completion, builder.record, decision, builder.headers())
 
     async def stream(
@@ -286,6 +307,11 @@ class Router:
             builder.finish(execution, completion)
             self.sink.submit(builder.record)
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
+            if self.shadows is not None:
+                offer = partial(
+                    self.shadows.offer, decision, body, completion.content, builder.record
+                )
+                chunks = _then(chunks, offer)
             headers = builder.headers(execution.answer, execution.attempts)
             return ChatStream(chunks, builder.record, decision, headers)
         attempts = execution.attempts
@@ -293,6 +319,8 @@ class Router:
         def ended(end: StreamEnd) -> None:
             builder.finish_stream(end, execution)
             self.sink.submit(builder.record)
+            if self.shadows is not None and builder.record.status == RequestStatus.OK:
+                self.shadows.offer(decision, body, end.text, builder.record)
 
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted
         relay = Relay(self.deps, opened, idle, wants_usage, ended)
@@ -344,8 +372,11 @@ class Router:
         return {"state": "ok"}
 
     async def aclose(self) -> None:
-        """Drain the record sinks (nothing queued is lost), then close the providers (those
+        """Let queued shadow comparisons finish (for a bounded time), stop the quality refresh,
+        drain the record sinks (nothing queued is lost), then close the providers (those
         passed in too: the router owns what it serves with) and their connections."""
+        if self.shadows is not None:
+            await self.shadows.aclose()
         if self.measured is not None:
             await self.measured.close()
         for sink in self.sink.sinks:
@@ -428,6 +459,15 @@ async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:
         if await attempt():
             return True
     return False
+
+
+async def _then(
+    chunks: AsyncIterator[StreamChunk], done: Callable[[], None]
+) -> AsyncIterator[StreamChunk]:
+    """``chunks``, then ``done()`` once the last one was read."""
+    async for chunk in chunks:
+        yield chunk
+    done()
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

@@ -61,7 +61,7 @@ def route_of(policy: Policy, decision: Decision) -> Route:
     return policy.routes[decision.route]
 
 
-def _with_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+def with_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     top = body.get("top_logprobs")
     return {**body, "logprobs": True, "top_logprobs": max(5, top if isinstance(top, int) else 0)}
 
@@ -126,7 +126,7 @@ class Executor:
         rule = self.route.confidence
         if rule is None or len(tiers) < 2:
             return None
-        body = _with_logprobs(self.body) if needs_logprobs(rule) else self.body
+        body = with_logprobs(self.body) if needs_logprobs(rule) else self.body
         body = {**body, "stream": False}
         for index, tier in enumerate(tiers[:-1]):
             found = await self._tier(index, tier, self._caller(body))

@@ -27,6 +27,7 @@ from modelroute.policy.schema import (
     QualityCompare,
     QualitySettings,
     RouteSpec,
+    Shadow,
 )
 from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
@@ -246,7 +247,29 @@ class _Builder:
             quality_compare=(
                 (spec.quality and spec.quality.compare) or defaults.quality.compare
             ).value,
+            shadow=self.shadow(name, spec.shadow),
         )
+
+    def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
+        if spec is None:
+            return None
+        path: Path = ("routes", name, "shadow")
+        seen: set[str] = set()
+        for i, model in enumerate(spec.models):
+            self.check_ref((*path, "models", i), model)
+            if model in seen:
+                self.error((*path, "models", i), f"shadow model {model!r} is listed twice")
+            seen.add(model)
+        judge = None if spec.judge == "agreement" else spec.judge
+        if judge is not None and judge not in self.spec.models:
+            self.error(
+                (*path, "judge"),
+                f"shadow judge {judge!r} is neither 'agreement' nor a model of this policy",
+                _suggest(judge, [*self.spec.models, "agreement"])
+                or "judge: agreement (normalised exact match), or a model from models: "
+                + ", ".join(self.spec.models),
+            )
+        return c.ShadowRule(tuple(spec.models), spec.sample, judge, spec.max_usd_per_day)
 
     def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
         m = spec.match
@@ -320,8 +343,9 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
     if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
     for route in body["routes"].values():
-        if route["quality"] is None:
-            del route["quality"]
+        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+            if route[option] is None:
+                del route[option]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()

@@ -228,6 +228,16 @@ Strategy = Annotated[
 ]
 
 
+class Shadow(Strict):
+    """A share of a route's successful requests answered again, in the background, by other
+    models, each answer compared with the one the client got (see ``modelroute.shadow``)."""
+
+    models: Annotated[list[Name], Field(min_length=1)]
+    sample: Annotated[float, Field(gt=0, le=1)]  # the share of successful requests shadowed
+    judge: Name = "agreement"  # "agreement" (normalised exact match) or a model that judges
+    max_usd_per_day: NonNegFloat  # per UTC day, shadow calls and judging together
+
+
 class RouteSpec(Strict):
     aliases: list[Name] = []
     description: str | None = None
@@ -242,6 +252,7 @@ class RouteSpec(Strict):
     on_infeasible: OnInfeasible = OnInfeasible.REJECT
     hedge_after_ms: Annotated[float, Field(gt=0)] | None = None
     quality: RouteQuality | None = None
+    shadow: Shadow | None = None
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask
