@@ -285,7 +285,8 @@ class _Planner:
             return [], None
         offered = {c.model for c, _ in picked}
         self.rejections = [r for r in self.rejections if r.model not in offered]
-        return [Candidate(c.model, c.estimate, c.fallback, tuple(r)) for c, r in picked], action
+        # A circuit probe offered this way stays a probe: its waived circuit_open is kept.
+        return [c._replace(waived=(*c.waived, *r)) for c, r in picked], action
 
 
 def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:
