@@ -2,7 +2,8 @@
 
 Pass/fail scores (every score 0 or 1) get the Wilson score interval, which stays inside [0, 1]
 and behaves at small n and near 0 or 1. Graded scores get a seeded percentile bootstrap of the
-mean, so the same scores always give the same interval.
+mean, so the same scores always give the same interval; graded scores that are all equal (no
+spread to resample) get the Wilson interval of their mean, the widest a [0, 1] score allows.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def estimate(scores: Sequence[float], confidence: float = 0.95) -> Interval:
         ci = stats.binomtest(int(values.sum()), n).proportion_ci(confidence, method="wilson")
         return Interval(mean, float(ci.low), float(ci.high), n, confidence, "wilson")
     if n == 1 or float(values.min()) == float(values.max()):
-        # no spread to resample: the bootstrap is degenerate, say so with a zero-width interval
-        return Interval(mean, mean, mean, n, confidence, "bootstrap")
+        # No spread to resample: a bootstrap would claim certainty. A score in [0, 1] with mean
+        # p varies at most as a pass/fail score does, so Wilson's interval for the same mean
+        # bounds it (never narrower than the evidence allows).
+        ci = stats.binomtest(round(mean * n), n).proportion_ci(confidence, method="wilson")
+        return Interval(mean, float(ci.low), float(ci.high), n, confidence, "wilson")
     result = stats.bootstrap(
         (values,),
         np.mean,
