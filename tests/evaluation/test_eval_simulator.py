@@ -195,7 +195,8 @@ async def test_judged_answers_and_unreadable_verdicts(tmp_path: Path) -> None:
     report = result.json()
     small = _row(report, "small")
     assert small["n"] == SMALL_CORRECT and small["mean"] == pytest.approx(0.8)
-    assert small["interval"] == "bootstrap" and small["ungraded"] == PROMPTS - SMALL_CORRECT
+    # all judged 0.8: no spread to resample, so the Wilson interval of the mean, not a point
+    assert small["interval"] == "wilson" and small["ungraded"] == PROMPTS - SMALL_CORRECT
     assert report["summary"]["ungraded"] == PROMPTS - SMALL_CORRECT
     assert "not one JSON object" in report["summary"]["examples"]["ungraded"][0]
     stored = await _stored(tmp_path / "e.db", "judged@qa")
