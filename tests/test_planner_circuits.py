@@ -152,3 +152,24 @@ def test_a_probe_below_min_quality_is_dropped_when_its_cascade_tier_becomes_fina
         ("early", Reason.BELOW_MIN_QUALITY),
         ("late", Reason.CONTEXT_TOO_SMALL),
     }
+
+
+def test_a_probe_offered_by_on_infeasible_is_still_a_probe() -> None:
+    """A cascade's only model left is open and of unknown quality: the ejection cap keeps it
+    as a probe, min_quality then rules it out, and on_infeasible offers it back. It must
+    still say its circuit is open, so the engine sends it as the breaker's one probe."""
+    models = {"a": model(caps=["logprobs"]), "b": model(ctx=500)}
+    route = {
+        "strategy": {
+            "kind": "cascade",
+            "tiers": [["a"], ["b"]],
+            "confidence": {"signal": "logprobs", "threshold": 0.8},
+        },
+        "constraints": {"min_quality": 0.5},
+        "on_infeasible": "cheapest",
+    }
+    policy = load_policy_dict({"models": models, "routes": {"r": route}})
+    d = plan(_ctx(), policy, _open("a"))
+    assert d.relaxed == "cheapest" and _probes(d) == ["a"]
+    [offered] = [c for tier in d.tiers for c in tier]
+    assert {w.reason for w in offered.waived} == {Reason.CIRCUIT_OPEN, Reason.QUALITY_UNKNOWN}

@@ -218,3 +218,23 @@ def test_alias_may_not_shadow_a_model() -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_text(text, "p.yaml")
     assert any("alias 'gpt-4o' is also a model name" in p.message for p in info.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("validator", "message"),
+    [
+        ("xml", "unknown validator 'xml'"),
+        ('"regex:[A-Z"', "the validator's pattern does not compile"),
+    ],
+)
+def test_a_validator_no_answer_could_pass_is_an_error(
+    tmp_path: Path, validator: str, message: str
+) -> None:
+    path = _variant(
+        tmp_path,
+        "        signal: label_probability\n        labels: [billing, bug, account, other]",
+        f"        signal: validator\n        validator: {validator}",
+    )
+    problems = _problems(path)
+    line = _line_of(path, "validator: ")
+    assert [p for p in problems if message in p and p.startswith(f"{path}:{line}:")], problems

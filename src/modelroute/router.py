@@ -11,6 +11,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,8 @@ from modelroute.engine import (
 )
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.features import TokenCounts, request_context
-from modelroute.feedback import TRUSTED, Caller, FeedbackResult
+from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
+from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
@@ -37,9 +39,10 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
+from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
-from modelroute.state.rolling import RollingStats, Served, label_score
+from modelroute.state.rolling import RollingStats, Served, label_score, served
 from modelroute.types import Completion, StreamChunk
 
 if TYPE_CHECKING:
@@ -101,12 +104,18 @@ class Router:
     - ``circuits``: the circuit breakers' state (``state/circuits.py``); in-process
       ``Breakers`` by default;
     - ``stats``: the measured statistics the planner reads (a callable returning a
-      ``StatsSnapshot``); by default the router's own rolling window over its records;
+      ``StatsSnapshot``); by default the router's own rolling window over its records, and
+      with a ``store``, that window with quality measured from the store's outcomes
+      (``outcomes/measured.py``), refreshed every ``quality_refresh_s`` seconds;
     - ``sink``: where records are kept (a store's writer, or memory, the default), and
       ``sinks``: every other place each record goes (metrics, traces);
     - ``clock``: monotonic seconds, read for every timing the engine and records keep; it
       must agree with the event loop's clock, which times deadlines and sleeps (under a
-      virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter.
+      virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter, and seeds
+      the shadow sampling;
+    - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
+      declare ``shadow:``; its comparisons go to ``store``, else to memory
+      (``router.shadows.outcomes``).
     """
 
     def __init__(
@@ -123,7 +132,9 @@ class Router:
         api_keys: Mapping[str, str | None] | None = None,
         content: str = "truncated",
         store: Store | None = None,
+        shadow: ShadowSettings | None = None,
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
+        quality_refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
         self.policy = policy
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
@@ -132,6 +143,11 @@ class Router:
         self.rolling = RollingStats(clock=clock)
         self.sink = FanOut(self.records, self.rolling, *sinks, *extra_sinks)
         self.store = store
+        self.measured: MeasuredQuality | None = None
+        if stats is None and store is not None:
+            stats = self.measured = MeasuredQuality(
+                store, self.rolling.snapshot, interval_s=quality_refresh_s, models=policy.models
+            )
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
         self.breakers: CircuitState = (
@@ -149,6 +165,18 @@ class Router:
             clock=clock,
             rng=rng if rng is not None else random.Random(),
         )
+        self.shadows: ShadowSender | None = None
+        if shadowed(policy):
+            outcomes = store if store is not None else MemoryOutcomes()
+            self.shadows = ShadowSender.for_router(
+                policy,
+                self.providers,
+                self.deps.api_keys,
+                clock,
+                self.deps.rng,
+                outcomes,
+                shadow or ShadowSettings(),
+            )
         self.content = content
         self._token_counts = TokenCounts()
         self._ids = RequestIds()
@@ -255,6 +283,8 @@ class Router:
         completion = _client_view(execution.answer.completion, body)
         builder.finish(execution, completion)
         self.sink.submit(builder.record)
+        if self.shadows is not None:
+            self.shadows.offer(decision, body, completion.content, builder.record)
         return ChatResult(completion, builder.record, decision, builder.headers())
 
     async def stream(
@@ -277,6 +307,11 @@ class Router:
             builder.finish(execution, completion)
             self.sink.submit(builder.record)
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
+            if self.shadows is not None:
+                offer = partial(
+                    self.shadows.offer, decision, body, completion.content, builder.record
+                )
+                chunks = _then(chunks, offer)
             headers = builder.headers(execution.answer, execution.attempts)
             return ChatStream(chunks, builder.record, decision, headers)
         attempts = execution.attempts
@@ -284,6 +319,8 @@ class Router:
         def ended(end: StreamEnd) -> None:
             builder.finish_stream(end, execution)
             self.sink.submit(builder.record)
+            if self.shadows is not None and builder.record.status == RequestStatus.OK:
+                self.shadows.offer(decision, body, end.text, builder.record)
 
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted
         relay = Relay(self.deps, opened, idle, wants_usage, ended)
@@ -325,6 +362,8 @@ class Router:
             start = getattr(sink, "start", None)
             if start is not None:
                 await start()
+        if self.measured is not None:  # the store is open (or being retried) by now
+            await self.measured.start()
 
     def records_health(self) -> dict[str, Any]:
         """Whether records reach their store (``/readyz``); records kept in memory always do."""
@@ -333,8 +372,13 @@ class Router:
         return {"state": "ok"}
 
     async def aclose(self) -> None:
-        """Drain the record sinks (nothing queued is lost), then close the providers (those
+        """Let queued shadow comparisons finish (for a bounded time), stop the quality refresh,
+        drain the record sinks (nothing queued is lost), then close the providers (those
         passed in too: the router owns what it serves with) and their connections."""
+        if self.shadows is not None:
+            await self.shadows.aclose()
+        if self.measured is not None:
+            await self.measured.close()
         for sink in self.sink.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
@@ -357,7 +401,10 @@ class Router:
     ) -> FeedbackResult:
         """Join a quality signal to a request, replacing any earlier one: a request counts
         once in measured quality however often it is rated. Unless ``caller`` is trusted, it
-        must be the caller that made the request (see ``modelroute.feedback``)."""
+        must be the caller that made the request (see ``modelroute.feedback``). With a
+        store, a score (or a known label) is also stored as an outcome of the request."""
+        if score is not None and not 0.0 <= score <= 1.0:
+            raise ValueError(f"a feedback score must be in [0, 1], got {score}")
         served = self.rolling.served(request_id)
         local = served is not None
         if served is None:
@@ -367,6 +414,7 @@ class Router:
         refused = caller.refusal(served.client_key_id)
         if refused is not None:
             return refused
+        value = score if score is not None else label_score(label)
         store = self.store
         if store is not None:
             # A request served here may still be on its way to the store: wait up to 2 s.
@@ -374,8 +422,12 @@ class Router:
             stored = await _retry(lambda: store.add_feedback(*fields), 20 if local else 1)
             if not stored and not local:
                 return FeedbackResult.UNKNOWN_REQUEST
+            if value is not None and served.model is not None:
+                # the rating counts in measured quality like any other outcome; a later one
+                # for the same request replaces it
+                rated = feedback_outcome(request_id, served, value, source, time.time())
+                await store.add_outcomes([rated], replace=True)
         if served.route is not None and served.model is not None:
-            value = score if score is not None else label_score(label)
             self.rolling.add_quality(served.route, served.model, request_id, value)
         return FeedbackResult.STORED
 
@@ -386,11 +438,12 @@ class Router:
             stored = await self.store.get(request_id)
             if stored is None:
                 return None
-            return Served(stored["route"], stored["final_model"], stored["client_key_id"])
+            return Served(
+                stored["route"], stored["final_model"], stored["client_key_id"], stored["task"],
+                stored["final_reported_model"], stored["cost_usd"], stored["latency_ms"],
+            )  # fmt: skip
         found = self.records.find(request_id) if isinstance(self.records, MemorySink) else None
-        return (
-            None if found is None else Served(found.route, found.final_model, found.client_key_id)
-        )
+        return None if found is None else served(found)
 
     def close(self) -> None:
         if self._runner is not None:
@@ -406,6 +459,15 @@ async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:
         if await attempt():
             return True
     return False
+
+
+async def _then(
+    chunks: AsyncIterator[StreamChunk], done: Callable[[], None]
+) -> AsyncIterator[StreamChunk]:
+    """``chunks``, then ``done()`` once the last one was read."""
+    async for chunk in chunks:
+        yield chunk
+    done()
 
 
 def _client_view(completion: Completion, body: dict[str, Any]) -> Completion:

@@ -154,16 +154,21 @@ def build_router(
     spool_dir: str,
     content: str,
     traces: str,
+    quality_refresh_s: float = 60.0,
+    workers: int = 1,
     stats: StatsSource | None = None,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
-    and traces when asked for; ``stats``: what the planner reads instead of the router's
-    rolling window (benchmarks that must keep one decision)."""
+    and traces when asked for; with a store, quality measured from its outcomes, reloaded
+    every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
+    share of each route's daily shadow budget. ``stats``: what the planner reads instead
+    (benchmarks that must keep one decision)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
+    from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
 
     store = open_store(store_url) if store_url else None
     records: RecordSink
@@ -180,7 +185,19 @@ def build_router(
         from modelroute.records.tracing import TracingSink, tracing_from_settings
 
         extra.append(TracingSink(tracing_from_settings(traces)))
-    router = Router(policy, sink=records, sinks=extra, store=store, content=content, stats=stats)
+    shadow = None
+    if shadowed(policy):
+        shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
+    router = Router(
+        policy,
+        sink=records,
+        sinks=extra,
+        store=store,
+        content=content,
+        shadow=shadow,
+        quality_refresh_s=quality_refresh_s,
+        stats=stats,
+    )
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s",

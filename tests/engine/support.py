@@ -72,9 +72,10 @@ routes:
 """
 
 
-def policy_text(defaults: str = "") -> str:
+def policy_text(defaults: str = "", routes: str = ROUTES) -> str:
     """Attempts of 1 s within 10 s, three attempts per model, backoff 100-400 ms (jittered),
-    and whatever ``defaults`` adds (e.g. a ``circuit_breaker:`` line)."""
+    and whatever ``defaults`` adds (e.g. a ``circuit_breaker:`` line); ``routes``: the
+    ``routes:`` block (the matrix's by default)."""
     models = "".join(MODEL.format(name=n, window=w) for n, w in WINDOWS.items())
     return (
         "version: engine-matrix\n"
@@ -82,14 +83,16 @@ def policy_text(defaults: str = "") -> str:
         "  timeouts: {attempt_ms: 1000, total_ms: 10000}\n"
         "  retries: {max_attempts: 3, backoff_ms: 100, max_backoff_ms: 400}\n"
         f"{defaults}"
-        f"models:{models}\n{ROUTES}"
+        f"models:{models}\n{routes}"
     )
 
 
-def make_router(provider: ScriptedProvider, defaults: str = "", **kwargs: Any) -> Router:
+def make_router(
+    provider: ScriptedProvider, defaults: str = "", routes: str = ROUTES, **kwargs: Any
+) -> Router:
     loop = asyncio.get_running_loop()
     return Router(
-        load_policy_text(policy_text(defaults), "engine-matrix.yaml"),
+        load_policy_text(policy_text(defaults, routes), "engine-matrix.yaml"),
         providers={"openai": provider},
         clock=loop.time,
         rng=random.Random(SEED),

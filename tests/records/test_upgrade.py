@@ -149,7 +149,9 @@ async def test_a_version_3_store_upgrades_in_place(store_target: Path | str) -> 
         assert await store.get(new.request_id) == {**new.to_dict(), "feedback": []}
         assert await store.add_feedback(records[1].request_id, 0.5)
         assert not await store.add_feedback("no-such-request", 0.5)
-        assert await tables(store) == {"feedback", "planner_stats", "requests", "schema_migrations"}
+        assert await tables(store) == {
+            "feedback", "outcomes", "planner_stats", "requests", "schema_migrations",
+        }  # fmt: skip
     finally:
         await store.close()
 

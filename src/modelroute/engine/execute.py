@@ -2,8 +2,13 @@
 
 A tier is walked candidate by candidate (``walk.py``). In a cascade, an answer from a tier
 before the last is scored by the route's confidence signal; below the threshold the request
-escalates to the next tier. If every later tier fails, the best low-confidence answer is
-returned rather than an error: an answer the policy doubted beats none.
+escalates to the next tier. If every later tier fails (the deadline passing or a failure
+that ends the walk at once included), the most confident of the doubted answers is returned
+rather than an error: an answer the policy doubted beats none. Its attempt stays
+``low_confidence`` and its message says it answered.
+
+A verifier is called like any upstream: within one attempt's time, and not while its
+breaker is open; no verdict scores 0 (when in doubt, escalate).
 
 Streaming uses the same walk. A streamed request commits to the client at its first content
 byte; before that every failure can fall back. Early cascade tiers are asked without
@@ -24,6 +29,9 @@ from modelroute.planner.decision import Candidate, Decision
 from modelroute.policy.compiled import ConfidenceRule, Model, Policy, Route
 from modelroute.records.record import Attempt, AttemptResult
 from modelroute.types import Completion
+
+VERIFIER_TIER = -1  # a verifier's attempts are recorded outside the route's tiers
+KEPT_DOUBTED = "below the confidence threshold; answered because every later tier failed"
 
 
 @dataclass(slots=True)
@@ -53,7 +61,7 @@ def route_of(policy: Policy, decision: Decision) -> Route:
     return policy.routes[decision.route]
 
 
-def _with_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+def with_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     top = body.get("top_logprobs")
     return {**body, "logprobs": True, "top_logprobs": max(5, top if isinstance(top, int) else 0)}
 
@@ -102,12 +110,13 @@ class Executor:
             return confidence(rule, completion)
         assert rule.verifier is not None
         verifier = self.walk.policy.models[rule.verifier]
-        attempt = self.walk.new_attempt(verifier, -1)
+        if not self.walk.allowed(verifier, VERIFIER_TIER):
+            return 0.0  # its circuit is open (the skip is recorded): no verdict
+        attempt = self.walk.new_attempt(verifier, VERIFIER_TIER)
         attempt.message = "verifier"
-        left = max(self.walk.remaining(), 0.001)
-        verdict, _ = await call(
-            self.deps, verifier_prompt(self.body, completion.content or ""), verifier, attempt, left
-        )
+        timeout = min(self.route.timeouts.attempt_ms / 1000, max(self.walk.remaining(), 0.001))
+        prompt = verifier_prompt(self.body, completion.content or "")
+        verdict, _ = await call(self.deps, prompt, verifier, attempt, timeout)
         return 0.0 if verdict is None else verifier_score(verdict)
 
     async def early_tiers(self) -> Answer | None:
@@ -117,7 +126,7 @@ class Executor:
         rule = self.route.confidence
         if rule is None or len(tiers) < 2:
             return None
-        body = _with_logprobs(self.body) if needs_logprobs(rule) else self.body
+        body = with_logprobs(self.body) if needs_logprobs(rule) else self.body
         body = {**body, "stream": False}
         for index, tier in enumerate(tiers[:-1]):
             found = await self._tier(index, tier, self._caller(body))
@@ -159,32 +168,42 @@ class Executor:
         except AllAttemptsFailed as err:
             return Execution(self.attempts, escalations=self.escalations, failure=err.failure)
 
+    def _doubted_or(self, failed: AllAttemptsFailed) -> Answer:
+        """Every tier after the doubted answers failed: the most confident of them answers."""
+        if self.doubted is None:
+            raise failed
+        self.doubted.attempt.message = KEPT_DOUBTED
+        return self.doubted
+
     async def _complete(self) -> Answer:
-        accepted = await self.early_tiers() if self._cascades else None
-        if accepted is not None:
-            return accepted
-        tiers = self.decision.tiers
-        last = len(tiers) - 1
-        found = await self._tier(last, tiers[last], self._caller(self.body)) if tiers else None
-        if found is not None:
-            completion, model, attempt = found
-            return Answer(completion, model, attempt, None)
-        if self.doubted is not None:
-            return self.doubted
-        raise self.walk.fail()
+        try:
+            accepted = await self.early_tiers() if self._cascades else None
+            if accepted is not None:
+                return accepted
+            tiers = self.decision.tiers
+            last = len(tiers) - 1
+            caller = self._caller(self.body)
+            found = await self._tier(last, tiers[last], caller) if tiers else None
+            if found is None:
+                raise self.walk.fail()
+        except AllAttemptsFailed as failed:
+            return self._doubted_or(failed)
+        completion, model, attempt = found
+        return Answer(completion, model, attempt, None)
 
     async def _stream(self) -> OpenStream | Answer:
         """An open stream from the last tier, or an accepted early-tier answer to replay."""
-        accepted = await self.early_tiers() if self._cascades else None
-        if accepted is not None:
-            return accepted
-        tiers = self.decision.tiers
-        last = len(tiers) - 1
-        once: TryOnce[OpenStream] = partial(open_stream, self.deps, self.body)
-        found = await self._tier(last, tiers[last], once, OpenStream.aclose) if tiers else None
-        if found is not None:
-            opened: OpenStream = found[0]
-            return opened
-        if self.doubted is not None:
-            return self.doubted
-        raise self.walk.fail()
+        try:
+            accepted = await self.early_tiers() if self._cascades else None
+            if accepted is not None:
+                return accepted
+            tiers = self.decision.tiers
+            last = len(tiers) - 1
+            once: TryOnce[OpenStream] = partial(open_stream, self.deps, self.body)
+            found = await self._tier(last, tiers[last], once, OpenStream.aclose) if tiers else None
+            if found is None:
+                raise self.walk.fail()
+        except AllAttemptsFailed as failed:
+            return self._doubted_or(failed)
+        opened: OpenStream = found[0]
+        return opened

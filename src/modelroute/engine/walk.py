@@ -87,7 +87,7 @@ class Walk(Generic[T]):
         attempt = self.new_attempt(model, tier)
         attempt.outcome, attempt.message = AttemptResult.SKIPPED, why
 
-    def _allowed(
+    def allowed(
         self, model: Model, tier: int, *, probe: bool = False, waited: bool = False
     ) -> bool:
         """Whether the breaker lets a call to ``model`` out; a refusal is recorded as a skip."""
@@ -108,7 +108,7 @@ class Walk(Generic[T]):
             if model.context_window <= larger_than:
                 self._skip(model, tier, "context window not larger than one that overflowed")
                 continue
-            if not self._allowed(model, tier, probe=candidate.probe):
+            if not self.allowed(model, tier, probe=candidate.probe):
                 continue
             found = await self._model(tier, model, try_once)
             if found is not None:
@@ -149,7 +149,7 @@ class Walk(Generic[T]):
             if wait >= self.remaining():
                 return None  # fall back now rather than sleep past the deadline
             await self.deps.sleep(wait)
-            if not self._allowed(model, tier, waited=failure.retry_after_s is not None):
+            if not self.allowed(model, tier, waited=failure.retry_after_s is not None):
                 return None
         return None
 
@@ -184,10 +184,10 @@ class Walk(Generic[T]):
             model = partner.pop()
             if overflowed is not None and model.context_window <= overflowed.context_window:
                 self._skip(model, tier, "context window not larger than one that overflowed")
-            elif self._allowed(model, tier, probe=probes[model.name]):
+            elif self.allowed(model, tier, probe=probes[model.name]):
                 launch(model)
 
-        if self._allowed(models[0], tier, probe=probes[models[0].name]):
+        if self.allowed(models[0], tier, probe=probes[models[0].name]):
             launch(models[0])
             done, _ = await asyncio.wait(tasks, timeout=self.route.hedge_after_ms / 1000)
             if not done:

@@ -23,6 +23,9 @@ class Terms(NamedTuple):
     max_latency_ms: float | None
     min_quality: float | None
     min_quality_samples: int  # rated requests before a measured quality replaces the prior
+    # "mean": the estimate's quality must clear min_quality; "lower_bound": the lower bound
+    # of its interval must (a figure without an interval, such as a prior, by its value)
+    quality_compare: str = "mean"
 
 
 Check = Callable[[Model, Estimate, Terms], Rejection | None]
@@ -73,6 +76,14 @@ def within_latency(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     return None
 
 
+def compared_quality(est: Estimate, compare: str) -> float | None:
+    """The figure min_quality is compared with: the estimate's quality, or under
+    ``lower_bound`` the lower bound of its interval when it has one."""
+    if compare == "lower_bound" and est.quality_low is not None:
+        return est.quality_low
+    return est.quality
+
+
 # Read once: an enum member looked up on its class costs about as much as building a tuple,
 # and building a named tuple through its own __new__ costs a Python call.
 _new = tuple.__new__
@@ -93,8 +104,13 @@ def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     quality = est.quality
     if quality is None:
         return _new(Rejection, (model.name, _QUALITY_UNKNOWN, None, bar, None))
-    if quality < bar:
-        return _new(Rejection, (model.name, _BELOW_MIN_QUALITY, quality, bar, est.quality_source))
+    value = compared_quality(est, t.quality_compare)
+    assert value is not None
+    if value < bar:
+        detail = est.quality_source
+        if t.quality_compare == "lower_bound" and est.quality_low is not None:
+            detail = f"{detail} lower bound; mean {quality:.3f}, n={est.quality_samples}"
+        return _new(Rejection, (model.name, _BELOW_MIN_QUALITY, value, bar, detail))
     return None
 
 

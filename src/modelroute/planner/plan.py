@@ -12,7 +12,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
-from modelroute.planner.constraints import Terms, meets_quality, unmet
+from modelroute.planner.constraints import Terms, compared_quality, meets_quality, unmet
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import (
     FEASIBILITY,
@@ -73,6 +73,7 @@ def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) 
 # A named tuple's own __new__ is a Python function; building through tuple.__new__ skips that
 # frame (the planner builds one Estimate and one Candidate per candidate, per request).
 _tuple = tuple.__new__
+_NO_INTERVAL = (None, None, None, None)  # quality_low, quality_high, quality_sources, _version
 
 
 def _measured(
@@ -96,10 +97,16 @@ def _measured(
         latency = model.latency_p95_ms
     quality = None if measured is None else measured.quality
     rated = 0 if measured is None or quality is None else measured.quality_samples
-    if quality is not None and rated >= min_rated:
-        return _tuple(Estimate, (cost, latency, latency_source, quality, "measured", rated))
+    if measured is not None and quality is not None and rated >= min_rated:
+        return _tuple(
+            Estimate,
+            (
+                cost, latency, latency_source, quality, "measured", rated, measured.quality_low,
+                measured.quality_high, measured.quality_sources, measured.quality_version,
+            ),
+        )  # fmt: skip
     source = "unknown" if prior is None else "prior"
-    return _tuple(Estimate, (cost, latency, latency_source, prior, source, rated))
+    return _tuple(Estimate, (cost, latency, latency_source, prior, source, rated, *_NO_INTERVAL))
 
 
 OrderKey = Callable[[Candidate], tuple[float, float, str]]
@@ -175,6 +182,13 @@ def _passes(model: Model, est: Estimate, t: Terms) -> bool:
     )
 
 
+def _clears(est: Estimate, min_quality: float, compare: str) -> bool:
+    """Does the estimate clear min_quality (``constraints.meets_quality`` without building a
+    rejection)?"""
+    value = compared_quality(est, compare)
+    return value is not None and value >= min_quality
+
+
 class _Planner:
     """One planning pass; holds the per-request terms so helpers stay small."""
 
@@ -221,6 +235,8 @@ class _Planner:
         need, asked, needs, shut = prompt + output, t.explicit_max_tokens, t.needs, t.open_circuits
         max_cost, max_latency, min_q = t.max_cost_usd, t.max_latency_ms, t.min_quality
         min_rated, by_route, by_model = t.min_quality_samples, stats.by_route, stats.by_model
+        compare = t.quality_compare
+        by_mean = compare != "lower_bound"  # then compared_quality is the estimate's quality
         cooling: list[tuple[int, Model, Candidate]] = []
         for tier, model, fallback, binds, prior, key in self.route.entries:
             name, prices = model.name, model.prices
@@ -229,7 +245,8 @@ class _Planner:
                 est = _measured(model, cost, prior, key, min_rated, by_route, by_model)
             else:  # priors only: what _measured gives when nothing was measured
                 source = "unknown" if prior is None else "prior"
-                est = _tuple(Estimate, (cost, model.latency_p95_ms, "prior", prior, source, 0))
+                figures = (cost, model.latency_p95_ms, "prior", prior, source, 0, *_NO_INTERVAL)
+                est = _tuple(Estimate, figures)
             cap = model.max_output_tokens
             if (
                 need <= model.context_window
@@ -239,7 +256,7 @@ class _Planner:
                 and (max_cost is None or cost <= max_cost)
                 and (max_latency is None or est[1] <= max_latency)  # latency_ms
             ):
-                quality = est[3]
+                quality = est[3] if by_mean else compared_quality(est, compare)
                 candidate = _tuple(Candidate, (name, est, fallback, ()))
                 if min_q is None or (quality is not None and quality >= min_q):
                     passing[tier].append(candidate)
@@ -261,7 +278,7 @@ class _Planner:
         min_q = t.min_quality
         if not quality_binds or min_q is None:
             return True
-        return est.quality is not None and est.quality >= min_q
+        return _clears(est, min_q, t.quality_compare)
 
     def keep_probes(
         self,
@@ -359,9 +376,8 @@ class _Planner:
             return [], None
         offered = {c.model for c, _ in picked}
         self.rejections = [r for r in self.rejections if r.model not in offered]
-        # A probe (kept although its circuit is open) stays one: its waiver comes along.
-        offers = [Candidate(c.model, c.estimate, c.fallback, (*c.waived, *r)) for c, r in picked]
-        return offers, action
+        # A circuit probe offered this way stays a probe: its waived circuit_open is kept.
+        return [c._replace(waived=(*c.waived, *r)) for c, r in picked], action
 
 
 def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:
@@ -379,6 +395,7 @@ def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Ter
         max_latency_ms=_tighter_max(route.max_latency_ms, lim.max_latency_ms),
         min_quality=_tighter_min(route.min_quality, lim.min_quality),
         min_quality_samples=route.min_quality_samples,
+        quality_compare=route.quality_compare,
     )
     return terms, notes
 

@@ -24,8 +24,10 @@ from modelroute.policy.schema import (
     ModelSpec,
     Objective,
     PolicySpec,
+    QualityCompare,
     QualitySettings,
     RouteSpec,
+    Shadow,
 )
 from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
@@ -168,6 +170,8 @@ class _Builder:
             )
         if conf.signal.value == "validator" and conf.validator is None:
             self.error(path, "confidence signal 'validator' needs 'validator: json|regex:...'")
+        elif conf.signal.value == "validator" and conf.validator is not None:
+            self.check_validator((*path, "validator"), conf.validator)
         if conf.signal.value in ("logprobs", "label_probability"):
             for t, tier in enumerate(strategy.tiers[:-1]):
                 for i, model in enumerate(tier):
@@ -180,6 +184,22 @@ class _Builder:
                             f"add 'logprobs' to {model}'s capabilities if it has them, "
                             "or use a validator or verifier signal",
                         )
+
+    def check_validator(self, path: Path, validator: str) -> None:
+        """A validator nobody can pass would escalate every answer without a word."""
+        if validator == "json":
+            return
+        if not validator.startswith("regex:"):
+            self.error(
+                path,
+                f"unknown validator {validator!r}",
+                "use 'json' or 'regex:PATTERN' (the whole answer must match)",
+            )
+            return
+        try:
+            re.compile(validator[len("regex:") :])
+        except re.error as exc:
+            self.error(path, f"the validator's pattern does not compile: {exc}")
 
     def route(self, name: str, spec: RouteSpec, models: dict[str, c.Model]) -> c.Route:
         tiers = self.tiers(name, spec)
@@ -224,7 +244,32 @@ class _Builder:
             entries=c.route_entries(
                 name, tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
             ),
+            quality_compare=(
+                (spec.quality and spec.quality.compare) or defaults.quality.compare
+            ).value,
+            shadow=self.shadow(name, spec.shadow),
         )
+
+    def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
+        if spec is None:
+            return None
+        path: Path = ("routes", name, "shadow")
+        seen: set[str] = set()
+        for i, model in enumerate(spec.models):
+            self.check_ref((*path, "models", i), model)
+            if model in seen:
+                self.error((*path, "models", i), f"shadow model {model!r} is listed twice")
+            seen.add(model)
+        judge = None if spec.judge == "agreement" else spec.judge
+        if judge is not None and judge not in self.spec.models:
+            self.error(
+                (*path, "judge"),
+                f"shadow judge {judge!r} is neither 'agreement' nor a model of this policy",
+                _suggest(judge, [*self.spec.models, "agreement"])
+                or "judge: agreement (normalised exact match), or a model from models: "
+                + ", ".join(self.spec.models),
+            )
+        return c.ShadowRule(tuple(spec.models), spec.sample, judge, spec.max_usd_per_day)
 
     def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
         m = spec.match
@@ -293,8 +338,14 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
         for option in ("drop_params", "forward_metadata"):
             if not model[option]:
                 del model[option]
-    if body["defaults"]["quality"] == QualitySettings().model_dump(mode="json"):
+    if spec.defaults.quality.compare == QualityCompare.MEAN:  # the default: hashed as before
+        del body["defaults"]["quality"]["compare"]
+    if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
+    for route in body["routes"].values():
+        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+            if route[option] is None:
+                del route[option]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
@@ -337,6 +388,7 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
         scorer=None,
         min_quality_samples=d.quality.min_samples,
         entries=(c.entry(0, model, False, True, model.name),),
+        quality_compare=d.quality.compare.value,  # a request may still set min_quality
     )
 
 

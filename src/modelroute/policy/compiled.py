@@ -82,6 +82,21 @@ class ConfidenceRule:
     verifier: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowRule:
+    """Which models answer a sampled share of a route's requests again, off the request path."""
+
+    models: tuple[str, ...]
+    sample: float  # the share of successful requests shadowed, in (0, 1]
+    judge: str | None  # the judging model; None compares by agreement (normalised exact match)
+    max_usd_per_day: float  # per UTC day, shadow calls and judging together
+
+    @property
+    def grader(self) -> str:
+        """The grader an outcome names: ``agreement`` or ``judge:MODEL``."""
+        return "agreement" if self.judge is None else f"judge:{self.judge}"
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -124,6 +139,8 @@ class Route:
     scorer: str | None
     min_quality_samples: int  # rated requests before measured quality replaces the prior
     entries: tuple[Entry, ...] = ()
+    quality_compare: str = "mean"  # "mean" | "lower_bound": what must clear min_quality
+    shadow: ShadowRule | None = None
 
 
 @dataclass(frozen=True, slots=True)

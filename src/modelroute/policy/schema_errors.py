@@ -142,6 +142,10 @@ _BOUND_HINTS = {
     "context_window": "the model's context window in tokens, e.g. 128000",
     "max_attempts": "max_attempts counts every attempt on a model, the first included: "
     "1 means no retry",
+    "sample": "sample is the share of the route's successful requests shadowed: more than 0, "
+    "at most 1 (0.05 is 5%)",
+    "max_usd_per_day": "the most this route's shadows may spend per UTC day, in USD "
+    "(0 pauses them)",
 }
 
 

@@ -55,6 +55,9 @@ class Reply:
     fail_after: int | None = None
     failure: Fail | Hang | None = None
     logprob: float | None = None  # of every token, for the logprobs confidence signal
+    # every token's alternatives as (token, logprob) pairs, as ``top_logprobs`` reports them
+    # (a verifier's P(yes)); a tuple, so a reply stays hashable (``Draw`` keys)
+    top_logprobs: tuple[tuple[str, float], ...] = ()
     usage: Usage | None = None  # default: 10 prompt tokens, one output token per piece
     reported_model: str | None = None  # default: the model's model_id
     fingerprint: str | None = None
@@ -283,7 +286,8 @@ def _usage(reply: Reply, pieces: tuple[str, ...]) -> dict[str, Any]:
 def _logprobs(reply: Reply, pieces: Sequence[str]) -> dict[str, Any] | None:
     if reply.logprob is None:
         return None
-    tokens = [{"token": p, "logprob": reply.logprob, "top_logprobs": []} for p in pieces]
+    top = [{"token": token, "logprob": logprob} for token, logprob in reply.top_logprobs]
+    tokens = [{"token": p, "logprob": reply.logprob, "top_logprobs": top} for p in pieces]
     return {"content": tokens}
 
 

@@ -8,17 +8,22 @@ after a partial failure stores every record exactly once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
 
+from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
 QualityKey = tuple[str | None, str | None, str | None]  # route, model, reported version
+OutcomeScope = Literal["route", "task"]
+# One stored outcome as the aggregates read it: route or task, model, version (the reported
+# model, else the model), source, score, created_at.
+ScoreRow = tuple[str, str, str, str, float, float]
 
 
 class RecordRejected(ValueError):
@@ -80,6 +85,38 @@ class Store(Protocol):
     async def quality(self, since: float | None = None) -> dict[QualityKey, tuple[float, int]]:
         """Mean feedback score and number of scored requests per (route, final model,
         reported model)."""
+
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
+        """Store outcomes in one transaction; an ``outcome_id`` already stored is skipped
+        (a resumed evaluation, a repeated import), or with ``replace`` overwritten (a later
+        rating of the same request). Returns how many were new."""
+
+    async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored: what a resumed evaluation may skip."""
+
+    async def outcomes(
+        self,
+        *,
+        source: OutcomeSource | None = None,
+        route: str | None = None,
+        task: str | None = None,
+        model: str | None = None,
+        run: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Outcome]:
+        """Stored outcomes, oldest first; each argument narrows them."""
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        """What the quality aggregates need of each outcome with a ``by`` (route or task),
+        and no more: far cheaper to read than whole outcomes, and read periodically by a
+        gateway. Outcomes without a route (or task) are left out."""
 
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""

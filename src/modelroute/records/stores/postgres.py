@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,13 +33,16 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
+from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -106,6 +110,20 @@ WHERE r.started_at >= $1 AND f.score IS NOT NULL
 GROUP BY r.route, r.final_model, r.final_reported_model
 """
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+_OUTCOME_COLS = ", ".join(schema.OUTCOME_COLUMNS)
+# Outcomes arrive in bulk (an import, an evaluation run): COPY into a temporary table, then one
+# INSERT that skips the ids already stored. COPY is the fastest way in, but has no ON CONFLICT.
+_OUTCOMES_INCOMING = (
+    "CREATE TEMPORARY TABLE outcomes_incoming (LIKE outcomes INCLUDING DEFAULTS) ON COMMIT DROP"
+)
+_INSERT_OUTCOMES = (
+    f"INSERT INTO outcomes ({_OUTCOME_COLS}) SELECT {_OUTCOME_COLS} FROM outcomes_incoming "
+)
+# (xmax = 0): the row was inserted, not overwritten
+_REPLACE_OUTCOMES = (
+    f"{_INSERT_OUTCOMES}{schema.outcome_conflict(True)} RETURNING (xmax = 0) AS inserted"
+)
+_INSERT_OUTCOMES += schema.outcome_conflict(False)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
 
 
@@ -231,7 +249,62 @@ class PostgresStore:
             )
         return bool(status == "INSERT 0 1")
 
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
+        if not outcomes:
+            return 0
+        rows = await asyncio.to_thread(partial(schema.outcome_rows, outcomes, last=replace))
+        async with self.pool.acquire() as conn, conn.transaction():
+            # a bulk import may take longer than a record batch is allowed to
+            await conn.execute(f"SET LOCAL statement_timeout = {int(self.read_timeout_s * 1000)}")
+            await conn.execute(_OUTCOMES_INCOMING)
+            await conn.copy_records_to_table(
+                "outcomes_incoming", records=rows, columns=schema.OUTCOME_COLUMNS
+            )
+            if replace:
+                return sum(bool(r[0]) for r in await conn.fetch(_REPLACE_OUTCOMES))
+            status = await conn.execute(_INSERT_OUTCOMES)
+        return int(status.rpartition(" ")[2])  # "INSERT 0 <rows>"
+
     # --- reading ----------------------------------------------------------------------------
+
+    async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(ids))
+        async with self._reading() as conn:
+            rows = await conn.fetch(
+                "SELECT outcome_id FROM outcomes WHERE outcome_id = ANY($1::text[])", wanted
+            )
+        return {row[0] for row in rows}
+
+    async def outcomes(
+        self,
+        *,
+        source: OutcomeSource | None = None,
+        route: str | None = None,
+        task: str | None = None,
+        model: str | None = None,
+        run: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Outcome]:
+        sql, params = schema.outcomes_sql(
+            lambda n: f"${n}", source=source, route=route, task=task, model=model, run=run,
+            since=since, limit=limit,
+        )  # fmt: skip
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [schema.outcome_from(row) for row in rows]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: f"${n}", by, source, since)
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [tuple(row) for row in rows]
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:

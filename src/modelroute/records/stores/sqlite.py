@@ -21,20 +21,23 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -99,6 +102,8 @@ def _yield() -> None:
 _ROWS_PER_YIELD = 8  # ~0.1 ms of row building between chances for the loop to run
 _ID_CHUNK = 500  # well under SQLite's bound-parameter limit
 _FOLD_PAGE = 1000
+_BULK_OUTCOMES = 10_000  # outcomes in one call above which the import gets a larger page cache
+_BULK_CACHE_KB = 65_536
 
 # Nearest-rank percentiles with window functions: the smallest latency whose rank in its group
 # reaches p × group size. PostgreSQL's percentile_disc gives the same value.
@@ -126,6 +131,10 @@ WHERE r.started_at >= ? AND f.score IS NOT NULL
 GROUP BY r.route, r.final_model, r.final_reported_model
 """
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
+_INSERT_OUTCOME = _insert_sql("outcomes", schema.OUTCOME_COLUMNS, "outcome_id", 1)
+_REPLACE_OUTCOME = _INSERT_OUTCOME.replace(
+    "ON CONFLICT (outcome_id) DO NOTHING", schema.outcome_conflict(True)
+)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
 
 
@@ -294,7 +303,84 @@ class SqliteStore:
     def _add_feedback(self, params: tuple[Any, ...]) -> bool:
         return self._db.execute(_ADD_FEEDBACK, params).rowcount == 1
 
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
+        if not outcomes:
+            return 0
+        return await self._call(self._add_outcomes, outcomes, replace)
+
+    def _add_outcomes(self, outcomes: Sequence[Outcome], replace: bool) -> int:
+        rows = schema.outcome_rows(outcomes, last=replace)
+        db = self._db
+        before = db.total_changes
+        cache = self._scalar("PRAGMA cache_size")
+        if len(rows) > _BULK_OUTCOMES:
+            # five B-trees take random inserts (ids are hashes): with the default 2 MB page
+            # cache a large import spends a third of its time re-reading evicted pages
+            db.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KB}")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if replace:  # an overwrite changes a row too: count the new ones beforehand
+                before += len(self._outcome_ids([r[0] for r in rows]))
+            # one statement prepared once, stepped per row, all in one transaction: an import
+            # of hundreds of thousands of outcomes is one commit
+            db.executemany(_REPLACE_OUTCOME if replace else _INSERT_OUTCOME, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.execute(f"PRAGMA cache_size = {int(cache)}")
+        return db.total_changes - before
+
     # --- reading ----------------------------------------------------------------------------
+
+    async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(ids))
+        return await self._call(self._outcome_ids, wanted)
+
+    def _outcome_ids(self, wanted: list[str]) -> set[str]:
+        sql = "SELECT outcome_id FROM outcomes"
+        return {
+            row[0]
+            for i in range(0, len(wanted), _ID_CHUNK)
+            for row in self._in(sql, "outcome_id", wanted[i : i + _ID_CHUNK])
+        }
+
+    async def outcomes(
+        self,
+        *,
+        source: OutcomeSource | None = None,
+        route: str | None = None,
+        task: str | None = None,
+        model: str | None = None,
+        run: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Outcome]:
+        sql, params = schema.outcomes_sql(
+            lambda n: "?", source=source, route=route, task=task, model=model, run=run,
+            since=since, limit=limit,
+        )  # fmt: skip
+        return await self._call(self._outcomes, sql, params)
+
+    def _outcomes(self, sql: str, params: list[Any]) -> list[Outcome]:
+        return [schema.outcome_from(row) for row in self._db.execute(sql, params)]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: "?", by, source, since)
+        return await self._call(self._scores, sql, params)
+
+    def _scores(self, sql: str, params: list[Any]) -> list[ScoreRow]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: no sqlite3.Row per outcome
+        return cursor.execute(sql, params).fetchall()
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         return await self._call(self._get, request_id)
