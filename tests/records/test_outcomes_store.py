@@ -203,7 +203,7 @@ async def test_a_version_5_store_upgrades_to_hold_outcomes(store_target: Path | 
     store = make_store(store_target)
     await store.open()
     try:
-        assert await store.schema_version() == schema.CURRENT_VERSION == 6
+        assert await store.schema_version() == schema.CURRENT_VERSION >= 6
         assert await store.ids() == set(ids)
         for rid in ids:  # the records written at version 5 read as before
             got = await store.get(rid)
