@@ -2,10 +2,12 @@
 
 A version is what the provider reported having run: the model name in its answer and its
 ``system_fingerprint``. For each model, every version seen in either window is placed by the
-first request that saw it. A version first seen in the current window, while another version
-of the same model was seen before it (in the baseline, or earlier in the current window), is
-a change: an alert naming that first request. A model the policy pins (a dated or numbered
-id) that reports anything else is an alert of its own.
+first request that saw it. A version first seen after another version of the same model (in
+either window) is a change: an alert naming that first request. The condition holds while
+both versions are inside the two windows, so a check that runs every few minutes announces
+it once, soon after the change, and a check run for the first time still sees a change of
+the last days. A model the policy pins (a dated or numbered id) that reports anything else
+in the current window is an alert of its own.
 """
 
 from __future__ import annotations
@@ -67,9 +69,7 @@ async def version_findings(
 ) -> list[Finding]:
     out: list[Finding] = []
     for model, seen in sorted(versions.items()):
-        for i, new in enumerate(seen):
-            if i == 0 or new.first_at < w.current_start:
-                continue
+        for i, new in enumerate(seen[1:], 1):
             before = max(seen[:i], key=lambda s: s.last_at)
             out.append(await _changed(store, new, before))
         if policy is not None and model in policy.models:
