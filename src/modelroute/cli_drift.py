@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from modelroute.cli_analysis import load_policy_or_exit
 from modelroute.cli_records import EXIT_BAD_INPUT, parse_since, store_option, with_store
-from modelroute.errors import PolicyError
-from modelroute.policy import Policy, load_policy
+from modelroute.policy import Policy
 
 if TYPE_CHECKING:
     from modelroute.analysis.drift import Report, Thresholds, Windows
@@ -81,14 +81,7 @@ def serve_settings(
 
 
 def _policy(path: str | None) -> Policy | None:
-    if path is None:
-        return None
-    try:
-        return load_policy(path)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            click.echo(problem.render(), err=True)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+    return None if path is None else load_policy_or_exit(path)
 
 
 def _windows(since: str, baseline: str, now: float) -> Windows:

@@ -14,7 +14,7 @@ per record: the columns reads filter and aggregate on, everything else in one JS
 (see ``body.py``), and the statistics the planner read in ``planner_stats``; (6) outcomes:
 one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggregate them
 (route and model, task, source and time, run); (8) drift detection: columns derived from
-``body`` (``DERIVED_COLUMNS``: computed by the database on insert, virtual in SQLite, stored
+``body`` (``DRIFT_COLUMNS``: computed by the database on insert, virtual in SQLite, stored
 in PostgreSQL), one covering index whose leading columns are the groups drift compares, so
 its aggregates stream through the index without a sort or a read of the table, and
 ``drift_alerts``, the alert conditions already raised (each is raised once). Step 4 moves
@@ -96,7 +96,7 @@ _INDEXES = (
 # drift groups and compares by, which the body alone would make a JSON parse per row to read.
 # The first attempt is the route's first choice: its outcome says whether it failed or was
 # doubted (a cascade escalated), and the model version it reported when it answered.
-DERIVED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+DRIFT_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("task", "TEXT", "$[0]", "body ->> 0"),
     ("final_fingerprint", "TEXT", "$[7]", "body ->> 7"),
     ("prompt_tokens", "BIGINT", "$[20][1]", "(body -> 20 ->> 1)::bigint"),
@@ -259,7 +259,7 @@ MIGRATIONS: list[Migration] = [
                 *(
                     f"ALTER TABLE requests ADD COLUMN {name} {kind} "
                     f"GENERATED ALWAYS AS (json_extract(body, '{path}')) VIRTUAL"
-                    for name, kind, path, _ in DERIVED_COLUMNS
+                    for name, kind, path, _ in DRIFT_COLUMNS
                 ),
                 _DRIFT_INDEX,
                 _DRIFT_ALERTS,
@@ -269,7 +269,7 @@ MIGRATIONS: list[Migration] = [
                 "ALTER TABLE requests "
                 + ", ".join(
                     f"ADD COLUMN {name} {kind} GENERATED ALWAYS AS ({expr}) STORED"
-                    for name, kind, _, expr in DERIVED_COLUMNS
+                    for name, kind, _, expr in DRIFT_COLUMNS
                 ),
                 _DRIFT_INDEX,
                 _DRIFT_ALERTS,
