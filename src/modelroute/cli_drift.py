@@ -176,6 +176,12 @@ def drift(
         click.echo(orjson.dumps(data, option=_JSON).decode())
     else:
         click.echo(render_report(report))
+        if report.alerts:
+            earlier = len(report.alerts) - len(announced)
+            click.echo(
+                f"announced now: {len(announced)} (log line{', webhook' if webhook else ''}); "
+                f"announced before: {earlier}"
+            )
     if report.alerts:
         raise SystemExit(EXIT_ALERT)
 

@@ -60,6 +60,7 @@ async def test_an_alert_exits_1_and_its_webhook_is_posted_once_across_runs(
     assert "ALERT   latency         route=chat model=small version=small-2024-08-06" in (
         second.stdout
     )
+    assert "announced now: 0 (log line, webhook); announced before: 1" in second.stdout
     assert "drift alert: latency" in first.stderr  # the log line, once: not in the second run
     assert "drift alert" not in second.stderr
     assert [b["alert"]["condition"] for b in hook.bodies] == [alert["condition"]]

@@ -31,15 +31,15 @@ PATIENCE_S = 30.0  # how long to wait for records that should be stored well bef
 
 @contextlib.asynccontextmanager
 async def served(
-    tmp_path: Path, hook: Receiver, **sim: Any
+    tmp_path: Path, hook: Receiver, every_s: float = 3600.0, **sim: Any
 ) -> AsyncIterator[tuple[str, Simulator, DriftWatch, Path]]:
-    """The gateway with drift checks every hour (the first at start-up; the test runs the
-    others), its records in SQLite."""
+    """The gateway with drift checks every ``every_s`` (the first at start-up), its records
+    in SQLite."""
     db = tmp_path / "records.db"
     async with Simulator(sim_config(**sim)) as simulator:
         text = POLICY.replace("{sim}", simulator.openai_base_url)
         policy = load_policy_text(text.replace("{sim_root}", simulator.base_url), "p.yaml")
-        drift = {"every_s": 3600.0, "current_s": DAY, "baseline_s": 7 * DAY, "webhook": hook.url}
+        drift = {"every_s": every_s, "current_s": DAY, "baseline_s": 7 * DAY, "webhook": hook.url}
         app: Gateway = build_app(
             policy, store_url=str(db), spool_dir=str(tmp_path / "spool"), content="truncated",
             traces="off", drift=drift,
@@ -85,10 +85,23 @@ async def _started(watch: DriftWatch) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _checked(watch: DriftWatch, then: int) -> None:
+    """Wait until ``then`` more periodic checks have completed."""
+    target = watch.checks + then
+    deadline = time.monotonic() + PATIENCE_S
+    while watch.checks < target:
+        assert time.monotonic() < deadline, "the periodic drift checks stopped"
+        await asyncio.sleep(0.05)
+
+
 async def test_the_simulator_version_switch_fires_exactly_one_version_alert(
     tmp_path: Path,
 ) -> None:
-    async with webhook_receiver() as hook, served(tmp_path, hook) as (url, sim, watch, db):
+    """The gateway checks every 0.2 s while the traffic flows: the switch is announced once,
+    however many checks find it."""
+    async with webhook_receiver() as hook, served(tmp_path, hook, every_s=0.2) as (
+        url, sim, watch, db,
+    ):  # fmt: skip
         await _started(watch)
         async with httpx.AsyncClient(timeout=30) as http:
             await _chat(http, url, 30)
@@ -99,9 +112,13 @@ async def test_the_simulator_version_switch_fires_exactly_one_version_alert(
             assert switched.status_code == 200
             after = await _chat(http, url, 30)
             await _stored(db, 60)
-            reports = [await watch.run_once() for _ in range(3)]
+            reports = []
+            for _ in range(4):
+                await _checked(watch, 1)
+                assert watch.last is not None
+                reports.append(watch.last)
             scrape = (await http.get(f"{url}/metrics")).text
-    for report in reports:  # the condition holds at every check ...
+    for report in reports[1:]:  # every check after the records were stored found it ...
         assert [(f.kind, f.subject) for f in report.alerts] == [
             (
                 "version",
