@@ -94,7 +94,8 @@ from modelroute.records.record import (
     RequestStatus,
 )
 from modelroute.records.stores import open_store
-from modelroute.records.stores.body import REQUEST_COLUMNS, RowEncoder
+from modelroute.records.stores.body import BODY_FIELDS, REQUEST_COLUMNS, RowEncoder
+from modelroute.records.task_key import task_key
 from modelroute.types import Usage
 
 DAY = 86_400.0
@@ -647,6 +648,20 @@ def eval_outcomes(plan: Plan) -> list[Outcome]:
     return out
 
 
+def check_keys(rows: list[tuple[Any, ...]], sample: int = 500) -> None:
+    """Each row's task key (taken from its template's prototype) is the one the store would
+    compute from the row's own prompt: the masks cover every value the templates vary."""
+    if "task_key" not in REQUEST_COLUMNS:
+        return
+    at, body_at = REQUEST_COLUMNS.index("task_key"), REQUEST_COLUMNS.index("body")
+    fields = BODY_FIELDS.index("task"), BODY_FIELDS.index("prompt")
+    for row in rows[:: max(1, len(rows) // sample)]:
+        values = orjson.loads(row[body_at])
+        expected = task_key(values[fields[0]], values[fields[1]])
+        if row[at] != expected:
+            raise AssertionError(f"task key {row[at]} != {expected} for {values[fields[1]]!r}")
+
+
 def chunks(plan: Plan, size: int = CHUNK) -> Iterator[Chunk]:
     """The chunks in order, each made in a worker thread while the caller writes the one
     before (a queue of one: at most two chunks in memory)."""
@@ -655,7 +670,10 @@ def chunks(plan: Plan, size: int = CHUNK) -> Iterator[Chunk]:
     def produce() -> None:
         try:
             for start in range(0, plan.total, size):
-                ready.put(chunk(plan, start, min(size, plan.total - start)))
+                made = chunk(plan, start, min(size, plan.total - start))
+                if start == 0:
+                    check_keys(made.rows)
+                ready.put(made)
             ready.put(None)
         except BaseException as exc:  # handed to the consumer, raised there
             ready.put(exc)

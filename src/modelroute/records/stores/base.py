@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import TRANSIENT_FIELDS, Attempt, RequestRecord
 from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
@@ -221,5 +221,9 @@ def _arrow_schema() -> Any:
             return pa.string()
         raise TypeError(f"no Parquet type for a record field of type {annotation}")
 
-    fields = [(f.name, kind(str(f.type))) for f in dataclasses.fields(RequestRecord)]
+    fields = [
+        (f.name, kind(str(f.type)))
+        for f in dataclasses.fields(RequestRecord)
+        if f.name not in TRANSIENT_FIELDS
+    ]
     return pa.schema([*fields, ("feedback", pa.string())])

@@ -13,9 +13,12 @@ earlier, so a request counts once in measured quality however often it is rated;
 per record: the columns reads filter and aggregate on, everything else in one JSON ``body``
 (see ``body.py``), and the statistics the planner read in ``planner_stats``; (6) outcomes:
 one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggregate them
-(route and model, task, source and time, run). Step 4 moves existing rows with ``FOLD``, a
-step each store runs in Python (``legacy.py`` reads the old layout, ``body.py`` writes the new
-one) so that floats keep every digit (SQLite's JSON functions print 15).
+(route and model, task, source and time, run); (7) the columns derived from each record when
+it is stored (``derived.py``: the task key, the decision's reason, the token counts), filled
+for stored rows by ``DERIVE``, with an index by task key and time. Step 4 moves existing rows
+with ``FOLD``, a step each store runs in Python (``legacy.py`` reads the old layout,
+``body.py`` writes the new one) so that floats keep every digit (SQLite's JSON functions print
+15).
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class Migration:
 # its attempt rows into one row of the new layout (SQLite: into requests_v4; PostgreSQL: into
 # the new body column of requests).
 FOLD = "-- fold version-3 rows into one row per record"
+# A step each store runs in Python: fill the derived columns (``derived.py``) of every row.
+DERIVE = "-- derive the task key, decision reason and token columns of every row"
 
 _REQUESTS_V4 = """CREATE TABLE {table} (
     request_id TEXT PRIMARY KEY,
@@ -218,6 +223,21 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX outcomes_task ON outcomes (task)",
             "CREATE INDEX outcomes_source_created_at ON outcomes (source, created_at)",
             "CREATE INDEX outcomes_run ON outcomes (run)",
+        ),
+    ),
+    Migration(
+        7,
+        "task key, decision reason and token counts as columns, computed for stored rows; "
+        "an index by task and time",
+        (
+            "ALTER TABLE requests ADD COLUMN task_key TEXT",
+            "ALTER TABLE requests ADD COLUMN decision_reason TEXT",
+            "ALTER TABLE requests ADD COLUMN input_tokens BIGINT",
+            "ALTER TABLE requests ADD COLUMN output_tokens BIGINT",
+            "ALTER TABLE requests ADD COLUMN cached_input_tokens BIGINT",
+            "ALTER TABLE requests ADD COLUMN cache_write_tokens BIGINT",
+            DERIVE,
+            "CREATE INDEX requests_task_key ON requests (task_key, started_at)",
         ),
     ),
 ]

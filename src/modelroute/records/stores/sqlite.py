@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records.derived import DERIVED_COLUMNS
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
@@ -40,7 +41,9 @@ from modelroute.records.stores.base import (
 )
 from modelroute.records.stores.body import (
     REQUEST_COLUMNS,
+    V5_COLUMNS,
     RowEncoder,
+    derived_from_row,
     listing_dict,
     request_dict,
     stats_ids,
@@ -193,6 +196,8 @@ class SqliteStore:
                 for statement in statements:
                     if statement == schema.FOLD:
                         self._fold()
+                    elif statement == schema.DERIVE:
+                        self._derive()
                     else:
                         db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
@@ -205,10 +210,9 @@ class SqliteStore:
         """Version 3 to 4: each request row and its attempt rows become one row of
         requests_v4, a page at a time (inside the migration's transaction)."""
         db, after = self._db, ""
-        columns = ", ".join(REQUEST_COLUMNS)
-        insert = (
-            f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
-        )
+        columns = ", ".join(V5_COLUMNS)
+        insert = f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(V5_COLUMNS))})"
+        kept = [REQUEST_COLUMNS.index(c) for c in V5_COLUMNS]
         while True:
             page = db.execute(
                 "SELECT * FROM requests WHERE request_id > ? ORDER BY request_id LIMIT ?",
@@ -226,8 +230,27 @@ class SqliteStore:
                 self._encoder.row(legacy.record(row, attempts.get(row["request_id"], ())), stats)
                 for row in page
             ]
-            db.executemany(insert, rows)
+            db.executemany(insert, [[row[i] for i in kept] for row in rows])
             after = ids[-1]
+
+    def _derive(self) -> None:
+        """Version 6 to 7: the derived columns of every stored row, a page at a time (inside
+        the migration's transaction)."""
+        db, after = self._db, ""
+        update = (
+            f"UPDATE requests SET {', '.join(f'{c} = ?' for c in DERIVED_COLUMNS)} "
+            "WHERE request_id = ?"
+        )
+        while True:
+            page = db.execute(
+                "SELECT request_id, final_model, body FROM requests WHERE request_id > ? "
+                "ORDER BY request_id LIMIT ?",
+                (after, _FOLD_PAGE),
+            ).fetchall()
+            if not page:
+                return
+            db.executemany(update, [(*derived_from_row(r), r["request_id"]) for r in page])
+            after = page[-1]["request_id"]
 
     async def close(self) -> None:
         if self._executor is None:
