@@ -70,6 +70,9 @@ def policies(draw: st.DrawFn) -> Policy:
     else:
         route["strategy"] = {"kind": "cheapest_qualified", "models": order}
         route["objective"] = draw(st.sampled_from(["min_cost", "min_latency", "max_quality"]))
+    compare = draw(st.sampled_from([None, "mean", "lower_bound"]))
+    if compare is not None:
+        route["quality"] = {"compare": compare}
     return load_policy_dict({"models": models, "routes": {"r": route}})
 
 
@@ -93,6 +96,25 @@ requests = st.builds(
 
 
 @st.composite
+def measured_quality(draw: st.DrawFn) -> ModelStats:
+    """A route's measured quality: a mean, or a mean with its interval (from outcomes)."""
+    quality = draw(st.none() | st.floats(0, 1))
+    rated = draw(st.integers(0, 60))
+    if quality is None or not draw(st.booleans()):
+        return ModelStats(quality=quality, quality_samples=rated)
+    low = draw(st.floats(0, quality))
+    high = draw(st.floats(quality, 1))
+    return ModelStats(
+        quality=quality,
+        quality_samples=rated,
+        quality_low=low,
+        quality_high=high,
+        quality_sources=draw(st.sampled_from(["eval", "eval+shadow", "feedback"])),
+        quality_version=draw(st.sampled_from(["v1", "v2"])),
+    )
+
+
+@st.composite
 def snapshots(draw: st.DrawFn) -> StatsSnapshot:
     by_model = draw(
         st.dictionaries(
@@ -104,11 +126,7 @@ def snapshots(draw: st.DrawFn) -> StatsSnapshot:
     by_route = draw(
         st.dictionaries(
             st.tuples(st.just("r"), st.sampled_from(NAMES)),
-            st.builds(
-                ModelStats,
-                quality=st.none() | st.floats(0, 1),
-                quality_samples=st.integers(0, 60),
-            ),
+            measured_quality(),
             max_size=3,
         )
     )
@@ -142,6 +160,7 @@ def _terms(policy: Policy, ctx: RequestContext, decision: Any) -> Terms:
         decision.max_latency_ms,
         decision.min_quality,
         policy.routes["r"].min_quality_samples,
+        policy.routes["r"].quality_compare,
     )
 
 
@@ -233,3 +252,58 @@ def test_planning_on_the_consulted_stats_alone_gives_the_same_decision(
     assert plan(ctx, policy, narrowed) == decision
     assert consulted_stats(decision, narrowed) == narrowed
     assert set(narrowed.by_model) <= set(stats.by_model)
+
+
+@st.composite
+def intervals_for(draw: st.DrawFn, policy: Policy) -> StatsSnapshot:
+    """Measured quality with an interval, enough of it to count, for every candidate."""
+    by_route = {}
+    for name in sorted(_candidates(policy)):
+        quality = draw(st.floats(0, 1))
+        by_route[("r", name)] = ModelStats(
+            quality=quality,
+            quality_samples=policy.routes["r"].min_quality_samples,
+            quality_low=draw(st.floats(0, quality)),
+            quality_high=draw(st.floats(quality, 1)),
+            quality_sources="eval",
+            quality_version="v1",
+        )
+    return StatsSnapshot(by_route=by_route)
+
+
+@st.composite
+def lower_bound_cases(draw: st.DrawFn) -> tuple[Policy, RequestContext, StatsSnapshot]:
+    policy = draw(policies())
+    return policy, draw(requests), draw(intervals_for(policy) | snapshots())
+
+
+@settings(max_examples=300, deadline=None)
+@given(lower_bound_cases())
+def test_under_lower_bound_every_step_clears_min_quality_by_its_lower_bound(
+    case: tuple[Policy, RequestContext, StatsSnapshot],
+) -> None:
+    policy, ctx, stats = case
+    route = policy.routes["r"]
+    lower = replace(route, quality_compare="lower_bound")
+    d = plan(ctx, replace(policy, routes={"r": lower}, names={"r": lower}), stats)
+    if d.min_quality is not None and d.relaxed is None:
+        last = len(d.tiers) - 1
+        for index, tier in enumerate(d.tiers):
+            if route.strategy == "cascade" and index != last:
+                continue  # early cascade tiers answer to the confidence signal
+            for c in tier:
+                est = c.estimate
+                assert est.quality is not None
+                # a measured figure with an interval is held to its lower bound; others by value
+                held_to = est.quality_low if est.quality_low is not None else est.quality
+                assert held_to >= d.min_quality
+    # the lower bound is never above the mean: comparing by it never adds a step
+    mean = replace(route, quality_compare="mean")
+    by_mean = plan(ctx, replace(policy, routes={"r": mean}, names={"r": mean}), stats)
+    if d.relaxed is None:
+        assert {c.model for t in d.tiers for c in t if not c.probe} <= set(by_mean.order)
+        if d.order:
+            assert by_mean.relaxed is None
+    for r in d.rejections:
+        if r.reason is Reason.BELOW_MIN_QUALITY and "lower bound" in (r.detail or ""):
+            assert r.value is not None and r.limit is not None and r.value < r.limit

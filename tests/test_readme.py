@@ -41,6 +41,7 @@ RUNNERS = {
     "readme:library": "test_library_block",
     "readme:provider": "test_provider_plugin.py",
     "readme:records": "test_records_block",
+    "readme:outcomes": "test_outcomes_block",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
 }
@@ -205,6 +206,54 @@ def test_records_block(tmp_path: Path, pg_url: str, quickstart_simulator_port: N
     stored = _sh(f"modelroute show --store {pg_url} --json {ids[1]}", cwd=tmp_path)
     assert stored.returncode == 0, stored.stderr
     assert json.loads(stored.stdout)["request_id"] == ids[1]
+
+
+def _seed_outcomes(path: Path) -> None:
+    import asyncio
+
+    from modelroute.outcomes import Outcome, OutcomeSource
+    from modelroute.records.stores.sqlite import SqliteStore
+
+    async def seed() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            await store.add_outcomes(
+                [
+                    Outcome(
+                        OutcomeSource.EVAL,
+                        "exact",
+                        float(i % 10 != 0),
+                        "small",
+                        time.time() - 3600 + i,
+                        prompt_id=f"q{i}",
+                        route="chat",
+                        task="qa",
+                        reported_model="small-v1-2024-08-06",
+                        run="readme",
+                    )
+                    for i in range(412)
+                ]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+
+
+def test_outcomes_block(tmp_path: Path) -> None:
+    """The outcome commands read a store an evaluation run filled (the working folder's)."""
+    lines = commands(blocks()["readme:outcomes"])
+    assert [line.split()[1] for line in lines] == ["outcomes", "outcomes", "explain"]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    _seed_outcomes(tmp_path / "modelroute.db")
+    table, as_json, explain = (_sh(line, cwd=tmp_path) for line in lines)
+    for result in (table, as_json, explain):
+        assert result.returncode == 0, result.stderr
+    assert "small-v1-2024-08-06 *  412" in table.stdout
+    [row] = json.loads(as_json.stdout)
+    assert (row["task"], row["n"], row["sources"]) == ("qa", 412, ["eval"])
+    assert "quality 0.90 ±0.03 (n=412, eval, small-v1-2024-08-06)" in explain.stdout
 
 
 def test_ci_runs_the_readme_test_commands() -> None:

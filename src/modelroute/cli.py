@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging.config
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -119,10 +120,21 @@ def _request_from_file(data: Any, headers: Sequence[str]) -> tuple[dict[str, Any
     help="An OpenAI chat request body as JSON (or {body, headers}).",
 )
 @click.option("--stats", "stats_path", type=click.Path(), help="Measured statistics as JSON.")
+@click.option(
+    "--store",
+    "store_url",
+    help="A record store whose outcomes give measured quality (over --stats), as a gateway "
+    "serving from it reads them: a SQLite path or a postgresql:// URL.",
+)
 @click.option("--header", "-H", "headers", multiple=True, help="Extra header, 'Name: value'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def explain(
-    policy: str, request_path: str, stats_path: str | None, headers: Sequence[str], as_json: bool
+    policy: str,
+    request_path: str,
+    stats_path: str | None,
+    store_url: str | None,
+    headers: Sequence[str],
+    as_json: bool,
 ) -> None:
     """Show which model POLICY picks for a request, and why each other model was rejected."""
     loaded = _policy_or_exit(policy)
@@ -136,6 +148,10 @@ def explain(
             stats = StatsSnapshot.from_dict(raw)
         except (ValueError, TypeError) as exc:
             _fail(f"stats file {stats_path}: {exc}")
+    if store_url:
+        from modelroute.cli_outcomes import measured_stats
+
+        stats = measured_stats(store_url, stats, loaded)
     try:
         decision = plan(request_context(body, head), loaded, stats)
     except UnknownRouteError as exc:
@@ -202,6 +218,15 @@ def app_factory() -> Any:
     "request may rate it.",
 )
 @click.option(
+    "--quality-refresh",
+    "quality_refresh",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="How often measured quality (the outcomes in --store) is reloaded, off the request "
+    "path: 30s, 5m, 1h.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -225,6 +250,7 @@ def serve(
     content: str,
     traces: str,
     feedback_token: str | None,
+    quality_refresh: str,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -242,7 +268,10 @@ def serve(
             err=True,
         )
     store = None if store_url == "none" else _checked_store_url(store_url)
-    options = {"store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces}
+    options: dict[str, Any] = {
+        "store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces,
+        "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
+    }  # fmt: skip
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     if token_env is not None:
@@ -259,6 +288,15 @@ def serve(
             err=True,
         )
         _run_gateway(loaded, policy, options, host, port, workers, logging_config)
+
+
+def _seconds(option: str, text: str) -> float:
+    """'30s', '5m', '1h' or plain seconds, above zero."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", text.strip())
+    if not found or float(found.group(1)) <= 0:
+        _fail(f"{option}: {text!r} is not a duration above zero (30s, 5m, 1h)")
+    assert found is not None
+    return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
 
 
 def _checked_store_url(url: str) -> str:
@@ -363,9 +401,10 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
+    from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export, replay):
+    for command in (logs, show, stats, export, replay, outcomes):
         main.add_command(command)
 
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import hmac
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from modelroute.outcomes.outcome import Outcome, OutcomeSource
+
+if TYPE_CHECKING:
+    from modelroute.state.rolling import Served
 
 
 class FeedbackResult(StrEnum):
@@ -37,3 +42,27 @@ class Caller(NamedTuple):
 
 
 TRUSTED = Caller(trusted=True)
+
+
+def feedback_outcome(
+    request_id: str, served: Served, score: float, source: str | None, now: float
+) -> Outcome:
+    """A rating as an outcome of the request it rates: counted in measured quality per
+    route, model and the version that answered. Its id follows from the request, route and
+    model, so a later rating of the same request replaces it."""
+    assert served.model is not None
+    return Outcome(
+        source=OutcomeSource.FEEDBACK,
+        grader="feedback",
+        score=score,
+        model=served.model,
+        created_at=now,
+        prompt_id=request_id,
+        task=served.task,
+        route=served.route,
+        reported_model=served.reported_model,
+        cost_usd=served.cost_usd,
+        latency_ms=served.latency_ms,
+        request_id=request_id,
+        detail={} if source is None else {"source": source},
+    )

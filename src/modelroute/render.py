@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelroute.outcomes.quality_text import describe_quality
 from modelroute.planner.decision import Candidate, Decision, Estimate
 from modelroute.policy.compiled import Policy, Route
 from modelroute.pricing import usd
@@ -49,6 +50,14 @@ def render_check(policy: Policy) -> str:
 def _quality(e: Estimate, needed: int | None) -> str:
     """The quality estimate, where it came from, and the rated requests behind a measurement."""
     value = "?" if e.quality is None else f"{e.quality:.3f}"
+    low, high = e.quality_low, e.quality_high
+    if e.quality_source == "measured" and low is not None and high is not None:
+        # 0.87 ±0.03 (n=412, eval, small-2024-07-18)
+        spread = (high - low) / 2
+        text = describe_quality(
+            e.quality, spread, e.quality_samples, e.quality_sources, e.quality_version
+        )
+        return f"quality {text}"
     if e.quality_source == "measured":
         return f"quality {value} (measured: {e.quality_samples} rated requests)"
     if e.quality_samples and needed is not None:
@@ -89,6 +98,8 @@ def render_decision(decision: Decision, policy: Policy) -> str:
     lines.append("limits: " + (", ".join(limits) or "none"))
     route = policy.routes.get(d.route) or policy.direct.get(d.route)
     needed = None if route is None else route.min_quality_samples
+    if d.min_quality is not None and route is not None and route.quality_compare != "mean":
+        lines[-1] += " (the interval's lower bound must clear min_quality)"
     if d.tiers:
         lines.append(f"chosen: {d.chosen}" + (f" (relaxed: {d.relaxed})" if d.relaxed else ""))
         lines.append("order:")

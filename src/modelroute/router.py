@@ -24,7 +24,8 @@ from modelroute.engine import (
 )
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.features import TokenCounts, request_context
-from modelroute.feedback import TRUSTED, Caller, FeedbackResult
+from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
+from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
 from modelroute.policy.secrets import resolve_api_keys
@@ -39,7 +40,7 @@ from modelroute.records.record import MemorySink, RecordSink, RequestRecord, Req
 from modelroute.records.writer import RecordWriter
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
-from modelroute.state.rolling import RollingStats, Served, label_score
+from modelroute.state.rolling import RollingStats, Served, label_score, served
 from modelroute.types import Completion, StreamChunk
 
 if TYPE_CHECKING:
@@ -101,7 +102,9 @@ class Router:
     - ``circuits``: the circuit breakers' state (``state/circuits.py``); in-process
       ``Breakers`` by default;
     - ``stats``: the measured statistics the planner reads (a callable returning a
-      ``StatsSnapshot``); by default the router's own rolling window over its records;
+      ``StatsSnapshot``); by default the router's own rolling window over its records, and
+      with a ``store``, that window with quality measured from the store's outcomes
+      (``outcomes/measured.py``), refreshed every ``quality_refresh_s`` seconds;
     - ``sink``: where records are kept (a store's writer, or memory, the default), and
       ``sinks``: every other place each record goes (metrics, traces);
     - ``clock``: monotonic seconds, read for every timing the engine and records keep; it
@@ -124,6 +127,7 @@ class Router:
         content: str = "truncated",
         store: Store | None = None,
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
+        quality_refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
         self.policy = policy
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
@@ -132,6 +136,11 @@ class Router:
         self.rolling = RollingStats(clock=clock)
         self.sink = FanOut(self.records, self.rolling, *sinks, *extra_sinks)
         self.store = store
+        self.measured: MeasuredQuality | None = None
+        if stats is None and store is not None:
+            stats = self.measured = MeasuredQuality(
+                store, self.rolling.snapshot, interval_s=quality_refresh_s, models=policy.models
+            )
         self._stats = stats if stats is not None else self.rolling.snapshot
         self._clock = clock
         self.breakers: CircuitState = (
@@ -325,6 +334,8 @@ class Router:
             start = getattr(sink, "start", None)
             if start is not None:
                 await start()
+        if self.measured is not None:  # the store is open (or being retried) by now
+            await self.measured.start()
 
     def records_health(self) -> dict[str, Any]:
         """Whether records reach their store (``/readyz``); records kept in memory always do."""
@@ -335,6 +346,8 @@ class Router:
     async def aclose(self) -> None:
         """Drain the record sinks (nothing queued is lost), then close the providers (those
         passed in too: the router owns what it serves with) and their connections."""
+        if self.measured is not None:
+            await self.measured.close()
         for sink in self.sink.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
@@ -357,7 +370,10 @@ class Router:
     ) -> FeedbackResult:
         """Join a quality signal to a request, replacing any earlier one: a request counts
         once in measured quality however often it is rated. Unless ``caller`` is trusted, it
-        must be the caller that made the request (see ``modelroute.feedback``)."""
+        must be the caller that made the request (see ``modelroute.feedback``). With a
+        store, a score (or a known label) is also stored as an outcome of the request."""
+        if score is not None and not 0.0 <= score <= 1.0:
+            raise ValueError(f"a feedback score must be in [0, 1], got {score}")
         served = self.rolling.served(request_id)
         local = served is not None
         if served is None:
@@ -367,6 +383,7 @@ class Router:
         refused = caller.refusal(served.client_key_id)
         if refused is not None:
             return refused
+        value = score if score is not None else label_score(label)
         store = self.store
         if store is not None:
             # A request served here may still be on its way to the store: wait up to 2 s.
@@ -374,8 +391,12 @@ class Router:
             stored = await _retry(lambda: store.add_feedback(*fields), 20 if local else 1)
             if not stored and not local:
                 return FeedbackResult.UNKNOWN_REQUEST
+            if value is not None and served.model is not None:
+                # the rating counts in measured quality like any other outcome; a later one
+                # for the same request replaces it
+                rated = feedback_outcome(request_id, served, value, source, time.time())
+                await store.add_outcomes([rated], replace=True)
         if served.route is not None and served.model is not None:
-            value = score if score is not None else label_score(label)
             self.rolling.add_quality(served.route, served.model, request_id, value)
         return FeedbackResult.STORED
 
@@ -386,11 +407,12 @@ class Router:
             stored = await self.store.get(request_id)
             if stored is None:
                 return None
-            return Served(stored["route"], stored["final_model"], stored["client_key_id"])
+            return Served(
+                stored["route"], stored["final_model"], stored["client_key_id"], stored["task"],
+                stored["final_reported_model"], stored["cost_usd"], stored["latency_ms"],
+            )  # fmt: skip
         found = self.records.find(request_id) if isinstance(self.records, MemorySink) else None
-        return (
-            None if found is None else Served(found.route, found.final_model, found.client_key_id)
-        )
+        return None if found is None else served(found)
 
     def close(self) -> None:
         if self._runner is not None:

@@ -148,10 +148,17 @@ def build_app(policy: Policy, *, feedback_token_env: str | None = None, **option
 
 
 def build_router(
-    policy: Policy, *, store_url: str | None, spool_dir: str, content: str, traces: str
+    policy: Policy,
+    *,
+    store_url: str | None,
+    spool_dir: str,
+    content: str,
+    traces: str,
+    quality_refresh_s: float = 60.0,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
-    and traces when asked for."""
+    and traces when asked for; with a store, quality measured from its outcomes, reloaded
+    every ``quality_refresh_s`` seconds."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -173,7 +180,14 @@ def build_router(
         from modelroute.records.tracing import TracingSink, tracing_from_settings
 
         extra.append(TracingSink(tracing_from_settings(traces)))
-    router = Router(policy, sink=records, sinks=extra, store=store, content=content)
+    router = Router(
+        policy,
+        sink=records,
+        sinks=extra,
+        store=store,
+        content=content,
+        quality_refresh_s=quality_refresh_s,
+    )
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s",

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from modelroute.outcomes import Outcome, OutcomeSource
+from modelroute.outcomes.aggregate import load, score_rows
 from modelroute.records.stores import schema
 from modelroute.records.stores.base import Store
 from modelroute.records.stores.body import REQUEST_COLUMNS, V5_COLUMNS, RowEncoder
@@ -75,6 +76,17 @@ async def test_adding_outcomes_is_idempotent_and_counts_only_new_ones(store: Sto
     assert stored[0] == first[0]  # the first write of an id wins
 
 
+async def test_replace_overwrites_and_counts_only_new_ones(store: Store) -> None:
+    rated = Outcome(OutcomeSource.FEEDBACK, "feedback", 0.2, "m", T0, request_id="r1")
+    assert await store.add_outcomes([rated], replace=True) == 1
+    again = Outcome(**(rated.to_dict() | {"score": 0.9, "created_at": T0 + 5}))
+    other = Outcome(OutcomeSource.FEEDBACK, "feedback", 1.0, "m", T0, request_id="r2")
+    # a batch may rate a request twice: the last rating wins
+    latest = Outcome(**(rated.to_dict() | {"score": 0.7, "created_at": T0 + 6}))
+    assert await store.add_outcomes([again, other, latest], replace=True) == 1
+    assert {o.request_id: o.score for o in await store.outcomes()} == {"r1": 0.7, "r2": 1.0}
+
+
 async def test_a_bulk_import_stores_every_outcome_once(store: Store) -> None:
     # above the size at which the SQLite store imports with a larger page cache
     n = 25_000
@@ -118,6 +130,26 @@ async def test_each_filter_narrows(store: Store) -> None:
     assert await ids(since=T0 + 5) == ["p5", "p6"]
     assert await ids(route="support", model="m1", source=OutcomeSource.EVAL) == ["p1", "p4"]
     assert await ids(model="none") == []
+
+
+async def test_outcome_scores_read_what_the_aggregates_need(store: Store) -> None:
+    outcomes = [
+        outcome(1),
+        outcome(2, reported_model="m2-2024", source=OutcomeSource.SHADOW, request_id="r2"),
+        outcome(3, route=None, task=None),
+        outcome(4, created_at=T0 + 1000),
+    ]
+    await store.add_outcomes(outcomes)
+    by_route = sorted(await store.outcome_scores())
+    assert by_route == sorted(score_rows(outcomes))
+    assert ("support", "m2", "m2-2024", "shadow", 2 / 3, T0 + 2) in by_route
+    assert len(await store.outcome_scores("task")) == 3
+    assert len(await store.outcome_scores(since=T0 + 4)) == 1
+    assert len(await store.outcome_scores(source=OutcomeSource.SHADOW)) == 1
+    aggs = await load(store)
+    assert {(a.key, a.model, a.version, a.n) for a in aggs} == {
+        ("support", "m1", "m1", 2), ("support", "m2", "m2-2024", 1),
+    }  # fmt: skip
 
 
 # --- a version-5 store upgrades in place -----------------------------------------------------

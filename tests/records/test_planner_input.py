@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,10 @@ from ..policies import model
 from .conftest import realistic
 
 
-def policy(max_latency_ms: float = 900) -> Policy:
+def policy(max_latency_ms: float = 900, quality: dict[str, Any] | None = None) -> Policy:
     return load_policy_dict(
         {
+            "defaults": {"quality": quality or {}},
             "models": {
                 "a": model(p95=300, inp=1.0, out=2.0, caps=["tools"], quality={"r": 0.7}),
                 "b": model(p95=800, inp=3.0, out=6.0, caps=["tools"], quality={"r": 0.9}),
@@ -171,3 +173,63 @@ async def test_non_finite_numbers(store: Store) -> None:
     assert all(math.isnan(x["value"]) and "nan" in x["message"] for x in rejections)
     with pytest.raises(AssertionError):
         assert got["decision"] == r.decision
+
+
+# Measured from outcomes: a mean with its interval, sources and version, per route and model.
+MEASURED = StatsSnapshot(
+    MappingProxyType(
+        {
+            ("r", "a"): ModelStats(
+                12.5, 300.0, 0.05, 0.81, 412, 40, 0.1 + 0.7, 0.84, "eval+shadow", "a-2024-07-18"
+            ),
+            ("r", "b"): ModelStats(
+                quality=0.78,
+                quality_samples=30,
+                quality_low=0.6,
+                quality_high=0.95,
+                quality_sources="feedback",
+            ),
+        }
+    ),
+)
+
+
+@pytest.mark.parametrize("compare", ["mean", "lower_bound"])
+async def test_measured_quality_with_its_interval_comes_back_and_replays(
+    store: Store, compare: str
+) -> None:
+    p = policy(quality={"compare": compare})
+    records = [planned(p, ctx, i, MEASURED) for i, ctx in enumerate(contexts())]
+    chosen = records[0].decision
+    assert chosen is not None
+    [a] = [c for tier in chosen["tiers"] for c in tier if c["model"] == "a"] or [
+        {"quality_low": None}
+    ]
+    if compare == "mean":  # 0.81 clears 0.75 by its mean, and a's estimate keeps the interval
+        assert a["quality_low"] == 0.1 + 0.7 and a["quality_version"] == "a-2024-07-18"
+    else:  # its lower bound 0.8 clears it too; b's 0.6 does not, though its mean 0.78 would
+        assert any("lower bound" in r["message"] for r in chosen["rejections"])
+    await store.write(records)
+    for r in records:
+        got = await store.get(r.request_id)
+        assert got is not None and got == {**r.to_dict(), "feedback": []}
+        back = RequestRecord.from_dict(got)
+        assert back.planner_input is not None
+        if r.decision is not None:
+            again = plan(back.planner_input.context, p, back.planner_input.stats)
+            assert again.to_dict() == got["decision"]
+            stored = back.planner_input.stats.by_route.get(("r", "a"))
+            assert stored is None or stored == MEASURED.by_route[("r", "a")]
+
+
+def test_a_decision_stored_before_intervals_reads_with_none() -> None:
+    from modelroute.records.stores.body import decision_from
+
+    old_estimate = [0.001, 300.0, "prior", 0.7, "prior", 0]  # six fields, as written before
+    tiers = [[["a", old_estimate, False, []]]]
+    stored = ["r", "cheapest_qualified", "min_cost", "sha256:x", "name", tiers, [], 10, 256,
+              None, None, 0.75, None, []]  # fmt: skip
+    [[candidate]] = decision_from(stored).tiers
+    assert candidate.estimate.quality_samples == 0
+    assert candidate.estimate.quality_low is None and candidate.estimate.quality_version is None
+    assert candidate.to_dict()["quality_sources"] is None

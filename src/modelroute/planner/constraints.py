@@ -23,6 +23,9 @@ class Terms(NamedTuple):
     max_latency_ms: float | None
     min_quality: float | None
     min_quality_samples: int  # rated requests before a measured quality replaces the prior
+    # "mean": the estimate's quality must clear min_quality; "lower_bound": the lower bound
+    # of its interval must (a figure without an interval, such as a prior, by its value)
+    quality_compare: str = "mean"
 
 
 Check = Callable[[Model, Estimate, Terms], Rejection | None]
@@ -73,15 +76,26 @@ def within_latency(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     return None
 
 
+def compared_quality(est: Estimate, compare: str) -> float | None:
+    """The figure min_quality is compared with: the estimate's quality, or under
+    ``lower_bound`` the lower bound of its interval when it has one."""
+    if compare == "lower_bound" and est.quality_low is not None:
+        return est.quality_low
+    return est.quality
+
+
 def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     if t.min_quality is None:
         return None
     if est.quality is None:
         return Rejection(model.name, Reason.QUALITY_UNKNOWN, None, t.min_quality)
-    if est.quality < t.min_quality:
-        return Rejection(
-            model.name, Reason.BELOW_MIN_QUALITY, est.quality, t.min_quality, est.quality_source
-        )
+    value = compared_quality(est, t.quality_compare)
+    assert value is not None
+    if value < t.min_quality:
+        detail = est.quality_source
+        if t.quality_compare == "lower_bound" and est.quality_low is not None:
+            detail = f"{detail} lower bound; mean {est.quality:.3f}, n={est.quality_samples}"
+        return Rejection(model.name, Reason.BELOW_MIN_QUALITY, value, t.min_quality, detail)
     return None
 
 

@@ -82,6 +82,12 @@ class Estimate(NamedTuple):
     quality: float | None
     quality_source: str  # "measured" | "prior" | "unknown"
     quality_samples: int = 0  # rated requests behind the measured quality, used or not
+    # The measured figure's interval, sources and version (None for a prior, and for a
+    # measured mean without an interval).
+    quality_low: float | None = None
+    quality_high: float | None = None
+    quality_sources: str | None = None
+    quality_version: str | None = None
 
 
 class Candidate(NamedTuple):
@@ -108,6 +114,10 @@ class Candidate(NamedTuple):
             "quality": est.quality,
             "quality_source": est.quality_source,
             "quality_samples": est.quality_samples,
+            "quality_low": est.quality_low,
+            "quality_high": est.quality_high,
+            "quality_sources": est.quality_sources,
+            "quality_version": est.quality_version,
             "waived": [w.to_dict() for w in self.waived],
         }
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
-from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
+from modelroute.planner.constraints import (
+    BUDGET_CHECKS,
+    FEASIBILITY_CHECKS,
+    Terms,
+    compared_quality,
+    meets_quality,
+)
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import (
     FEASIBILITY,
@@ -72,8 +78,11 @@ def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) 
         latency = model.latency_p95_ms
     quality = None if measured is None else measured.quality
     rated = 0 if measured is None or quality is None else measured.quality_samples
-    if quality is not None and rated >= terms.min_quality_samples:
-        return Estimate(cost, latency, latency_source, quality, "measured", rated)
+    if measured is not None and quality is not None and rated >= terms.min_quality_samples:
+        return Estimate(
+            cost, latency, latency_source, quality, "measured", rated, measured.quality_low,
+            measured.quality_high, measured.quality_sources, measured.quality_version,
+        )  # fmt: skip
     prior = model.quality.get(route_name)
     source = "unknown" if prior is None else "prior"
     return Estimate(cost, latency, latency_source, prior, source, rated)
@@ -124,6 +133,13 @@ def _passes(model: Model, est: Estimate, t: Terms) -> bool:
     )
 
 
+def _clears(est: Estimate, min_quality: float, compare: str) -> bool:
+    """Does the estimate clear min_quality (``constraints.meets_quality`` without building a
+    rejection)?"""
+    value = compared_quality(est, compare)
+    return value is not None and value >= min_quality
+
+
 class _Planner:
     """One planning pass; holds the per-request terms so helpers stay small."""
 
@@ -145,7 +161,7 @@ class _Planner:
             candidate = Candidate(model.name, est, fallback)
             min_q = t.min_quality
             if _passes(model, est, t):
-                if min_q is None or (est.quality is not None and est.quality >= min_q):
+                if min_q is None or _clears(est, min_q, t.quality_compare):
                     passing[tier].append(candidate)
                 else:
                     below = meets_quality(model, est, t)
@@ -177,7 +193,7 @@ class _Planner:
         min_q = t.min_quality
         if not quality_binds or min_q is None:
             return True
-        return est.quality is not None and est.quality >= min_q
+        return _clears(est, min_q, t.quality_compare)
 
     def keep_probes(
         self,
@@ -287,6 +303,7 @@ def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Ter
         max_latency_ms=_tighter_max(route.max_latency_ms, lim.max_latency_ms),
         min_quality=_tighter_min(route.min_quality, lim.min_quality),
         min_quality_samples=route.min_quality_samples,
+        quality_compare=route.quality_compare,
     )
     return terms, notes
 

@@ -15,7 +15,14 @@ class ModelStats:
     error_rate: float | None = None
     quality: float | None = None
     samples: int = 0  # attempts behind the latency and error figures
-    quality_samples: int = 0  # distinct rated requests behind ``quality``
+    quality_samples: int = 0  # distinct rated requests (or outcomes) behind ``quality``
+    # The interval around ``quality`` (measured outcomes; None for a plain mean), where the
+    # figure came from ("eval", "eval+shadow", "feedback") and the provider-reported version
+    # it was measured on.
+    quality_low: float | None = None
+    quality_high: float | None = None
+    quality_sources: str | None = None
+    quality_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,10 @@ class StatsSnapshot:
         """Read the JSON shape used by ``modelroute explain --stats``::
 
         {"models": {"gpt-4o": {"latency_p95_ms": 900, "error_rate": 0.01}},
-         "routes": {"triage": {"gpt-4o": {"quality": 0.93, "quality_samples": 400}}},
+         "routes": {"triage": {"gpt-4o": {"quality": 0.93, "quality_samples": 400,
+                                          "quality_low": 0.90, "quality_high": 0.95,
+                                          "quality_sources": "eval",
+                                          "quality_version": "gpt-4o-2024-08-06"}}},
          "open_circuits": ["claude-haiku"]}
 
         A ``quality`` needs its ``quality_samples`` (distinct rated requests): the planner
@@ -61,6 +71,9 @@ class StatsSnapshot:
             rated = raw.get("quality_samples", 0)
             if isinstance(rated, bool) or not isinstance(rated, int) or rated < 0:
                 raise ValueError(f"{where}: 'quality_samples' must be a whole number >= 0")
+            bounds = [raw.get(b) for b in ("quality_low", "quality_high")]
+            if any(b is not None for b in bounds) and raw.get("quality") is None:
+                raise ValueError(f"{where}: 'quality_low' and 'quality_high' need a 'quality'")
             return ModelStats(**raw)
 
         by_model = {m: one(f"models.{m}", s) for m, s in dict(data.get("models", {})).items()}

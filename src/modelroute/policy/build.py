@@ -24,6 +24,7 @@ from modelroute.policy.schema import (
     ModelSpec,
     Objective,
     PolicySpec,
+    QualityCompare,
     QualitySettings,
     RouteSpec,
 )
@@ -224,6 +225,9 @@ class _Builder:
             entries=c.route_entries(
                 tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
             ),
+            quality_compare=(
+                (spec.quality and spec.quality.compare) or defaults.quality.compare
+            ).value,
         )
 
     def match(self, name: str, spec: RouteSpec) -> c.MatchRule | None:
@@ -293,8 +297,13 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
         for option in ("drop_params", "forward_metadata"):
             if not model[option]:
                 del model[option]
-    if body["defaults"]["quality"] == QualitySettings().model_dump(mode="json"):
+    if spec.defaults.quality.compare == QualityCompare.MEAN:  # the default: hashed as before
+        del body["defaults"]["quality"]["compare"]
+    if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
+    for route in body["routes"].values():
+        if route["quality"] is None:
+            del route["quality"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
@@ -337,6 +346,7 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
         scorer=None,
         min_quality_samples=d.quality.min_samples,
         entries=(c.Entry(0, model, False, True),),
+        quality_compare=d.quality.compare.value,  # a request may still set min_quality
     )
 
 

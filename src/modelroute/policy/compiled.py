@@ -115,6 +115,7 @@ class Route:
     scorer: str | None
     min_quality_samples: int  # rated requests before measured quality replaces the prior
     entries: tuple[Entry, ...] = ()
+    quality_compare: str = "mean"  # "mean" | "lower_bound": what must clear min_quality
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,7 @@ class RouteSpec(Strict):
     output_tokens: PosInt | None = None
     on_infeasible: OnInfeasible = OnInfeasible.REJECT
     hedge_after_ms: Annotated[float, Field(gt=0)] | None = None
+    quality: RouteQuality | None = None
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask
@@ -248,12 +249,25 @@ class RouteSpec(Strict):
 QUALITY_WINDOW = 500
 
 
-class QualitySettings(Strict):
-    """When measured quality (from feedback) replaces a model's declared prior."""
+class QualityCompare(StrEnum):
+    MEAN = "mean"  # the measured mean must clear min_quality
+    LOWER_BOUND = "lower_bound"  # the lower bound of its confidence interval must
 
-    # Distinct requests with a score, per route and model. One request counts once however
-    # often it is rated, so a single caller cannot outvote the prior with one request.
+
+class QualitySettings(Strict):
+    """When measured quality (outcomes, feedback) replaces a model's declared prior."""
+
+    # Distinct requests with a score (or outcomes of the current version), per route and
+    # model. One request counts once however often it is rated, so a single caller cannot
+    # outvote the prior with one request.
     min_samples: Annotated[int, Field(ge=1, le=QUALITY_WINDOW)] = 30
+    compare: QualityCompare = QualityCompare.MEAN
+
+
+class RouteQuality(Strict):
+    """A route's own quality settings; unset ones follow ``defaults.quality``."""
+
+    compare: QualityCompare | None = None
 
 
 class Defaults(Strict):

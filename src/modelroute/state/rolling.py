@@ -43,6 +43,18 @@ class Served(NamedTuple):
     route: str | None
     model: str | None  # the model that answered, if any
     client_key_id: str | None  # the hash of the caller's key; None: no credentials
+    # what a rating stored as an outcome keeps of the request
+    task: str | None = None
+    reported_model: str | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+
+
+def served(record: RequestRecord) -> Served:
+    return Served(
+        record.route, record.final_model, record.client_key_id, record.task,
+        record.final_reported_model, record.cost_usd, record.latency_ms,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -96,9 +108,7 @@ class RollingStats:
     def submit(self, record: RequestRecord) -> None:
         """Take one finished request's attempts into the windows."""
         # Every request is remembered (feedback may come for it), routed or not.
-        self._recent[record.request_id] = Served(
-            record.route, record.final_model, record.client_key_id
-        )
+        self._recent[record.request_id] = served(record)
         if len(self._recent) > 50_000:
             self._recent.popitem(last=False)
         route = record.route

@@ -20,6 +20,10 @@ from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
 QualityKey = tuple[str | None, str | None, str | None]  # route, model, reported version
+OutcomeScope = Literal["route", "task"]
+# One stored outcome as the aggregates read it: route or task, model, version (the reported
+# model, else the model), source, score, created_at.
+ScoreRow = tuple[str, str, str, str, float, float]
 
 
 class RecordRejected(ValueError):
@@ -82,9 +86,10 @@ class Store(Protocol):
         """Mean feedback score and number of scored requests per (route, final model,
         reported model)."""
 
-    async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
         """Store outcomes in one transaction; an ``outcome_id`` already stored is skipped
-        (a resumed evaluation, a repeated import). Returns how many were new."""
+        (a resumed evaluation, a repeated import), or with ``replace`` overwritten (a later
+        rating of the same request). Returns how many were new."""
 
     async def outcome_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored: what a resumed evaluation may skip."""
@@ -101,6 +106,17 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[Outcome]:
         """Stored outcomes, oldest first; each argument narrows them."""
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        """What the quality aggregates need of each outcome with a ``by`` (route or task),
+        and no more: far cheaper to read than whole outcomes, and read periodically by a
+        gateway. Outcomes without a route (or task) are left out."""
 
     async def export(self, path: str | Path, format: ExportFormat = "jsonl") -> int:
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""

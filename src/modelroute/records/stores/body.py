@@ -253,9 +253,11 @@ def decision_from(v: list[Any]) -> Decision:
 
 def _candidate(v: list[Any]) -> Candidate:
     e = v[1]
-    # quality_samples (e[5]) came later: a body written before it reads as 0 rated requests.
+    # quality_samples (e[5]) came later: a body written before it reads as 0 rated requests;
+    # then the interval, sources and version (e[6:10]): one written before reads as None.
     rated = e[5] if len(e) > 5 else 0
-    estimate = Estimate(_float(e[0]), _float(e[1]), e[2], _float(e[3]), e[4], rated)
+    measured = (_float(e[6]), _float(e[7]), e[8], e[9]) if len(e) > 9 else ()
+    estimate = Estimate(_float(e[0]), _float(e[1]), e[2], _float(e[3]), e[4], rated, *measured)
     return Candidate(v[0], estimate, v[2], tuple(_rejection(r) for r in v[3]))
 
 
@@ -271,12 +273,16 @@ def _rejection(v: list[Any]) -> Rejection:
     return Rejection(v[0], reason, value, limit, v[4])
 
 
+_TEXT_FIGURES = frozenset({"quality_sources", "quality_version"})
+
+
 def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
     data = orjson.loads(text) if isinstance(text, str | bytes) else dict(text)
     for group in (data.get("models") or {}, *(data.get("routes") or {}).values()):
         for figures in group.values():
             for name, value in figures.items():
-                figures[name] = _float(value)
+                if name not in _TEXT_FIGURES:
+                    figures[name] = _float(value)
     return StatsSnapshot.from_dict(data)
 
 

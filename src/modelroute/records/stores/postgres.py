@@ -25,6 +25,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,8 +39,10 @@ from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -116,8 +119,12 @@ _OUTCOMES_INCOMING = (
 )
 _INSERT_OUTCOMES = (
     f"INSERT INTO outcomes ({_OUTCOME_COLS}) SELECT {_OUTCOME_COLS} FROM outcomes_incoming "
-    "ON CONFLICT (outcome_id) DO NOTHING"
 )
+# (xmax = 0): the row was inserted, not overwritten
+_REPLACE_OUTCOMES = (
+    f"{_INSERT_OUTCOMES}{schema.outcome_conflict(True)} RETURNING (xmax = 0) AS inserted"
+)
+_INSERT_OUTCOMES += schema.outcome_conflict(False)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
 
 
@@ -243,10 +250,10 @@ class PostgresStore:
             )
         return bool(status == "INSERT 0 1")
 
-    async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
         if not outcomes:
             return 0
-        rows = await asyncio.to_thread(schema.outcome_rows, outcomes)
+        rows = await asyncio.to_thread(partial(schema.outcome_rows, outcomes, last=replace))
         async with self.pool.acquire() as conn, conn.transaction():
             # a bulk import may take longer than a record batch is allowed to
             await conn.execute(f"SET LOCAL statement_timeout = {int(self.read_timeout_s * 1000)}")
@@ -254,6 +261,8 @@ class PostgresStore:
             await conn.copy_records_to_table(
                 "outcomes_incoming", records=rows, columns=schema.OUTCOME_COLUMNS
             )
+            if replace:
+                return sum(bool(r[0]) for r in await conn.fetch(_REPLACE_OUTCOMES))
             status = await conn.execute(_INSERT_OUTCOMES)
         return int(status.rpartition(" ")[2])  # "INSERT 0 <rows>"
 
@@ -285,6 +294,18 @@ class PostgresStore:
         async with self._reading() as conn:
             rows = await conn.fetch(sql, *params)
         return [schema.outcome_from(row) for row in rows]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: f"${n}", by, source, since)
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [tuple(row) for row in rows]
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:

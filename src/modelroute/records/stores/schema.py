@@ -375,39 +375,21 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def outcome_rows(outcomes: Iterable[Outcome]) -> list[tuple[Any, ...]]:
-    """Rows in ``OUTCOME_COLUMNS`` order, the first of each outcome id only (a batch may
-    repeat one); confidences and detail as JSON text."""
-    seen: set[str] = set()
-    rows = []
+def outcome_rows(outcomes: Iterable[Outcome], *, last: bool = False) -> list[tuple[Any, ...]]:
+    """Rows in ``OUTCOME_COLUMNS`` order, one per outcome id (a batch may repeat one): the
+    first of each, or with ``last`` the last; confidences and detail as JSON text."""
+    rows: dict[str, tuple[Any, ...]] = {}
     dumps = orjson.dumps
     for o in outcomes:
-        if o.outcome_id in seen:
+        if not last and o.outcome_id in rows:
             continue
-        seen.add(o.outcome_id)
-        rows.append(
-            (
-                o.outcome_id,
-                str(o.source),
-                o.grader,
-                o.score,
-                o.model,
-                o.created_at,
-                o.prompt_id,
-                o.prompt_hash,
-                o.task,
-                o.route,
-                o.reported_model,
-                o.fingerprint,
-                o.cost_usd,
-                o.latency_ms,
-                o.request_id,
-                o.run,
-                dumps(dict(o.confidences)).decode(),
-                dumps(dict(o.detail)).decode(),
-            )
-        )
-    return rows
+        rows[o.outcome_id] = (
+            o.outcome_id, str(o.source), o.grader, o.score, o.model, o.created_at, o.prompt_id,
+            o.prompt_hash, o.task, o.route, o.reported_model, o.fingerprint, o.cost_usd,
+            o.latency_ms, o.request_id, o.run, dumps(dict(o.confidences)).decode(),
+            dumps(dict(o.detail)).decode(),
+        )  # fmt: skip
+    return list(rows.values())
 
 
 def outcome_from(row: Row) -> Outcome:
@@ -448,17 +430,8 @@ def outcomes_sql(
     """``Store.outcomes``' statement and parameters, oldest first."""
     where: list[str] = []
     params: list[Any] = []
-    for column, op, value in (
-        ("source", "=", None if source is None else str(source)),
-        ("route", "=", route),
-        ("task", "=", task),
-        ("model", "=", model),
-        ("run", "=", run),
-        ("created_at", ">=", since),
-    ):
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params))}")
+    narrow = (("route", route), ("task", task), ("model", model), ("run", run))
+    _outcome_filters(placeholder, where, params, source, since, narrow)
     sql = (
         f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
         f"WHERE {' AND '.join(where) or '1 = 1'} ORDER BY created_at, outcome_id"
@@ -467,3 +440,48 @@ def outcomes_sql(
         params.append(limit)
         sql += f" LIMIT {placeholder(len(params))}"
     return sql, params
+
+
+def outcome_scores_sql(
+    placeholder: Callable[[int], str],
+    by: Literal["route", "task"],
+    source: str | None,
+    since: float | None,
+) -> tuple[str, list[Any]]:
+    """``Store.outcome_scores``' statement and parameters."""
+    if by not in ("route", "task"):
+        raise ValueError(f"outcomes are aggregated by 'route' or 'task', not {by!r}")
+    where = [f"{by} IS NOT NULL"]
+    params: list[Any] = []
+    _outcome_filters(placeholder, where, params, source, since)
+    sql = (
+        f"SELECT {by}, model, COALESCE(reported_model, model), source, score, created_at "
+        f"FROM outcomes WHERE {' AND '.join(where)}"
+    )
+    return sql, params
+
+
+def _outcome_filters(
+    placeholder: Callable[[int], str],
+    where: list[str],
+    params: list[Any],
+    source: str | None,
+    since: float | None,
+    equal: Iterable[tuple[str, str | None]] = (),
+) -> None:
+    """Add a condition and its parameter for each filter that is given."""
+    given: list[tuple[str, str, Any]] = [(c, "=", v) for c, v in equal]
+    given += [("source", "=", None if source is None else str(source))]
+    given += [("created_at", ">=", since)]
+    for column, op, value in given:
+        if value is not None:
+            params.append(value)
+            where.append(f"{column} {op} {placeholder(len(params))}")
+
+
+def outcome_conflict(replace: bool) -> str:
+    """What an ``outcomes`` insert does with an id already stored: skip it, or overwrite it."""
+    if not replace:
+        return "ON CONFLICT (outcome_id) DO NOTHING"
+    sets = ", ".join(f"{c} = excluded.{c}" for c in OUTCOME_COLUMNS[1:])
+    return f"ON CONFLICT (outcome_id) DO UPDATE SET {sets}"

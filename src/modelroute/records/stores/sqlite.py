@@ -35,8 +35,10 @@ from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
     ExportFormat,
+    OutcomeScope,
     QualityKey,
     RecordRejected,
+    ScoreRow,
     merge_stats,
 )
 from modelroute.records.stores.body import (
@@ -133,6 +135,9 @@ GROUP BY r.route, r.final_model, r.final_reported_model
 """
 _FEEDBACK_COLUMNS = "id, score, label, source, comment, created_at"
 _INSERT_OUTCOME = _insert_sql("outcomes", schema.OUTCOME_COLUMNS, "outcome_id", 1)
+_REPLACE_OUTCOME = _INSERT_OUTCOME.replace(
+    "ON CONFLICT (outcome_id) DO NOTHING", schema.outcome_conflict(True)
+)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
 
 
@@ -321,13 +326,13 @@ class SqliteStore:
     def _add_feedback(self, params: tuple[Any, ...]) -> bool:
         return self._db.execute(_ADD_FEEDBACK, params).rowcount == 1
 
-    async def add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+    async def add_outcomes(self, outcomes: Sequence[Outcome], *, replace: bool = False) -> int:
         if not outcomes:
             return 0
-        return await self._call(self._add_outcomes, outcomes)
+        return await self._call(self._add_outcomes, outcomes, replace)
 
-    def _add_outcomes(self, outcomes: Sequence[Outcome]) -> int:
-        rows = schema.outcome_rows(outcomes)
+    def _add_outcomes(self, outcomes: Sequence[Outcome], replace: bool) -> int:
+        rows = schema.outcome_rows(outcomes, last=replace)
         db = self._db
         before = db.total_changes
         cache = self._scalar("PRAGMA cache_size")
@@ -337,9 +342,11 @@ class SqliteStore:
             db.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KB}")
         db.execute("BEGIN IMMEDIATE")
         try:
+            if replace:  # an overwrite changes a row too: count the new ones beforehand
+                before += len(self._outcome_ids([r[0] for r in rows]))
             # one statement prepared once, stepped per row, all in one transaction: an import
             # of hundreds of thousands of outcomes is one commit
-            db.executemany(_INSERT_OUTCOME, rows)
+            db.executemany(_REPLACE_OUTCOME if replace else _INSERT_OUTCOME, rows)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -382,6 +389,21 @@ class SqliteStore:
 
     def _outcomes(self, sql: str, params: list[Any]) -> list[Outcome]:
         return [schema.outcome_from(row) for row in self._db.execute(sql, params)]
+
+    async def outcome_scores(
+        self,
+        by: OutcomeScope = "route",
+        *,
+        source: OutcomeSource | None = None,
+        since: float | None = None,
+    ) -> list[ScoreRow]:
+        sql, params = schema.outcome_scores_sql(lambda n: "?", by, source, since)
+        return await self._call(self._scores, sql, params)
+
+    def _scores(self, sql: str, params: list[Any]) -> list[ScoreRow]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: no sqlite3.Row per outcome
+        return cursor.execute(sql, params).fetchall()
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         return await self._call(self._get, request_id)
