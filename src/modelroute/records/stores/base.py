@@ -33,6 +33,9 @@ class RecordRejected(ValueError):
 
 
 class Store(Protocol):
+    # The SQL the store speaks, for analyses that push their aggregates into the database
+    dialect: Literal["sqlite", "postgres"]
+
     async def open(self) -> None:
         """Connect and bring the schema up to date (migrations run in order, once)."""
 
@@ -122,6 +125,22 @@ class Store(Protocol):
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""
 
     async def schema_version(self) -> int: ...
+
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement written for ``dialect`` (parameters ``?`` in
+        SQLite, ``$1`` in PostgreSQL), as tuples: the aggregate queries of an analysis
+        (drift) that live beside it rather than here."""
+
+    async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
+        """Keep alert conditions (condition -> (kind, evidence as JSON)) in one transaction;
+        returns the conditions that were not kept already. Only a condition's raiser
+        announces it, so it is announced once however many processes check for it."""
+
+    async def raised_alerts(self) -> dict[str, str]:
+        """The alert conditions kept (condition -> kind)."""
+
+    async def clear_alerts(self, conditions: Iterable[str]) -> int:
+        """Forget conditions that no longer hold (a recurrence is raised again)."""
 
 
 def merge_stats(

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -126,6 +126,7 @@ _REPLACE_OUTCOMES = (
 )
 _INSERT_OUTCOMES += schema.outcome_conflict(False)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
+_RAISE_ALERT = schema.raise_alert_sql(lambda n: f"${n}")
 
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -152,6 +153,8 @@ def check_url(url: str) -> None:
 
 
 class PostgresStore:
+    dialect: Literal["postgres"] = "postgres"
+
     def __init__(
         self,
         url: str,
@@ -218,6 +221,37 @@ class PostgresStore:
         async with self.pool.acquire() as conn:
             value = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(value)
+
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._reading() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [tuple(row) for row in rows]
+
+    # --- drift alerts -----------------------------------------------------------------------
+
+    async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
+        now = time.time()
+        new: set[str] = set()
+        async with self.pool.acquire() as conn, conn.transaction():
+            for key, (kind, evidence) in alerts.items():
+                found = await conn.fetchval(_RAISE_ALERT, key, kind, now, evidence)
+                if found is not None:
+                    new.add(found)
+        return new
+
+    async def raised_alerts(self) -> dict[str, str]:
+        rows = await self.read_sql("SELECT condition, kind FROM drift_alerts")
+        return {condition: kind for condition, kind in rows}
+
+    async def clear_alerts(self, conditions: Iterable[str]) -> int:
+        keys = list(conditions)
+        if not keys:
+            return 0
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM drift_alerts WHERE condition = ANY($1::text[])", keys
+            )
+        return int(status.rpartition(" ")[2])  # "DELETE <rows>"
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -309,7 +343,9 @@ class PostgresStore:
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM requests WHERE request_id = $1", request_id)
+            rows = await conn.fetch(
+                f"SELECT {schema.REQUEST_SELECT} FROM requests WHERE request_id = $1", request_id
+            )
             found = await _records(conn, rows)
         return found[0] if found else None
 

@@ -15,11 +15,14 @@ per record: the columns reads filter and aggregate on, everything else in one JS
 one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggregate them
 (route and model, task, source and time, run); (7) the columns derived from each record when
 it is stored (``derived.py``: the task key, the decision's reason, the token counts), filled
-for stored rows by ``DERIVE``, with a covering index for the per-task aggregates (see
-``traffic.py``). Step 4 moves existing rows
-with ``FOLD``, a step each store runs in Python (``legacy.py`` reads the old layout,
-``body.py`` writes the new one) so that floats keep every digit (SQLite's JSON functions print
-15).
+for stored rows by ``DERIVE``, with a covering index for the per-task aggregates of the audit;
+(8) drift detection: columns derived from ``body`` (``DERIVED_COLUMNS``: computed by the
+database on insert, virtual in SQLite, stored in PostgreSQL), one covering index whose leading
+columns are the groups drift compares, so its aggregates stream through the index without a
+sort or a read of the table, and ``drift_alerts``, the alert conditions already raised (each
+is raised once). Step 4 moves existing rows with ``FOLD``, a step each store runs in Python
+(``legacy.py`` reads the old layout, ``body.py`` writes the new one) so that floats keep every
+digit (SQLite's JSON functions print 15).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.record import RequestRecord
+from modelroute.records.stores.body import REQUEST_COLUMNS
 from modelroute.records.stores.legacy import DROPPED_COLUMNS
 
 Dialect = Literal["sqlite", "postgres"]
@@ -102,6 +106,30 @@ _DERIVED_COLUMNS = (
 )
 _TRAFFIC = "status, cost_usd, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens"
 
+# Columns derived from the JSON body (name, type, SQLite path, PostgreSQL expression): what
+# drift groups and compares by, which the body alone would make a JSON parse per row to read.
+# The first attempt is the route's first choice: its outcome says whether it failed or was
+# doubted (a cascade escalated), and the model version it reported when it answered.
+DERIVED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("task", "TEXT", "$[0]", "body ->> 0"),
+    ("final_fingerprint", "TEXT", "$[7]", "body ->> 7"),
+    ("prompt_tokens", "BIGINT", "$[20][1]", "(body -> 20 ->> 1)::bigint"),
+    ("first_model", "TEXT", "$[18][0][0]", "body -> 18 -> 0 ->> 0"),
+    ("first_outcome", "TEXT", "$[18][0][7]", "body -> 18 -> 0 ->> 7"),
+    ("first_reported_model", "TEXT", "$[18][0][12]", "body -> 18 -> 0 ->> 12"),
+)
+# Group columns first (drift's GROUP BY is this prefix), then time, then what is aggregated.
+DRIFT_INDEX_COLUMNS: tuple[str, ...] = (
+    "route", "final_model", "final_reported_model", "final_fingerprint", "task", "first_model",
+    "first_reported_model", "first_outcome", "started_at", "status", "latency_ms", "cost_usd",
+    "prompt_tokens",
+)  # fmt: skip
+_DRIFT_INDEX = f"CREATE INDEX requests_drift ON requests ({', '.join(DRIFT_INDEX_COLUMNS)})"
+_DRIFT_ALERTS = """CREATE TABLE drift_alerts (
+    condition TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    raised_at {real} NOT NULL,
+    evidence {json} NOT NULL)"""
 
 BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -262,9 +290,37 @@ MIGRATIONS: list[Migration] = [
             ),
         },
     ),
+    Migration(
+        8,
+        "drift: columns derived from the body, a covering index for its groups, raised alerts",
+        {
+            "sqlite": (
+                *(
+                    f"ALTER TABLE requests ADD COLUMN {name} {kind} "
+                    f"GENERATED ALWAYS AS (json_extract(body, '{path}')) VIRTUAL"
+                    for name, kind, path, _ in DERIVED_COLUMNS
+                ),
+                _DRIFT_INDEX,
+                _DRIFT_ALERTS,
+            ),
+            "postgres": (
+                # one statement: the table is rewritten once, not once per column
+                "ALTER TABLE requests "
+                + ", ".join(
+                    f"ADD COLUMN {name} {kind} GENERATED ALWAYS AS ({expr}) STORED"
+                    for name, kind, _, expr in DERIVED_COLUMNS
+                ),
+                _DRIFT_INDEX,
+                _DRIFT_ALERTS,
+            ),
+        },
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
+# What reads of whole rows select: the stored columns, not the derived ones (a virtual
+# column is computed on every read of it).
+REQUEST_SELECT = ", ".join(REQUEST_COLUMNS)
 
 
 def render(template: str, dialect: Dialect) -> str:
@@ -315,7 +371,7 @@ def query_sql(
         where.append("status <> 'ok'")
     params.append(limit)
     sql = (
-        f"SELECT * FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
+        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
         f"ORDER BY started_at DESC, request_id DESC LIMIT {placeholder(len(params))}"
     )
     return sql, params
@@ -333,7 +389,7 @@ def page_sql(
             params.append(value)
             where.append(f"{column} {op} {placeholder(len(params) + 2)}")
     sql = (
-        f"SELECT * FROM requests WHERE {' AND '.join(where)} "
+        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where)} "
         f"ORDER BY started_at, request_id LIMIT {placeholder(len(params) + 3)}"
     )
     return sql, params
@@ -485,3 +541,16 @@ def outcome_conflict(replace: bool) -> str:
         return "ON CONFLICT (outcome_id) DO NOTHING"
     sets = ", ".join(f"{c} = excluded.{c}" for c in OUTCOME_COLUMNS[1:])
     return f"ON CONFLICT (outcome_id) DO UPDATE SET {sets}"
+
+
+# --- drift alerts ----------------------------------------------------------------------------
+
+
+def raise_alert_sql(placeholder: Callable[[int], str]) -> str:
+    """Keep one alert condition unless kept already; returns its row only when it is new.
+    Parameters: condition, kind, raised_at, evidence (JSON text)."""
+    marks = [placeholder(n) for n in range(1, 5)]
+    return (
+        "INSERT INTO drift_alerts (condition, kind, raised_at, evidence) "
+        f"VALUES ({', '.join(marks)}) ON CONFLICT (condition) DO NOTHING RETURNING condition"
+    )

@@ -21,12 +21,12 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.derived import DERIVED_COLUMNS
@@ -139,9 +139,12 @@ _REPLACE_OUTCOME = _INSERT_OUTCOME.replace(
     "ON CONFLICT (outcome_id) DO NOTHING", schema.outcome_conflict(True)
 )
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
+_RAISE_ALERT = schema.raise_alert_sql(lambda n: f"?{n}")
 
 
 class SqliteStore:
+    dialect: Literal["sqlite"] = "sqlite"
+
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
@@ -277,6 +280,45 @@ class SqliteStore:
     def _scalar(self, sql: str, *params: Any) -> Any:
         return self._db.execute(sql, params).fetchone()[0]
 
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._call(self._tuples, sql, list(params))
+
+    def _tuples(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples
+        return cursor.execute(sql, params).fetchall()
+
+    # --- drift alerts -----------------------------------------------------------------------
+
+    async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
+        rows = [(key, kind, time.time(), evidence) for key, (kind, evidence) in alerts.items()]
+        return await self._call(self._raise_alerts, rows) if rows else set()
+
+    def _raise_alerts(self, rows: list[tuple[str, str, float, str]]) -> set[str]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            new = {found[0] for row in rows for found in db.execute(_RAISE_ALERT, row)}
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return new
+
+    async def raised_alerts(self) -> dict[str, str]:
+        rows = await self.read_sql("SELECT condition, kind FROM drift_alerts")
+        return {condition: kind for condition, kind in rows}
+
+    async def clear_alerts(self, conditions: Iterable[str]) -> int:
+        keys = [(key,) for key in conditions]
+        return await self._call(self._clear_alerts, keys) if keys else 0
+
+    def _clear_alerts(self, keys: list[tuple[str]]) -> int:
+        before = self._db.total_changes
+        self._db.executemany("DELETE FROM drift_alerts WHERE condition = ?", keys)
+        return self._db.total_changes - before
+
     # --- writing ----------------------------------------------------------------------------
 
     async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
@@ -409,7 +451,9 @@ class SqliteStore:
         return await self._call(self._get, request_id)
 
     def _get(self, request_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+        row = self._db.execute(
+            f"SELECT {schema.REQUEST_SELECT} FROM requests WHERE request_id = ?", (request_id,)
+        )
         found = self._records(row.fetchall())
         return found[0] if found else None
 
