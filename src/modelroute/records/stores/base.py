@@ -33,8 +33,10 @@ class RecordRejected(ValueError):
 
 
 class Store(Protocol):
-    # The SQL the store speaks, for analyses that push their aggregates into the database
-    dialect: Literal["sqlite", "postgres"]
+    @property
+    def dialect(self) -> Literal["sqlite", "postgres"]:
+        """The SQL the store speaks, for analyses that push their aggregates into the
+        database (read-only: each store's is fixed)."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (migrations run in order, once)."""
