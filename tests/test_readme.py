@@ -42,6 +42,7 @@ RUNNERS = {
     "readme:provider": "test_provider_plugin.py",
     "readme:records": "test_records_block",
     "readme:outcomes": "test_outcomes_block",
+    "readme:audit": "audit/test_audit_readme.py",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
 }

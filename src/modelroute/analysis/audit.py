@@ -214,6 +214,8 @@ def _verdict(ctx: _Context, finding: TaskFinding, answered: list[Serving]) -> No
         finding.recoverable_usd = sum(s.usage.spend_usd - repriced(s.usage, prices) for s in over)
     elif unsure:
         finding.status = "not_enough_evidence"
+    elif all(c.cost_per_request >= ceiling for c in finding.candidates):
+        finding.status = "no_cheaper_candidate"
     else:
         finding.status = "right_sized"
     per_day = finding.requests / ctx.days

@@ -20,6 +20,7 @@ from modelroute.pricing import usd
 _COLORS = {
     "over_provisioned": "#d9534f",
     "right_sized": "#5cb85c",
+    "no_cheaper_candidate": "#5cb85c",
     "not_enough_evidence": "#999999",
     "no_threshold": "#bbbbbb",
     "unpriced": "#bbbbbb",

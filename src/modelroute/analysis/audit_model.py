@@ -17,6 +17,7 @@ from modelroute.analysis.audit_sql import Totals, Usage
 Status = Literal[
     "over_provisioned",  # served by a costlier model than the cheapest qualified one
     "right_sized",  # no cheaper model meets the threshold, on the evidence
+    "no_cheaper_candidate",  # no cheaper model to consider (the route lists none)
     "not_enough_evidence",  # a cheaper model might qualify: too few outcomes to say
     "no_threshold",  # nothing to qualify against (no min_quality, no --min-quality)
     "unpriced",  # no prices for the models involved

@@ -13,6 +13,7 @@ from modelroute.pricing import usd
 _STATUS = {
     "over_provisioned": "over-provisioned",
     "right_sized": "right-sized",
+    "no_cheaper_candidate": "no cheaper model",
     "not_enough_evidence": "not enough evidence",
     "no_threshold": "no threshold",
     "unpriced": "no prices",
