@@ -193,8 +193,10 @@ def _verdict(ctx: _Context, finding: TaskFinding, answered: list[Serving]) -> No
     """Status, cheapest qualified model, over-provisioned requests, and what to measure."""
     cost = {c.model: c.cost_per_request for c in finding.candidates}
     finding.cheapest = next((c for c in finding.candidates if c.evidence.verdict == "meets"), None)
-    ceiling = max(cost[str(s.model)] for s in answered)
-    floor = finding.cheapest.cost_per_request if finding.cheapest else ceiling
+    # what most of the task is served by (answered is sorted by requests): the model a cheaper
+    # one would replace; a costlier fallback's share counts as over-provisioned, below
+    main = cost[str(answered[0].model)]
+    floor = finding.cheapest.cost_per_request if finding.cheapest else main
     unsure = [
         c for c in finding.candidates
         if c.evidence.verdict == "not_enough" and c.cost_per_request < floor
@@ -214,7 +216,7 @@ def _verdict(ctx: _Context, finding: TaskFinding, answered: list[Serving]) -> No
         finding.recoverable_usd = sum(s.usage.spend_usd - repriced(s.usage, prices) for s in over)
     elif unsure:
         finding.status = "not_enough_evidence"
-    elif all(c.cost_per_request >= ceiling for c in finding.candidates):
+    elif all(c.cost_per_request >= main for c in finding.candidates):
         finding.status = "no_cheaper_candidate"
     else:
         finding.status = "right_sized"

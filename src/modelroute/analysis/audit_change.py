@@ -9,15 +9,15 @@ Per route that serves an over-provisioned task, in the order of the volume moved
 - either way, the cheaper model's quality prior for the route becomes its measured lower bound
   (never below the threshold it cleared) where the prior was lower: the planner compares it
   with ``min_quality`` until enough outcomes of its own replace it;
-- a labelled task on a route whose other audited tasks are not shown to qualify, and which
-  reached the route by its label, a match rule or the default (not by the route's name), gets a
-  route of its own named after the label (labels are matched before rules), so the change
-  moves only it;
+- a route is changed only when the cheaper model meets the threshold of every audited task on
+  it; otherwise a labelled task gets a route of its own named after its label (a label selects
+  a route before any match rule; requests that name a route keep going there until clients
+  name the new one, which the replay shows and a note says), and an unlabelled one is left
+  where it is with a note: label it first;
 - cascades and learned routes get no change: their escalations or scorer decide (``modelroute
   calibrate`` tunes a cascade).
 
-A route-level change moves every task on the route. The replay shows what it does to each
-audited task, and the notes name the tasks it would move without evidence that they qualify.
+The replay shows what the change does to every audited task.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class _Change:
         quality[route] = prior
         self._put(("models", model, "quality"), quality)
 
-    def own_route(self, f: TaskFinding, route: str) -> None:
+    def own_route(self, f: TaskFinding, route: str, named: bool) -> None:
         assert f.cheapest is not None
         served = [s.model for s in f.serving if s.model and s.model != f.cheapest.model]
         spec: dict[str, Any] = {
@@ -103,9 +103,16 @@ class _Change:
         if f.threshold is not None:
             spec["constraints"] = {"min_quality": f.threshold}
         self._put(("routes", f.key), spec)
+        self._prior(f, f.key)
+        how = (
+            f"its requests name route {route}, which wins over a label: clients send "
+            f"model={f.key} (or name no route) for it to apply"
+            if named
+            else "requests labelled so are routed by their label before any rule"
+        )
         self.notes.append(
-            f"task {f.key} gets a route of its own (requests labelled {f.key} are routed by "
-            f"their label before any rule), leaving route {route}'s other tasks as they are"
+            f"task {f.key} gets a route of its own, leaving route {route}'s other tasks as "
+            f"they are (they are not shown to qualify for {f.cheapest.model}); {how}"
         )
 
 
@@ -117,7 +124,7 @@ def _unsafe(change: _Change, f: TaskFinding, route: str, tasks: Sequence[TaskFin
         if other is f or other.route != route or other.threshold is None:
             continue
         if other.cheapest is not None and other.cheapest.model == f.cheapest.model:
-            continue
+            continue  # it qualifies: moving it is what the audit recommends for it anyway
         verdict = change.quality.evidence(other.key, route, f.cheapest.model, other.threshold)
         if verdict.verdict != "meets":
             out.append(other.key)
@@ -144,15 +151,16 @@ def propose(
         if route in change.changed_routes or route not in change.data.get("routes", {}):
             continue
         unsafe = _unsafe(change, f, route, tasks)
-        if unsafe and f.labelled and not _selected_by(f) & set(_BY_NAME):
-            change.own_route(f, route)
-            continue
-        change.route_level(f, route)
-        if unsafe and route in change.changed_routes:
+        if not unsafe:
+            change.route_level(f, route)
+        elif f.labelled:
+            change.own_route(f, route, named=bool(_selected_by(f) & set(_BY_NAME)))
+        else:
+            target = f.cheapest.model if f.cheapest else "?"
             change.notes.append(
-                f"the change to route {route} also moves task(s) {', '.join(unsafe)}, with no "
-                f"evidence that {f.cheapest.model if f.cheapest else '?'} meets their threshold: "
-                "label them and give them a route of their own, or measure them first"
+                f"task {f.key} is left on route {route}: the route also serves "
+                f"{', '.join(unsafe)}, for which {target} is not shown to meet the threshold; "
+                "label the task (x-modelroute-task) to give it a route of its own"
             )
     if not change.snippet:
         return PolicyChange("", change.notes, {})
