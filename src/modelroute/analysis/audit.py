@@ -15,7 +15,6 @@ audit says so and names the measurement that would settle it (``audit_measure``)
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from modelroute.records.stores.base import Store
 from modelroute.records.task_key import template
 
 DAY_S = 86_400.0
-_CONCURRENT_GETS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,22 +242,18 @@ def _examples(groups: list[Group], records: Mapping[Group, list[dict[str, Any]]]
 async def _samples(
     store: Store, groups: Sequence[Group], options: AuditOptions
 ) -> dict[Group, list[dict[str, Any]]]:
-    """Up to ``sample_per_group`` whole records of each group, read a few at a time."""
+    """Up to ``sample_per_group`` whole records of each group, read in one go per task."""
     ids = {
         g: await audit_sql.sample_ids(store, g, options.since, options.sample_per_group)
         for g in groups
     }
-    gate = asyncio.Semaphore(_CONCURRENT_GETS)
-
-    async def get(rid: str) -> dict[str, Any] | None:
-        async with gate:
-            return await store.get(rid)
-
-    out: dict[Group, list[dict[str, Any]]] = {}
+    by_task: dict[str, list[str]] = {}
     for g, found in ids.items():
-        records = await asyncio.gather(*(get(rid) for rid in found))
-        out[g] = [r for r in records if r is not None]
-    return out
+        by_task.setdefault(g.task_key, []).extend(found)
+    records: dict[str, dict[str, Any]] = {}
+    for wanted in by_task.values():
+        records.update((r["request_id"], r) for r in await store.get_many(wanted))
+    return {g: [records[i] for i in found if i in records] for g, found in ids.items()}
 
 
 async def _savings(store: Store, ctx: _Context, report: AuditReport) -> None:

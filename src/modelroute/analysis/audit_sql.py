@@ -157,14 +157,21 @@ async def buckets(store: Store, keys: Sequence[str], since: float, bucket_s: flo
 
 
 async def sample_ids(store: Store, group: Group, since: float, limit: int) -> list[str]:
-    """Up to ``limit`` request ids of one group (for the replay check and the examples)."""
-    same = "IS" if store.dialect == "sqlite" else "IS NOT DISTINCT FROM"
-    params = [group.task_key, group.route, group.model, group.reason, since, limit]
-    marks = [_p(store, i) for i in range(1, len(params) + 1)]
+    """Up to ``limit`` request ids of one group (for the replay check and the examples): a
+    range of the index both dialects keep in (task key, route, model, reason, time) order."""
+    where: list[str] = [f"task_key = {_p(store, 1)}"]
+    params: list[Any] = [group.task_key]
+    for column, value in (("route", group.route), ("final_model", group.model),
+                          ("decision_reason", group.reason)):  # fmt: skip
+        if value is None:  # "= NULL" matches nothing, and IS NOT DISTINCT FROM no index
+            where.append(f"{column} IS NULL")
+        else:
+            params.append(value)
+            where.append(f"{column} = {_p(store, len(params))}")
+    params += [since, limit]
     sql = (
-        f"SELECT request_id FROM requests {_index(store)} WHERE task_key = {marks[0]} "
-        f"AND route {same} {marks[1]} AND final_model {same} {marks[2]} "
-        f"AND decision_reason {same} {marks[3]} AND started_at >= {marks[4]} LIMIT {marks[5]}"
+        f"SELECT request_id FROM requests {_index(store)} WHERE {' AND '.join(where)} "
+        f"AND started_at >= {_p(store, len(params) - 1)} LIMIT {_p(store, len(params))}"
     )
     return [r[0] for r in await store.read_sql(sql, params)]
 

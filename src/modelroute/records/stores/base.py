@@ -53,6 +53,10 @@ class Store(Protocol):
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records among ``request_ids``, as ``get`` gives each, in one read (in no
+        particular order; ids not stored are left out)."""
+
     def scan(
         self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:

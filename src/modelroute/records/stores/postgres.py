@@ -349,6 +349,14 @@ class PostgresStore:
             found = await _records(conn, rows)
         return found[0] if found else None
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        async with self._reading() as conn:
+            rows = await conn.fetch(
+                f"SELECT {schema.REQUEST_SELECT} FROM requests WHERE request_id = ANY($1::text[])",
+                list(dict.fromkeys(request_ids)),
+            )
+            return await _records(conn, rows)
+
     async def scan(
         self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:

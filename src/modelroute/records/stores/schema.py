@@ -282,7 +282,9 @@ MIGRATIONS: list[Migration] = [
             "postgres": (
                 *_DERIVED_COLUMNS,
                 DERIVE,
-                "CREATE INDEX requests_task_key ON requests (task_key, started_at)",
+                # A task's requests by how they were served: one group's sample is a range.
+                "CREATE INDEX requests_task_key ON requests (task_key, route, final_model, "
+                "decision_reason, started_at) INCLUDE (request_id)",
                 # By time: PostgreSQL groups with a hash, so the index serves the time range,
                 # and its INCLUDE columns let the scan skip the table (index-only scan).
                 "CREATE INDEX requests_traffic ON requests (started_at) INCLUDE (task_key, "

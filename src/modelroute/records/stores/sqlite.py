@@ -457,6 +457,17 @@ class SqliteStore:
         found = self._records(row.fetchall())
         return found[0] if found else None
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._call(self._get_many, list(dict.fromkeys(request_ids)))
+
+    def _get_many(self, wanted: list[str]) -> list[dict[str, Any]]:
+        sql = f"SELECT {schema.REQUEST_SELECT} FROM requests"
+        return [
+            record
+            for i in range(0, len(wanted), _ID_CHUNK)
+            for record in self._records(self._in(sql, "request_id", wanted[i : i + _ID_CHUNK]))
+        ]
+
     def _records(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         """Whole records for request rows: their planner statistics and feedback joined."""
         ids = [row["request_id"] for row in rows]
