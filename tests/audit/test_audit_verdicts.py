@@ -56,16 +56,16 @@ def test_only_the_current_version_counts() -> None:
 def test_savings_are_re_priced_usage_with_an_interval_over_days() -> None:
     cheap = PriceTable(input=0.1, output=0.2, cached_input=None, cache_write=None, source="t")
     rng = np.random.default_rng(1)
-    daily = rng.integers(800, 1200, 30)
+    daily = [int(n) for n in rng.integers(800, 1200, 30)]
     buckets = [
         # each request: 1000 input and 100 output tokens, which cost 0.01 USD as served
-        Bucket("t", "big", day, Usage(int(n), int(n), n * 0.01, int(n) * 1000, int(n) * 100, 0, 0))
-        for day, n in enumerate(daily.tolist())
+        Bucket("t", "big", "r", day, Usage(n, n, n * 0.01, n * 1000, n * 100, 0, 0))
+        for day, n in enumerate(daily)
     ]
-    found = savings(buckets, {("t", "big"): cheap}, 0, 29, DAY_S)
+    found = savings(buckets, {("t", "big", "r"): cheap}, 0, 29, DAY_S)
     per_request = 0.01 - (1000 * 0.1 + 100 * 0.2) / 1e6
-    assert found.monthly_usd == pytest.approx(float(daily.mean()) * per_request * MONTH_S / DAY_S)
+    assert found.monthly_usd == pytest.approx(float(np.mean(daily)) * per_request * MONTH_S / DAY_S)
     assert found.low_usd < found.monthly_usd < found.high_usd
-    assert found.buckets == 30 and found.requests == int(daily.sum())
+    assert found.buckets == 30 and found.requests == sum(daily)
     # a model not moved saves nothing
     assert savings(buckets, {}, 0, 29, DAY_S).monthly_usd == 0.0

@@ -139,6 +139,7 @@ async def test_written_rows_carry_the_derived_columns(store_target: Path | str) 
         got = await store.get(record.request_id)
         assert got is not None and "task_key" not in got  # a column, not a record field
         assert RequestRecord.from_dict(got) == record
+        assert await store.get_many([record.request_id, "no-such-id"]) == [got]
     finally:
         await store.close()
     row = await _derived_row(store_target, record.request_id)

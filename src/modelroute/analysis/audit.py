@@ -104,7 +104,7 @@ def _serving(groups: list[Group]) -> list[Serving]:
     out = []
     for (route, model), members in by.items():
         usage = _sum(g.usage for g in members)
-        reasons = [Reason.parse(g.reason, g.usage.requests) for g in members]
+        reasons = [Reason.parse(g.reason, g.usage) for g in members]
         out.append(Serving(route, model, usage, reasons))
     out.sort(key=lambda s: -s.usage.requests)
     return out
@@ -200,18 +200,18 @@ def _verdict(ctx: _Context, finding: TaskFinding, answered: list[Serving]) -> No
         if c.evidence.verdict == "not_enough" and c.cost_per_request < floor
     ]  # fmt: skip
     cheapest = finding.cheapest
-    over = [
-        s
-        for s in answered
-        if cheapest is not None and cost[str(s.model)] > cheapest.cost_per_request
-    ]
+    bar = float("inf") if cheapest is None else cheapest.cost_per_request
+    # requests routing chose a costlier model for (fallbacks and escalations are the price
+    # of failures and doubts, not of a choice a policy change would undo)
+    over = [r for s in answered if cost[str(s.model)] > bar for r in s.reasons if r.chosen]
     if over and cheapest is not None:
         prices = ctx.prices(cheapest.model)
         assert prices is not None
+        usages = [r.usage for r in over if r.usage is not None]
         finding.status = "over_provisioned"
-        finding.over_requests = sum(s.usage.requests for s in over)
-        finding.over_spend_usd = sum(s.usage.spend_usd for s in over)
-        finding.recoverable_usd = sum(s.usage.spend_usd - repriced(s.usage, prices) for s in over)
+        finding.over_requests = sum(u.requests for u in usages)
+        finding.over_spend_usd = sum(u.spend_usd for u in usages)
+        finding.recoverable_usd = sum(u.spend_usd - repriced(u, prices) for u in usages)
     elif unsure:
         finding.status = "not_enough_evidence"
     elif all(c.cost_per_request >= main for c in finding.candidates):
@@ -257,21 +257,24 @@ async def _samples(
 
 
 async def _savings(store: Store, ctx: _Context, report: AuditReport) -> None:
-    moves: dict[tuple[str, str], PriceTable] = {}
+    """(task, model, decision reason) groups chosen over a cheaper qualified model, priced at
+    that model, bucket by bucket."""
+    moves: dict[tuple[str, str, str | None], PriceTable] = {}
     for f in report.tasks:
         if f.status != "over_provisioned" or f.cheapest is None:
             continue
         prices = ctx.prices(f.cheapest.model)
+        cost = {c.model: c.cost_per_request for c in f.candidates}
         for s in f.serving:
-            if s.model is not None and s.model != f.cheapest.model and prices is not None:
-                cost = next((c.cost_per_request for c in f.candidates if c.model == s.model), 0.0)
-                if cost > f.cheapest.cost_per_request:
-                    moves[(f.key, s.model)] = prices
+            if prices is None or s.model is None:
+                continue
+            if cost.get(s.model, 0.0) > f.cheapest.cost_per_request:
+                moves.update(((f.key, s.model, r.text), prices) for r in s.reasons if r.chosen)
     totals = ctx.totals
     size = bucket_seconds(max(ctx.options.since, totals.first_at or 0.0), ctx.options.now)
     start = max(ctx.options.since, totals.first_at or ctx.options.since)
     first, last = int(start // size), int(ctx.options.now // size)
-    keys = sorted({k for k, _ in moves})
+    keys = sorted({k for k, _, _ in moves})
     found = await audit_sql.buckets(store, keys, ctx.options.since, size)
     report.savings = savings(found, moves, first, last, size)
 

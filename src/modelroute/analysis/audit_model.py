@@ -36,14 +36,23 @@ class Reason:
     min_quality: float | None
     rejected: tuple[tuple[str, str], ...]
     served: str | None  # first, fallback, escalated
+    text: str | None = None  # as stored (the decision_reason column)
+    usage: Usage | None = None
 
     @classmethod
-    def parse(cls, text: str | None, requests: int) -> Reason:
+    def parse(cls, text: str | None, usage: Usage) -> Reason:
         if not text:
-            return cls(requests, None, None, None, None, None, (), None)
+            return cls(usage.requests, None, None, None, None, None, (), None, text, usage)
         by, strategy, objective, relaxed, min_q, rejected, served = orjson.loads(text)
         pairs = tuple((str(m), str(r)) for m, r in rejected)
-        return cls(requests, by, strategy, objective, relaxed, min_q, pairs, served)
+        return cls(usage.requests, by, strategy, objective, relaxed, min_q, pairs, served, text,
+                   usage)  # fmt: skip
+
+    @property
+    def chosen(self) -> bool:
+        """Served by the planner's first choice (or by a log with no decision): what routing
+        chose, as opposed to a fallback after a failure or a cascade's escalation."""
+        return self.served in ("first", None)
 
     def describe(self) -> str:
         if self.strategy is None:

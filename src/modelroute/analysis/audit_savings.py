@@ -72,17 +72,18 @@ class Savings:
 
 def savings(
     buckets: Iterable[Bucket],
-    moves: Mapping[tuple[str, str], PriceTable],
+    moves: Mapping[tuple[str, str, str | None], PriceTable],
     first_bucket: int,
     last_bucket: int,
     bucket_s: float,
 ) -> Savings:
-    """``moves``: (task key, serving model) -> the prices of the model it would move to."""
+    """``moves``: (task key, serving model, decision reason) -> the prices of the model those
+    requests would move to."""
     span = max(1, last_bucket - first_bucket + 1)
     saved = np.zeros(span)
     requests = 0
     for b in buckets:
-        prices = moves.get((b.task_key, b.model))
+        prices = moves.get((b.task_key, b.model, b.reason))
         if prices is None or not first_bucket <= b.bucket <= last_bucket:
             continue
         saved[b.bucket - first_bucket] += b.usage.spend_usd - repriced(b.usage, prices)

@@ -73,10 +73,12 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One task's requests served by one model in one time bucket (a day or an hour)."""
+    """One task's requests served by one model, decided one way, in one time bucket (a day or
+    an hour)."""
 
     task_key: str
     model: str
+    reason: str | None
     bucket: int  # started_at // bucket seconds
     usage: Usage
 
@@ -135,8 +137,8 @@ async def groups(store: Store, keys: Sequence[str], since: float) -> list[Group]
 
 
 async def buckets(store: Store, keys: Sequence[str], since: float, bucket_s: float) -> list[Bucket]:
-    """The requests of ``keys`` per serving model and time bucket, for the interval of the
-    savings."""
+    """The requests of ``keys`` per serving model, decision reason and time bucket, for the
+    interval of the savings."""
     if not keys:
         return []
     where, params = _keys_filter(store, keys, 1)
@@ -148,12 +150,12 @@ async def buckets(store: Store, keys: Sequence[str], since: float, bucket_s: flo
         else f"floor(started_at / {size})::bigint"
     )
     sql = (
-        f"SELECT task_key, final_model, {bucket} AS bucket, {_SUMS} "
+        f"SELECT task_key, final_model, decision_reason, {bucket} AS bucket, {_SUMS} "
         f"FROM requests {_index(store)} WHERE {where} AND started_at >= {at} "
-        "AND final_model IS NOT NULL GROUP BY task_key, final_model, bucket"
+        "AND final_model IS NOT NULL GROUP BY task_key, final_model, decision_reason, bucket"
     )
     rows = await store.read_sql(sql, params)
-    return [Bucket(r[0], r[1], int(r[2]), Usage.of(r[3:])) for r in rows]
+    return [Bucket(r[0], r[1], r[2], int(r[3]), Usage.of(r[4:])) for r in rows]
 
 
 async def sample_ids(store: Store, group: Group, since: float, limit: int) -> list[str]:
