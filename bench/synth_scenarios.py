@@ -254,14 +254,14 @@ def scenarios() -> list[Scenario]:
             "summarize-call", 0.06, "summarize",
             "Summarise the customer call transcript below in three bullet points for the "
             "account manager.",
-            "Call {int} on {date} with {email}, {int} minutes:\n\n{paragraph}",
+            "Call {int} on {date} with {email}, {few} minutes:\n\n{paragraph}",
             output_tokens=90,
             answers=("- Renewal terms discussed\n- CRM timeouts to fix\n- Follow-up booked",),
         ),
         Scenario(
             "summarize-email", 0.04, "summarize",
             "Summarise this email thread in two sentences and list the open action items.",
-            'Thread "{subject}" ({int} messages, last on {date}):\n\n{paragraph}',
+            'Thread "{subject}" ({few} messages, last on {date}):\n\n{paragraph}',
             output_tokens=70,
             answers=("The customer wants a new quote. Action: send it by Friday.",),
         ),
@@ -269,7 +269,7 @@ def scenarios() -> list[Scenario]:
             "sentiment", 0.12, "classify",
             "Classify the sentiment of the product review as positive, negative or neutral. "
             "Answer with one word.",
-            'Review of product SKU-{int} ({int} stars): "{review}"',
+            'Review of product SKU-{int} ({stars} stars): "{review}"',
             task="sentiment", output_tokens=2, answers=("positive", "negative", "neutral"),
         ),
     ]  # fmt: skip

@@ -38,5 +38,6 @@ def cli():
     return run_cli
 
 
-# A fresh PostgreSQL database per test, for tests outside tests/records/ too.
-from .records.conftest import pg_cluster, pg_url  # noqa: E402, F401
+# A fresh PostgreSQL database per test (and a SQLite or PostgreSQL target), for tests outside
+# tests/records/ too.
+from .records.conftest import pg_cluster, pg_url, store_target  # noqa: E402, F401

@@ -43,6 +43,7 @@ RUNNERS = {
     "readme:records": "test_records_block",
     "readme:outcomes": "test_outcomes_block",
     "readme:drift": "test_drift_block",
+    "readme:audit": "audit/test_audit_readme.py",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
 }

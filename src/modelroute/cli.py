@@ -422,11 +422,12 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
+    from modelroute.cli_audit import audit
     from modelroute.cli_drift import drift
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export, replay, outcomes, drift):
+    for command in (logs, show, stats, export, replay, outcomes, audit, drift):
         main.add_command(command)
 
 

@@ -20,12 +20,9 @@ import pytest
 import yaml
 
 from modelroute.outcomes import Outcome, OutcomeSource
-from modelroute.records.stores.base import Store
-from modelroute.records.stores.postgres import PostgresStore
-from modelroute.records.stores.sqlite import SqliteStore
 
 from ..conftest import EXAMPLES
-from ..records.conftest import pg_cluster, pg_url  # noqa: F401  (fixtures)
+from ..records.conftest import make_store as open_store
 from .harness import Gateway, gateway
 
 QUICKSTART = (EXAMPLES / "quickstart.yaml").read_text()
@@ -37,17 +34,6 @@ PATIENCE_S = 30.0
 def quickstart() -> str:
     text = QUICKSTART.split("\ndefaults:\n", 1)[1]
     return "defaults:\n" + text.replace("http://127.0.0.1:8900/v1", "{sim}")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    if request.param == "sqlite":
-        return tmp_path / "records.db"
-    return str(request.getfixturevalue("pg_url"))
-
-
-def open_store(target: Path | str) -> Store:
-    return SqliteStore(target) if isinstance(target, Path) else PostgresStore(target)
 
 
 def evaluated(n: int, correct: int, version: str, at: float, run: str = "run-1") -> list[Outcome]:
@@ -89,13 +75,13 @@ def small_of(decision: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
-async def test_outcomes_in_the_store_change_the_routes_pick(target: Path | str) -> None:
-    store = open_store(target)
+async def test_outcomes_in_the_store_change_the_routes_pick(store_target: Path | str) -> None:
+    store = open_store(store_target)
     async with gateway(quickstart(), QUICKSTART_SIM, store=store, quality_refresh_s=0.2) as gw:
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await chat(http, gw))[0] == "small"  # no outcomes: the prior 0.82 serves
             # An evaluation run elsewhere finds the small model right 60 times in 100.
-            elsewhere = open_store(target)
+            elsewhere = open_store(store_target)
             await elsewhere.open()
             try:
                 assert await elsewhere.add_outcomes(evaluated(100, 60, SMALL_VERSION, 1e9)) == 100
@@ -135,8 +121,8 @@ async def test_outcomes_in_the_store_change_the_routes_pick(target: Path | str) 
         assert chosen["quality_source"] == "prior" and chosen["quality_samples"] == 5
 
 
-async def test_feedback_is_an_outcome_counted_once(target: Path | str) -> None:
-    store = open_store(target)
+async def test_feedback_is_an_outcome_counted_once(store_target: Path | str) -> None:
+    store = open_store(store_target)
     async with gateway(quickstart(), QUICKSTART_SIM, store=store, quality_refresh_s=0.2) as gw:
         gw.router.rolling.refresh_s = 0.0
         async with httpx.AsyncClient(timeout=10) as http:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelroute.errors import ModelrouteError
+from modelroute.outcomes import Outcome
 from modelroute.policy import Policy, load_policy_dict
 from modelroute.records.stores.base import Store
 from modelroute.records.writer import RecordWriter
@@ -138,9 +139,24 @@ def _request(rng: random.Random, i: int) -> tuple[dict[str, Any], dict[str, str]
     return body, headers
 
 
-async def record_traffic(store: Store, tmp: Path, count: int = 1000) -> tuple[Path, Policy]:
+async def record_traffic(
+    store: Store,
+    tmp: Path,
+    count: int = 1000,
+    *,
+    outcomes: list[Outcome] | None = None,
+    quality: dict[str, Any] | None = None,
+) -> tuple[Path, Policy]:
     """Send ``count`` requests through a router recording to ``store``; returns the policy's
-    file and the policy. The store is closed afterwards."""
+    file and the policy. The store is closed afterwards.
+
+    With ``outcomes``, they are in the store first and the router reads measured quality from
+    the store (reloaded every 50 ms, so feedback stored as outcomes changes it while the
+    records arrive); ``quality`` is the policy's ``defaults.quality``."""
+    if outcomes is not None:
+        await store.open()
+        await store.add_outcomes(outcomes)
+        await store.close()
     rng = random.Random(11)
     shift = [0.0]
 
@@ -149,13 +165,18 @@ async def record_traffic(store: Store, tmp: Path, count: int = 1000) -> tuple[Pa
 
     async with Simulator(sim_config()) as sim:
         data = policy_dict(sim)
+        if quality is not None:
+            data["defaults"] = {**data["defaults"], "quality": quality}
         policy = load_policy_dict(data)
         path = tmp / "policy.yaml"
         import yaml
 
         path.write_text(yaml.safe_dump(data))
         writer = RecordWriter(store, tmp / "spool")
-        router = Router(policy, sink=writer, clock=clock, api_keys={})
+        measured: dict[str, Any] = {}
+        if outcomes is not None:
+            measured = {"store": store, "quality_refresh_s": 0.05}
+        router = Router(policy, sink=writer, clock=clock, api_keys={}, **measured)
         await router.start()
         try:
             for i in range(count):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,10 @@ from ..policies import model
 from .conftest import realistic
 
 
-def policy(max_latency_ms: float = 900) -> Policy:
+def policy(max_latency_ms: float = 900, quality: dict[str, Any] | None = None) -> Policy:
     return load_policy_dict(
         {
+            "defaults": {"quality": quality or {}},
             "models": {
                 "a": model(p95=300, inp=1.0, out=2.0, caps=["tools"], quality={"r": 0.7}),
                 "b": model(p95=800, inp=3.0, out=6.0, caps=["tools"], quality={"r": 0.9}),
@@ -196,7 +198,7 @@ MEASURED = StatsSnapshot(
 async def test_measured_quality_with_its_interval_comes_back_and_replays(
     store: Store, compare: str
 ) -> None:
-    p = load_policy_dict({**_policy_data(), "defaults": {"quality": {"compare": compare}}})
+    p = policy(quality={"compare": compare})
     records = [planned(p, ctx, i, MEASURED) for i, ctx in enumerate(contexts())]
     chosen = records[0].decision
     assert chosen is not None
@@ -231,23 +233,3 @@ def test_a_decision_stored_before_intervals_reads_with_none() -> None:
     assert candidate.estimate.quality_samples == 0
     assert candidate.estimate.quality_low is None and candidate.estimate.quality_version is None
     assert candidate.to_dict()["quality_sources"] is None
-
-
-def _policy_data() -> dict[str, object]:
-    return {
-        "models": {
-            "a": model(p95=300, inp=1.0, out=2.0, caps=["tools"], quality={"r": 0.7}),
-            "b": model(p95=800, inp=3.0, out=6.0, caps=["tools"], quality={"r": 0.9}),
-            "c": model(p95=2000, inp=0.1, out=0.2, ctx=2_000, quality={"r": 0.8}),
-            "d": model(p95=400, inp=5.0, out=9.0, caps=["tools"]),
-        },
-        "routes": {
-            "r": {
-                "constraints": {"max_latency_ms": 900, "min_quality": 0.75},
-                "strategy": {"kind": "cheapest_qualified", "models": ["a", "b", "c"]},
-                "fallbacks": ["d"],
-                "on_infeasible": "relax_latency",
-            },
-            "other": {"strategy": {"kind": "fixed", "models": ["d"]}},
-        },
-    }

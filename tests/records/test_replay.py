@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelroute.outcomes import Outcome, OutcomeSource
 from modelroute.pricing import cost_of
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores.base import Store
@@ -94,6 +95,53 @@ async def test_replay_reproduces_every_recorded_decision(
     text = cli("replay", "--store", str(store_target), "--policy", str(policy_file))
     assert text.returncode == 0, text.stderr
     assert "decisions reproduced: 1000 of 1000 replayed" in text.stdout
+
+
+def _evaluated() -> list[Outcome]:
+    """An evaluation run on route pick: claude right 85 times in 100 (its lower bound is below
+    min_quality 0.8), secondary 95 in 100, primary 60 in 100 (below by any measure)."""
+    rates = {"claude": 85, "secondary": 95, "primary": 60}
+    # the versions the simulator reports: the feedback stored meanwhile joins the same ones
+    versions = {
+        "claude": "claude-sim-20241022",
+        "secondary": "secondary-sim-2024-11-20",
+        "primary": "primary-sim-2024-08-06",
+    }
+    return [
+        Outcome(
+            OutcomeSource.EVAL,
+            "exact",
+            1.0 if i < right else 0.0,
+            model,
+            1e9 + i,
+            prompt_id=f"q{i}",
+            route="pick",
+            reported_model=versions[model],
+            run="eval-1",
+        )
+        for model, right in rates.items()
+        for i in range(100)
+    ]
+
+
+async def test_replay_reproduces_decisions_on_quality_measured_from_outcomes(
+    store_target: Path | str, tmp_path: Path
+) -> None:
+    policy_file, _ = await record_traffic(
+        make_store(store_target), tmp_path, 300, outcomes=_evaluated(),
+        quality={"compare": "lower_bound"},
+    )  # fmt: skip
+    records = await stored(store_target)
+    picked = [r for r in records if r["route"] == "pick" and r["decision"]]
+    read = [r["planner_input"]["stats"]["routes"].get("pick", {}) for r in picked]
+    assert all(figures["claude"]["quality_sources"].startswith("eval") for figures in read)
+    # feedback, stored as outcomes and reloaded while the records arrived, joined the figures
+    assert any(figures["primary"]["quality_sources"] == "eval+feedback" for figures in read)
+    assert any("lower bound" in x["message"] for r in picked for x in r["decision"]["rejections"])
+    result = cli("replay", "--store", str(store_target), "--policy", str(policy_file), "--json")
+    assert result.returncode == 0, result.stderr
+    total = json.loads(result.stdout)["total"]
+    assert (total["records"], total["reproduced"], total["changed"]) == (300, 300, 0)
 
 
 async def test_a_decision_that_does_not_come_out_again_is_reported(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import TRANSIENT_FIELDS, Attempt, RequestRecord
 from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
@@ -35,7 +35,8 @@ class RecordRejected(ValueError):
 class Store(Protocol):
     @property
     def dialect(self) -> Literal["sqlite", "postgres"]:
-        """The SQL the store speaks, for analyses that push their aggregates into it."""
+        """The SQL the store speaks, for analyses that push their aggregates into the
+        database (read-only: each store's is fixed)."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (migrations run in order, once)."""
@@ -51,6 +52,10 @@ class Store(Protocol):
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records among ``request_ids``, as ``get`` gives each, in one read (in no
+        particular order; ids not stored are left out)."""
 
     def scan(
         self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
@@ -257,5 +262,9 @@ def _arrow_schema() -> Any:
             return pa.string()
         raise TypeError(f"no Parquet type for a record field of type {annotation}")
 
-    fields = [(f.name, kind(str(f.type))) for f in dataclasses.fields(RequestRecord)]
+    fields = [
+        (f.name, kind(str(f.type)))
+        for f in dataclasses.fields(RequestRecord)
+        if f.name not in TRANSIENT_FIELDS
+    ]
     return pa.schema([*fields, ("feedback", pa.string())])

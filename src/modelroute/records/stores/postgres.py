@@ -48,6 +48,7 @@ from modelroute.records.stores.base import (
 from modelroute.records.stores.body import (
     REQUEST_COLUMNS,
     RowEncoder,
+    derived_from_row,
     listing_dict,
     request_dict,
     stats_ids,
@@ -355,6 +356,14 @@ class PostgresStore:
             found = await _records(conn, rows)
         return found[0] if found else None
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        async with self._reading() as conn:
+            rows = await conn.fetch(
+                f"SELECT {schema.REQUEST_SELECT} FROM requests WHERE request_id = ANY($1::text[])",
+                list(dict.fromkeys(request_ids)),
+            )
+            return await _records(conn, rows)
+
     async def scan(
         self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:
@@ -470,6 +479,32 @@ async def _fold(conn: Any) -> None:
         after = ids[-1]
 
 
+async def _derive(conn: Any) -> None:
+    """Version 6 to 7: the derived columns of every stored row, a page at a time (inside the
+    migration's transaction)."""
+    after = ""
+    while True:
+        page = await conn.fetch(
+            "SELECT request_id, final_model, body::text AS body FROM requests "
+            "WHERE request_id > $1 ORDER BY request_id LIMIT $2",
+            after,
+            _FOLD_PAGE,
+        )
+        if not page:
+            return
+        values = list(zip(*(derived_from_row(row) for row in page), strict=True))
+        await conn.execute(
+            "UPDATE requests AS r SET task_key = v.task_key, decision_reason = v.reason, "
+            "input_tokens = v.i, output_tokens = v.o, cached_input_tokens = v.c, "
+            "cache_write_tokens = v.w FROM unnest($1::text[], $2::text[], $3::text[], "
+            "$4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) "
+            "AS v (id, task_key, reason, i, o, c, w) WHERE r.request_id = v.id",
+            [row["request_id"] for row in page],
+            *(list(column) for column in values),
+        )
+        after = page[-1]["request_id"]
+
+
 async def migrate(conn: Any, target: int | None = None) -> int:
     """Bring the database to ``target`` (the latest by default); returns the version reached.
     Runs in one transaction under an advisory lock so concurrent openers apply each step once."""
@@ -482,6 +517,8 @@ async def migrate(conn: Any, target: int | None = None) -> int:
             for statement in statements:
                 if statement == schema.FOLD:
                     await _fold(conn)
+                elif statement == schema.DERIVE:
+                    await _derive(conn)
                 else:
                     await conn.execute(statement)
             await conn.execute(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records.derived import DERIVED_COLUMNS
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
@@ -42,7 +43,9 @@ from modelroute.records.stores.base import (
 )
 from modelroute.records.stores.body import (
     REQUEST_COLUMNS,
+    V5_COLUMNS,
     RowEncoder,
+    derived_from_row,
     listing_dict,
     request_dict,
     stats_ids,
@@ -201,6 +204,8 @@ class SqliteStore:
                 for statement in statements:
                     if statement == schema.FOLD:
                         self._fold()
+                    elif statement == schema.DERIVE:
+                        self._derive()
                     else:
                         db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
@@ -213,10 +218,9 @@ class SqliteStore:
         """Version 3 to 4: each request row and its attempt rows become one row of
         requests_v4, a page at a time (inside the migration's transaction)."""
         db, after = self._db, ""
-        columns = ", ".join(REQUEST_COLUMNS)
-        insert = (
-            f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
-        )
+        columns = ", ".join(V5_COLUMNS)
+        insert = f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(V5_COLUMNS))})"
+        kept = [REQUEST_COLUMNS.index(c) for c in V5_COLUMNS]
         while True:
             page = db.execute(
                 "SELECT * FROM requests WHERE request_id > ? ORDER BY request_id LIMIT ?",
@@ -234,8 +238,27 @@ class SqliteStore:
                 self._encoder.row(legacy.record(row, attempts.get(row["request_id"], ())), stats)
                 for row in page
             ]
-            db.executemany(insert, rows)
+            db.executemany(insert, [[row[i] for i in kept] for row in rows])
             after = ids[-1]
+
+    def _derive(self) -> None:
+        """Version 6 to 7: the derived columns of every stored row, a page at a time (inside
+        the migration's transaction)."""
+        db, after = self._db, ""
+        update = (
+            f"UPDATE requests SET {', '.join(f'{c} = ?' for c in DERIVED_COLUMNS)} "
+            "WHERE request_id = ?"
+        )
+        while True:
+            page = db.execute(
+                "SELECT request_id, final_model, body FROM requests WHERE request_id > ? "
+                "ORDER BY request_id LIMIT ?",
+                (after, _FOLD_PAGE),
+            ).fetchall()
+            if not page:
+                return
+            db.executemany(update, [(*derived_from_row(r), r["request_id"]) for r in page])
+            after = page[-1]["request_id"]
 
     async def close(self) -> None:
         if self._executor is None:
@@ -433,6 +456,17 @@ class SqliteStore:
         )
         found = self._records(row.fetchall())
         return found[0] if found else None
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._call(self._get_many, list(dict.fromkeys(request_ids)))
+
+    def _get_many(self, wanted: list[str]) -> list[dict[str, Any]]:
+        sql = f"SELECT {schema.REQUEST_SELECT} FROM requests"
+        return [
+            record
+            for i in range(0, len(wanted), _ID_CHUNK)
+            for record in self._records(self._in(sql, "request_id", wanted[i : i + _ID_CHUNK]))
+        ]
 
     def _records(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         """Whole records for request rows: their planner statistics and feedback joined."""
