@@ -155,8 +155,11 @@ async def test_an_injected_latency_regression_fires_a_latency_alert(tmp_path: Pa
             switched = time.time()
             await _chat(http, url, 120)
             await _stored(db, 240)
-            # the baseline: the calm requests; the current window: the slow ones
-            watch.current_s = time.time() - switched
+            # the baseline: the calm requests; the current window: the slow ones (the check's
+            # clock held, so that the window starts exactly at the switch)
+            now = time.time()
+            watch.clock = lambda: now
+            watch.current_s = now - switched
             watch.baseline_s = switched - began + 1.0
             report = await watch.run_once()
     assert [f.kind for f in report.alerts] == ["latency"], [f.summary for f in report.alerts]

@@ -33,6 +33,7 @@ import orjson
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
 from modelroute.planner.context import NO_LIMITS
 from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
+from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
 from modelroute.records.record import Attempt, RequestRecord
 from modelroute.records.task_key import task_key
@@ -43,10 +44,11 @@ V5_COLUMNS: tuple[str, ...] = (
     "request_id", "started_at", "route", "final_model", "final_reported_model", "status",
     "latency_ms", "cost_usd", "policy_hash", "body",
 )  # fmt: skip
-# Since version 7, the derived columns (``derived.py``) sit before the body.
-REQUEST_COLUMNS: tuple[str, ...] = (*V5_COLUMNS[:-1], *DERIVED_COLUMNS, "body")
+# Since version 7, the derived columns (``derived.py``) sit before the body, and since
+# version 8 drift's (``drift_columns.py``) after them.
+REQUEST_COLUMNS: tuple[str, ...] = (*V5_COLUMNS[:-1], *DERIVED_COLUMNS, *DRIFT_COLUMNS, "body")
 # Columns of a row that are not fields of the record it stores.
-_NOT_FIELDS = frozenset({"body", *DERIVED_COLUMNS})
+_NOT_FIELDS = frozenset({"body", *DERIVED_COLUMNS, *DRIFT_COLUMNS})
 BODY_FIELDS: tuple[str, ...] = (
     "task", "selected_by", "endpoint", "streamed", "http_status", "failure", "error",
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
@@ -178,7 +180,8 @@ class RowEncoder:
         body = orjson.dumps(values, default=list, option=orjson.OPT_NON_STR_KEYS)
         return (
             r.request_id, r.started_at, r.route, r.final_model, r.final_reported_model,
-            r.status, r.latency_ms, r.cost_usd, r.policy_hash, *derived(r), body.decode(),
+            r.status, r.latency_ms, r.cost_usd, r.policy_hash, *derived(r), *drift_columns(r),
+            body.decode(),
         )  # fmt: skip
 
     def _remember(

@@ -16,11 +16,11 @@ one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggreg
 (route and model, task, source and time, run); (7) the columns derived from each record when
 it is stored (``derived.py``: the task key, the decision's reason, the token counts), filled
 for stored rows by ``DERIVE``, with a covering index for the per-task aggregates of the audit;
-(8) drift detection: columns derived from ``body`` (``DRIFT_COLUMNS``: computed by the
-database on insert, virtual in SQLite, stored in PostgreSQL), one covering index whose leading
-columns are the groups drift compares, so its aggregates stream through the index without a
-sort or a read of the table, and ``drift_alerts``, the alert conditions already raised (each
-is raised once). Step 4 moves existing rows with ``FOLD``, a step each store runs in Python
+(8) drift detection: the columns drift compares by (``drift_columns.py``: written by the
+row encoder, filled from the body for stored rows), one covering index whose leading columns
+are the groups drift compares, so its aggregates stream through the index without a sort or
+a read of the table, and ``drift_alerts``, the alert conditions already raised (each is
+raised once). Step 4 moves existing rows with ``FOLD``, a step each store runs in Python
 (``legacy.py`` reads the old layout, ``body.py`` writes the new one) so that floats keep every
 digit (SQLite's JSON functions print 15).
 """
@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records.drift_columns import DRIFT_COLUMN_SPECS as DRIFT_SPECS
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores.body import REQUEST_COLUMNS
 from modelroute.records.stores.legacy import DROPPED_COLUMNS
@@ -106,18 +107,6 @@ _DERIVED_COLUMNS = (
 )
 _TRAFFIC = "status, cost_usd, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens"
 
-# Columns derived from the JSON body (name, type, SQLite path, PostgreSQL expression): what
-# drift groups and compares by, which the body alone would make a JSON parse per row to read.
-# The first attempt is the route's first choice: its outcome says whether it failed or was
-# doubted (a cascade escalated), and the model version it reported when it answered.
-DRIFT_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
-    ("task", "TEXT", "$[0]", "body ->> 0"),
-    ("final_fingerprint", "TEXT", "$[7]", "body ->> 7"),
-    ("prompt_tokens", "BIGINT", "$[20][1]", "(body -> 20 ->> 1)::bigint"),
-    ("first_model", "TEXT", "$[18][0][0]", "body -> 18 -> 0 ->> 0"),
-    ("first_outcome", "TEXT", "$[18][0][7]", "body -> 18 -> 0 ->> 7"),
-    ("first_reported_model", "TEXT", "$[18][0][12]", "body -> 18 -> 0 ->> 12"),
-)
 # Group columns first (drift's GROUP BY is this prefix), then time, then what is aggregated.
 DRIFT_INDEX_COLUMNS: tuple[str, ...] = (
     "route", "final_model", "final_reported_model", "final_fingerprint", "task", "first_model",
@@ -297,21 +286,16 @@ MIGRATIONS: list[Migration] = [
         "drift: columns derived from the body, a covering index for its groups, raised alerts",
         {
             "sqlite": (
-                *(
-                    f"ALTER TABLE requests ADD COLUMN {name} {kind} "
-                    f"GENERATED ALWAYS AS (json_extract(body, '{path}')) VIRTUAL"
-                    for name, kind, path, _ in DRIFT_COLUMNS
-                ),
+                *(f"ALTER TABLE requests ADD COLUMN {c} {kind}" for c, kind, _, _ in DRIFT_SPECS),
+                "UPDATE requests SET "
+                + ", ".join(f"{c} = json_extract(body, '{path}')" for c, _, path, _ in DRIFT_SPECS),
                 _DRIFT_INDEX,
                 _DRIFT_ALERTS,
             ),
             "postgres": (
-                # one statement: the table is rewritten once, not once per column
                 "ALTER TABLE requests "
-                + ", ".join(
-                    f"ADD COLUMN {name} {kind} GENERATED ALWAYS AS ({expr}) STORED"
-                    for name, kind, _, expr in DRIFT_COLUMNS
-                ),
+                + ", ".join(f"ADD COLUMN {c} {kind}" for c, kind, _, _ in DRIFT_SPECS),
+                "UPDATE requests SET " + ", ".join(f"{c} = {e}" for c, _, _, e in DRIFT_SPECS),
                 _DRIFT_INDEX,
                 _DRIFT_ALERTS,
             ),
@@ -320,8 +304,7 @@ MIGRATIONS: list[Migration] = [
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
-# What reads of whole rows select: the stored columns, not the derived ones (a virtual
-# column is computed on every read of it).
+# What reads of whole rows select, by name.
 REQUEST_SELECT = ", ".join(REQUEST_COLUMNS)
 
 
