@@ -43,6 +43,8 @@ RUNNERS = {
     "readme:records": "test_records_block",
     "readme:outcomes": "test_outcomes_block",
     "readme:eval": "test_eval_block",
+    "readme:drift": "test_drift_block",
+    "readme:audit": "audit/test_audit_readme.py",
     "readme:tests": "test_ci_runs_the_readme_test_commands",
     "readme:llama": "test_ci_runs_the_readme_test_commands",
     "readme:calibrate": "calibration/test_cli_calibrate.py",
@@ -282,6 +284,61 @@ def test_eval_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
     result = _sh(compare, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"gsm8k .*\(n=1319\).*\(n=1319\)", result.stdout), result.stdout
+
+
+def _seed_drift(path: Path) -> None:
+    """A week of the quickstart's chat route on small, then a day 2.5 times slower; its
+    measured quality (evaluations) steady at 0.9."""
+    import asyncio
+    import dataclasses
+
+    import numpy as np
+
+    from modelroute.records.stores.sqlite import SqliteStore
+
+    from .drift.support import fill
+    from .drift.traffic import Served
+
+    async def seed() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        chat = Served(reported="small-v1", fingerprint=None)
+        slow = dataclasses.replace(chat, latency_ms=500.0)
+        try:
+            await fill(
+                store, np.random.default_rng(1), time.time(), [(chat, 1400)], [(slow, 300)],
+                outcome_means=[(chat, 150, 0.9, 0.9)],
+            )  # fmt: skip
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+
+
+def test_drift_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
+    """The drift commands find the slower day in the working folder's store (exit 1); the
+    serve line checks it at start-up and shows the alert at /metrics."""
+    lines = commands(blocks()["readme:drift"])
+    assert [line.split()[1] for line in lines] == ["drift", "drift", "serve"]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    _seed_drift(tmp_path / "modelroute.db")
+    table, as_json = (_sh(line, cwd=tmp_path) for line in lines[:2])
+    assert table.returncode == as_json.returncode == 1, table.stderr + as_json.stderr
+    assert "ALERT   latency         route=chat model=small version=small-v1" in table.stdout
+    report = json.loads(as_json.stdout)
+    assert [f["kind"] for f in report["findings"] if f["status"] == "alert"] == ["latency"]
+    [routing] = [f for f in report["findings"] if f["kind"] == "routing"]
+    assert routing["status"] == "ok" and "meets min_quality 0.8" in routing["summary"]
+    port = free_port()
+    argv = [*shlex.split(lines[2]), "--port", str(port), "--spool-dir", str(tmp_path / "spool")]
+    with _running(argv, tmp_path, f"http://127.0.0.1:{port}/readyz"):
+        for _ in range(300):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                scrape = r.read().decode()
+            if 'kind="latency"' in scrape:
+                break
+            time.sleep(0.1)
+    assert 'modelroute_drift_alert{condition="latency|route=chat|model=small|' in scrape
 
 
 def test_ci_runs_the_readme_test_commands() -> None:

@@ -8,13 +8,15 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import orjson
 
+from modelroute.cli_drift import serve_options as drift_serve_options
+from modelroute.cli_drift import serve_settings as drift_settings
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
 from modelroute.logconfig import LogFormat
@@ -62,6 +64,17 @@ def _read_json(path: str, what: str) -> Any:
         _fail(f"{what} path is a directory: {path}")
     except orjson.JSONDecodeError as exc:
         _fail(f"{what} file {path} is not valid JSON: {exc}")
+
+
+def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator (in the order given)."""
+
+    def apply(command: Any) -> Any:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,6 +239,7 @@ def app_factory() -> Any:
     help="How often measured quality (the outcomes in --store) is reloaded, off the request "
     "path: 30s, 5m, 1h.",
 )
+@_options(*drift_serve_options)
 @click.option(
     "--log-level",
     default="warning",
@@ -251,6 +265,10 @@ def serve(
     traces: str,
     feedback_token: str | None,
     quality_refresh: str,
+    drift_every: str | None,
+    drift_since: str,
+    drift_baseline: str,
+    drift_webhook: str | None,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -274,6 +292,9 @@ def serve(
         "workers": workers,  # each keeps its share of the daily shadow budgets
     }  # fmt: skip
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
+    options["drift"] = drift_settings(
+        drift_every, drift_since, drift_baseline, drift_webhook, store
+    )
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     if token_env is not None:
         keys.append(os.environ[token_env])  # redacted from every log line, as API keys are
@@ -402,12 +423,15 @@ def simulator(config: str, host: str, port: int, until_stdin_closes: bool) -> No
 
 def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
+    from modelroute.cli_audit import audit
     from modelroute.cli_calibrate import calibrate
+    from modelroute.cli_drift import drift
     from modelroute.cli_eval import eval_command
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
 
-    for command in (logs, show, stats, export, replay, outcomes, eval_command, calibrate):
+    commands = (logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift)
+    for command in commands:
         main.add_command(command)
 
 

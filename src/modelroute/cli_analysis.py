@@ -16,7 +16,8 @@ from modelroute.records.stores import Store
 EXIT_NOT_REPRODUCED = 1
 
 
-def _load(path: str) -> Policy:
+def load_policy_or_exit(path: str) -> Policy:
+    """The policy at ``path``, or its problems printed and exit 2."""
     try:
         return load_policy(path)
     except PolicyError as exc:
@@ -79,7 +80,7 @@ def replay(
                 f"{p['replayable']} with planner input"
             )
         return
-    policy = _load(policy_path)
+    policy = load_policy_or_exit(policy_path)
     replayer = Replay(policy, policy_path)
 
     async def run(store: Store) -> None:

@@ -108,7 +108,11 @@ class RecordBuilder:
         record's sink narrows it to what the planner read, off the request path)."""
         self.record.task = ctx.task
         self.record.metadata = dict(ctx.metadata)
-        self.record.prompt = _content(_prompt_text(body), self.content)
+        text = _prompt_text(body)
+        self.record.prompt = _content(text, self.content)
+        if ctx.task is None and self.content in ("off", "hash"):
+            # the store derives the template's task key from it, then lets it go
+            self.record.template_source = text[:CONTENT_LIMIT]
         self.record.planner_input = PlannerInput(ctx, stats)
 
     def decided(self, decision: Decision) -> None:

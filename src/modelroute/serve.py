@@ -21,7 +21,7 @@ log = logging.getLogger("modelroute.serve")
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
     from modelroute.router import Router, StatsSource
-    from modelroute.server.app import Gateway
+    from modelroute.server.app import Gateway, Service
 
 
 class SimulatorError(Exception):
@@ -137,14 +137,49 @@ def run_gateway(
     )
 
 
-def build_app(policy: Policy, *, feedback_token_env: str | None = None, **options: Any) -> Gateway:
-    """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), and
-    the feedback token, read from the environment variable named (never from a file)."""
+def build_app(
+    policy: Policy,
+    *,
+    feedback_token_env: str | None = None,
+    drift: dict[str, Any] | None = None,
+    **options: Any,
+) -> Gateway:
+    """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), the
+    feedback token, read from the environment variable named (never from a file), and with
+    ``drift`` (``DriftWatch``'s settings: every_s, current_s, baseline_s, webhook) periodic
+    drift checks of the store."""
     from modelroute.server.app import create_app
 
     router, metrics = build_router(policy, **options)
     token = os.environ.get(feedback_token_env) if feedback_token_env else None
-    return create_app(router, metrics, token or None)
+    services: list[Service] = []
+    if drift is not None:
+        services.append(drift_watch(policy, options.get("store_url"), metrics, **drift))
+    return create_app(router, metrics, token or None, services)
+
+
+def drift_watch(
+    policy: Policy,
+    store_url: str | None,
+    metrics: MetricsSink,
+    *,
+    every_s: float,
+    current_s: float,
+    baseline_s: float,
+    webhook: str | None = None,
+) -> Service:
+    """Drift checks of the gateway's store every ``every_s`` seconds, its alerts at
+    ``/metrics`` too."""
+    from modelroute.analysis.drift.alerts import Announcer
+    from modelroute.analysis.drift.gauge import DriftGauge
+    from modelroute.analysis.drift.watch import DriftWatch
+
+    if store_url is None:
+        raise ValueError("drift checks read the record store: they need --store")
+    announcer = Announcer(webhook=webhook, gauge=DriftGauge(metrics.registry))
+    return DriftWatch(
+        store_url, policy, announcer, every_s=every_s, current_s=current_s, baseline_s=baseline_s
+    )
 
 
 def build_router(

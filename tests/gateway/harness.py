@@ -58,9 +58,16 @@ def free_port() -> int:
 async def serve_router(
     router: Router, metrics: Any = None, feedback_token: str | None = None
 ) -> AsyncIterator[str]:
+    async with serve_app(create_app(router, metrics, feedback_token)) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Any ASGI app (a ``Gateway`` as ``serve`` builds it) under uvicorn on a free port."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(router, metrics, feedback_token),
+        app,
         host="127.0.0.1",
         port=port,
         loop="none",

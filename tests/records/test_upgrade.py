@@ -150,7 +150,8 @@ async def test_a_version_3_store_upgrades_in_place(store_target: Path | str) -> 
         assert await store.add_feedback(records[1].request_id, 0.5)
         assert not await store.add_feedback("no-such-request", 0.5)
         assert await tables(store) == {
-            "feedback", "outcomes", "planner_stats", "requests", "schema_migrations",
+            "drift_alerts", "feedback", "outcomes", "planner_stats", "requests",
+            "schema_migrations",
         }  # fmt: skip
     finally:
         await store.close()

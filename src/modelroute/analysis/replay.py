@@ -59,6 +59,7 @@ class RouteTally:
     recorded_usd: float = 0.0
     projected_usd: float = 0.0
     unpriced: Counter[str] = field(default_factory=Counter)
+    chosen_models: Counter[str] = field(default_factory=Counter)  # tried first, replayed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class RouteTally:
             "now_infeasible": self.now_infeasible,
             "now_feasible": self.now_feasible,
             "planned_on_priors": self.planned_on_priors,
+            "chosen_models": dict(self.chosen_models.most_common()),
             "cost": {
                 "priced": self.priced,
                 "recorded_usd": self.recorded_usd,
@@ -156,6 +158,8 @@ class Replay:
                 self.changed.append(_finding(record, recorded, replayed))
         if _chosen(recorded) != _chosen(replayed):
             tally.chosen_changed += 1
+        if new is not None and new.chosen is not None:
+            tally.chosen_models[new.chosen] += 1
         was, now = bool(_chosen(recorded)), bool(_chosen(replayed))
         tally.now_infeasible += was and not now
         tally.now_feasible += now and not was
@@ -184,8 +188,8 @@ class Replay:
         total = RouteTally()
         for tally in self.routes.values():
             for name in RouteTally.__dataclass_fields__:
-                if name == "unpriced":
-                    total.unpriced.update(tally.unpriced)
+                if name in ("unpriced", "chosen_models"):
+                    getattr(total, name).update(getattr(tally, name))
                 else:
                     setattr(total, name, getattr(total, name) + getattr(tally, name))
         return {

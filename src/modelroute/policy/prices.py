@@ -36,10 +36,25 @@ def lookup_prices(provider: str, model_id: str, base_url: str) -> dict[str, floa
         found = calc_price(Usage(input_tokens=0, output_tokens=0), model_id, **kwargs)
     except LookupError:
         return None
-    price = found.model_price
+    return _table(found.model_price)
+
+
+def _table(price: Any) -> dict[str, float | None]:
     return {
         "input": _per_mtok(getattr(price, "input_mtok", None)),
         "output": _per_mtok(getattr(price, "output_mtok", None)),
         "cached_input": _per_mtok(getattr(price, "cache_read_mtok", None)),
         "cache_write": _per_mtok(getattr(price, "cache_write_mtok", None)),
     }
+
+
+def lookup_model_prices(model_id: str) -> dict[str, float | None] | None:
+    """Published prices for a model id alone (its provider inferred from the id), for logs
+    that name the model but not where it ran; ``None`` when genai-prices has none."""
+    from genai_prices import Usage, calc_price
+
+    try:
+        found = calc_price(Usage(input_tokens=0, output_tokens=0), model_id)
+    except LookupError:
+        return None
+    return _table(found.model_price)

@@ -157,13 +157,16 @@ class RequestRecord:
     answer: str | None = None
     # What the planner was given (features, limits, the statistics it read): replayable.
     planner_input: PlannerInput | None = None
+    # Held in memory only, never stored or serialised: the prompt text of a record that keeps
+    # only its hash (or nothing), from which the store derives the template's task key.
+    template_source: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def attempt_count(self) -> int:
         return sum(1 for a in self.attempts if a.outcome != AttemptResult.SKIPPED)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in RECORD_FIELDS}
         if isinstance(self.decision, DecisionView):
             data["decision"] = self.decision.as_dict()
         data["attempts"] = [a.to_dict() for a in self.attempts]
@@ -205,7 +208,10 @@ def _usage(raw: Any) -> Usage | None:
 
 _USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
 _ATTEMPT_FIELDS = frozenset(f.name for f in fields(Attempt))
-_RECORD_FIELDS = frozenset(f.name for f in fields(RequestRecord))
+TRANSIENT_FIELDS = frozenset({"template_source"})
+# The fields a record is stored, exported and serialised with, in declaration order.
+RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name not in TRANSIENT_FIELDS)
+_RECORD_FIELDS = frozenset(RECORD_FIELDS)
 
 
 class RecordSink(Protocol):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -44,6 +44,15 @@ log = logging.getLogger("modelroute.server")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+
+class Service(Protocol):
+    """Something that runs beside the requests for the app's lifetime (drift checks)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 DONE = b"data: [DONE]\n\n"
 
 
@@ -68,9 +77,11 @@ class Gateway:
         router: Router,
         metrics: MetricsSink | None = None,
         feedback_token: str | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         self.router = router
         self.metrics = metrics
+        self.services = tuple(services)  # started after the router, closed before it
         self._feedback_token = feedback_token  # never logged or shown
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
@@ -121,6 +132,8 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 self.router.warm_up()  # pay one-time costs before the first request, not in it
                 await self.router.start()
+                for service in self.services:
+                    await service.start()
                 # Everything loaded so far (tokenizer tables, price data, the policy) lives as
                 # long as the process: keep it out of every future garbage collection.
                 gc.collect()
@@ -132,6 +145,8 @@ class Gateway:
                 gc.set_threshold(_YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for service in self.services:
+                    await service.close()
                 await self.router.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -278,7 +293,11 @@ class OpenAIEvents:
 
 
 def create_app(
-    router: Router, metrics: MetricsSink | None = None, feedback_token: str | None = None
+    router: Router,
+    metrics: MetricsSink | None = None,
+    feedback_token: str | None = None,
+    services: Sequence[Service] = (),
 ) -> Gateway:
-    """``feedback_token``: who holds it may post feedback on any request (see feedback.py)."""
-    return Gateway(router, metrics, feedback_token)
+    """``feedback_token``: who holds it may post feedback on any request (see feedback.py);
+    ``services`` run beside the requests (started after the router, closed before it)."""
+    return Gateway(router, metrics, feedback_token, services)

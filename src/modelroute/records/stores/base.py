@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
-from modelroute.records.record import Attempt, RequestRecord
+from modelroute.records.record import TRANSIENT_FIELDS, Attempt, RequestRecord
 from modelroute.types import Usage
 
 ExportFormat = Literal["jsonl", "parquet"]
@@ -33,6 +33,11 @@ class RecordRejected(ValueError):
 
 
 class Store(Protocol):
+    @property
+    def dialect(self) -> Literal["sqlite", "postgres"]:
+        """The SQL the store speaks, for analyses that push their aggregates into the
+        database (read-only: each store's is fixed)."""
+
     async def open(self) -> None:
         """Connect and bring the schema up to date (migrations run in order, once)."""
 
@@ -47,6 +52,10 @@ class Store(Protocol):
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """``RequestRecord.to_dict()`` of the stored record, plus its ``feedback`` list."""
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records among ``request_ids``, as ``get`` gives each, in one read (in no
+        particular order; ids not stored are left out)."""
 
     def scan(
         self, *, since: float | None = None, route: str | None = None, page_size: int = 1000
@@ -122,6 +131,22 @@ class Store(Protocol):
         """Write every record (as ``get`` returns it) to ``path``; returns how many."""
 
     async def schema_version(self) -> int: ...
+
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement written for ``dialect`` (parameters ``?`` in
+        SQLite, ``$1`` in PostgreSQL), as tuples: the aggregate queries of an analysis
+        (drift) that live beside it rather than here."""
+
+    async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
+        """Keep alert conditions (condition -> (kind, evidence as JSON)) in one transaction;
+        returns the conditions that were not kept already. Only a condition's raiser
+        announces it, so it is announced once however many processes check for it."""
+
+    async def raised_alerts(self) -> dict[str, str]:
+        """The alert conditions kept (condition -> kind)."""
+
+    async def clear_alerts(self, conditions: Iterable[str]) -> int:
+        """Forget conditions that no longer hold (a recurrence is raised again)."""
 
 
 def merge_stats(
@@ -237,5 +262,9 @@ def _arrow_schema() -> Any:
             return pa.string()
         raise TypeError(f"no Parquet type for a record field of type {annotation}")
 
-    fields = [(f.name, kind(str(f.type))) for f in dataclasses.fields(RequestRecord)]
+    fields = [
+        (f.name, kind(str(f.type)))
+        for f in dataclasses.fields(RequestRecord)
+        if f.name not in TRANSIENT_FIELDS
+    ]
     return pa.schema([*fields, ("feedback", pa.string())])

@@ -32,14 +32,23 @@ import orjson
 
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
 from modelroute.planner.context import NO_LIMITS
+from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
+from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
 from modelroute.records.record import Attempt, DecisionView, RequestRecord
+from modelroute.records.task_key import task_key
 from modelroute.types import Usage
 
-REQUEST_COLUMNS: tuple[str, ...] = (
+# The columns of schema version 5 (what the fold of migration 5 writes).
+V5_COLUMNS: tuple[str, ...] = (
     "request_id", "started_at", "route", "final_model", "final_reported_model", "status",
     "latency_ms", "cost_usd", "policy_hash", "body",
 )  # fmt: skip
+# Since version 7, the derived columns (``derived.py``) sit before the body, and since
+# version 8 drift's (``drift_columns.py``) after them.
+REQUEST_COLUMNS: tuple[str, ...] = (*V5_COLUMNS[:-1], *DERIVED_COLUMNS, *DRIFT_COLUMNS, "body")
+# Columns of a row that are not fields of the record it stores.
+_NOT_FIELDS = frozenset({"body", *DERIVED_COLUMNS, *DRIFT_COLUMNS})
 BODY_FIELDS: tuple[str, ...] = (
     "task", "selected_by", "endpoint", "streamed", "http_status", "failure", "error",
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
@@ -173,7 +182,8 @@ class RowEncoder:
         body = orjson.dumps(values, default=list, option=orjson.OPT_NON_STR_KEYS)
         return (
             r.request_id, r.started_at, r.route, r.final_model, r.final_reported_model,
-            r.status, r.latency_ms, r.cost_usd, r.policy_hash, body.decode(),
+            r.status, r.latency_ms, r.cost_usd, r.policy_hash, *derived(r), *drift_columns(r),
+            body.decode(),
         )  # fmt: skip
 
     def _remember(
@@ -302,7 +312,7 @@ def stats_ids(rows: Iterable[Any]) -> set[str]:
 def request_dict(row: Any, stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A row in the shape of ``RequestRecord.to_dict()``; ``stats``: id -> stored statistics
     (text or parsed), for the planner's input."""
-    data = {k: row[k] for k in REQUEST_COLUMNS if k != "body"}
+    data = {k: row[k] for k in V5_COLUMNS if k not in _NOT_FIELDS}
     b = body(row)
     for name in _BODY_FLOATS:
         b[name] = _float(b[name])
@@ -330,7 +340,7 @@ def request_dict(row: Any, stats: Mapping[str, Any] | None = None) -> dict[str, 
 def listing_dict(row: Any) -> dict[str, Any]:
     """A row for a listing: the record without attempts or planner input, plus
     ``attempt_count``."""
-    data = {k: row[k] for k in REQUEST_COLUMNS if k != "body"}
+    data = {k: row[k] for k in V5_COLUMNS if k not in _NOT_FIELDS}
     b = body(row)
     attempts = b.pop("attempts") or ()
     b.pop("planner_input")
@@ -342,3 +352,13 @@ def listing_dict(row: Any) -> dict[str, Any]:
     data.update(b)
     data["attempt_count"] = sum(1 for a in attempts if a[7] != "skipped")
     return data
+
+
+def derived_from_row(row: Any) -> tuple[Any, ...]:
+    """The ``DERIVED_COLUMNS`` of a stored row (for rows stored before version 7)."""
+    b = body(row)
+    return (
+        task_key(b["task"], b["prompt"]),
+        decision_reason(decision_dict(b["decision"]), row["final_model"], b["escalations"] or 0),
+        *usage_columns(b["usage"]),
+    )

@@ -13,9 +13,16 @@ earlier, so a request counts once in measured quality however often it is rated;
 per record: the columns reads filter and aggregate on, everything else in one JSON ``body``
 (see ``body.py``), and the statistics the planner read in ``planner_stats``; (6) outcomes:
 one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggregate them
-(route and model, task, source and time, run). Step 4 moves existing rows with ``FOLD``, a
-step each store runs in Python (``legacy.py`` reads the old layout, ``body.py`` writes the new
-one) so that floats keep every digit (SQLite's JSON functions print 15).
+(route and model, task, source and time, run); (7) the columns derived from each record when
+it is stored (``derived.py``: the task key, the decision's reason, the token counts), filled
+for stored rows by ``DERIVE``, with a covering index for the per-task aggregates of the audit;
+(8) drift detection: the columns drift compares by (``drift_columns.py``: written by the
+row encoder, filled from the body for stored rows), one covering index whose leading columns
+are the groups drift compares, so its aggregates stream through the index without a sort or
+a read of the table, and ``drift_alerts``, the alert conditions already raised (each is
+raised once). Step 4 moves existing rows with ``FOLD``, a step each store runs in Python
+(``legacy.py`` reads the old layout, ``body.py`` writes the new one) so that floats keep every
+digit (SQLite's JSON functions print 15).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records.drift_columns import DRIFT_COLUMN_SPECS as DRIFT_SPECS
 from modelroute.records.record import RequestRecord
+from modelroute.records.stores.body import REQUEST_COLUMNS
 from modelroute.records.stores.legacy import DROPPED_COLUMNS
 
 Dialect = Literal["sqlite", "postgres"]
@@ -67,6 +76,8 @@ class Migration:
 # its attempt rows into one row of the new layout (SQLite: into requests_v4; PostgreSQL: into
 # the new body column of requests).
 FOLD = "-- fold version-3 rows into one row per record"
+# A step each store runs in Python: fill the derived columns (``derived.py``) of every row.
+DERIVE = "-- derive the task key, decision reason and token columns of every row"
 
 _REQUESTS_V4 = """CREATE TABLE {table} (
     request_id TEXT PRIMARY KEY,
@@ -85,6 +96,29 @@ _INDEXES = (
     "CREATE INDEX requests_final_model ON requests (final_model, started_at)",
 )
 
+
+_DERIVED_COLUMNS = (
+    "ALTER TABLE requests ADD COLUMN task_key TEXT",
+    "ALTER TABLE requests ADD COLUMN decision_reason TEXT",
+    "ALTER TABLE requests ADD COLUMN input_tokens BIGINT",
+    "ALTER TABLE requests ADD COLUMN output_tokens BIGINT",
+    "ALTER TABLE requests ADD COLUMN cached_input_tokens BIGINT",
+    "ALTER TABLE requests ADD COLUMN cache_write_tokens BIGINT",
+)
+_TRAFFIC = "status, cost_usd, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens"
+
+# Group columns first (drift's GROUP BY is this prefix), then time, then what is aggregated.
+DRIFT_INDEX_COLUMNS: tuple[str, ...] = (
+    "route", "final_model", "final_reported_model", "final_fingerprint", "task", "first_model",
+    "first_reported_model", "first_outcome", "started_at", "status", "latency_ms", "cost_usd",
+    "prompt_tokens",
+)  # fmt: skip
+_DRIFT_INDEX = f"CREATE INDEX requests_drift ON requests ({', '.join(DRIFT_INDEX_COLUMNS)})"
+_DRIFT_ALERTS = """CREATE TABLE drift_alerts (
+    condition TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    raised_at {real} NOT NULL,
+    evidence {json} NOT NULL)"""
 
 BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -220,9 +254,58 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX outcomes_run ON outcomes (run)",
         ),
     ),
+    Migration(
+        7,
+        "task key, decision reason and token counts as columns, computed for stored rows; "
+        "a covering index for reads that add up traffic per task",
+        {
+            "sqlite": (
+                *_DERIVED_COLUMNS,
+                DERIVE,
+                # In the order of GROUP BY task, route, model, reason: SQLite aggregates it
+                # in one pass over the index, never reading the rows (whose bodies make a
+                # scan of the table ten times larger) nor sorting them.
+                "CREATE INDEX requests_task_traffic ON requests (task_key, route, final_model, "
+                f"decision_reason, started_at, {_TRAFFIC})",
+            ),
+            "postgres": (
+                *_DERIVED_COLUMNS,
+                DERIVE,
+                # A task's requests by how they were served: one group's sample is a range.
+                "CREATE INDEX requests_task_key ON requests (task_key, route, final_model, "
+                "decision_reason, started_at) INCLUDE (request_id)",
+                # By time: PostgreSQL groups with a hash, so the index serves the time range,
+                # and its INCLUDE columns let the scan skip the table (index-only scan).
+                "CREATE INDEX requests_traffic ON requests (started_at) INCLUDE (task_key, "
+                f"route, final_model, decision_reason, {_TRAFFIC})",
+            ),
+        },
+    ),
+    Migration(
+        8,
+        "drift: columns derived from the body, a covering index for its groups, raised alerts",
+        {
+            "sqlite": (
+                *(f"ALTER TABLE requests ADD COLUMN {c} {kind}" for c, kind, _, _ in DRIFT_SPECS),
+                "UPDATE requests SET "
+                + ", ".join(f"{c} = json_extract(body, '{path}')" for c, _, path, _ in DRIFT_SPECS),
+                _DRIFT_INDEX,
+                _DRIFT_ALERTS,
+            ),
+            "postgres": (
+                "ALTER TABLE requests "
+                + ", ".join(f"ADD COLUMN {c} {kind}" for c, kind, _, _ in DRIFT_SPECS),
+                "UPDATE requests SET " + ", ".join(f"{c} = {e}" for c, _, _, e in DRIFT_SPECS),
+                _DRIFT_INDEX,
+                _DRIFT_ALERTS,
+            ),
+        },
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
+# What reads of whole rows select, by name.
+REQUEST_SELECT = ", ".join(REQUEST_COLUMNS)
 
 
 def render(template: str, dialect: Dialect) -> str:
@@ -273,7 +356,7 @@ def query_sql(
         where.append("status <> 'ok'")
     params.append(limit)
     sql = (
-        f"SELECT * FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
+        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
         f"ORDER BY started_at DESC, request_id DESC LIMIT {placeholder(len(params))}"
     )
     return sql, params
@@ -291,7 +374,7 @@ def page_sql(
             params.append(value)
             where.append(f"{column} {op} {placeholder(len(params) + 2)}")
     sql = (
-        f"SELECT * FROM requests WHERE {' AND '.join(where)} "
+        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where)} "
         f"ORDER BY started_at, request_id LIMIT {placeholder(len(params) + 3)}"
     )
     return sql, params
@@ -443,3 +526,16 @@ def outcome_conflict(replace: bool) -> str:
         return "ON CONFLICT (outcome_id) DO NOTHING"
     sets = ", ".join(f"{c} = excluded.{c}" for c in OUTCOME_COLUMNS[1:])
     return f"ON CONFLICT (outcome_id) DO UPDATE SET {sets}"
+
+
+# --- drift alerts ----------------------------------------------------------------------------
+
+
+def raise_alert_sql(placeholder: Callable[[int], str]) -> str:
+    """Keep one alert condition unless kept already; returns its row only when it is new.
+    Parameters: condition, kind, raised_at, evidence (JSON text)."""
+    marks = [placeholder(n) for n in range(1, 5)]
+    return (
+        "INSERT INTO drift_alerts (condition, kind, raised_at, evidence) "
+        f"VALUES ({', '.join(marks)}) ON CONFLICT (condition) DO NOTHING RETURNING condition"
+    )

@@ -21,14 +21,15 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records.derived import DERIVED_COLUMNS
 from modelroute.records.record import RequestRecord
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
@@ -42,7 +43,9 @@ from modelroute.records.stores.base import (
 )
 from modelroute.records.stores.body import (
     REQUEST_COLUMNS,
+    V5_COLUMNS,
     RowEncoder,
+    derived_from_row,
     listing_dict,
     request_dict,
     stats_ids,
@@ -136,9 +139,12 @@ _REPLACE_OUTCOME = _INSERT_OUTCOME.replace(
     "ON CONFLICT (outcome_id) DO NOTHING", schema.outcome_conflict(True)
 )
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
+_RAISE_ALERT = schema.raise_alert_sql(lambda n: f"?{n}")
 
 
 class SqliteStore:
+    dialect: Literal["sqlite"] = "sqlite"
+
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
@@ -198,6 +204,8 @@ class SqliteStore:
                 for statement in statements:
                     if statement == schema.FOLD:
                         self._fold()
+                    elif statement == schema.DERIVE:
+                        self._derive()
                     else:
                         db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
@@ -210,10 +218,9 @@ class SqliteStore:
         """Version 3 to 4: each request row and its attempt rows become one row of
         requests_v4, a page at a time (inside the migration's transaction)."""
         db, after = self._db, ""
-        columns = ", ".join(REQUEST_COLUMNS)
-        insert = (
-            f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
-        )
+        columns = ", ".join(V5_COLUMNS)
+        insert = f"INSERT INTO requests_v4 ({columns}) VALUES ({', '.join('?' * len(V5_COLUMNS))})"
+        kept = [REQUEST_COLUMNS.index(c) for c in V5_COLUMNS]
         while True:
             page = db.execute(
                 "SELECT * FROM requests WHERE request_id > ? ORDER BY request_id LIMIT ?",
@@ -231,8 +238,27 @@ class SqliteStore:
                 self._encoder.row(legacy.record(row, attempts.get(row["request_id"], ())), stats)
                 for row in page
             ]
-            db.executemany(insert, rows)
+            db.executemany(insert, [[row[i] for i in kept] for row in rows])
             after = ids[-1]
+
+    def _derive(self) -> None:
+        """Version 6 to 7: the derived columns of every stored row, a page at a time (inside
+        the migration's transaction)."""
+        db, after = self._db, ""
+        update = (
+            f"UPDATE requests SET {', '.join(f'{c} = ?' for c in DERIVED_COLUMNS)} "
+            "WHERE request_id = ?"
+        )
+        while True:
+            page = db.execute(
+                "SELECT request_id, final_model, body FROM requests WHERE request_id > ? "
+                "ORDER BY request_id LIMIT ?",
+                (after, _FOLD_PAGE),
+            ).fetchall()
+            if not page:
+                return
+            db.executemany(update, [(*derived_from_row(r), r["request_id"]) for r in page])
+            after = page[-1]["request_id"]
 
     async def close(self) -> None:
         if self._executor is None:
@@ -253,6 +279,45 @@ class SqliteStore:
 
     def _scalar(self, sql: str, *params: Any) -> Any:
         return self._db.execute(sql, params).fetchone()[0]
+
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._call(self._tuples, sql, list(params))
+
+    def _tuples(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples
+        return cursor.execute(sql, params).fetchall()
+
+    # --- drift alerts -----------------------------------------------------------------------
+
+    async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
+        rows = [(key, kind, time.time(), evidence) for key, (kind, evidence) in alerts.items()]
+        return await self._call(self._raise_alerts, rows) if rows else set()
+
+    def _raise_alerts(self, rows: list[tuple[str, str, float, str]]) -> set[str]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            new = {found[0] for row in rows for found in db.execute(_RAISE_ALERT, row)}
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return new
+
+    async def raised_alerts(self) -> dict[str, str]:
+        rows = await self.read_sql("SELECT condition, kind FROM drift_alerts")
+        return {condition: kind for condition, kind in rows}
+
+    async def clear_alerts(self, conditions: Iterable[str]) -> int:
+        keys = [(key,) for key in conditions]
+        return await self._call(self._clear_alerts, keys) if keys else 0
+
+    def _clear_alerts(self, keys: list[tuple[str]]) -> int:
+        before = self._db.total_changes
+        self._db.executemany("DELETE FROM drift_alerts WHERE condition = ?", keys)
+        return self._db.total_changes - before
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -386,9 +451,22 @@ class SqliteStore:
         return await self._call(self._get, request_id)
 
     def _get(self, request_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+        row = self._db.execute(
+            f"SELECT {schema.REQUEST_SELECT} FROM requests WHERE request_id = ?", (request_id,)
+        )
         found = self._records(row.fetchall())
         return found[0] if found else None
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._call(self._get_many, list(dict.fromkeys(request_ids)))
+
+    def _get_many(self, wanted: list[str]) -> list[dict[str, Any]]:
+        sql = f"SELECT {schema.REQUEST_SELECT} FROM requests"
+        return [
+            record
+            for i in range(0, len(wanted), _ID_CHUNK)
+            for record in self._records(self._in(sql, "request_id", wanted[i : i + _ID_CHUNK]))
+        ]
 
     def _records(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         """Whole records for request rows: their planner statistics and feedback joined."""
