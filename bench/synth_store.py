@@ -31,8 +31,8 @@ text format per chunk, generation of the next chunk overlapping the copy), and t
 are created again with their own definitions. Outcomes go through ``Store.add_outcomes``.
 
 Time here (2 shared vCPUs, other jobs running, load average 4-7): 10 million records took
-797 s into SQLite (17.6 GB, peak RSS 2.3 GB) and 952 s into PostgreSQL (23 GB, peak RSS 1.9
-GB), about half of it rebuilding the indexes; generating costs ~11 us of CPU per record. See
+797 s into SQLite (17.6 GB, peak RSS 2.3 GB) and 708-952 s into PostgreSQL (25 GB, peak RSS
+1.9 GB), about half of it rebuilding the indexes; generating costs ~11 us of CPU per record. See
 bench/RESULTS.md.
 """
 
