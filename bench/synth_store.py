@@ -30,10 +30,10 @@ then the secondary indexes of ``requests`` are dropped, rows go in by large tran
 text format per chunk, generation of the next chunk overlapping the copy), and the indexes
 are created again with their own definitions. Outcomes go through ``Store.add_outcomes``.
 
-Time here (2 shared vCPUs with other jobs running, load average ~7): generating costs ~11 us
-of CPU per record; 300,000 records went into SQLite in 28 s of wall time and 20,000 into
-PostgreSQL in 7 s. A record takes ~1.5 KB on disk in either store (10M: ~15-17 GB). The 10M
-figures are in bench/RESULTS.md.
+Time here (2 shared vCPUs, other jobs running, load average 4-7): 10 million records took
+797 s into SQLite (17.6 GB, peak RSS 2.3 GB) and 708-952 s into PostgreSQL (25 GB, peak RSS
+1.9 GB), about half of it rebuilding the indexes; generating costs ~11 us of CPU per record. See
+bench/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -65,6 +65,13 @@ class _Context:
         first = totals.first_at if totals.first_at is not None else options.since
         self.days = max((options.now - max(options.since, first)) / DAY_S, 1 / 24)
 
+    def min_samples(self, route: str | None) -> int:
+        """Outcomes a verdict needs: the route's ``min_samples`` in the policy, if given."""
+        policy = self.options.policy
+        if policy is not None and route is not None and route in policy.routes:
+            return policy.routes[route].min_quality_samples
+        return self.options.min_samples
+
     def prices(self, model: str) -> PriceTable | None:
         policy = self.options.policy
         if policy is not None and model in policy.models:
@@ -173,16 +180,16 @@ def _finding(
     ):
         finding.status = "unpriced"
         return finding
+    least = ctx.min_samples(route)
     for s in answered:
-        s.quality = ctx.quality.evidence(volume.task_key, route, str(s.model), threshold)
-    finding.candidates = sorted(
-        (
-            Candidate(m, repriced(usage, ctx.prices(m)) / usage.requests,  # type: ignore[arg-type]
-                      ctx.quality.evidence(volume.task_key, route, m, threshold))
-            for m in _candidate_models(ctx, volume.task_key, route, serving)
-        ),
-        key=lambda c: (c.cost_per_request, c.model),
-    )  # fmt: skip
+        s.quality = ctx.quality.evidence(volume.task_key, route, str(s.model), threshold, least)
+    candidates = []
+    for m in _candidate_models(ctx, volume.task_key, route, serving):
+        prices = ctx.prices(m)
+        assert prices is not None  # candidates are priced models
+        evidence = ctx.quality.evidence(volume.task_key, route, m, threshold, least)
+        candidates.append(Candidate(m, repriced(usage, prices) / usage.requests, evidence))
+    finding.candidates = sorted(candidates, key=lambda c: (c.cost_per_request, c.model))
     _verdict(ctx, finding, answered)
     return finding
 

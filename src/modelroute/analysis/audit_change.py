@@ -125,7 +125,14 @@ def _unsafe(change: _Change, f: TaskFinding, route: str, tasks: Sequence[TaskFin
             continue
         if other.cheapest is not None and other.cheapest.model == f.cheapest.model:
             continue  # it qualifies: moving it is what the audit recommends for it anyway
-        verdict = change.quality.evidence(other.key, route, f.cheapest.model, other.threshold)
+        least = (
+            change.policy.routes[route].min_quality_samples
+            if route in change.policy.routes
+            else None
+        )
+        verdict = change.quality.evidence(
+            other.key, route, f.cheapest.model, other.threshold, least
+        )
         if verdict.verdict != "meets":
             out.append(other.key)
     return out

@@ -74,30 +74,43 @@ class Quality:
         found = {m for (key, m) in self.by_task if key == task}
         return found | {m for (key, m) in self.by_route if key == route}
 
-    def evidence(self, task: str, route: str | None, model: str, threshold: float) -> Evidence:
+    def evidence(
+        self,
+        task: str,
+        route: str | None,
+        model: str,
+        threshold: float,
+        min_samples: int | None = None,
+    ) -> Evidence:
+        """``min_samples``: the route's own, when it has one (else the audit's)."""
+        least = self.min_samples if min_samples is None else min_samples
         own = self.by_task.get((task, model))
         shared = self.by_route.get((route, model)) if route is not None else None
-        if own is not None and own.n >= self.min_samples:
-            return self._judge(model, "task", own, threshold)
-        if shared is not None and shared.n >= self.min_samples:
-            return self._judge(model, "route", shared, threshold)
+        if own is not None and own.n >= least:
+            return self._judge(model, "task", own, threshold, least)
+        if shared is not None and shared.n >= least:
+            return self._judge(model, "route", shared, threshold, least)
         thin = max((a for a in (own, shared) if a is not None), key=lambda a: a.n, default=None)
         scope: Scope | None = None if thin is None else ("task" if thin is own else "route")
-        return Evidence(model, "not_enough", scope, thin, self._needed(thin, threshold))
+        return Evidence(model, "not_enough", scope, thin, _needed(thin, threshold, least))
 
-    def _judge(self, model: str, scope: Scope, found: Aggregate, threshold: float) -> Evidence:
+    @staticmethod
+    def _judge(
+        model: str, scope: Scope, found: Aggregate, threshold: float, least: int
+    ) -> Evidence:
         low, high = found.interval.low, found.interval.high
         if low is not None and low >= threshold:
             return Evidence(model, "meets", scope, found, 0)
         if high is not None and high < threshold:
             return Evidence(model, "below", scope, found, 0)
-        return Evidence(model, "not_enough", scope, found, self._needed(found, threshold))
+        return Evidence(model, "not_enough", scope, found, _needed(found, threshold, least))
 
-    def _needed(self, found: Aggregate | None, threshold: float) -> int:
-        """Outcomes at which the interval would clear ``threshold`` if the mean held (a
-        normal approximation); the minimum when the mean is not above it."""
-        mean = None if found is None else found.mean
-        if mean is None or mean <= threshold:
-            return self.min_samples
-        n = _Z * _Z * mean * (1 - mean) / (mean - threshold) ** 2
-        return max(self.min_samples, math.ceil(n))
+
+def _needed(found: Aggregate | None, threshold: float, least: int) -> int:
+    """Outcomes at which the interval would clear ``threshold`` if the mean held (a normal
+    approximation); the minimum when the mean is not above it."""
+    mean = None if found is None else found.mean
+    if mean is None or mean <= threshold:
+        return least
+    n = _Z * _Z * mean * (1 - mean) / (mean - threshold) ** 2
+    return max(least, math.ceil(n))

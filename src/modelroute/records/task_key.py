@@ -24,8 +24,10 @@ conversation are left out too. A prompt with no ``role:`` lines is one user mess
 
 The key is ``tpl:`` and 16 hex digits of a BLAKE2b hash of the template. The task label wins
 when the request carries one (``x-modelroute-task`` or ``metadata.task``): the key is then the
-label itself. A request with neither a label nor prompt text (recorded with ``--content off``
-or ``hash``, unless the key was computed before the text was dropped) has no key.
+label itself. With ``--content off`` or ``hash`` the record keeps no prompt text, but holds it
+in memory (``RequestRecord.template_source``, never stored or spooled) until the store has
+computed the key; a record that waited in the spool through a store outage has lost it, and
+gets no key unless it carries a label, as does a request with neither label nor prompt.
 """
 
 from __future__ import annotations
