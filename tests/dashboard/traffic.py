@@ -113,3 +113,13 @@ def expected_rejections(rows: list[tuple[Any, ...]], width: int) -> dict[tuple[A
 def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(1, math.ceil(p * len(ordered))) - 1]
+
+
+def close(shown: float | None, exact: float) -> bool:
+    """A percentile read from the histogram is within its bucket of the exact one (±16%);
+    at or past the histogram's top (100 s) it reads as 100 s."""
+    if shown is None:
+        return False
+    if exact >= 1e5:
+        return shown == 1e5
+    return abs(math.log10(shown / exact)) <= 1 / 16 + 1e-12
