@@ -26,9 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from synth_load import _ensure_database
 from synth_store import generate
 
 from modelroute.dashboard import Dashboard
+from modelroute.dashboard.reader import default_step
 from modelroute.dashboard.snapshots import refresh
 from modelroute.policy import load_policy
 from modelroute.records.stores import open_store
@@ -37,6 +39,8 @@ DAY = 86_400.0
 
 
 async def _prepare(target: str, records: int, policy_out: Path) -> dict[str, float]:
+    if target.startswith(("postgresql://", "postgres://")):
+        await _ensure_database(target)
     store = open_store(target)
     await store.open()
     try:
@@ -81,6 +85,7 @@ async def _bench(target: str, policy_path: Path, repeat: int) -> None:
         print(f"  {count:,} records; background snapshot refresh (audit + drift): "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
         dash = Dashboard(store, policy)
+        fresh = Dashboard(store, policy, quality_ttl_s=0.0)  # reads outcomes every time
         newest = (await dash.search(limit=1)).rows[0]
         page1 = await dash.search(limit=50)
         versions = await dash.policies()
@@ -88,7 +93,10 @@ async def _bench(target: str, policy_path: Path, repeat: int) -> None:
             ("overview 24 h, 5-min buckets", lambda: dash.overview(end - DAY, end, 300)),
             ("overview 7 d, hourly", lambda: dash.overview(end - 7 * DAY, end, 3600)),
             ("overview 30 d, hourly", lambda: dash.overview(end - 30 * DAY, end, 3600)),
-            ("routes 24 h", lambda: dash.routes(end - DAY, end)),
+            ("overview 30 d, 3-hourly (default)",
+             lambda: dash.overview(end - 30 * DAY, end, default_step(end - 30 * DAY, end))),
+            ("routes 24 h, quality read", lambda: fresh.routes(end - DAY, end)),
+            ("routes 24 h, quality kept", lambda: dash.routes(end - DAY, end)),
             ("routes 30 d (unaligned)", lambda: dash.routes(end - 30 * DAY + 1234, end)),
             ("search newest 50", lambda: dash.search(limit=50)),
             ("search page 2", lambda: dash.search(limit=50, before=page1.next_before)),

@@ -127,6 +127,17 @@ async def test_routes_match_the_records(store: Store, policy: Policy) -> None:
     assert quality.mean == pytest.approx(0.82)
     assert quality.low is not None and quality.low < 0.82 < quality.high  # type: ignore[operator]
     assert routes[None].policy is None  # requests without a route
+    # quality is kept for quality_ttl_s: a new outcome shows once that has passed
+    now = [0.0]
+    chat_q = lambda v: next(r for r in v.routes if r.route == "chat").quality[0].n  # noqa: E731
+    dash = Dashboard(store, policy, quality_ttl_s=60.0, clock=lambda: now[0])
+    assert chat_q(await dash.routes(since, UNTIL)) == 50
+    await store.add_outcomes([Outcome(source=OutcomeSource.EVAL, grader="exact", score=1.0,
+                                      model="small", created_at=T0, route="chat",
+                                      reported_model="small-v1", prompt_id="late")])  # fmt: skip
+    assert chat_q(await dash.routes(since, UNTIL)) == 50
+    now[0] = 60.0
+    assert chat_q(await dash.routes(since, UNTIL)) == 51
 
 
 async def test_search_pages_through_newest_first(store: Store) -> None:

@@ -9,7 +9,8 @@ at a time; the audit and drift pages read stored snapshots. Bad arguments raise
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from modelroute.dashboard.views import (
     SpendShare,
 )
 from modelroute.outcomes import aggregate as outcome_aggregates
+from modelroute.outcomes.aggregate import Aggregate
 from modelroute.policy import Policy
 from modelroute.records.stores.base import Store
 
@@ -67,9 +69,27 @@ class Dashboard:
     """Reads one open store. ``policy``: the policy in force, for the route views and to mark
     the version in force; without one, routes show what the records say only."""
 
-    def __init__(self, store: Store, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy | None = None,
+        *,
+        quality_ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.policy = policy
+        # Measured quality (every outcome, bootstrap intervals) is the costliest read of the
+        # Routes page and changes slowly: kept this long, as the gateway's own refresh does.
+        self.quality_ttl_s = quality_ttl_s
+        self.clock = clock
+        self._quality: tuple[float, list[Aggregate]] | None = None
+
+    async def _aggregates(self) -> list[Aggregate]:
+        now = self.clock()
+        if self._quality is None or now - self._quality[0] >= self.quality_ttl_s:
+            self._quality = (now, await outcome_aggregates.load(self.store, "route"))
+        return self._quality[1]
 
     # --- Overview ---------------------------------------------------------------------------
 
@@ -114,12 +134,13 @@ class Dashboard:
 
     async def routes(self, since: float, until: float) -> Routes:
         """Per route over [since, until): the policy's view of it, the model mix, measured
-        quality per model (outcomes of all time, with intervals), cost per request, and how
-        often each rejection reason removed each candidate."""
+        quality per model (outcomes of all time, with intervals; read at most every
+        ``quality_ttl_s``), cost per request, and how often each rejection reason removed each
+        candidate."""
         _range(since, until)
         figures = await rr.by_key(self.store, since, until)
         rejected = await rr.rejections(self.store, since, until)
-        aggregates = await outcome_aggregates.load(self.store, "route")
+        aggregates = await self._aggregates()
         per_route: dict[str | None, dict[str | None, rr.Figures]] = {}
         for (route, model), f in figures.items():
             per_route.setdefault(route, {})[model] = f
