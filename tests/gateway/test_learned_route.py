@@ -8,8 +8,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from modelroute.analysis.replay import Replay
 from modelroute.learned.data import load_outcomes
 from modelroute.learned.train import train, write
 from tests.learned.support import easy_prompt, hard_prompt, write_outcomes
@@ -96,3 +98,9 @@ async def test_learned_route_through_the_gateway(router_file: Path, stream: bool
             assert record.policy_hash == gw.router.policy.hash
         assert records[0].decision["learned"]["scores"]["cheap"] > 0.8
         assert records[1].decision["learned"]["scores"]["cheap"] < 0.5
+        # Replayed under the same policy, with the recorded scores: the same decisions.
+        replay = Replay(gw.router.policy)
+        for record in records:
+            replay.add(orjson.loads(orjson.dumps(record.to_dict())))
+        total = replay.report()["total"]
+        assert (total["replayed"], total["reproduced"]) == (2, 2)
