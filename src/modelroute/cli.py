@@ -19,8 +19,9 @@ from modelroute.cli_drift import serve_options as drift_serve_options
 from modelroute.cli_drift import serve_settings as drift_settings
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
+from modelroute.learned.decide import decide, prompt_text
 from modelroute.logconfig import LogFormat
-from modelroute.planner import StatsSnapshot, plan
+from modelroute.planner import StatsSnapshot
 from modelroute.policy import Policy, load_policy
 from modelroute.render import render_check, render_decision
 
@@ -166,7 +167,7 @@ def explain(
 
         stats = measured_stats(store_url, stats, loaded)
     try:
-        decision = plan(request_context(body, head), loaded, stats)
+        decision = decide(request_context(body, head), prompt_text(body), loaded, stats)
     except UnknownRouteError as exc:
         _fail(f"{exc}; routes and aliases: {', '.join(exc.known)}")
     except RequestError as exc:
@@ -429,8 +430,12 @@ def _register_record_commands() -> None:
     from modelroute.cli_eval import eval_command
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
+    from modelroute.cli_train import train_command
 
-    commands = (logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift)
+    commands = (
+        logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift,
+        train_command,
+    )  # fmt: skip
     for command in commands:
         main.add_command(command)
 
