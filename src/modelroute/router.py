@@ -23,7 +23,7 @@ from modelroute.engine import (
     Relay,
     StreamEnd,
 )
-from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
+from modelroute.errors import InfeasibleError, LimitError, ModelrouteError, RequestError
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
 from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
@@ -37,11 +37,14 @@ from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
+from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
+from modelroute.state.admission import Admission, Caller, Shortfall, has_limits, reserve_usd
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
+from modelroute.state.limits import MemoryCounters
 from modelroute.state.rolling import RollingStats, Served, label_score, served
 from modelroute.types import Completion, StreamChunk
 
@@ -113,6 +116,9 @@ class Router:
       must agree with the event loop's clock, which times deadlines and sleeps (under a
       virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter, and seeds
       the shadow sampling;
+    - ``limits``: where the routes' rate limits and budgets are counted (``Admission`` over
+      in-process or Redis counters, ``state/``); without it, routes with limits are counted
+      in this process;
     - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
       declare ``shadow:``; its comparisons go to ``store``, else to memory
       (``router.shadows.outcomes``).
@@ -135,13 +141,16 @@ class Router:
         shadow: ShadowSettings | None = None,
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
         quality_refresh_s: float = DEFAULT_REFRESH_S,
+        limits: Admission | None = None,
     ) -> None:
         self.policy = policy
+        self.limits = limits if limits is not None else default_limits(policy)
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
         # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
         self.rolling = RollingStats(clock=clock)
-        self.sink = FanOut(self.records, self.rolling, *sinks, *extra_sinks)
+        settles = () if self.limits is None else (self.limits,)  # each record settles its ticket
+        self.sink = FanOut(self.records, self.rolling, *settles, *sinks, *extra_sinks)
         self.store = store
         self.measured: MeasuredQuality | None = None
         if stats is None and store is not None:
@@ -230,6 +239,51 @@ class Router:
             raise self._submit(builder, infeasible)
         return builder, decision
 
+    async def _admit(self, builder: RecordBuilder, decision: Decision) -> Decision:
+        """The route's budget, then its rate limit (``state/admission.py``); a budget too
+        short for the decision refuses it (429) or, with ``on_budget: degrade``, plans again
+        with what is left as the cost ceiling: only cheaper models that fit it remain, and the
+        decision's notes say so."""
+        assert self.limits is not None
+        route = self.policy.routes[decision.route]
+        caller = Caller(builder.record.client_key_id)
+        request_id = builder.record.request_id
+        try:
+            short = await self.limits.reserve(route, caller, decision, request_id)
+            if short is not None and route.budget is not None:
+                if route.budget.on_budget == "degrade":
+                    decision = self._degrade(builder, decision, short)
+                    short = await self.limits.reserve(route, caller, decision, request_id)
+                if short is not None:
+                    raise self.limits.refuse_budget(route, short)
+            await self.limits.rate(route, caller, decision, request_id)
+        except LimitError as err:
+            builder.finish_error(err)
+            raise self._submit(builder, err) from None
+        return decision
+
+    def _degrade(self, builder: RecordBuilder, decision: Decision, short: Shortfall) -> Decision:
+        planned = builder.record.planner_input
+        assert planned is not None
+        ctx, stats = planned.context, planned.snapshot
+        left = max(0.0, short.left_usd)
+        ceiling = left if ctx.limits.max_cost_usd is None else min(left, ctx.limits.max_cost_usd)
+        note = (
+            f"on_budget degrade: the route's budget has ${left:.6f} left, under this request's "
+            f"estimate for {decision.chosen} (${reserve_usd(decision):.6f}); planned with it "
+            "as the cost ceiling"
+        )
+        ctx = ctx._replace(limits=ctx.limits._replace(max_cost_usd=ceiling))
+        ctx = ctx._replace(notes=(*ctx.notes, note))
+        builder.record.planner_input = PlannerInput(ctx, stats)
+        degraded = plan(ctx, self.policy, stats)
+        builder.decided(degraded)
+        if not degraded.tiers:
+            raise self.limits.refuse_budget(  # type: ignore[union-attr]
+                self.policy.routes[decision.route], short
+            )
+        return degraded
+
     def prompt_tokens(self, body: Any, headers: Mapping[str, str] | None = None) -> int:
         """The prompt's tokens as routing estimates them (offline, see ``features``), for a
         request this policy can route; raises ``RequestError`` or ``UnknownRouteError``."""
@@ -277,6 +331,8 @@ class Router:
         """Route and run one non-streamed request. Raises ``RequestError``,
         ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
         builder, decision = self._begin(body, headers, endpoint, stream=False)
+        if self.limits is not None and has_limits(self.policy.routes[decision.route]):
+            decision = await self._admit(builder, decision)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.complete)
         assert execution.answer is not None
@@ -297,6 +353,8 @@ class Router:
         """Route and open a streamed request. Returns once the first output is in hand, so
         every failure before it (including empty streams) has already fallen back."""
         builder, decision = self._begin(body, headers, endpoint, stream=True)
+        if self.limits is not None and has_limits(self.policy.routes[decision.route]):
+            decision = await self._admit(builder, decision)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -382,7 +440,7 @@ class Router:
         for sink in self.sink.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
-                await close()
+                await close()  # the limits' settlements too
         if self.store is not None:
             await self.store.close()
         for provider in {id(p): p for p in self.providers.values()}.values():
@@ -450,6 +508,13 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def default_limits(policy: Policy) -> Admission | None:
+    """Routes with limits and no ``limits`` given: counted in this process."""
+    if any(has_limits(r) for r in policy.routes.values()):
+        return Admission(MemoryCounters())
+    return None
 
 
 async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:

@@ -8,7 +8,7 @@ thing. Nothing here speaks HTTP: no headers, no bodies (those are ``server/error
 from __future__ import annotations
 
 from modelroute.engine.walk import AllAttemptsFailed
-from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
+from modelroute.errors import InfeasibleError, LimitError, ModelrouteError, UnknownRouteError
 from modelroute.failures import FailureClass
 from modelroute.planner.decision import Decision
 
@@ -45,4 +45,6 @@ def error_status(err: ModelrouteError) -> int:
         return 503 if circuits_only(err.decision) else 422
     if isinstance(err, AllAttemptsFailed):
         return failed_status(err.failure.cls)
+    if isinstance(err, LimitError):
+        return 429
     return 400  # RequestError and any other refusal of the request itself

@@ -97,6 +97,27 @@ class ShadowRule:
         return "agreement" if self.judge is None else f"judge:{self.judge}"
 
 
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """A route's rate limit (see ``state/limits.py``)."""
+
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    per: str  # "key" | "route"
+    fail_open: bool  # admit unchecked while the shared state is unreachable
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRule:
+    """A route's spend budget (see ``state/limits.py``)."""
+
+    usd: float
+    period: str  # "day" | "month" (UTC)
+    per: str  # "route" | "key" | "team"
+    on_budget: str  # "reject" | "degrade"
+    fail_open: bool
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -141,6 +162,8 @@ class Route:
     entries: tuple[Entry, ...] = ()
     quality_compare: str = "mean"  # "mean" | "lower_bound": what must clear min_quality
     shadow: ShadowRule | None = None
+    rate_limit: RateRule | None = None
+    budget: BudgetRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
