@@ -41,7 +41,7 @@ from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
-from modelroute.state.admission import Admission, Caller, Shortfall, has_limits, reserve_usd
+from modelroute.state.admission import Account, Admission, Shortfall, has_limits, reserve_usd
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.limits import MemoryCounters
@@ -246,17 +246,17 @@ class Router:
         decision's notes say so."""
         assert self.limits is not None
         route = self.policy.routes[decision.route]
-        caller = Caller(builder.record.client_key_id)
+        account = Account(builder.record.client_key_id)
         request_id = builder.record.request_id
         try:
-            short = await self.limits.reserve(route, caller, decision, request_id)
+            short = await self.limits.reserve(route, account, decision, request_id)
             if short is not None and route.budget is not None:
                 if route.budget.on_budget == "degrade":
                     decision = self._degrade(builder, decision, short)
-                    short = await self.limits.reserve(route, caller, decision, request_id)
+                    short = await self.limits.reserve(route, account, decision, request_id)
                 if short is not None:
                     raise self.limits.refuse_budget(route, short)
-            await self.limits.rate(route, caller, decision, request_id)
+            await self.limits.rate(route, account, decision, request_id)
         except LimitError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None

@@ -34,7 +34,7 @@ ANONYMOUS = "anonymous"  # the caller of a request that presented no key
 ErrorHook = Callable[[str, str], None]  # (operation, "open" | "closed")
 
 
-class Caller(NamedTuple):
+class Account(NamedTuple):
     """Whom a request's limits are counted for: the hash of its key, and its team."""
 
     key_id: str | None
@@ -51,18 +51,18 @@ def period_of(rule: BudgetRule, now: float) -> tuple[str, float]:
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", day_start + 86_400
 
 
-def budget_scope(rule: BudgetRule, route: str, caller: Caller) -> str:
-    key = caller.key_id or ANONYMOUS
+def budget_scope(rule: BudgetRule, route: str, account: Account) -> str:
+    key = account.key_id or ANONYMOUS
     if rule.per == "key":
         return f"route:{route}:key:{key}"
     if rule.per == "team":  # a caller without a team is a team of its own
-        return f"route:{route}:team:{caller.team}" if caller.team else f"route:{route}:key:{key}"
+        return f"route:{route}:team:{account.team}" if account.team else f"route:{route}:key:{key}"
     return f"route:{route}"
 
 
-def rate_scope(rule: RateRule, route: str, caller: Caller) -> str:
+def rate_scope(rule: RateRule, route: str, account: Account) -> str:
     if rule.per == "key":
-        return f"route:{route}:key:{caller.key_id or ANONYMOUS}"
+        return f"route:{route}:key:{account.key_id or ANONYMOUS}"
     return f"route:{route}"
 
 
@@ -127,7 +127,7 @@ class Admission:
             )  # fmt: skip
 
     async def reserve(
-        self, route: Route, caller: Caller, decision: Decision, request_id: str
+        self, route: Route, account: Account, decision: Decision, request_id: str
     ) -> Shortfall | None:
         """Reserve the decision's estimated cost in the route's budget (``None``: done, or
         no budget); a shortfall says what is left, for the caller to degrade or refuse."""
@@ -135,7 +135,7 @@ class Admission:
         if rule is None:
             return None
         name, ends = period_of(rule, self._clock())
-        key = f"budget:{budget_scope(rule, route.name, caller)}:{name}"
+        key = f"budget:{budget_scope(rule, route.name, account)}:{name}"
         usd = reserve_usd(decision)
         try:
             verdict = await self.counters.reserve(
@@ -167,12 +167,14 @@ class Admission:
             max(1.0, budget["resets_at"] - self._clock()),
         )
 
-    async def rate(self, route: Route, caller: Caller, decision: Decision, request_id: str) -> None:
+    async def rate(
+        self, route: Route, account: Account, decision: Decision, request_id: str
+    ) -> None:
         """Take the request from the route's rate limit, or raise ``RateLimitedError``."""
         rule = route.rate_limit
         if rule is None:
             return
-        key = f"rate:{rate_scope(rule, route.name, caller)}"
+        key = f"rate:{rate_scope(rule, route.name, account)}"
         tokens = decision.prompt_tokens + decision.output_tokens
         check = RateCheck(key, rule.requests_per_minute, rule.tokens_per_minute)
         try:
@@ -181,7 +183,9 @@ class Admission:
             self._failed("rate_limit", rule.fail_open, exc)
             if rule.fail_open:
                 return
-            raise self._rate_error(route, rule, "its rate limit cannot be checked now", 1.0)
+            raise self._rate_error(
+                route, rule, "its rate limit cannot be checked now", 1.0
+            ) from None
         if verdict.admitted:
             ticket = self._ticket(request_id)
             ticket.rate_keys += (key,)
