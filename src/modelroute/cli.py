@@ -239,6 +239,15 @@ def app_factory() -> Any:
     help="How often measured quality (the outcomes in --store) is reloaded, off the request "
     "path: 30s, 5m, 1h.",
 )
+@click.option(
+    "--state",
+    "state_url",
+    default="memory",
+    show_default=True,
+    metavar="memory|redis://...",
+    help="Where circuit breakers, rate limits and budgets are kept: in each process, or in "
+    "Redis, shared by every worker and replica.",
+)
 @_options(*drift_serve_options)
 @click.option(
     "--log-level",
@@ -265,6 +274,7 @@ def serve(
     traces: str,
     feedback_token: str | None,
     quality_refresh: str,
+    state_url: str,
     drift_every: str | None,
     drift_since: str,
     drift_baseline: str,
@@ -290,6 +300,7 @@ def serve(
         "store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces,
         "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
         "workers": workers,  # each keeps its share of the daily shadow budgets
+        "state_url": _checked_state_url(state_url, workers),
     }  # fmt: skip
     options["feedback_token_env"] = token_env = _token_env(feedback_token)
     options["drift"] = drift_settings(
@@ -319,6 +330,23 @@ def _seconds(option: str, text: str) -> float:
         _fail(f"{option}: {text!r} is not a duration above zero (30s, 5m, 1h)")
     assert found is not None
     return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
+def _checked_state_url(url: str, workers: int) -> str:
+    from modelroute.state.backends import MEMORY, check_state_url
+
+    try:
+        check_state_url(url)
+    except ValueError as exc:
+        _fail(f"--state: {exc}")
+    if url == MEMORY and workers > 1:
+        click.echo(
+            f"warning: --state memory with --workers {workers}: each worker keeps its own "
+            "circuit breakers, rate limits and budgets (a limit admits up to "
+            f"{workers} times its value); use --state redis://... to share them",
+            err=True,
+        )
+    return url
 
 
 def _checked_store_url(url: str) -> str:

@@ -413,6 +413,9 @@ class Router:
         """Start what runs beside the requests (the record writer); call inside the loop.
         The writer opens the store it writes to, and serves on while it is unreachable; a
         store written some other way is opened here."""
+        start_circuits = getattr(self.breakers, "start", None)
+        if start_circuits is not None:  # a shared view's sync runs beside the requests
+            await start_circuits()
         writer = self.records if isinstance(self.records, RecordWriter) else None
         if self.store is not None and (writer is None or writer.store is not self.store):
             await self.store.open()
@@ -443,6 +446,9 @@ class Router:
                 await close()  # the limits' settlements too
         if self.store is not None:
             await self.store.close()
+        close_circuits = getattr(self.breakers, "aclose", None)
+        if close_circuits is not None:
+            await close_circuits()
         for provider in {id(p): p for p in self.providers.values()}.values():
             await provider.aclose()
         await self.transport.aclose()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,18 +192,21 @@ def build_router(
     quality_refresh_s: float = 60.0,
     workers: int = 1,
     stats: StatsSource | None = None,
+    state_url: str = "memory",
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
-    (benchmarks that must keep one decision)."""
+    (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
+    where the circuit breakers, rate limits and budgets are shared (``state/backends.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
+    from modelroute.state.backends import open_state
 
     store = open_store(store_url) if store_url else None
     records: RecordSink
@@ -223,8 +226,11 @@ def build_router(
     shadow = None
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
+    backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
     router = Router(
         policy,
+        circuits=backend.circuits,
+        limits=backend.limits,
         sink=records,
         sinks=extra,
         store=store,
@@ -235,11 +241,27 @@ def build_router(
     )
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
-        "policy %s (%s): %d models, %d routes; records: %s",
+        "policy %s (%s): %d models, %d routes; records: %s; state: %s",
         policy.version or "unversioned",
         policy.short_hash,
         len(policy.models),
         len(policy.routes),
         store_url or "memory",
+        state_url.split("@")[-1] if "@" in state_url else state_url,  # no password in logs
     )
     return router, metrics
+
+
+def state_error_counter(metrics: MetricsSink) -> Callable[[str, str], None]:
+    """``modelroute_state_errors_total{operation, outcome}``: operations that could not
+    reach the shared state, and what they did (``open``: admitted unchecked, ``closed``:
+    refused, ``local``: breakers judged by this replica alone)."""
+    from prometheus_client import Counter
+
+    counter = Counter(
+        "modelroute_state_errors",
+        "Operations that could not reach the shared state (Redis), by what they did instead",
+        ("operation", "outcome"),
+        registry=metrics.registry,
+    )
+    return lambda operation, outcome: counter.labels(operation, outcome).inc()
