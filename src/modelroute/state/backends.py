@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from modelroute.policy.compiled import Policy
 from modelroute.state.admission import Admission, ErrorHook
@@ -28,6 +29,16 @@ def check_state_url(url: str) -> str:
     raise ValueError(f"{url!r} is neither 'memory' nor a redis:// URL")
 
 
+def split_prefix(url: str, default: str) -> tuple[str, str]:
+    """``redis://host/0?prefix=team-a:``: the keys' prefix, taken out of the URL (several
+    deployments may share one Redis under different prefixes)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), default)
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
 def open_state(
     url: str,
     policy: Policy,
@@ -39,6 +50,7 @@ def open_state(
     check_state_url(url)
     if url == MEMORY:
         return StateBackend(None, None)
+    url, prefix = split_prefix(url, prefix)
     from modelroute.state.redis_state import RedisCounters, connect
     from modelroute.state.shared_circuits import SharedBreakers
 
