@@ -23,9 +23,15 @@ from modelroute.engine import (
     Relay,
     StreamEnd,
 )
-from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
+from modelroute.errors import (
+    InfeasibleError,
+    ModelrouteError,
+    RequestError,
+    RouteNotAllowedError,
+)
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
+from modelroute.identity import ClientIdentity
 from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
@@ -207,10 +213,15 @@ class Router:
         return merged
 
     def _begin(
-        self, body: Any, headers: Mapping[str, str] | None, endpoint: str, stream: bool
+        self,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        endpoint: str,
+        stream: bool,
+        identity: ClientIdentity | None = None,
     ) -> tuple[RecordBuilder, Decision]:
         builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content, self._ids)
-        builder.client(headers)
+        builder.client(headers, identity)
         if not isinstance(body, dict):
             malformed = RequestError("the request body must be a JSON object")
             builder.finish_error(malformed)
@@ -224,6 +235,10 @@ class Router:
             builder.finish_error(err)
             raise self._submit(builder, err) from None
         builder.decided(decision)
+        if identity is not None and not identity.allows(decision.route):
+            refused = RouteNotAllowedError(decision.route, identity.name)
+            builder.finish_error(refused)
+            raise self._submit(builder, refused)
         if not decision.tiers:
             infeasible = InfeasibleError(decision)
             builder.finish_error(infeasible)
@@ -273,10 +288,13 @@ class Router:
         headers: Mapping[str, str] | None = None,
         *,
         endpoint: str = "chat.completions",
+        identity: ClientIdentity | None = None,
     ) -> ChatResult:
         """Route and run one non-streamed request. Raises ``RequestError``,
-        ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
-        builder, decision = self._begin(body, headers, endpoint, stream=False)
+        ``UnknownRouteError``, ``InfeasibleError``, ``AllAttemptsFailed``, or
+        ``RouteNotAllowedError`` when ``identity`` (the authenticated caller,
+        ``modelroute.identity``) may not use the selected route."""
+        builder, decision = self._begin(body, headers, endpoint, False, identity)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.complete)
         assert execution.answer is not None
@@ -293,10 +311,12 @@ class Router:
         headers: Mapping[str, str] | None = None,
         *,
         endpoint: str = "chat.completions",
+        identity: ClientIdentity | None = None,
     ) -> ChatStream:
         """Route and open a streamed request. Returns once the first output is in hand, so
-        every failure before it (including empty streams) has already fallen back."""
-        builder, decision = self._begin(body, headers, endpoint, stream=True)
+        every failure before it (including empty streams) has already fallen back.
+        ``identity``: as for ``chat``."""
+        builder, decision = self._begin(body, headers, endpoint, True, identity)
         executor = Executor(self.deps, self.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelroute.engine import AllAttemptsFailed
-from modelroute.errors import InfeasibleError, ModelrouteError, RequestError, UnknownRouteError
+from modelroute.errors import (
+    InfeasibleError,
+    ModelrouteError,
+    RequestError,
+    RouteNotAllowedError,
+    UnknownRouteError,
+)
 from modelroute.statuses import circuits_only, failed_status
 
 _OPENAI_TYPES = {
@@ -95,6 +101,8 @@ def http_error(err: Exception) -> HttpError:
             {},
             headers,
         )
+    if isinstance(err, RouteNotAllowedError):
+        return HttpError(403, "route_not_allowed", str(err), {}, headers)
     if isinstance(err, InfeasibleError):
         d = err.decision
         if circuits_only(d):
