@@ -16,6 +16,7 @@ import click
 import orjson
 
 from modelroute.cli_drift import serve_options as drift_serve_options
+from modelroute.cli_ui import dashboard_options
 from modelroute.cli_drift import serve_settings as drift_settings
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
@@ -240,6 +241,7 @@ def app_factory() -> Any:
     "path: 30s, 5m, 1h.",
 )
 @_options(*drift_serve_options)
+@_options(*dashboard_options)
 @click.option(
     "--log-level",
     default="warning",
@@ -269,10 +271,13 @@ def serve(
     drift_since: str,
     drift_baseline: str,
     drift_webhook: str | None,
+    admin_token: str | None,
+    snapshots_every: str,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
-    """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
+    """Serve POLICY as an OpenAI- and Anthropic-compatible gateway (and, with
+    --admin-token, the dashboard at /ui)."""
     from modelroute.logconfig import Redactor, log_config
     from modelroute.policy.secrets import missing_api_keys, resolve_api_keys
 
@@ -291,13 +296,18 @@ def serve(
         "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
         "workers": workers,  # each keeps its share of the daily shadow budgets
     }  # fmt: skip
-    options["feedback_token_env"] = token_env = _token_env(feedback_token)
+    options["feedback_token_env"] = token_env = token_env_of("--feedback-token", feedback_token)
     options["drift"] = drift_settings(
         drift_every, drift_since, drift_baseline, drift_webhook, store
     )
+    options["admin_token_env"] = admin_env = token_env_of("--admin-token", admin_token)
+    if admin_env is not None and store is None:
+        _fail("--admin-token: the dashboard reads the record store; it needs a --store")
+    options["snapshots_every_s"] = _seconds("--snapshots-every", snapshots_every)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
-    if token_env is not None:
-        keys.append(os.environ[token_env])  # redacted from every log line, as API keys are
+    for name in (token_env, admin_env):
+        if name is not None:  # redacted from every log line, as API keys are
+            keys.append(os.environ[name])
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)
@@ -372,16 +382,17 @@ def _run_gateway(
         run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
 
 
-def _token_env(reference: str | None) -> str | None:
-    """The NAME of ``--feedback-token env:NAME``, once the variable is known to be set. The
-    token itself never appears on the command line, in a file or in a log."""
+def token_env_of(option: str, reference: str | None) -> str | None:
+    """The NAME of ``--feedback-token env:NAME`` (or ``--admin-token``), once the variable is
+    known to be set. The token itself never appears on the command line, in a file or in a
+    log."""
     if reference is None:
         return None
     name = reference.removeprefix("env:")
     if not reference.startswith("env:") or not name.isidentifier():
-        _fail("--feedback-token takes env:NAME, the environment variable holding the token")
+        _fail(f"{option} takes env:NAME, the environment variable holding the token")
     if not os.environ.get(name):
-        _fail(f"--feedback-token: environment variable {name} is not set")
+        _fail(f"{option}: environment variable {name} is not set")
     return name
 
 
@@ -429,8 +440,11 @@ def _register_record_commands() -> None:
     from modelroute.cli_eval import eval_command
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
+    from modelroute.cli_ui import ui
 
-    commands = (logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift)
+    commands = (
+        logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift, ui,
+    )  # fmt: skip
     for command in commands:
         main.add_command(command)
 

@@ -37,6 +37,7 @@ from modelroute.types import StreamChunk
 
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
+    from modelroute.server.ui import DashboardUI
 
 _YOUNG_GC_THRESHOLD = 20_000
 
@@ -78,8 +79,10 @@ class Gateway:
         metrics: MetricsSink | None = None,
         feedback_token: str | None = None,
         services: Sequence[Service] = (),
+        ui: DashboardUI | None = None,
     ) -> None:
         self.router = router
+        self.ui = ui  # the dashboard at /ui (off, answering 404, without an admin token)
         self.metrics = metrics
         self.services = tuple(services)  # started after the router, closed before it
         self._feedback_token = feedback_token  # never logged or shown
@@ -160,6 +163,8 @@ class Gateway:
         handler = self.routes.get((method, path))
         if handler is None and method == "GET" and path.startswith(models_api.MODEL_PREFIX):
             return self.model
+        if handler is None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui or self.dashboard_off
         return handler or self.not_found
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,6 +184,10 @@ class Gateway:
             error = HttpError(404, "not_found", f"no endpoint {path}", {}, {})
         body = error.anthropic() if _speaks_anthropic(scope) else error.openai()
         await send_json(send, error.status, body, error.headers.items())
+
+    async def dashboard_off(self, scope: Scope, receive: Receive, send: Send) -> None:
+        text = "not found: the dashboard is off (serve it with --admin-token env:NAME)\n"
+        await send_text(send, 404, text)
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, problem = await read_json(receive)
@@ -297,7 +306,9 @@ def create_app(
     metrics: MetricsSink | None = None,
     feedback_token: str | None = None,
     services: Sequence[Service] = (),
+    ui: DashboardUI | None = None,
 ) -> Gateway:
     """``feedback_token``: who holds it may post feedback on any request (see feedback.py);
-    ``services`` run beside the requests (started after the router, closed before it)."""
-    return Gateway(router, metrics, feedback_token, services)
+    ``services`` run beside the requests (started after the router, closed before it);
+    ``ui``: the dashboard mounted at ``/ui`` (also one of the ``services``, for its store)."""
+    return Gateway(router, metrics, feedback_token, services, ui)
