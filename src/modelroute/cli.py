@@ -16,8 +16,10 @@ import click
 import orjson
 
 from modelroute.cli_drift import serve_options as drift_serve_options
-from modelroute.cli_ui import dashboard_options
 from modelroute.cli_drift import serve_settings as drift_settings
+from modelroute.cli_keys import serve_options as access_serve_options
+from modelroute.cli_keys import serve_settings as access_settings
+from modelroute.cli_ui import dashboard_options
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
 from modelroute.logconfig import LogFormat
@@ -242,6 +244,7 @@ def app_factory() -> Any:
 )
 @_options(*drift_serve_options)
 @_options(*dashboard_options)
+@_options(*access_serve_options)
 @click.option(
     "--log-level",
     default="warning",
@@ -273,6 +276,12 @@ def serve(
     drift_webhook: str | None,
     admin_token: str | None,
     snapshots_every: str,
+    keys_mode: str,
+    keys_refresh: str,
+    canary_path: str | None,
+    canary_percent: float,
+    canary_sticky: str,
+    policy_sync: str | None,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -304,6 +313,12 @@ def serve(
     if admin_env is not None and store is None:
         _fail("--admin-token: the dashboard reads the record store; it needs a --store")
     options["snapshots_every_s"] = _seconds("--snapshots-every", snapshots_every)
+    if canary_path is not None:
+        _policy_or_exit(canary_path)  # a canary that does not load stops here
+    options["access"] = access_settings(
+        policy, store, keys_mode, _seconds("--keys-refresh", keys_refresh), canary_path,
+        canary_percent, canary_sticky, policy_sync,
+    )  # fmt: skip
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     for name in (token_env, admin_env):
         if name is not None:  # redacted from every log line, as API keys are
@@ -438,12 +453,14 @@ def _register_record_commands() -> None:
     from modelroute.cli_calibrate import calibrate
     from modelroute.cli_drift import drift
     from modelroute.cli_eval import eval_command
+    from modelroute.cli_keys import keys
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
     from modelroute.cli_ui import ui
 
     commands = (
         logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift, ui,
+        keys,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)

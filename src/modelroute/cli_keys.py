@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -27,7 +27,7 @@ def _fail(message: str) -> None:
     raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _run(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
+def _run(url: str, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     from modelroute.keys import KeyRefused, open_key_store
 
     try:
@@ -162,3 +162,80 @@ def admin_token(reference: str | None) -> str | None:
     if not os.environ.get(name):
         _fail(f"--admin-token: environment variable {name} is not set")
     return name
+
+
+# ``modelroute serve``'s options for keys and policy rollouts
+serve_options = (
+    click.option(
+        "--keys",
+        "keys_mode",
+        type=click.Choice(["off", "optional", "required"]),
+        default="off",
+        show_default=True,
+        help="Check API keys (modelroute keys create) on /v1/*: required answers 401 without "
+        "an active key; optional gives known keys their limits and lets others pass.",
+    ),
+    click.option(
+        "--keys-refresh",
+        default="5s",
+        show_default=True,
+        metavar="DURATION",
+        help="How often the active keys are re-read from --store (a revocation made "
+        "elsewhere takes effect within this).",
+    ),
+    click.option(
+        "--canary",
+        "canary_path",
+        type=click.Path(),
+        help="A new policy serving --canary-percent of the traffic beside POLICY; records "
+        "say which arm served them (modelroute compare).",
+    ),
+    click.option("--canary-percent", type=click.FloatRange(0, 100), default=5.0, show_default=True),
+    click.option(
+        "--canary-sticky",
+        default="key",
+        show_default=True,
+        metavar="key|field:NAME",
+        help="What keeps a caller on one arm: its API key, or a request field (field:user, "
+        "field:metadata.user).",
+    ),
+    click.option(
+        "--policy-sync",
+        metavar="redis://HOST:PORT/DB",
+        help="Publish policy changes (SIGHUP, admin API) through Redis and apply those of "
+        "other replicas: all converge on one policy hash.",
+    ),
+)
+
+
+def serve_settings(
+    policy_path: str,
+    store_url: str | None,
+    keys_mode: str,
+    keys_refresh: float,
+    canary_path: str | None,
+    canary_percent: float,
+    canary_sticky: str,
+    policy_sync: str | None,
+) -> dict[str, Any]:
+    """``serve``'s options as ``build_app``'s ``access`` settings (``AccessSettings``); a
+    canary policy that does not load stops here with its problems."""
+    from pathlib import Path
+
+    from modelroute.canary import parse_sticky
+
+    if keys_mode != "off" and store_url is None:
+        _fail("--keys: API keys are kept in the record store; give --store (not 'none')")
+    try:
+        parse_sticky(canary_sticky)
+    except ValueError as exc:
+        _fail(f"--canary-sticky: {exc}")
+    if policy_sync is not None and not policy_sync.startswith(("redis://", "rediss://")):
+        _fail("--policy-sync takes a redis:// URL")
+    return {
+        "keys": keys_mode, "keys_refresh_s": keys_refresh,
+        "policy_path": str(Path(policy_path).resolve()),
+        "canary_path": None if canary_path is None else str(Path(canary_path).resolve()),
+        "canary_percent": canary_percent, "canary_sticky": canary_sticky,
+        "policy_sync_url": policy_sync,
+    }  # fmt: skip

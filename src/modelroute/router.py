@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelroute.canary import BASELINE, CANARY, Canary
 from modelroute.engine import (
     AllAttemptsFailed,
     EngineDeps,
@@ -163,10 +164,13 @@ class Router:
         )
         self.transport = Transport()
         needed = [(m.name, m.provider) for m in policy.models.values()]
+        self._given = providers
         self.providers = build_providers(self.transport, needed, providers, policy.source)
+        self._own_api_keys = api_keys is None  # read from the environment for each policy
+        self._api_keys = dict(api_keys) if api_keys is not None else resolve_api_keys(policy)
         self.deps = EngineDeps(
             providers=self.providers,
-            api_keys=dict(api_keys) if api_keys is not None else resolve_api_keys(policy),
+            api_keys=self._api_keys,
             breakers=self.breakers,
             clock=clock,
             rng=rng if rng is not None else random.Random(),
@@ -188,6 +192,8 @@ class Router:
         self._ids = RequestIds()
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
+        # A new policy serving a share of the traffic (``use_policy(..., canary=)``).
+        self.canary: Canary | None = None
 
     @classmethod
     def from_file(
@@ -196,6 +202,41 @@ class Router:
         """Load the policy at ``path`` (its models may name the kinds of ``providers`` too)."""
         kinds = (*known_kinds(), *(providers or {}))
         return cls(load_policy(path, kinds), providers=providers, **kwargs)
+
+    def use_policy(self, policy: Policy, canary: Canary | None = None) -> None:
+        """Serve ``policy`` (and ``canary``, when given, beside it) from the next request on.
+        Requests already planned finish on the policy they started with. Both must be valid
+        (loaded): their models' providers are added here, and raise ``PolicyError`` if a
+        kind is unknown, before anything changes. Breaker settings, shadow rules and the
+        shadow worker stay those of the policy the router started with."""
+        policies = (policy, *((canary.policy,) if canary is not None else ()))
+        built = [
+            build_providers(
+                self.transport, [(m.name, m.provider) for m in p.models.values()], self._given,
+                p.source,
+            )
+            for p in policies
+        ]  # fmt: skip
+        for providers, p in zip(built, policies, strict=True):
+            for kind, provider in providers.items():
+                self.providers.setdefault(kind, provider)
+            if self._own_api_keys:
+                self._api_keys.update(resolve_api_keys(p))
+            if self.measured is not None and self.measured.models is not None:
+                self.measured.models = self.measured.models | frozenset(p.models)
+        self.policy, self.canary = policy, canary
+
+    def _arm(
+        self, body: Any, headers: Mapping[str, str] | None, identity: ClientIdentity | None
+    ) -> tuple[Policy, str | None, str]:
+        """The policy for one request, its arm while a canary runs, and its request id."""
+        request_id = self._ids()
+        canary = self.canary
+        if canary is None or not isinstance(body, dict):
+            return self.policy, None, request_id
+        if canary.arm(body, headers, identity, request_id) == CANARY:
+            return canary.policy, CANARY, request_id
+        return self.policy, BASELINE, request_id
 
     def stats_snapshot(self) -> StatsSnapshot:
         """Measured stats plus the circuits open right now; rebuilt only when either changes."""
@@ -220,7 +261,11 @@ class Router:
         stream: bool,
         identity: ClientIdentity | None = None,
     ) -> tuple[RecordBuilder, Decision]:
-        builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content, self._ids)
+        policy, arm, request_id = self._arm(body, headers, identity)
+        builder = RecordBuilder(
+            policy, endpoint, stream, self._clock, self.content, lambda: request_id
+        )
+        builder.record.arm = arm
         builder.client(headers, identity)
         if not isinstance(body, dict):
             malformed = RequestError("the request body must be a JSON object")
@@ -230,7 +275,7 @@ class Router:
             ctx = request_context(body, headers, self._token_counts)
             stats = self.stats_snapshot()
             builder.context(ctx, body, stats)
-            decision = plan(ctx, self.policy, stats)
+            decision = plan(ctx, policy, stats)
         except ModelrouteError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None
@@ -295,7 +340,7 @@ class Router:
         ``RouteNotAllowedError`` when ``identity`` (the authenticated caller,
         ``modelroute.identity``) may not use the selected route."""
         builder, decision = self._begin(body, headers, endpoint, False, identity)
-        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.complete)
         assert execution.answer is not None
         completion = _client_view(execution.answer.completion, body)
@@ -317,7 +362,7 @@ class Router:
         every failure before it (including empty streams) has already fallen back.
         ``identity``: as for ``chat``."""
         builder, decision = self._begin(body, headers, endpoint, True, identity)
-        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         opened = execution.stream

@@ -145,6 +145,7 @@ def build_app(
     drift: dict[str, Any] | None = None,
     admin_token_env: str | None = None,
     snapshots_every_s: float | None = 600.0,
+    access: dict[str, Any] | None = None,
     **options: Any,
 ) -> Gateway:
     """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), the
@@ -152,7 +153,9 @@ def build_app(
     ``drift`` (``DriftWatch``'s settings: every_s, current_s, baseline_s, webhook) periodic
     drift checks of the store. With ``admin_token_env`` (the variable holding the admin
     token) the dashboard at ``/ui``, its audit and drift snapshots recomputed every
-    ``snapshots_every_s`` seconds."""
+    ``snapshots_every_s`` seconds. ``access``: ``AccessSettings`` (API keys, the policy
+    lifecycle and the admin API, ``serve_access.py``)."""
+    from modelroute.serve_access import AccessSettings, access_parts
     from modelroute.server.app import create_app
 
     router, metrics = build_router(policy, **options)
@@ -166,7 +169,10 @@ def build_app(
             os.environ[admin_token_env], options.get("store_url"), policy, snapshots_every_s
         )
         services.append(ui)
-    return create_app(router, metrics, token or None, services, ui)
+    admin_token = os.environ[admin_token_env] if admin_token_env else None
+    settings = AccessSettings(**(access or {}))
+    gate, admin, more = access_parts(router, options.get("store_url"), admin_token, settings)
+    return create_app(router, metrics, token or None, [*more, *services], ui, gate, admin)
 
 
 def dashboard_ui(
