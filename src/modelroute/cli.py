@@ -16,8 +16,8 @@ import click
 import orjson
 
 from modelroute.cli_drift import serve_options as drift_serve_options
-from modelroute.cli_ui import dashboard_options
 from modelroute.cli_drift import serve_settings as drift_settings
+from modelroute.cli_ui import dashboard_options
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
 from modelroute.logconfig import LogFormat
@@ -305,9 +305,9 @@ def serve(
         _fail("--admin-token: the dashboard reads the record store; it needs a --store")
     options["snapshots_every_s"] = _seconds("--snapshots-every", snapshots_every)
     keys = [key for key in resolve_api_keys(loaded).values() if key]
-    for name in (token_env, admin_env):
-        if name is not None:  # redacted from every log line, as API keys are
-            keys.append(os.environ[name])
+    for env in (token_env, admin_env):
+        if env is not None:  # redacted from every log line, as API keys are
+            keys.append(os.environ[env])
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)

@@ -142,9 +142,7 @@ class DashboardPages:
                 "error.html", 404, title="Request not found", nav="requests",
                 message=f"No request {request_id} in the record store.",
             )  # fmt: skip
-        return self._page(
-            "request.html", title=f"Request {request_id}", nav="requests", r=detail
-        )
+        return self._page("request.html", title=f"Request {request_id}", nav="requests", r=detail)
 
     async def audit(self, query: Query) -> PageResult:
         latest = await self.dashboard.audit_latest()
