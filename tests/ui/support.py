@@ -134,3 +134,51 @@ def text_of(html: str, element_id: str) -> str:
     found = re.search(rf'id="{element_id}"[^>]*>(.*?)</(div|td|span|p)>', html, re.S)
     assert found, f"no element #{element_id} on the page"
     return unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What the raw rows say, aggregated here directly (not through the dashboard)."""
+
+    requests: int
+    spend_usd: float
+    errors: int
+    by_route: dict[str | None, int]
+    by_model: dict[str | None, int]
+    newest: str  # the newest request's id
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests
+
+
+async def truth(store: Store) -> Truth:
+    rows = await store.read_sql(
+        "SELECT request_id, started_at, route, final_model, status, cost_usd FROM requests"
+    )
+    by_route: dict[str | None, int] = {}
+    by_model: dict[str | None, int] = {}
+    for _, _, route, model, _, _ in rows:
+        by_route[route] = by_route.get(route, 0) + 1
+        by_model[model] = by_model.get(model, 0) + 1
+    newest = max(rows, key=lambda r: (r[1], r[0]))[0]
+    return Truth(
+        requests=len(rows),
+        spend_usd=sum(float(r[5]) for r in rows),
+        errors=sum(1 for r in rows if r[4] != "ok"),
+        by_route=by_route,
+        by_model=by_model,
+        newest=str(newest),
+    )
+
+
+async def fell_back(store: Store, ids: list[str]) -> dict[str, Any]:
+    """A stored request answered after a failed attempt (the quickstart's ``small`` fails
+    30% of the time), as ``store.get`` returns it."""
+    for request_id in ids:
+        record = await store.get(request_id)
+        assert record is not None
+        attempts = record["attempts"]
+        if record["status"] == "ok" and any(a["outcome"] == "failed" for a in attempts):
+            return record
+    raise AssertionError("no request fell back: the simulator's faults did not fire")

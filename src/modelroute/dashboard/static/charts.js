@@ -20,7 +20,11 @@
     });
     return {
       width: width, height: 200, series: series,
-      scales: { x: { time: true } },
+      scales: { x: { time: true },
+                y: { range: function (u, min, max) {
+                  var top = chart.unit === "ratio" ? Math.max(max || 0, 0.05) : (max || 1);
+                  return [0, top * 1.1];
+                } } },
       axes: [{}, { values: function (u, ticks) { return ticks.map(fmt); }, size: 70 }],
       legend: { live: true }
     };
