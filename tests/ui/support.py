@@ -49,7 +49,9 @@ def quickstart_policy(sim: Simulator) -> Policy:
 
 
 def simulator_config() -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "simulator" / "quickstart.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load(
+        (EXAMPLES / "simulator" / "quickstart.yaml").read_text()
+    )
     config["models"]["small-v1"]["faults"] = {"server_error": 0.3}
     return config
 
@@ -106,7 +108,8 @@ async def send_traffic(site: Site) -> list[str]:
                 messages = [{"role": "user", "content": prompt}]
                 try:
                     raw = await client.chat.completions.with_raw_response.create(
-                        model=model, messages=messages  # type: ignore[arg-type]
+                        model=model,
+                        messages=messages,  # type: ignore[arg-type]
                     )
                     ids.append(raw.headers["x-modelroute-request-id"])
                 except openai.APIStatusError as exc:
