@@ -320,9 +320,9 @@ def serve(
         canary_percent, canary_sticky, policy_sync,
     )  # fmt: skip
     keys = [key for key in resolve_api_keys(loaded).values() if key]
-    for name in (token_env, admin_env):
-        if name is not None:  # redacted from every log line, as API keys are
-            keys.append(os.environ[name])
+    for env in (token_env, admin_env):
+        if env is not None:  # redacted from every log line, as API keys are
+            keys.append(os.environ[env])
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)

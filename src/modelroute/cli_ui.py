@@ -64,7 +64,9 @@ def _sqlite_exists(url: str) -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option(
+    "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
+)
 def ui(
     store_url: str,
     policy_path: str | None,

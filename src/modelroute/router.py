@@ -421,8 +421,15 @@ class Router:
         The writer opens the store it writes to, and serves on while it is unreachable; a
         store written some other way is opened here."""
         writer = self.records if isinstance(self.records, RecordWriter) else None
+        policy = self.policy
+        if writer is not None and policy.text is not None:  # for the dashboard's versions
+            writer.remember_policy(policy.hash, policy.version, policy.source, policy.text)
         if self.store is not None and (writer is None or writer.store is not self.store):
             await self.store.open()
+            if policy.text is not None:
+                await self.store.remember_policy(
+                    policy.hash, policy.version, policy.source, policy.text
+                )
         for sink in self.sink.sinks:
             start = getattr(sink, "start", None)
             if start is not None:

@@ -93,8 +93,7 @@ class DashboardUI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if not self.enabled or not self.owns(path):
-            await _plain(send, 404, "not found: the dashboard is off (serve it with "
-                         "--admin-token env:NAME)\n" if not self.enabled else "not found\n")  # fmt: skip
+            await _plain(send, 404, _OFF if not self.enabled else "not found\n")
             return
         rest = path[len(self.prefix) :]
         if rest == "":
@@ -106,7 +105,7 @@ class DashboardUI:
         elif rest == "/logout":
             await self._logout(send, method)
         elif not self._allowed(scope):
-            await self._denied(scope, send)
+            await self._denied(send, _target(scope))
         elif method not in ("GET", "HEAD"):
             await _plain(send, 405, f"{method} is not allowed on {path}\n", [(b"allow", b"GET")])
         else:
@@ -126,8 +125,10 @@ class DashboardUI:
             elif (handler := self.pages.handlers().get(name)) is not None:
                 status, html = await handler(query)
             else:
-                status, html = 404, self.render.page("error.html", title="Not found",
-                                                     message=f"No page {rest}.", nav="")  # fmt: skip
+                html = self.render.page(
+                    "error.html", title="Not found", message=f"No page {rest}.", nav=""
+                )
+                status = 404
         except Exception as exc:  # a store that is down, a bug: one page fails, not the app
             log.exception("dashboard page %s failed", rest)
             status = 503
@@ -140,11 +141,8 @@ class DashboardUI:
             )
         await send_html(send, status, html)
 
-    async def _denied(self, scope: Scope, send: Send, *, wrong: bool = False) -> None:
-        target = scope["path"]
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        html = self.render.page("login.html", after=target, wrong=wrong, title="Sign in", nav="")
+    async def _denied(self, send: Send, after: str, *, wrong: bool = False) -> None:
+        html = self.render.page("login.html", after=after, wrong=wrong, title="Sign in", nav="")
         await send_html(
             send, 401, html, [(b"www-authenticate", b'Bearer realm="modelroute dashboard"')]
         )
@@ -152,12 +150,11 @@ class DashboardUI:
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self._token is not None
         if scope["method"] != "POST":
-            await self._denied(scope | {"path": self.prefix + "/", "query_string": b""}, send)
+            await self._denied(send, self.prefix + "/")
             return
         token, after = login_form(await read_body(receive, limit=16 * 1024))
         if not self._token.matches(token):
-            await self._denied(scope | {"path": safe_next(after, self.prefix),
-                                        "query_string": b""}, send, wrong=True)  # fmt: skip
+            await self._denied(send, safe_next(after, self.prefix), wrong=True)
             return
         cookie = session_cookie(self._token.session, self.prefix)
         await _redirect(send, safe_next(after, self.prefix), [(b"set-cookie", cookie.encode())])
@@ -168,6 +165,15 @@ class DashboardUI:
             return
         cookie = session_cookie("", self.prefix, max_age=0)
         await _redirect(send, self.prefix + "/", [(b"set-cookie", cookie.encode())])
+
+
+_OFF = "not found: the dashboard is off (serve it with --admin-token env:NAME)\n"
+
+
+def _target(scope: Scope) -> str:
+    """The page asked for, with its query: where the login form returns to."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    return str(scope["path"]) + (f"?{query}" if query else "")
 
 
 def _query(scope: Scope) -> Query:

@@ -57,11 +57,14 @@ class DashboardPages:
         from modelroute.dashboard.snapshots import SnapshotRefresher
         from modelroute.records.stores import open_store
 
-        self._store = open_store(self.store_url)
-        await self._store.open()
-        self._dashboard = Dashboard(self._store, self.policy)
+        self._store = store = open_store(self.store_url)
+        await store.open()
+        policy = self.policy
+        if policy is not None and policy.text is not None:  # its text, for the policy page
+            await store.remember_policy(policy.hash, policy.version, policy.source, policy.text)
+        self._dashboard = Dashboard(store, policy)
         if self.snapshots_every_s is not None:
-            self._refresher = SnapshotRefresher(self._store, self.policy, self.snapshots_every_s)
+            self._refresher = SnapshotRefresher(self.store_url, policy, self.snapshots_every_s)
             await self._refresher.start()
 
     async def close(self) -> None:
@@ -142,9 +145,7 @@ class DashboardPages:
                 "error.html", 404, title="Request not found", nav="requests",
                 message=f"No request {request_id} in the record store.",
             )  # fmt: skip
-        return self._page(
-            "request.html", title=f"Request {request_id}", nav="requests", r=detail
-        )
+        return self._page("request.html", title=f"Request {request_id}", nav="requests", r=detail)
 
     async def audit(self, query: Query) -> PageResult:
         latest = await self.dashboard.audit_latest()

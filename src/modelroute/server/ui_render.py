@@ -24,30 +24,39 @@ TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
 
 
+def _number(value: object) -> float | None:
+    """A finite number, or None (None, NaN, and anything that is not a number: a figure an
+    analysis left out shows as a dash rather than failing the page)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def money(value: float | None) -> str:
-    return "–" if value is None else usd(value)
+    number = _number(value)
+    return "–" if number is None else usd(number)
 
 
 def percent(value: float | None, digits: int = 1) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value * 100:.{digits}f}%"
+    number = _number(value)
+    return "–" if number is None else f"{number * 100:.{digits}f}%"
 
 
 def millis(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
+    number = _number(value)
+    if number is None:
         return "–"
-    return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+    return f"{number:,.0f} ms" if number >= 10 else f"{number:.1f} ms"
 
 
 def count(value: int | float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}"
+    number = _number(value)
+    return "–" if number is None else f"{number:,.0f}"
 
 
 def decimal(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}f}"
+    number = _number(value)
+    return "–" if number is None else f"{number:.{digits}f}"
 
 
 def utc(value: float | None, precise: bool = False) -> str:

@@ -5,7 +5,7 @@
   var PALETTE = ["#2f6fb3", "#e07b24", "#3a9e8f", "#c0392b", "#5a9c3a", "#c9a227", "#8e5ea2",
                  "#7f8c8d", "#d35493", "#1f4e79"];
   var UNITS = {
-    usd: function (v) { return v == null ? "–" : "$" + (Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3)); },
+    usd: function (v) { return v == null ? "–" : "$" + (Math.abs(v) >= 1 || v === 0 ? v.toFixed(2) : v.toPrecision(2)); },
     ms: function (v) { return v == null ? "–" : Math.round(v) + " ms"; },
     ratio: function (v) { return v == null ? "–" : (v * 100).toFixed(1) + "%"; },
     count: function (v) { return v == null ? "–" : String(Math.round(v * 100) / 100); }
@@ -15,13 +15,20 @@
     var fmt = UNITS[chart.unit] || UNITS.count;
     var series = [{ label: "time" }];
     chart.series.forEach(function (s, i) {
+      // a series with few values (latency only where requests ran) shows them as points
+      var known = s.values.filter(function (v) { return v != null; }).length;
       series.push({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5,
-                    points: { show: chart.x.length < 3 }, value: function (u, v) { return fmt(v); } });
+                    points: { show: known * 3 <= chart.x.length, size: 6 },
+                    value: function (u, v) { return fmt(v); } });
     });
     return {
       width: width, height: 200, series: series,
-      scales: { x: { time: true } },
-      axes: [{}, { values: function (u, ticks) { return ticks.map(fmt); }, size: 70 }],
+      scales: { x: { time: true },
+                y: { range: function (u, min, max) {
+                  var top = chart.unit === "ratio" ? Math.max(max || 0, 0.05) : (max || 1);
+                  return [0, top * 1.1];
+                } } },
+      axes: [{}, { values: function (u, ticks) { return ticks.map(fmt); }, size: 80 }],
       legend: { live: true }
     };
   }
