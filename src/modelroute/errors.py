@@ -5,7 +5,8 @@
     ModelrouteError
     ├── PolicyError            the policy could not be loaded; carries every problem found
     ├── RequestError           the client's request is malformed or names nothing routable
-    │   └── UnknownRouteError  no route, alias or model has the requested name
+    │   ├── UnknownRouteError  no route, alias or model has the requested name
+    │   └── RouteNotAllowedError  the caller's API key may not use the selected route
     ├── InfeasibleError        no candidate satisfies the route's constraints (on_infeasible=reject)
     └── LimitError             a rate limit or a budget refused the request (429)
         ├── RateLimitedError   over a requests or tokens per minute limit
@@ -77,6 +78,14 @@ class UnknownRouteError(RequestError):
                 "the request names no model, no task route matched, no route's "
                 "match rules hold, and the policy has no default route"
             )
+
+
+class RouteNotAllowedError(RequestError):
+    """The caller's API key is not allowed on the route the request selected (403)."""
+
+    def __init__(self, route: str, key_name: str) -> None:
+        self.route = route
+        super().__init__(f"this API key ({key_name or 'unnamed'}) may not use route {route!r}")
 
 
 class InfeasibleError(ModelrouteError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
     from modelroute.router import Router, StatsSource
     from modelroute.server.app import Gateway, Service
+    from modelroute.server.ui import DashboardUI
 
 
 class SimulatorError(Exception):
@@ -142,12 +143,19 @@ def build_app(
     *,
     feedback_token_env: str | None = None,
     drift: dict[str, Any] | None = None,
+    admin_token_env: str | None = None,
+    snapshots_every_s: float | None = 600.0,
+    access: dict[str, Any] | None = None,
     **options: Any,
 ) -> Gateway:
     """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), the
     feedback token, read from the environment variable named (never from a file), and with
     ``drift`` (``DriftWatch``'s settings: every_s, current_s, baseline_s, webhook) periodic
-    drift checks of the store."""
+    drift checks of the store. With ``admin_token_env`` (the variable holding the admin
+    token) the dashboard at ``/ui``, its audit and drift snapshots recomputed every
+    ``snapshots_every_s`` seconds. ``access``: ``AccessSettings`` (API keys, the policy
+    lifecycle and the admin API, ``serve_access.py``)."""
+    from modelroute.serve_access import AccessSettings, access_parts
     from modelroute.server.app import create_app
 
     router, metrics = build_router(policy, **options)
@@ -155,7 +163,31 @@ def build_app(
     services: list[Service] = []
     if drift is not None:
         services.append(drift_watch(policy, options.get("store_url"), metrics, **drift))
-    return create_app(router, metrics, token or None, services)
+    ui = None
+    if admin_token_env is not None:
+        ui = dashboard_ui(
+            os.environ[admin_token_env], options.get("store_url"), policy, snapshots_every_s
+        )
+        services.append(ui)
+    admin_token = os.environ[admin_token_env] if admin_token_env else None
+    settings = AccessSettings(**(access or {}))
+    gate, admin, more = access_parts(router, options.get("store_url"), admin_token, settings)
+    return create_app(router, metrics, token or None, [*more, *services], ui, gate, admin)
+
+
+def dashboard_ui(
+    token: str, store_url: str | None, policy: Policy | None, snapshots_every_s: float | None
+) -> DashboardUI:
+    """The dashboard over the store at ``store_url`` (its own connection), behind ``token``."""
+    from modelroute.server.ui import PREFIX, DashboardUI
+    from modelroute.server.ui_pages import DashboardPages
+    from modelroute.server.ui_render import Renderer
+
+    if store_url is None:
+        raise ValueError("the dashboard reads the record store: it needs --store")
+    render = Renderer(PREFIX)
+    pages = DashboardPages(store_url, policy, render, snapshots_every_s=snapshots_every_s)
+    return DashboardUI(token, pages, PREFIX, render)
 
 
 def drift_watch(

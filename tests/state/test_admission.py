@@ -9,6 +9,8 @@ import pytest
 
 from modelroute.errors import BudgetExceededError, RateLimitedError
 from modelroute.failures import FailureClass
+from modelroute.identity import Budget as IdentityBudget
+from modelroute.identity import ClientIdentity, RateLimits
 from modelroute.records.record import MemorySink
 from modelroute.state.limits import (
     BudgetCheck,
@@ -221,3 +223,32 @@ async def test_routes_without_limits_need_no_admission() -> None:
     assert isinstance(router.records, MemorySink)
     result = await router.chat(body("limited"))
     assert result.record.status == "ok"
+
+
+async def test_a_keys_own_budget_and_rate_limit_apply_on_every_route() -> None:
+    alice = ClientIdentity(
+        key_id="a1", name="alice", team="support",
+        budget=IdentityBudget(usd=0.02, period="daily"),
+        limits=RateLimits(requests_per_minute=2),
+    )  # fmt: skip
+    router = make_router(ScriptedProvider({}))
+    assert router.limits is not None
+    # a route without limits of its own: the key's rate limit still counts
+    await router.chat(body("limited"), identity=alice)
+    await router.chat(body("shared"), identity=alice)
+    with pytest.raises(RateLimitedError) as limited:
+        await router.chat(body("limited"), identity=alice)
+    assert limited.value.details["rate_limit"]["of"] == "this API key"
+    bob = ClientIdentity(key_id="b1", name="bob", budget=IdentityBudget(0.02, "monthly"))
+    big = body("keyed", max_tokens=300)  # ~$0.018: the key's $0.02 holds one at a time
+    await router.chat(big, identity=bob)  # its reservation is held until its settlement runs
+    with pytest.raises(BudgetExceededError) as refused:
+        await router.chat(big, identity=bob)
+    assert refused.value.details["budget"]["of"] == "route 'keyed'"  # checked first
+    assert "over its" in str(refused.value) and "ly budget" in str(refused.value)
+
+    other = ClientIdentity(key_id="c1", name="carol", budget=IdentityBudget(0.01, "daily"))
+    with pytest.raises(BudgetExceededError) as own:
+        await router.chat(big, identity=other)  # fits the route's per-key $0.02, not $0.01
+    assert own.value.details["budget"]["of"] == "this API key"
+    assert own.value.details["budget"]["period"] == "day"

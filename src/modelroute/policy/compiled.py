@@ -181,6 +181,9 @@ class Policy:
     source: str
     warnings: tuple[Problem, ...] = field(default=())
     simulator: tuple[str, str, int] | None = None  # (config path as written, host, port)
+    # The YAML it was loaded from (or the data it was built from, as YAML): kept by the
+    # record store under ``hash`` so that the dashboard can show and diff versions.
+    text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def short_hash(self) -> str:

@@ -13,6 +13,7 @@ from modelroute.errors import (
     LimitError,
     ModelrouteError,
     RequestError,
+    RouteNotAllowedError,
     UnknownRouteError,
 )
 from modelroute.statuses import circuits_only, failed_status
@@ -102,6 +103,8 @@ def http_error(err: Exception) -> HttpError:
             {},
             headers,
         )
+    if isinstance(err, RouteNotAllowedError):
+        return HttpError(403, "route_not_allowed", str(err), {}, headers)
     if isinstance(err, InfeasibleError):
         d = err.decision
         if circuits_only(d):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelroute.errors import BudgetExceededError, RateLimitedError
+from modelroute.identity import ClientIdentity
 from modelroute.planner import Decision
 from modelroute.policy.compiled import BudgetRule, RateRule, Route
 from modelroute.records.record import RequestRecord
@@ -30,15 +31,36 @@ from modelroute.state.limits import BudgetCheck, Counters, RateCheck
 
 log = logging.getLogger("modelroute.state")
 
+_ADVERB = {"day": "daily", "month": "monthly"}
 ANONYMOUS = "anonymous"  # the caller of a request that presented no key
 ErrorHook = Callable[[str, str], None]  # (operation, "open" | "closed")
 
 
 class Account(NamedTuple):
-    """Whom a request's limits are counted for: the hash of its key, and its team."""
+    """Whom a request's limits are counted for: the hash of its key, its team, and the key's
+    own budget and rate limit (from its ``ClientIdentity``)."""
 
     key_id: str | None
     team: str | None = None
+    budget: BudgetRule | None = None
+    rate: RateRule | None = None
+
+    @classmethod
+    def of(cls, key_id: str | None, identity: ClientIdentity | None) -> Account:
+        if identity is None:
+            return cls(key_id)
+        budget = rate = None
+        if identity.budget is not None:
+            period = "month" if identity.budget.period == "monthly" else "day"
+            budget = BudgetRule(identity.budget.usd, period, "key", "reject", False)
+        if not identity.limits.unlimited:
+            rpm, tpm = identity.limits.requests_per_minute, identity.limits.tokens_per_minute
+            rate = RateRule(rpm, tpm, "key", True)
+        return cls(identity.key_id, identity.team, budget, rate)
+
+    @property
+    def limited(self) -> bool:
+        return self.budget is not None or self.rate is not None
 
 
 def period_of(rule: BudgetRule, now: float) -> tuple[str, float]:
@@ -126,82 +148,101 @@ class Admission:
                 type(exc).__name__, exc, operation, outcome,
             )  # fmt: skip
 
+    def budgets(self, route: Route, account: Account) -> list[tuple[str, BudgetRule, str]]:
+        """The budgets a request spends from: (counter key, rule, whose), the route's then
+        the caller key's own."""
+        now = self._clock()
+        out = []
+        if route.budget is not None:
+            name, _ = period_of(route.budget, now)
+            scope = budget_scope(route.budget, route.name, account)
+            out.append((f"budget:{scope}:{name}", route.budget, f"route {route.name!r}"))
+        if account.budget is not None and account.key_id is not None:
+            name, _ = period_of(account.budget, now)
+            out.append((f"budget:key:{account.key_id}:{name}", account.budget, "this API key"))
+        return out
+
     async def reserve(
         self, route: Route, account: Account, decision: Decision, request_id: str
     ) -> Shortfall | None:
-        """Reserve the decision's estimated cost in the route's budget (``None``: done, or
-        no budget); a shortfall says what is left, for the caller to degrade or refuse."""
-        rule = route.budget
-        if rule is None:
+        """Reserve the decision's estimated cost in every budget that applies (``None``:
+        done, or no budget); a shortfall says what is left, to degrade or refuse."""
+        budgets = self.budgets(route, account)
+        if not budgets:
             return None
-        name, ends = period_of(rule, self._clock())
-        key = f"budget:{budget_scope(rule, route.name, account)}:{name}"
+        now = self._clock()
         usd = reserve_usd(decision)
+        checks = [
+            BudgetCheck(key, rule.usd, period_of(rule, now)[1] + 86_400) for key, rule, _ in budgets
+        ]
         try:
-            verdict = await self.counters.reserve(
-                [BudgetCheck(key, rule.usd, ends + 86_400)], request_id, usd, _hold_s(route)
-            )
+            verdict = await self.counters.reserve(checks, request_id, usd, _hold_s(route))
         except Exception as exc:  # any client error: Redis down, timeouts, protocol
-            self._failed("budget", rule.fail_open, exc)
-            if rule.fail_open:
+            fail_open = all(rule.fail_open for _, rule, _ in budgets)
+            self._failed("budget", fail_open, exc)
+            if fail_open:
                 return None
+            _, rule, whose = next(b for b in budgets if not b[1].fail_open)
             raise BudgetExceededError(
-                f"route {route.name!r}: its budget cannot be checked now (shared state "
-                "unreachable) and it is set to refuse then",
-                {"budget": _budget_details(rule, name, None, usd)},
+                f"{whose}: its budget cannot be checked now (shared state unreachable) and "
+                "it is set to refuse then",
+                {"budget": _budget_details(rule, period_of(rule, now)[0], None, usd, whose)},
                 5.0,
             ) from None
         if verdict.admitted:
-            self._ticket(request_id).budget_keys += (key,)
+            self._ticket(request_id).budget_keys += tuple(k for k, _, _ in budgets)
             return None
-        left = verdict.left_usd[0]
-        return Shortfall(left, {"budget": _budget_details(rule, name, left, usd, ends)})
+        _, rule, whose = budgets[verdict.refused]
+        name, ends = period_of(rule, now)
+        left = verdict.left_usd[verdict.refused]
+        details = _budget_details(rule, name, left, usd, whose, ends)
+        return Shortfall(left, {"budget": details})
 
     def refuse_budget(self, route: Route, shortfall: Shortfall) -> BudgetExceededError:
         budget = shortfall.details["budget"]
         return BudgetExceededError(
-            f"route {route.name!r}: over its {budget['period']}ly budget of "
+            f"{budget['of']}: over its {_ADVERB[budget['period']]} budget of "
             f"${budget['usd']:.2f} (${max(0.0, shortfall.left_usd):.4f} left; this request "
             f"is estimated at ${budget['estimated_usd']:.4f})",
             shortfall.details,
             max(1.0, budget["resets_at"] - self._clock()),
         )
 
+    def rates(self, route: Route, account: Account) -> list[tuple[str, RateRule, str]]:
+        out = []
+        if route.rate_limit is not None:
+            scope = rate_scope(route.rate_limit, route.name, account)
+            out.append((f"rate:{scope}", route.rate_limit, f"route {route.name!r}"))
+        if account.rate is not None and account.key_id is not None:
+            out.append((f"rate:key:{account.key_id}", account.rate, "this API key"))
+        return out
+
     async def rate(
         self, route: Route, account: Account, decision: Decision, request_id: str
     ) -> None:
-        """Take the request from the route's rate limit, or raise ``RateLimitedError``."""
-        rule = route.rate_limit
-        if rule is None:
+        """Take the request from every rate limit that applies (all or none), or raise
+        ``RateLimitedError``."""
+        rates = self.rates(route, account)
+        if not rates:
             return
-        key = f"rate:{rate_scope(rule, route.name, account)}"
         tokens = decision.prompt_tokens + decision.output_tokens
-        check = RateCheck(key, rule.requests_per_minute, rule.tokens_per_minute)
+        checks = [RateCheck(k, r.requests_per_minute, r.tokens_per_minute) for k, r, _ in rates]
         try:
-            verdict = await self.counters.rate([check], tokens)
+            verdict = await self.counters.rate(checks, tokens)
         except Exception as exc:
-            self._failed("rate_limit", rule.fail_open, exc)
-            if rule.fail_open:
+            fail_open = all(rule.fail_open for _, rule, _ in rates)
+            self._failed("rate_limit", fail_open, exc)
+            if fail_open:
                 return
-            raise self._rate_error(
-                route, rule, "its rate limit cannot be checked now", 1.0
-            ) from None
+            _, rule, whose = next(r for r in rates if not r[1].fail_open)
+            raise _rate_error(whose, rule, "its rate limit cannot be checked now", 1.0) from None
         if verdict.admitted:
             ticket = self._ticket(request_id)
-            ticket.rate_keys += (key,)
+            ticket.rate_keys += tuple(k for k, _, _ in rates)
             ticket.tokens = tokens
             return
-        raise self._rate_error(route, rule, "over its rate limit", verdict.retry_after_s)
-
-    def _rate_error(
-        self, route: Route, rule: RateRule, why: str, retry_s: float
-    ) -> RateLimitedError:
-        limits = {
-            "requests_per_minute": rule.requests_per_minute,
-            "tokens_per_minute": rule.tokens_per_minute,
-            "per": rule.per,
-        }
-        return RateLimitedError(f"route {route.name!r}: {why}", {"rate_limit": limits}, retry_s)
+        _, rule, whose = rates[verdict.refused]
+        raise _rate_error(whose, rule, "over its rate limit", verdict.retry_after_s)
 
     def _ticket(self, request_id: str) -> Ticket:
         ticket = self._held.get(request_id)
@@ -252,10 +293,26 @@ class Admission:
         await self.counters.aclose()
 
 
+def _rate_error(whose: str, rule: RateRule, why: str, retry_s: float) -> RateLimitedError:
+    limits = {
+        "of": whose,
+        "requests_per_minute": rule.requests_per_minute,
+        "tokens_per_minute": rule.tokens_per_minute,
+        "per": rule.per,
+    }
+    return RateLimitedError(f"{whose}: {why}", {"rate_limit": limits}, retry_s)
+
+
 def _budget_details(
-    rule: BudgetRule, period: str, left: float | None, usd: float, ends: float | None = None
+    rule: BudgetRule,
+    period: str,
+    left: float | None,
+    usd: float,
+    whose: str,
+    ends: float | None = None,
 ) -> dict[str, Any]:
     return {
+        "of": whose,
         "usd": rule.usd,
         "period": rule.period,
         "current_period": period,
