@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from modelroute.dashboard import rollup_reads as rr
@@ -86,20 +87,9 @@ class Dashboard:
                 f"{n} buckets of {step} s: at most {MAX_BUCKETS}; use a larger step "
                 f"(e.g. {default_step(since, until)})"
             )
-        total = [rr.Figures() for _ in range(n)]
-        routes: dict[str | None, list[rr.Figures]] = {}
-        models: dict[str | None, list[rr.Figures]] = {}
-        for k, route, model, sums in await rr.series_rows(self.store, start, until, step):
-            if not 0 <= k < n:
-                continue
-            total[k].add(sums)
-            for key, table in ((route, routes), (model, models)):
-                line = table.get(key)
-                if line is None:
-                    line = table[key] = [rr.Figures() for _ in range(n)]
-                line[k].add(sums)
+        lines = await rr.series(self.store, start, until, step, n)
         buckets = tuple(float(start + i * step) for i in range(n))
-        by_route = _series_list(routes, buckets)
+        by_route = _series_list(lines.routes, lines.by_route, buckets)
         spent = sum(s.total.spend_usd for s in by_route)
         shares = sorted(
             (
@@ -114,9 +104,9 @@ class Dashboard:
             until=until,
             step=step,
             buckets=buckets,
-            total=_series(None, total, buckets),
+            total=_series(None, lines.total, buckets),
             by_route=by_route,
-            by_model=_series_list(models, buckets),
+            by_model=_series_list(lines.models, lines.by_model, buckets),
             spend_share=tuple(shares),
         )
 
@@ -274,18 +264,15 @@ class Dashboard:
         return Snapshot(kind, float(computed_at), float(took_s), headline, loaded, text)
 
 
-def _series(key: str | None, figures: Sequence[rr.Figures], buckets: Sequence[float]) -> Series:
-    whole = rr.Figures()
-    for f in figures:
-        whole.add(f.values)
-    points = tuple(f.point(at) for f, at in zip(figures, buckets, strict=True))
-    return Series(key, points, whole.point(buckets[0] if buckets else 0.0))
+def _series(key: str | None, sums: np.ndarray, buckets: Sequence[float]) -> Series:
+    whole = rr.points(sums.sum(axis=0, keepdims=True), buckets[:1] or (0.0,))[0]
+    return Series(key, rr.points(sums, buckets), whole)
 
 
 def _series_list(
-    lines: dict[str | None, list[rr.Figures]], buckets: Sequence[float]
+    keys: list[str | None], sums: np.ndarray, buckets: Sequence[float]
 ) -> tuple[Series, ...]:
-    out = [_series(key, figures, buckets) for key, figures in lines.items()]
+    out = [_series(key, sums[i], buckets) for i, key in enumerate(keys)]
     out.sort(key=lambda s: (-s.total.requests, s.key or ""))
     return tuple(out)
 

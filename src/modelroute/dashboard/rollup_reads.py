@@ -8,12 +8,21 @@ tables (60 times fewer rows), the ragged minutes at either end from the per-minu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from modelroute.dashboard.views import Point
-from modelroute.records.rollups import HISTOGRAM, LATENCY_BUCKETS, WIDTHS, Grain, percentile
+from modelroute.records.rollups import (
+    HISTOGRAM,
+    LATENCY_BUCKETS,
+    WIDTHS,
+    Grain,
+    percentile,
+    representative,
+)
 from modelroute.records.stores.base import Store
 
 # requests, errors, fallbacks, escalations, spend, then the histogram
@@ -110,20 +119,74 @@ async def rejections(
     return out
 
 
-async def series_rows(
-    store: Store, start: int, until: float, step: int
-) -> Iterable[tuple[int, str | None, str | None, Sequence[Any]]]:
-    """(bucket index, route, model, sums) per step-wide bucket from ``start`` (a multiple
-    of ``step``), read from the hourly table when ``step`` is whole hours."""
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Sums per bucket: ``total`` (n × sums), and per route and per model (k × n × sums)."""
+
+    total: np.ndarray
+    routes: list[str | None]
+    by_route: np.ndarray
+    models: list[str | None]
+    by_model: np.ndarray
+
+
+async def series(store: Store, start: int, until: float, step: int, n: int) -> Lines:
+    """Sums per step-wide bucket from ``start`` (a multiple of ``step``), in total, by route
+    and by model, read from the hourly table when ``step`` is whole hours."""
     grain: Grain = "hour" if step % WIDTHS["hour"] == 0 else "minute"
     p = placeholders(store)
-    sql = (
-        f"SELECT (bucket - {p(1)}) / {p(2)} AS k, route, model, {SUMS_SQL} "
-        f"FROM rollup_{grain} WHERE bucket >= {p(3)} AND bucket < {p(4)} "
-        "GROUP BY k, route, model"
-    )
-    rows = await store.read_sql(sql, (start, step, start, math.ceil(until)))
-    return [(int(r[0]), _none(r[1]), _none(r[2]), r[3:]) for r in rows]
+    if step == WIDTHS[grain]:  # one bucket a row already: no grouping (nor its sort)
+        sql = (
+            f"SELECT bucket, route, model, {', '.join(_SUMS)} FROM rollup_{grain} "
+            f"WHERE bucket >= {p(1)} AND bucket < {p(2)}"
+        )
+        rows = await store.read_sql(sql, (start, math.ceil(until)))
+    else:
+        sql = (
+            f"SELECT bucket - (bucket - {p(1)}) % {p(2)}, route, model, {SUMS_SQL} "
+            f"FROM rollup_{grain} WHERE bucket >= {p(3)} AND bucket < {p(4)} "
+            "GROUP BY 1, 2, 3"
+        )
+        rows = await store.read_sql(sql, (start, step, start, math.ceil(until)))
+    sums = np.array([r[3:] for r in rows], dtype=np.float64).reshape(len(rows), len(_SUMS))
+    k = (np.array([r[0] for r in rows], dtype=np.int64) - start) // step
+    keep = (k >= 0) & (k < n)
+
+    def lines(column: int) -> tuple[list[str | None], np.ndarray]:
+        names: dict[str | None, int] = {}
+        index = np.array([names.setdefault(_none(r[column]), len(names)) for r in rows])
+        out = np.zeros((len(names), n, len(_SUMS)))
+        if len(rows):
+            np.add.at(out, (index[keep], k[keep]), sums[keep])
+        return list(names), out
+
+    routes, by_route = lines(1)
+    models, by_model = lines(2)
+    return Lines(by_route.sum(axis=0), routes, by_route, models, by_model)
+
+
+_REPRESENTATIVE = np.array([representative(i) for i in range(LATENCY_BUCKETS)])
+
+
+def _percentiles(hist: np.ndarray, p: float) -> np.ndarray:
+    """Nearest-rank percentiles of each histogram row (NaN for an empty one)."""
+    cum = hist.cumsum(axis=-1)
+    total = cum[..., -1]
+    rank = np.maximum(1, np.ceil(p * total - 1e-9))
+    index = (cum >= rank[..., None]).argmax(axis=-1)
+    return np.where(total > 0, _REPRESENTATIVE[index], np.nan)
+
+
+def points(sums: np.ndarray, buckets: Sequence[float]) -> tuple[Point, ...]:
+    """One ``Point`` per row of ``sums`` (n × sums), at ``buckets``."""
+    hist = sums[:, _HIST : _HIST + LATENCY_BUCKETS]
+    p50, p95 = _percentiles(hist, 0.5).tolist(), _percentiles(hist, 0.95).tolist()
+    head = sums[:, :_HIST].tolist()
+    return tuple(
+        Point(at, int(h[0]), int(h[1]), int(h[2]), int(h[3]), float(h[4]),
+              None if math.isnan(a) else a, None if math.isnan(b) else b)
+        for at, h, a, b in zip(buckets, head, p50, p95, strict=True)
+    )  # fmt: skip
 
 
 def _none(x: Any) -> Any:

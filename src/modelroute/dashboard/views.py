@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 # Percentiles read from the rollups' histogram: 8 buckets per decade, each reported at its
-# geometric middle, so a p50/p95 shown is within this factor of the exact nearest-rank value.
-LATENCY_PRECISION = "within ±16% (log histogram, 8 buckets per decade)"
+# geometric middle, so a p50/p95 shown is within this factor of the exact nearest-rank value
+# (the top bucket holds everything from 100 s up, and reads as 100 s).
+LATENCY_PRECISION = (
+    "within ±16% (log histogram, 8 buckets per decade; 100 s and over shown as 100 s)"
+)
 
 SnapshotKind = Literal["audit", "drift"]
 Served = Literal["first", "fallback", "escalated"]
