@@ -80,6 +80,8 @@ async def test_the_login_form_sets_an_http_only_cookie(tmp_path: Path) -> None:
         assert (await http.get("/ui/routes")).status_code == 401
         away = await http.post("/ui/login", data={"token": TOKEN, "next": "//elsewhere.example/"})
         assert away.headers["location"] == "/ui/"
+        huge = await http.post("/ui/login", data={"token": "x" * 20_000})
+        assert huge.status_code == 413
 
 
 async def test_pages_load_nothing_from_elsewhere_and_static_files_are_the_package_files(

@@ -22,13 +22,21 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, quote
 
-from modelroute.server.asgi import Receive, Scope, Send, read_body, request_headers
+from modelroute.server.asgi import (
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+)
 from modelroute.server.ui_auth import AdminToken, login_form, safe_next, session_cookie
 from modelroute.server.ui_render import STATIC, Renderer
 
 log = logging.getLogger("modelroute.ui")
 
 PREFIX = "/ui"
+_FORM_LIMIT = 16 * 1024
 Query = dict[str, str]
 PageResult = tuple[int, str]  # status, HTML
 Page = Callable[[Query], Awaitable[PageResult]]
@@ -152,7 +160,11 @@ class DashboardUI:
         if scope["method"] != "POST":
             await self._denied(send, self.prefix + "/")
             return
-        token, after = login_form(await read_body(receive, limit=16 * 1024))
+        try:
+            token, after = login_form(await read_body(receive, limit=_FORM_LIMIT))
+        except BodyTooLarge:
+            await _plain(send, 413, f"the login form is over {_FORM_LIMIT} bytes\n")
+            return
         if not self._token.matches(token):
             await self._denied(send, safe_next(after, self.prefix), wrong=True)
             return
