@@ -480,6 +480,7 @@ def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
     from modelroute.cli_audit import audit
     from modelroute.cli_calibrate import calibrate
+    from modelroute.cli_compare import compare
     from modelroute.cli_drift import drift
     from modelroute.cli_eval import eval_command
     from modelroute.cli_keys import keys
@@ -490,7 +491,7 @@ def _register_record_commands() -> None:
 
     commands = (
         logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift, ui,
-        keys, train_command,
+        keys, compare, train_command,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)
