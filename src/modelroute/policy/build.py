@@ -264,6 +264,9 @@ class _Builder:
             learned=self.learned(name, spec),
             rate_limit=_rate_rule(spec.rate_limit),
             budget=_budget_rule(spec),
+            cache=None
+            if spec.cache is None
+            else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -392,7 +395,7 @@ def _policy_hash(
     if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
     for route in body["routes"].values():
-        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+        for option in ("quality", "shadow", "cache"):  # added later: unused, same hash
             if route[option] is None:
                 del route[option]
     body["resolved_prices"] = {
