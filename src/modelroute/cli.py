@@ -249,8 +249,8 @@ def app_factory() -> Any:
     default="memory",
     show_default=True,
     metavar="memory|redis://...",
-    help="Where circuit breakers, rate limits and budgets are kept: in each process, or in "
-    "Redis, shared by every worker and replica.",
+    help="Where circuit breakers, rate limits, budgets and the response cache are kept: in "
+    "each process, or in Redis, shared by every worker and replica.",
 )
 @_options(*drift_serve_options)
 @_options(*dashboard_options)
