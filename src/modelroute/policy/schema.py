@@ -301,7 +301,9 @@ MAX_CACHE_TTL_S = 30 * 86_400.0
 
 def _seconds(value: object) -> object:
     """``90``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"`` or ``"500ms"`` as seconds."""
-    if isinstance(value, bool) or not isinstance(value, str):
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 30s, 10m, 1h, 2d or a number of seconds")
+    if not isinstance(value, str):
         return value  # numbers pass on to the float check; anything else fails there
     found = _DURATION.match(value)
     if found is None:
