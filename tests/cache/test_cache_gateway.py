@@ -116,7 +116,8 @@ async def test_a_streamed_answer_is_kept_and_answers_plain_and_streamed() -> Non
         assert answer.choices[0].finish_reason == live["finish"]
         assert answer.usage is not None
         assert (answer.usage.completion_tokens, answer.usage.prompt_tokens) == live["usage"]
-        replay, replayed = await _streamed(gw, temperature=0, stream_options={"include_usage": True})
+        usage = {"include_usage": True}
+        replay, replayed = await _streamed(gw, temperature=0, stream_options=usage)
         assert replayed["x-modelroute-cache"] == "hit"
         assert (replay["text"], replay["finish"], replay["usage"]) == (
             live["text"], live["finish"], live["usage"]

@@ -88,9 +88,7 @@ async def test_serve_state_redis_puts_the_cache_in_redis(prefix: str) -> None:
 
 async def test_an_unreachable_redis_is_a_miss_not_a_failure() -> None:
     errors: list[tuple[str, str]] = []
-    dead = RedisCache(
-        connect("redis://127.0.0.1:1/0"), "x:", on_error=lambda *e: errors.append(e)
-    )
+    dead = RedisCache(connect("redis://127.0.0.1:1/0"), "x:", on_error=lambda *e: errors.append(e))
     async with gateway(CACHED_POLICY, sim_config(), cache=dead) as gw:
         for _ in range(2):
             raw = await _ask(gw)
