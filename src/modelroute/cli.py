@@ -429,8 +429,12 @@ def _register_record_commands() -> None:
     from modelroute.cli_eval import eval_command
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
+    from modelroute.cli_simulate import simulate
 
-    commands = (logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift)
+    commands = (
+        logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift,
+        simulate,
+    )  # fmt: skip
     for command in commands:
         main.add_command(command)
 

@@ -1,0 +1,147 @@
+"""One simulation from a policy and a table to a report: the pool of models, the split, the
+policy as written, its curve (the route's setting swept), and the strong/weak pair."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from modelroute.analysis.simulate import splits
+from modelroute.analysis.simulate.report import Report, summarise
+from modelroute.analysis.simulate.run import (
+    Routed,
+    Setup,
+    SimulationError,
+    check_models,
+    data_names,
+    route_of,
+    simulate,
+    with_threshold,
+)
+from modelroute.analysis.simulate.table import OutcomeTable
+from modelroute.policy.compiled import Policy
+
+# Cascade thresholds tried for the curve: 0 (never escalate) to 1 (always, but for a
+# confidence of exactly 1).
+SWEEP = tuple(float(x) for x in np.round(np.linspace(0.0, 1.0, 21), 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    policy: Policy
+    table: OutcomeTable
+    route: str | None = None
+    split: str = "all"
+    seed: int = 0
+    verifier_error: float | None = None
+    pair: tuple[str, str] | None = None  # data names: strong, weak
+    sweep: bool = True
+
+
+def pool(policy: Policy, table: OutcomeTable, route: str | None) -> dict[str, str]:
+    """Policy model -> data model, for the models the route may answer with (every model of
+    the policy when the route is selected per request); each of the route's must be scored."""
+    names = data_names(policy, table)
+    chosen = route_of(policy, route)
+    if chosen is not None:
+        check_models(names, chosen)
+        return {e.model.name: names[e.model.name] for e in chosen.entries}
+    if not names:
+        raise SimulationError("no model of the policy is in the outcome data")
+    return names
+
+
+def prepare(req: Request) -> tuple[Setup, OutcomeTable, int]:
+    """The setup, the prompts to simulate (the split, complete over the pool) and how many
+    prompts of the split were dropped as incomplete."""
+    columns = pool(req.policy, req.table, req.route)
+    data_models = sorted(set(columns.values()))
+    for name in req.pair or ():
+        if name not in req.table.models:
+            raise SimulationError(f"--pair: no outcomes for {name!r}")
+        if name not in data_models:
+            data_models.append(name)
+    part = splits.select(req.table, req.split, req.seed)
+    if not len(part):
+        raise SimulationError(f"no prompts in split {req.split!r}")
+    table = part.columns(data_models).complete()
+    if not len(table):
+        raise SimulationError("no prompt has an outcome from every model of the route")
+    setup = Setup(req.policy, req.route, columns, req.verifier_error, req.seed)
+    return setup, table, len(part) - len(table)
+
+
+def curve(setup: Setup, table: OutcomeTable) -> list[Routed]:
+    """The route's setting swept (a cascade's confidence threshold); [] when it has none."""
+    route = route_of(setup.policy, setup.route)
+    if route is None or route.strategy != "cascade" or route.confidence is None:
+        return []
+    if route.confidence.signal not in setup.confidences:
+        return []  # a verifier's verdict does not depend on the threshold
+    out = []
+    for value in SWEEP:
+        varied = Setup(
+            with_threshold(setup.policy, route.name, value),
+            setup.route,
+            setup.columns,
+            setup.verifier_error,
+            setup.seed,
+            setup.decide,
+            setup.confidences,
+        )
+        run = simulate(varied, table, f"threshold {value:g}")
+        out.append(_with_setting(run, value))
+    return out
+
+
+def _with_setting(run: Routed, value: float) -> Routed:
+    return Routed(
+        run.name,
+        run.scores,
+        run.costs,
+        run.chosen,
+        run.refused,
+        run.escalated,
+        run.unverified,
+        value,
+        run.answered,
+    )
+
+
+def run(req: Request, baselines: Sequence[Routed] = ()) -> Report:
+    setup, table, dropped = prepare(req)
+    own = simulate(setup, table, "policy")
+    swept = curve(setup, table) if req.sweep else []
+    notes = []
+    route = route_of(setup.policy, setup.route)
+    if route is not None and route.strategy == "cascade":
+        notes.append(
+            "cascade cost counts every asked tier's recorded cost; a verifier's own calls are "
+            "not counted"
+        )
+        if not swept:
+            notes.append("no threshold sweep: no confidences recorded for the route's signal")
+    if own.unverified:
+        notes.append(
+            f"{own.unverified} cascade answers had no recorded confidence and no verifier "
+            "(--verifier-error): kept unverified"
+        )
+    if own.refused:
+        notes.append(f"{own.refused} prompts refused by the policy: scored 0 at no cost")
+    report = summarise(
+        table,
+        own,
+        swept,
+        baselines,
+        req.pair,
+        swept,
+        (req.table.name, req.split, dropped),
+        req.seed,
+    )
+    return _noted(report, notes)
+
+
+def _noted(report: Report, notes: list[str]) -> Report:
+    return replace(report, notes=(*report.notes, *notes))
