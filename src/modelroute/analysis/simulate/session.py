@@ -69,7 +69,14 @@ def prepare(req: Request) -> tuple[Setup, OutcomeTable, int]:
     table = part.columns(data_models).complete()
     if not len(table):
         raise SimulationError("no prompt has an outcome from every model of the route")
-    setup = Setup(req.policy, req.route, columns, req.verifier_error, req.seed)
+    setup = Setup(
+        req.policy,
+        req.route,
+        columns,
+        req.verifier_error,
+        req.seed,
+        confidences=table.confidences,
+    )
     return setup, table, len(part) - len(table)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,8 @@ class OutcomeTable:
     models: tuple[str, ...]  # columns
     scores: Floats  # (prompts, models), NaN where no outcome
     costs: Floats  # (prompts, models), NaN where no outcome or no cost
+    # signal -> (prompts, models): the confidence logged with each answer, NaN where none
+    confidences: Mapping[str, Floats] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,12 +61,17 @@ class OutcomeTable:
             input_tokens=self.input_tokens[index],
             scores=self.scores[index],
             costs=self.costs[index],
+            confidences={k: v[index] for k, v in self.confidences.items()},
         )
 
     def columns(self, models: Sequence[str]) -> OutcomeTable:
         index = [self.column(m) for m in models]
         return replace(
-            self, models=tuple(models), scores=self.scores[:, index], costs=self.costs[:, index]
+            self,
+            models=tuple(models),
+            scores=self.scores[:, index],
+            costs=self.costs[:, index],
+            confidences={k: v[:, index] for k, v in self.confidences.items()},
         )
 
     def complete(self, models: Sequence[str] | None = None) -> OutcomeTable:
@@ -183,12 +190,16 @@ def from_outcomes(outcomes: Iterable[Outcome], name: str = "outcomes") -> Outcom
     scores = np.full((len(keys), len(models)), np.nan)
     costs = np.full((len(keys), len(models)), np.nan)
     texts, tasks, tokens = [], [], []
+    confidences: dict[str, Floats] = {}
     for i, key in enumerate(keys):
         row = newest[key]
         for model, outcome in row.items():
             j = models.index(model)
             scores[i, j] = outcome.score
             costs[i, j] = np.nan if outcome.cost_usd is None else outcome.cost_usd
+            for signal, value in outcome.confidences.items():
+                grid = confidences.setdefault(signal, np.full(scores.shape, np.nan))
+                grid[i, j] = float(value)
         first = next(iter(row.values()))
         texts.append(str(first.detail.get("prompt", "")))
         tasks.append(first.task or first.route or name)
@@ -203,4 +214,5 @@ def from_outcomes(outcomes: Iterable[Outcome], name: str = "outcomes") -> Outcom
         tuple(models),
         scores,
         costs,
+        confidences,
     )
