@@ -19,8 +19,9 @@ from modelroute.cli_drift import serve_options as drift_serve_options
 from modelroute.cli_drift import serve_settings as drift_settings
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
+from modelroute.learned.decide import decide, prompt_text
 from modelroute.logconfig import LogFormat
-from modelroute.planner import StatsSnapshot, plan
+from modelroute.planner import StatsSnapshot
 from modelroute.policy import Policy, load_policy
 from modelroute.render import render_check, render_decision
 
@@ -166,7 +167,7 @@ def explain(
 
         stats = measured_stats(store_url, stats, loaded)
     try:
-        decision = plan(request_context(body, head), loaded, stats)
+        decision = decide(request_context(body, head), prompt_text(body), loaded, stats)
     except UnknownRouteError as exc:
         _fail(f"{exc}; routes and aliases: {', '.join(exc.known)}")
     except RequestError as exc:

@@ -26,6 +26,7 @@ from modelroute.engine import (
 from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
+from modelroute.learned.decide import decide, prompt_text
 from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
 from modelroute.policy import Policy, load_policy
@@ -137,6 +138,8 @@ class Router:
         quality_refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
         self.policy = policy
+        # A learned route scores the prompt's text before planning (``learned.decide``).
+        self._learned = any(r.learned is not None for r in policy.routes.values())
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
         # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
@@ -219,7 +222,10 @@ class Router:
             ctx = request_context(body, headers, self._token_counts)
             stats = self.stats_snapshot()
             builder.context(ctx, body, stats)
-            decision = plan(ctx, self.policy, stats)
+            if self._learned:
+                decision = decide(ctx, partial(prompt_text, body), self.policy, stats)
+            else:
+                decision = plan(ctx, self.policy, stats)
         except ModelrouteError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None

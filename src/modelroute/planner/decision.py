@@ -122,6 +122,25 @@ class Candidate(NamedTuple):
         }
 
 
+class Learned(NamedTuple):
+    """What a learned route's router predicted for this request (on every record)."""
+
+    router_hash: str  # sha256 of the router file
+    kind: str  # the scorer kind
+    threshold: float  # the predicted score the chosen model had to clear
+    threshold_source: str  # "calibrated" | "policy"
+    scores: tuple[tuple[str, float], ...]  # (model, predicted score), the route's models
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "router_hash": self.router_hash,
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "scores": dict(self.scores),
+        }
+
+
 class Decision(NamedTuple):
     """``tiers[0]`` is tried first; inside a tier, later candidates are fallbacks of earlier
     ones; a later tier is an escalation (cascade) taken on low confidence."""
@@ -140,6 +159,7 @@ class Decision(NamedTuple):
     min_quality: float | None
     relaxed: str | None = None  # the on_infeasible action that produced the steps, if any
     notes: tuple[str, ...] = ()
+    learned: Learned | None = None  # a learned route's predicted scores
 
     @property
     def feasible(self) -> bool:
@@ -167,7 +187,7 @@ class Decision(NamedTuple):
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "route": self.route,
             "strategy": self.strategy,
             "objective": self.objective,
@@ -188,3 +208,6 @@ class Decision(NamedTuple):
             },
             "notes": list(self.notes),
         }
+        if self.learned is not None:
+            out["learned"] = self.learned.to_dict()
+        return out

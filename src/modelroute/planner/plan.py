@@ -1,8 +1,14 @@
-"""``plan(request, policy, stats) -> Decision``: pure, deterministic, microseconds.
+"""``plan(request, policy, stats, scores) -> Decision``: pure, deterministic, microseconds.
 
 Candidates are checked against feasibility (context, capabilities, circuit) and the declared
 constraints (cost ceiling, latency budget, min quality); survivors are ordered by the route's
 objective into tiers; rejections keep their numbers. No I/O, no clock, no environment.
+
+A learned route's ``scores`` (each model's predicted score for this prompt, computed by the
+route's trained router outside the planner: ``modelroute.learned.decide``) stand as the
+candidates' quality estimates (source ``predicted``): min_quality applies to them, and the
+cheapest candidate whose score clears the route's threshold goes first, then the others by
+predicted score, highest first.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from modelroute.planner.decision import (
     Candidate,
     Decision,
     Estimate,
+    Learned,
     Reason,
     Rejection,
 )
@@ -165,6 +172,20 @@ def _order_key(objective: str) -> OrderKey:
     return _ORDER[objective]
 
 
+def learned_key(threshold: float) -> TierKey:
+    """A learned route's order inside a tier: fallbacks and probes last; then the candidates
+    whose predicted score clears ``threshold``, cheapest first; then the rest, highest
+    predicted score first."""
+
+    def key(c: Candidate) -> tuple[bool, bool, float, float, str]:
+        q = c.estimate.quality
+        clears = q is not None and q >= threshold
+        rank = c.estimate.cost_usd if clears else -(q if q is not None else -_INF)
+        return (bool(c.waived), c.fallback, 0.0 if clears else 1.0, rank, c.model)
+
+    return key
+
+
 def _passes(model: Model, est: Estimate, t: Terms) -> bool:
     """Fast path: every feasibility and budget check at once, with no objects built. The checks
     in constraints.py stay the definition; a property test holds the two together."""
@@ -189,11 +210,22 @@ def _clears(est: Estimate, min_quality: float, compare: str) -> bool:
     return value is not None and value >= min_quality
 
 
+def _predicted(est: Estimate, score: float) -> Estimate:
+    """The estimate with a learned router's predicted score as its quality."""
+    return _tuple(Estimate, (est[0], est[1], est[2], score, "predicted", 0, *_NO_INTERVAL))
+
+
 class _Planner:
     """One planning pass; holds the per-request terms so helpers stay small."""
 
-    def __init__(self, route: Route, terms: Terms, stats: StatsSnapshot) -> None:
-        self.route, self.terms, self.stats = route, terms, stats
+    def __init__(
+        self,
+        route: Route,
+        terms: Terms,
+        stats: StatsSnapshot,
+        scores: Mapping[str, float] | None = None,
+    ) -> None:
+        self.route, self.terms, self.stats, self.scores = route, terms, stats, scores
         self.rejections: list[Rejection] = []
         self.nearly: list[tuple[Candidate, list[Rejection]]] = []  # failed declared limits only
         # Only on_infeasible reads ``nearly``: with "reject" it is not worth building.
@@ -216,7 +248,11 @@ class _Planner:
                 if tier_failing:
                     self.reject_low(tier_failing)
         if route.strategy != "fixed":
-            order = (_TIER_ORDER if cooling else _PLAIN_ORDER)[route.objective]
+            learned = route.learned
+            if self.scores is not None and learned is not None:
+                order: TierKey | Callable[[Candidate], Any] = learned_key(learned.threshold)
+            else:
+                order = (_TIER_ORDER if cooling else _PLAIN_ORDER)[route.objective]
             for tier_list in passing:
                 if len(tier_list) > 1:
                     tier_list.sort(key=order)
@@ -238,6 +274,7 @@ class _Planner:
         compare = t.quality_compare
         by_mean = compare != "lower_bound"  # then compared_quality is the estimate's quality
         cooling: list[tuple[int, Model, Candidate]] = []
+        scores = self.scores
         for tier, model, fallback, binds, prior, key in self.route.entries:
             name, prices = model.name, model.prices
             cost = (prompt * prices.input + output * prices.output) / 1e6
@@ -247,6 +284,8 @@ class _Planner:
                 source = "unknown" if prior is None else "prior"
                 figures = (cost, model.latency_p95_ms, "prior", prior, source, 0, *_NO_INTERVAL)
                 est = _tuple(Estimate, figures)
+            if scores is not None and name in scores:
+                est = _predicted(est, scores[name])
             cap = model.max_output_tokens
             if (
                 need <= model.context_window
@@ -425,21 +464,42 @@ def _lt(a: float, b: float) -> bool:
     return a < b
 
 
-def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS) -> Decision:
-    """Decide which models serve ``ctx``, in which order, and why the others do not."""
+def plan(
+    ctx: RequestContext,
+    policy: Policy,
+    stats: StatsSnapshot = EMPTY_STATS,
+    scores: Mapping[str, float] | None = None,
+) -> Decision:
+    """Decide which models serve ``ctx``, in which order, and why the others do not.
+
+    ``scores``: model -> predicted score for this request, from the selected learned route's
+    router (``modelroute.learned.decide`` computes them); ignored by other routes."""
     route, selected_by = select_route(policy, ctx)
     if route is None:
         assert ctx.requested is not None
         route = policy.direct[ctx.requested]
+    learned = route.learned
+    if learned is None:
+        scores = None
     terms, notes = _terms(route, ctx, stats)
-    planner = _Planner(route, terms, stats)
+    planner = _Planner(route, terms, stats, scores)
     tiers = planner.tiers()
     relaxed = None
     if not tiers:
         chosen, relaxed = planner.relax()
         tiers = [chosen] if chosen else []
-    if route.strategy == "learned":
-        notes.append("learned scorer not yet available; ordered by the route's objective")
+    seen = None
+    if learned is not None and scores is not None:
+        listed = (n for tier in route.tiers for n in tier)
+        seen = Learned(
+            learned.file_hash,
+            learned.kind,
+            learned.threshold,
+            learned.threshold_source,
+            tuple((n, float(scores[n])) for n in listed if n in scores),
+        )
+    elif route.strategy == "learned":
+        notes.append("no predicted scores (prompt text not given): ordered by the objective")
     return Decision(
         route=route.name,
         strategy=route.strategy,
@@ -455,6 +515,7 @@ def plan(ctx: RequestContext, policy: Policy, stats: StatsSnapshot = EMPTY_STATS
         min_quality=terms.min_quality,
         relaxed=relaxed,
         notes=tuple(notes),
+        learned=seen,
     )
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -33,6 +34,9 @@ from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
 from modelroute.request_fields import ROUTING_METADATA_KEYS
 
+if TYPE_CHECKING:
+    from modelroute.learned.format import LoadedRouter
+
 # A provider id is pinned when it carries a date or a numbered snapshot: gpt-4o-2024-08-06,
 # claude-3-5-haiku-20241022, gpt-3.5-turbo-0125, gemini-1.5-pro-002, or an explicit tag.
 _PINNED = re.compile(r"(\d{4}-\d{2}-\d{2}|\d{8}|-\d{3,4}$|@[\w.-]+$|:[\w.-]+$|-v\d+(\.\d+)*$)")
@@ -48,10 +52,17 @@ def _suggest(name: str, known: Iterable[str]) -> str | None:
 
 
 class _Builder:
-    def __init__(self, spec: PolicySpec, source: Source, provider_kinds: Collection[str]) -> None:
+    def __init__(
+        self,
+        spec: PolicySpec,
+        source: Source,
+        provider_kinds: Collection[str],
+        routers: Mapping[str, LoadedRouter],
+    ) -> None:
         self.spec = spec
         self.source = source
         self.provider_kinds = provider_kinds
+        self.routers = routers
         self.problems: list[Problem] = []
 
     def error(self, path: Path, message: str, hint: str | None = None) -> None:
@@ -239,7 +250,7 @@ class _Builder:
                 conf.signal.value, conf.threshold, tuple(conf.labels), conf.validator, conf.verifier
             ),
             hedge_after_ms=spec.hedge_after_ms,
-            scorer=strategy.scorer if isinstance(strategy, LearnedStrategy) else None,
+            scorer=strategy.router if isinstance(strategy, LearnedStrategy) else None,
             min_quality_samples=defaults.quality.min_samples,
             entries=c.route_entries(
                 name, tiers, tuple(spec.fallbacks), models, strategy.kind == "cascade"
@@ -248,6 +259,37 @@ class _Builder:
                 (spec.quality and spec.quality.compare) or defaults.quality.compare
             ).value,
             shadow=self.shadow(name, spec.shadow),
+            learned=self.learned(name, spec),
+        )
+
+    def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
+        """The route's trained router, checked against the models the route names. A file
+        that could not be read is reported where it is read (``load.py``)."""
+        strategy = spec.strategy
+        if not isinstance(strategy, LearnedStrategy):
+            return None
+        loaded = self.routers.get(name)
+        if loaded is None:
+            return None
+        known = set(loaded.models)
+        for i, model in enumerate(strategy.models):
+            if model not in known:
+                self.error(
+                    ("routes", name, "strategy", "models", i),
+                    f"model {model!r} has no scores in router file {strategy.router!r} "
+                    f"(trained for: {', '.join(loaded.models)})",
+                    "retrain the router with this model in --models, or remove it here",
+                )
+        threshold = strategy.threshold
+        return c.LearnedRule(
+            path=strategy.router,
+            file=loaded.file,
+            file_hash=loaded.file_hash,
+            kind=loaded.kind,
+            threshold=loaded.threshold if threshold is None else threshold,
+            threshold_source="calibrated" if threshold is None else "policy",
+            target=loaded.target,
+            scorer=loaded.scorer,
         )
 
     def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
@@ -319,8 +361,11 @@ class _Builder:
         return names
 
 
-def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
-    """Content hash: the declared policy plus the prices it resolved to (the label excluded)."""
+def _policy_hash(
+    spec: PolicySpec, models: dict[str, c.Model], routers: Mapping[str, LoadedRouter]
+) -> str:
+    """Content hash: the declared policy plus the prices it resolved to (the label excluded)
+    and the bytes of any trained router file it names."""
     body = spec.model_dump(mode="json", exclude={"version"})
     # max_attempts once counted retries only: hashed in that unit, a policy whose behaviour
     # did not change keeps its hash, and one whose behaviour did gets a new one.
@@ -350,6 +395,8 @@ def _policy_hash(spec: PolicySpec, models: dict[str, c.Model]) -> str:
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
     }
+    if routers:  # a retrained router is a new policy, even at the same path
+        body["router_files"] = {name: r.file_hash for name, r in routers.items()}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -393,11 +440,16 @@ def _direct_route(spec: PolicySpec, model: c.Model) -> c.Route:
 
 
 def build_policy(
-    spec: PolicySpec, source: Source, provider_kinds: Collection[str]
+    spec: PolicySpec,
+    source: Source,
+    provider_kinds: Collection[str],
+    routers: Mapping[str, LoadedRouter] | None = None,
 ) -> tuple[c.Policy | None, list[Problem]]:
     """``provider_kinds``: the kinds a model's ``provider:`` may name (built-in, installed,
-    or passed in code; the caller knows which)."""
-    b = _Builder(spec, source, provider_kinds)
+    or passed in code; the caller knows which). ``routers``: each learned route's router
+    file, read by the loader."""
+    routers = routers or {}
+    b = _Builder(spec, source, provider_kinds, routers)
     models = {}
     routing_metadata = _routing_metadata(spec)
     for name, model_spec in spec.models.items():
@@ -430,7 +482,7 @@ def build_policy(
         direct=c.frozen_map({name: _direct_route(spec, m) for name, m in models.items()}),
         matchers=tuple(r for r in routes.values() if r.match is not None),
         default_route=default if default is None else names[default].name,
-        hash=_policy_hash(spec, models),
+        hash=_policy_hash(spec, models, routers),
         version=spec.version,
         source=source.file,
         warnings=tuple(b.problems),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from modelroute.errors import Problem
 from modelroute.pricing import PriceTable
@@ -97,6 +97,33 @@ class ShadowRule:
         return "agreement" if self.judge is None else f"judge:{self.judge}"
 
 
+class Scorer(Protocol):
+    """A trained router: predicted score in [0, 1] per model for one prompt (see
+    ``modelroute.learned``). Loaded once with the policy; called outside the planner."""
+
+    @property
+    def models(self) -> tuple[str, ...]: ...
+
+    def scores(self, text: str, task: str | None = None) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedRule:
+    """A learned route's trained router file, loaded once with the policy.
+
+    The route picks the cheapest candidate whose predicted score clears ``threshold``; the
+    others follow as fallbacks, highest predicted score first."""
+
+    path: str  # as written in the policy (relative to the policy's directory)
+    file: str  # the resolved path that was read
+    file_hash: str  # sha256 of the router file's bytes
+    kind: str  # the scorer kind (knn, linear, mf, category)
+    threshold: float  # the policy's own, else the one calibrated at training
+    threshold_source: str  # "policy" | "calibrated"
+    target: float | None  # the quality target the threshold was calibrated to
+    scorer: Scorer = field(compare=False, repr=False)
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -141,6 +168,7 @@ class Route:
     entries: tuple[Entry, ...] = ()
     quality_compare: str = "mean"  # "mean" | "lower_bound": what must clear min_quality
     shadow: ShadowRule | None = None
+    learned: LearnedRule | None = None  # strategy "learned": the trained router
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelroute.errors import PolicyError, Problem
+from modelroute.learned.format import LoadedRouter, RouterFileError, load_router
 from modelroute.policy.build import build_policy
 from modelroute.policy.compiled import Policy
-from modelroute.policy.schema import PolicySpec
+from modelroute.policy.schema import LearnedStrategy, PolicySpec
 from modelroute.policy.schema_errors import problems_from
 from modelroute.policy.source import Source, parse_yaml
 from modelroute.providers.kinds import known_kinds
@@ -56,10 +57,33 @@ def _from_source(source: Source, provider_kinds: Collection[str] | None) -> Poli
     except ValidationError as exc:
         raise PolicyError(problems_from(exc, source)) from None
     kinds = known_kinds() if provider_kinds is None else provider_kinds
-    policy, problems = build_policy(spec, source, kinds)
-    if policy is None:
-        raise PolicyError(problems)
+    routers, router_problems = _routers(spec, source)
+    policy, problems = build_policy(spec, source, kinds, routers)
+    if policy is None or router_problems:
+        raise PolicyError(router_problems + [p for p in problems if p not in router_problems])
     return policy
+
+
+def _routers(spec: PolicySpec, source: Source) -> tuple[dict[str, LoadedRouter], list[Problem]]:
+    """Each learned route's router file, read once, relative to the policy's directory."""
+    here = FsPath(source.file)
+    base = here.parent if here.is_file() else FsPath(".")
+    routers: dict[str, LoadedRouter] = {}
+    problems: list[Problem] = []
+    for name, route in spec.routes.items():
+        strategy = route.strategy
+        if not isinstance(strategy, LearnedStrategy):
+            continue
+        file = base / strategy.router
+        try:
+            routers[name] = load_router(file)
+        except RouterFileError as exc:
+            problems.append(
+                source.problem(
+                    ("routes", name, "strategy", "router"), f"{file}: {exc.message}", exc.hint
+                )
+            )
+    return routers, problems
 
 
 def load_policy(path: str | FsPath, provider_kinds: Collection[str] | None = None) -> Policy:

@@ -216,10 +216,13 @@ class CascadeStrategy(Strict):
 
 
 class LearnedStrategy(Strict):
+    """Route by a trained router file (``modelroute train``): the cheapest model whose
+    predicted score for the prompt clears the threshold."""
+
     kind: Literal["learned"]
     models: Annotated[list[Name], Field(min_length=2)]
-    scorer: Name
-    threshold: Probability | None = None
+    router: Annotated[str, Field(min_length=1)]  # the router file, relative to this policy
+    threshold: Probability | None = None  # overrides the one calibrated at training
 
 
 Strategy = Annotated[
