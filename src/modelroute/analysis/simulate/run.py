@@ -13,24 +13,20 @@ tier's cost. A request the policy refuses scores 0 at no cost and is counted.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from modelroute.analysis.simulate.table import Floats, OutcomeTable
-from modelroute.errors import RequestError, UnknownRouteError
+from modelroute.errors import UnknownRouteError
 from modelroute.features import request_context
-from modelroute.planner import EMPTY_STATS, Decision, RequestContext, StatsSnapshot, plan
+from modelroute.learned import decide
+from modelroute.planner import EMPTY_STATS, Decision, RequestContext, StatsSnapshot
 from modelroute.policy.compiled import Policy, Route
 
 Decide = Callable[[RequestContext, str, Policy, StatsSnapshot], Decision]
-
-
-def plan_only(ctx: RequestContext, text: str, policy: Policy, stats: StatsSnapshot) -> Decision:
-    """Planning for strategies that do not read the prompt's text."""
-    return plan(ctx, policy, stats)
 
 
 class SimulationError(ValueError):
@@ -68,7 +64,7 @@ class Setup:
     columns: Mapping[str, str]  # policy model name -> the data's model name
     verifier_error: float | None = None
     seed: int = 0
-    decide: Decide = plan_only
+    decide: Decide = decide
     confidences: Mapping[str, Floats] = field(default_factory=dict)  # signal -> (prompts, models)
 
 
@@ -123,14 +119,21 @@ class _Fixed:
         return self.count
 
 
+def contexts(setup: Setup, table: OutcomeTable) -> list[RequestContext]:
+    """Each prompt as the planner sees it, read from the request a client would send."""
+    return [
+        request_context(request(text, task, setup.route), counter=_Fixed(int(tokens)))
+        for text, task, tokens in zip(table.texts, table.tasks, table.input_tokens, strict=True)
+    ]
+
+
 def decisions(setup: Setup, table: OutcomeTable) -> list[Decision | None]:
-    """The planner's decision per prompt (None: no route takes the request)."""
+    """The decision per prompt through ``setup.decide`` (None: no route takes it)."""
     out: list[Decision | None] = []
-    for text, task, tokens in zip(table.texts, table.tasks, table.input_tokens, strict=True):
+    for ctx, text in zip(contexts(setup, table), table.texts, strict=True):
         try:
-            ctx = request_context(request(text, task, setup.route), counter=_Fixed(int(tokens)))
             out.append(setup.decide(ctx, text, setup.policy, EMPTY_STATS))
-        except (UnknownRouteError, RequestError):
+        except UnknownRouteError:
             out.append(None)
     return out
 
@@ -221,3 +224,24 @@ def swap_route(policy: Policy, changed: Route) -> Policy:
     names = {k: (changed if v.name == name else v) for k, v in policy.names.items()}
     matchers = tuple(changed if r.name == name else r for r in policy.matchers)
     return replace(policy, routes=routes, names=names, matchers=matchers)
+
+
+def with_learned_threshold(policy: Policy, route_name: str, value: float) -> Policy:
+    """The policy with a learned route's threshold set to ``value``."""
+    route = policy.routes[route_name]
+    if route.learned is None:
+        raise SimulationError(f"route {route_name!r} is not learned")
+    rule = replace(route.learned, threshold=value, threshold_source="policy")
+    return swap_route(policy, replace(route, learned=rule))
+
+
+def restricted(policy: Policy, route_name: str, models: Sequence[str]) -> Policy:
+    """The policy with a route's candidates narrowed to ``models`` (policy names)."""
+    route = policy.routes[route_name]
+    keep = set(models)
+    entries = tuple(e for e in route.entries if e.model.name in keep)
+    if len(entries) != len(keep):
+        raise SimulationError(f"route {route_name!r} does not offer all of {', '.join(models)}")
+    tiers = tuple(t for t in (tuple(m for m in tier if m in keep) for tier in route.tiers) if t)
+    fallbacks = tuple(m for m in route.fallbacks if m in keep)
+    return swap_route(policy, replace(route, entries=entries, tiers=tiers, fallbacks=fallbacks))

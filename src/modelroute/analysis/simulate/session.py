@@ -15,17 +15,28 @@ from modelroute.analysis.simulate.run import (
     Setup,
     SimulationError,
     check_models,
+    contexts,
     data_names,
+    replay,
+    restricted,
     route_of,
     simulate,
+    with_learned_threshold,
     with_threshold,
 )
 from modelroute.analysis.simulate.table import OutcomeTable
+from modelroute.learned import route_scores
+from modelroute.planner import EMPTY_STATS, Decision, plan
 from modelroute.policy.compiled import Policy
 
 # Cascade thresholds tried for the curve: 0 (never escalate) to 1 (always, but for a
 # confidence of exactly 1).
 SWEEP = tuple(float(x) for x in np.round(np.linspace(0.0, 1.0, 21), 2))
+# Learned thresholds tried: predicted scores are in [0, 1]; finer steps near the top, where
+# the strong models part.
+LEARNED_SWEEP = tuple(
+    round(float(x), 3) for x in [*np.linspace(0.0, 0.8, 17), *np.linspace(0.82, 1.0, 10)]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,26 +92,58 @@ def prepare(req: Request) -> tuple[Setup, OutcomeTable, int]:
 
 
 def curve(setup: Setup, table: OutcomeTable) -> list[Routed]:
-    """The route's setting swept (a cascade's confidence threshold); [] when it has none."""
+    """The route's setting swept: a learned route's threshold, or a cascade's confidence
+    threshold when confidences were recorded; [] when there is nothing to sweep."""
     route = route_of(setup.policy, setup.route)
-    if route is None or route.strategy != "cascade" or route.confidence is None:
+    if route is None:
+        return []
+    if route.learned is not None:
+        return learned_curve(setup, table, route.name)
+    if route.strategy != "cascade" or route.confidence is None:
         return []
     if route.confidence.signal not in setup.confidences:
         return []  # a verifier's verdict does not depend on the threshold
     out = []
     for value in SWEEP:
-        varied = Setup(
-            with_threshold(setup.policy, route.name, value),
-            setup.route,
-            setup.columns,
-            setup.verifier_error,
-            setup.seed,
-            setup.decide,
-            setup.confidences,
-        )
-        run = simulate(varied, table, f"threshold {value:g}")
+        varied = replace(setup, policy=with_threshold(setup.policy, route.name, value))
+        out.append(_with_setting(simulate(varied, table, f"threshold {value:g}"), value))
+    return out
+
+
+def learned_curve(setup: Setup, table: OutcomeTable, route_name: str) -> list[Routed]:
+    """A learned route at each threshold of ``LEARNED_SWEEP`` and its own: each prompt
+    scored once by the route's router, then planned at every threshold with those scores
+    (what ``decide`` does, the scoring shared across thresholds)."""
+    route = setup.policy.routes[route_name]
+    assert route.learned is not None
+    ctxs = contexts(setup, table)
+    scores = [
+        route_scores(route, text, ctx.task) for ctx, text in zip(ctxs, table.texts, strict=True)
+    ]
+    values = sorted({*LEARNED_SWEEP, round(route.learned.threshold, 6)})
+    out = []
+    for value in values:
+        policy = with_learned_threshold(setup.policy, route_name, value)
+        made: list[Decision | None] = [
+            plan(ctx, policy, EMPTY_STATS, s) for ctx, s in zip(ctxs, scores, strict=True)
+        ]
+        run = replay(replace(setup, policy=policy), table, made, f"threshold {value:g}")
         out.append(_with_setting(run, value))
     return out
+
+
+def pair_curve(setup: Setup, table: OutcomeTable, pair: tuple[str, str]) -> list[Routed]:
+    """The route narrowed to the strong and weak models, its setting swept (RouteLLM's
+    two-model router); for a route that is not learned, its own curve."""
+    route = route_of(setup.policy, setup.route)
+    if route is None or route.learned is None:
+        return curve(setup, table)
+    by_data = {d: m for m, d in setup.columns.items()}
+    names = [by_data.get(n) for n in pair]
+    if None in names:
+        raise SimulationError(f"--pair: both models must be candidates of route {route.name!r}")
+    narrowed = restricted(setup.policy, route.name, [n for n in names if n is not None])
+    return learned_curve(replace(setup, policy=narrowed), table, route.name)
 
 
 def _with_setting(run: Routed, value: float) -> Routed:
@@ -121,6 +164,7 @@ def run(req: Request, baselines: Sequence[Routed] = ()) -> Report:
     setup, table, dropped = prepare(req)
     own = simulate(setup, table, "policy")
     swept = curve(setup, table) if req.sweep else []
+    paired = pair_curve(setup, table, req.pair) if req.pair and req.sweep else []
     notes = []
     route = route_of(setup.policy, setup.route)
     if route is not None and route.strategy == "cascade":
@@ -143,7 +187,7 @@ def run(req: Request, baselines: Sequence[Routed] = ()) -> Report:
         swept,
         baselines,
         req.pair,
-        swept,
+        paired,
         (req.table.name, req.split, dropped),
         req.seed,
     )
