@@ -141,7 +141,7 @@ def summarise(
     table: OutcomeTable,
     policy: Routed,
     curve: Sequence[Routed] = (),
-    baselines: Sequence[Routed] = (),
+    baselines: Sequence[tuple[Routed, Sequence[Routed]]] = (),
     pair: tuple[str, str] | None = None,
     pair_curve: Sequence[Routed] = (),
     meta: tuple[str, str, int] = ("outcomes", "all", 0),  # name, split, dropped prompts
@@ -155,7 +155,7 @@ def summarise(
     singles = [single(table, m) for m in table.models]
     lines = [_line(policy, "policy", best_costs, strong)]
     lines += [_line(r, "curve", best_costs, strong) for r in curve]
-    lines += [_line(r, "baseline", best_costs, strong) for r in baselines]
+    lines += [_line(r, "baseline", best_costs, strong) for r, _ in baselines]
     lines += [_line(r, "model", best_costs, strong) for r in singles]
     lines.append(_line(oracle_run(table), "oracle", best_costs))
     lines.append(_line(random_at(table, cheapest, best, policy.cost, seed), "random", best_costs))
@@ -168,8 +168,9 @@ def summarise(
     if c_max > c_min:
         aiq["policy"] = metrics.aiq(points, c_min, c_max)
         aiq["zero_router"] = metrics.aiq(model_points, c_min, c_max)
-        for r in baselines:
-            aiq[r.name] = metrics.aiq([(r.cost, r.quality)], c_min, c_max)
+        for r, its_curve in baselines:
+            own_points = [(x.cost, x.quality) for x in (r, *its_curve)]
+            aiq[r.name] = metrics.aiq(own_points, c_min, c_max)
     if zero_q is not None:
         aiq["zero_router_quality_at_policy_cost"] = zero_q
     best_q = float(table.scores[:, table.column(best)].mean())

@@ -160,11 +160,28 @@ def _with_setting(run: Routed, value: float) -> Routed:
     )
 
 
-def run(req: Request, baselines: Sequence[Routed] = ()) -> Report:
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A policy simulated on a table: as written, swept, and narrowed to the pair."""
+
+    setup: Setup
+    table: OutcomeTable  # the prompts simulated
+    dropped: int
+    own: Routed
+    swept: list[Routed]
+    paired: list[Routed]
+    notes: tuple[str, ...]
+
+
+def evaluate(req: Request) -> Evaluation:
     setup, table, dropped = prepare(req)
     own = simulate(setup, table, "policy")
     swept = curve(setup, table) if req.sweep else []
     paired = pair_curve(setup, table, req.pair) if req.pair and req.sweep else []
+    return Evaluation(setup, table, dropped, own, swept, paired, _notes(setup, own, swept))
+
+
+def _notes(setup: Setup, own: Routed, swept: list[Routed]) -> tuple[str, ...]:
     notes = []
     route = route_of(setup.policy, setup.route)
     if route is not None and route.strategy == "cascade":
@@ -181,18 +198,21 @@ def run(req: Request, baselines: Sequence[Routed] = ()) -> Report:
         )
     if own.refused:
         notes.append(f"{own.refused} prompts refused by the policy: scored 0 at no cost")
+    return tuple(notes)
+
+
+def run(req: Request, baselines: Sequence[tuple[Routed, Sequence[Routed]]] = ()) -> Report:
+    """Simulate ``req`` and compare it; ``baselines``: other routers on the same prompts,
+    each as written and with its curve (for its AIQ)."""
+    done = evaluate(req)
     report = summarise(
-        table,
-        own,
-        swept,
+        done.table,
+        done.own,
+        done.swept,
         baselines,
         req.pair,
-        paired,
-        (req.table.name, req.split, dropped),
+        done.paired,
+        (req.table.name, req.split, done.dropped),
         req.seed,
     )
-    return _noted(report, notes)
-
-
-def _noted(report: Report, notes: list[str]) -> Report:
-    return replace(report, notes=(*report.notes, *notes))
+    return replace(report, notes=(*report.notes, *done.notes))
