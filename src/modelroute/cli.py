@@ -431,10 +431,11 @@ def _register_record_commands() -> None:
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
     from modelroute.cli_simulate import simulate
+    from modelroute.cli_train import train_command
 
     commands = (
         logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift,
-        simulate,
+        simulate, train_command,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)
