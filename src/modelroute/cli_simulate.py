@@ -71,7 +71,8 @@ def _pair(text: str | None) -> tuple[str, str] | None:
     default="all",
     show_default=True,
     help="train, validation, test or all: the data's own split column when it has one "
-    "(its train part split again, seeded, for validation), else a seeded 60/20/20 per prompt.",
+    "(its train part split 75/25, seeded, for validation), else a seeded 60/20/20 per prompt: "
+    "the split `modelroute train` uses.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of splits and draws.")
 @click.option(
