@@ -14,6 +14,7 @@ import pytest
 from modelroute.evaluation.neutral import OutcomeImport
 from modelroute.records.stores.sqlite import SqliteStore
 
+from ..conftest import EXAMPLES
 from .support import CASCADE, PER_TASK, write_dataset
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -141,3 +142,26 @@ def test_a_corrupt_outcomes_file_names_its_line(cli: Cli, tmp_path: Path, toy: P
     done = cli("simulate", "--policy", _policy(tmp_path, PER_TASK), "--outcomes", str(toy))
     assert done.returncode == 2
     assert "outcomes.csv.gz:2: score 'lots' is not a number" in done.stderr
+
+
+def test_the_readme_block(tmp_path: Path) -> None:
+    """The README's command as written, in a folder beside the examples, with the shared
+    datasets' folder where the README says it is (``../shared/data``)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from ..evaluation.support import shared_data
+    from ..test_readme import blocks, commands
+
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    (lines,) = commands(blocks()["readme:simulate"])
+    line = lines.replace("../shared/data", str(shared_data()))
+    done = subprocess.run(
+        shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "APGR" in done.stdout and "oracle" in done.stdout
+    assert "<svg" in (tmp_path / "simulate.html").read_text()
