@@ -100,3 +100,14 @@ def test_simulate_runs_on_each_dataset(
     model = next(x for x in report["lines"] if x["name"] == first)
     assert own["quality"]["mean"] == pytest.approx(model["quality"]["mean"])
     assert own["quality"]["n"] == report["prompts"] > 0
+
+
+def test_the_format_names_match_the_evaluation_readers() -> None:
+    from modelroute.analysis.simulate import table
+    from modelroute.evaluation import neutral
+
+    assert (table.PROMPTS, table.OUTCOMES, table.OUTCOME_COLUMNS) == (
+        neutral.PROMPTS,
+        neutral.OUTCOMES,
+        neutral.OUTCOME_COLUMNS,
+    )

@@ -19,11 +19,17 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from modelroute.evaluation.neutral import OUTCOME_COLUMNS, OUTCOMES, PROMPTS
 from modelroute.outcomes import Outcome
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+
+
+# The neutral format's files and outcome columns (as ``evaluation/neutral.py`` names them;
+# not imported from there, which would bring in the graders and the request path).
+PROMPTS = "prompts.jsonl.gz"
+OUTCOMES = "outcomes.csv.gz"
+OUTCOME_COLUMNS = ("prompt_id", "model", "score", "input_tokens", "output_tokens", "cost_usd")
 
 
 class OutcomeDataError(ValueError):
