@@ -204,7 +204,7 @@ def markdown(name: str, found: dict[str, Any]) -> str:
     if r.pair is not None:
         p = r.pair
         out.append(
-            f"- APGR {p.strong} / {p.weak}: {p.apgr:.3f} (CPT(50%) {p.cpt50:.0%}, "
+            f"- APGR {p.strong} / {p.weak}: {_ci(p.apgr_interval)} (CPT(50%) {p.cpt50:.0%}, "
             f"CPT(80%) {p.cpt80:.0%}; {p.points} thresholds)"
         )
     out.append(
@@ -220,33 +220,50 @@ def markdown(name: str, found: dict[str, Any]) -> str:
 
 
 def goals(r: Report) -> list[str]:
+    """Each goal met, not established (the point meets it, its 95% interval does not), or
+    missed by how much."""
     own = r.line("policy")
     best_q = r.line(r.best).quality.mean or 0.0
     share = (own.quality.mean or 0.0) / best_q if best_q else 0.0
     same, ratio = r.same_quality
     lines = [f"- learned quality is {share:.1%} of {r.best}'s (goal >= 95%)"]
-    if same is None or ratio is None or ratio.mean is None:
-        lines.append("- cost goal: no single model reaches the learned quality (met trivially)")
+    if same is None or ratio is None or ratio.mean is None or ratio.high is None:
+        lines.append("- cost goal: no single model reaches the learned quality")
     else:
-        verdict = "met" if ratio.mean <= 0.5 else f"missed by {ratio.mean / 0.5:.2f}x"
+        verdict = (
+            "met"
+            if ratio.high <= 0.5
+            else "not established (the point meets it, the interval reaches above 0.5)"
+            if ratio.mean <= 0.5
+            else f"missed by {ratio.mean / 0.5:.2f}x"
+        )
         lines.append(
             f"- cost vs {same} (cheapest single at that quality): {_ci(ratio)} of it; "
             f"goal <= 0.5: {verdict}"
         )
-    a = r.aiq
-    lines.append(
-        f"- AIQ {a['policy']:.4f} vs zero router {a['zero_router']:.4f}: "
-        + (
+    gain = r.aiq_gain
+    if gain is not None and gain.mean is not None and gain.low is not None:
+        verdict = (
             "met"
-            if a["policy"] > a["zero_router"]
-            else f"missed by {a['zero_router'] - a['policy']:.4f}"
+            if gain.low > 0
+            else "not established (the interval includes 0)"
+            if gain.mean > 0
+            else f"missed by {-gain.mean:.4f}"
         )
-    )
-    if r.pair is not None:
-        apgr = r.pair.apgr
         lines.append(
-            f"- APGR {apgr:.3f}: " + ("met" if apgr >= 0.8 else f"missed by {0.8 - apgr:.3f}")
+            f"- AIQ {r.aiq['policy']:.4f} vs zero router {r.aiq['zero_router']:.4f}: "
+            f"difference {_ci(gain)}; {verdict}"
         )
+    if r.pair is not None and r.pair.apgr_interval is not None:
+        a = r.pair.apgr_interval
+        verdict = (
+            "met"
+            if (a.low or 0) >= 0.8
+            else "not established"
+            if r.pair.apgr >= 0.8
+            else f"missed by {0.8 - r.pair.apgr:.3f}"
+        )
+        lines.append(f"- APGR {_ci(a)}: {verdict}")
     return lines
 
 

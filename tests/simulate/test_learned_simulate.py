@@ -73,3 +73,6 @@ def test_pair_metrics_of_the_learned_route(tmp_path: Path) -> None:
     # Shares of calls to big: 0 (PGR 0), 0.5 (PGR 1), 1 (PGR 1): APGR 0.75, CPT(80%) 0.4.
     assert report.pair.apgr == pytest.approx(0.75)
     assert report.pair.cpt80 == pytest.approx(0.4)
+    spread = report.pair.apgr_interval
+    assert spread is not None and spread.low is not None and spread.high is not None
+    assert spread.low <= 0.75 <= spread.high and spread.n == 8

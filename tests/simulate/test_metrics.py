@@ -87,3 +87,28 @@ def test_cheapest_reaching() -> None:
     points = {"a": (1.0, 0.5), "b": (2.0, 0.8), "c": (3.0, 0.9)}
     assert metrics.cheapest_reaching(points, 0.7) == "b"
     assert metrics.cheapest_reaching(points, 0.95) is None
+
+
+def test_aiq_gain_interval_over_prompts() -> None:
+    from modelroute.analysis.simulate.report import aiq_gain
+    from modelroute.analysis.simulate.run import Routed
+
+    rng = np.random.default_rng(1)
+    right = (rng.random(400) < 0.5).astype(float)
+    cheap = Routed("cheap", right, np.full(400, 1.0), {})
+    strong = Routed("strong", np.ones(400), np.full(400, 10.0), {})
+    # A router that knows which prompts the cheap model gets right: strong's quality at
+    # about half its cost, far above the zero router's line between the two. Its curve runs
+    # from all-cheap (threshold 0) to that point: AIQ about (3.375 + 4.5) / 9 = 0.875 against
+    # the zero router's 0.75.
+    ideal = Routed("ideal", np.ones(400), np.where(right == 1, 1.0, 10.0), {})
+    found = aiq_gain([cheap, ideal], [cheap, strong], 1.0, 10.0)
+    assert found.mean is not None and found.low is not None and found.high is not None
+    assert 0 < found.low <= found.mean <= found.high
+    assert found.mean == pytest.approx(0.125, abs=0.02)
+    # One point alone gets no credit below its cost (RouterBench's definition): a loss.
+    alone = aiq_gain([ideal], [cheap, strong], 1.0, 10.0)
+    assert alone.mean is not None and alone.mean < 0
+    # The zero router against itself gains nothing, exactly, in every resample.
+    same = aiq_gain([cheap, strong], [cheap, strong], 1.0, 10.0)
+    assert same.mean == same.low == same.high == 0.0

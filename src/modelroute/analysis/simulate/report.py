@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from modelroute.analysis.calibration import paired_ratio
 from modelroute.analysis.simulate import metrics
@@ -23,6 +24,7 @@ from modelroute.analysis.simulate.table import Floats, OutcomeTable
 from modelroute.outcomes.intervals import Interval, estimate
 
 TARGETS = (0.95, 0.98)
+AIQ_RESAMPLES = 400  # bootstrap resamples of the AIQ and APGR intervals
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class Pair:
     cpt50: float
     cpt80: float
     points: int
+    apgr_interval: Interval | None = None  # seeded bootstrap over prompts
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class Report:
     aiq: dict[str, float]
     pair: Pair | None = None
     notes: tuple[str, ...] = field(default=())
+    # AIQ(policy) - AIQ(zero router), with a bootstrap interval over the prompts
+    aiq_gain: Interval | None = None
 
     def line(self, name: str) -> Line:
         return next(x for x in self.lines if x.name == name)
@@ -175,6 +180,7 @@ def summarise(
         aiq["zero_router_quality_at_policy_cost"] = zero_q
     best_q = float(table.scores[:, table.column(best)].mean())
     targets = tuple(_at_target(share, best_q, lines, best_costs) for share in TARGETS)
+    gain = aiq_gain([policy, *curve], singles, c_min, c_max, seed) if c_max > c_min else None
     return Report(
         meta[0],
         meta[1],
@@ -187,7 +193,8 @@ def summarise(
         targets,
         _same_quality(table, policy, singles),
         aiq,
-        _pair(table, pair, policy, pair_curve) if pair else None,
+        _pair(table, pair, policy, pair_curve, seed) if pair else None,
+        aiq_gain=gain,
     )
 
 
@@ -221,23 +228,43 @@ def _same_quality(
 
 
 def _pair(
-    table: OutcomeTable, pair: tuple[str, str], policy: Routed, curve: Sequence[Routed]
+    table: OutcomeTable,
+    pair: tuple[str, str],
+    policy: Routed,
+    curve: Sequence[Routed],
+    seed: int = 0,
+    resamples: int = AIQ_RESAMPLES,
 ) -> Pair:
     strong, weak = pair
-    q_strong = float(table.scores[:, table.column(strong)].mean())
-    q_weak = float(table.scores[:, table.column(weak)].mean())
-    col = table.column(strong)
-    runs = [r for r in (*curve,) if r.answered is not None] or [policy]
-    shares = [float(np.mean(r.answered == col)) if r.answered is not None else 0.0 for r in runs]
-    qualities = [r.quality for r in runs]
-    return Pair(
-        strong,
-        weak,
-        metrics.apgr(shares, qualities, q_weak, q_strong),
-        metrics.cpt(shares, qualities, q_weak, q_strong, 0.5),
-        metrics.cpt(shares, qualities, q_weak, q_strong, 0.8),
-        len(runs),
-    )
+    s_col, w_col = table.column(strong), table.column(weak)
+    runs = [r for r in curve if r.answered is not None] or [policy]
+    to_strong = np.stack(
+        [
+            r.answered == s_col if r.answered is not None else np.zeros(len(table), bool)
+            for r in runs
+        ]
+    ).astype(float)
+    scores = np.stack([r.scores for r in runs])
+
+    def measure(pick: npt.NDArray[np.int64] | slice) -> tuple[float, float, float]:
+        shares = to_strong[:, pick].mean(axis=1).tolist()
+        qualities = scores[:, pick].mean(axis=1).tolist()
+        q_strong = float(table.scores[pick, s_col].mean())
+        q_weak = float(table.scores[pick, w_col].mean())
+        if q_strong == q_weak:
+            return float("nan"), float("nan"), float("nan")
+        return (
+            metrics.apgr(shares, qualities, q_weak, q_strong),
+            metrics.cpt(shares, qualities, q_weak, q_strong, 0.5),
+            metrics.cpt(shares, qualities, q_weak, q_strong, 0.8),
+        )
+
+    apgr, cpt50, cpt80 = measure(slice(None))
+    rng = np.random.default_rng(seed)
+    draws = [measure(rng.integers(0, len(table), len(table)))[0] for _ in range(resamples)]
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    spread = Interval(apgr, float(low), float(high), len(table), 0.95, "bootstrap")
+    return Pair(strong, weak, apgr, cpt50, cpt80, len(runs), spread)
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -289,6 +316,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "cheapest_model_at_policy_quality": {"model": same, "cost_ratio": interval(ratio)},
         "aiq": report.aiq,
+        "aiq_gain_over_zero_router": interval(report.aiq_gain),
         "pair": None
         if report.pair is None
         else {
@@ -297,7 +325,41 @@ def report_dict(report: Report) -> dict[str, Any]:
             "apgr": report.pair.apgr,
             "cpt50": report.pair.cpt50,
             "cpt80": report.pair.cpt80,
+            "apgr_interval": interval(report.pair.apgr_interval),
             "points": report.pair.points,
         },
         "notes": list(report.notes),
     }
+
+
+def aiq_gain(
+    own: Sequence[Routed],
+    singles: Sequence[Routed],
+    c_min: float,
+    c_max: float,
+    seed: int = 0,
+    resamples: int = AIQ_RESAMPLES,
+    confidence: float = 0.95,
+) -> Interval:
+    """AIQ of ``own`` (a router's points) minus the zero router's (``singles``), with a
+    seeded percentile bootstrap over prompts: each resample draws the prompts once and
+    recomputes every point's mean cost and quality on them, both curves together."""
+    runs = [*own, *singles]
+    scores = np.stack([r.scores for r in runs])  # (runs, prompts)
+    costs = np.stack([r.costs for r in runs])
+    n = scores.shape[1]
+
+    def gain(q: Floats, c: Floats) -> float:
+        mine = list(zip(c[: len(own)].tolist(), q[: len(own)].tolist(), strict=True))
+        zero = list(zip(c[len(own) :].tolist(), q[len(own) :].tolist(), strict=True))
+        return metrics.aiq(mine, c_min, c_max) - metrics.aiq(zero, c_min, c_max)
+
+    point = gain(scores.mean(axis=1), costs.mean(axis=1))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        draws.append(gain(scores[:, pick].mean(axis=1), costs[:, pick].mean(axis=1)))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return Interval(point, float(low), float(high), n, confidence, "bootstrap")

@@ -80,12 +80,13 @@ def render(report: Report, curve_lines: bool = True) -> str:
     if "policy" in aiq:
         out.append(
             f"AIQ over ${aiq['c_min']:.6f}-${aiq['c_max']:.6f}/prompt: policy "
-            f"{aiq['policy']:.4f}, zero router {aiq['zero_router']:.4f}"
+            f"{aiq['policy']:.4f}, zero router {aiq['zero_router']:.4f}; difference "
+            f"{_interval(report.aiq_gain)} (n={report.prompts}, bootstrap)"
         )
     if report.pair is not None:
         p = report.pair
         out.append(
-            f"{p.strong} / {p.weak}: APGR {p.apgr:.3f}, CPT(50%) {p.cpt50:.0%}, "
+            f"{p.strong} / {p.weak}: APGR {_interval(p.apgr_interval)}, CPT(50%) {p.cpt50:.0%}, "
             f"CPT(80%) {p.cpt80:.0%} ({p.points} points)"
         )
     out += list(report.notes)
