@@ -42,6 +42,13 @@ def render_check(policy: Policy) -> str:
             f"    {r.name}{aliases}: {r.strategy}/{r.objective} [{tiers}]{fallbacks}; "
             f"{_limits(r)}; on_infeasible={r.on_infeasible}"
         )
+        if r.learned is not None:
+            rule = r.learned
+            target = "" if rule.target is None else f" for {rule.target:.0%} of the best quality"
+            lines.append(
+                f"      router: {rule.path} ({rule.kind}, sha256 {rule.file_hash[:12]}); "
+                f"threshold {rule.threshold:.3f} ({rule.threshold_source}{target})"
+            )
         if r.shadow is not None:
             s = r.shadow
             lines.append(
@@ -123,6 +130,16 @@ def render_decision(decision: Decision, policy: Policy) -> str:
         lines.append("rejected:")
         for r in d.rejections:
             lines.append(f"  - {r.model}: {r.message}")
+    if d.learned is not None:
+        learned = d.learned
+        lines.append(
+            f"predicted scores (router {learned.kind} {learned.router_hash[:12]}, threshold "
+            f"{learned.threshold:.3f} {learned.threshold_source}; the cheapest model at or "
+            "above it goes first):"
+        )
+        for model, score in sorted(learned.scores, key=lambda item: -item[1]):
+            mark = "clears" if score >= learned.threshold else "below"
+            lines.append(f"  {model}: {score:.3f} ({mark})")
     for note in d.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

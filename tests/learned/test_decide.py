@@ -142,3 +142,39 @@ def test_router_missing_a_route_model_is_a_located_error(tmp_path: Path) -> None
     path.write_text(policy_yaml())
     text = _problem(path)
     assert "policy.yaml:27" in text and "'strong' has no scores" in text
+
+
+def test_check_and_explain_show_the_router_and_predicted_scores(
+    policy_file: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from modelroute.cli import main
+
+    runner = CliRunner()
+    checked = runner.invoke(main, ["check", str(policy_file)])
+    assert checked.exit_code == 0, checked.output
+    assert "router: router.npz (category, sha256 " in checked.output
+    assert "threshold 0.700 (calibrated for 95% of the best quality)" in checked.output
+    request = tmp_path / "request.json"
+    body = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+    request.write_text(json.dumps({"body": body, "headers": {"x-modelroute-task": "medium"}}))
+    shown = runner.invoke(main, ["explain", str(policy_file), "--request", str(request)])
+    assert shown.exit_code == 0, shown.output
+    assert "chosen: mid" in shown.output
+    assert "quality 0.800 (predicted)" in shown.output
+    assert "  cheap: 0.300 (below)" in shown.output and "  mid: 0.800 (clears)" in shown.output
+
+
+def test_check_reports_a_bad_router_file_with_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelroute.cli import main
+
+    (tmp_path / "router.npz").write_bytes(b"not a zip")
+    (tmp_path / "policy.yaml").write_text(policy_yaml())
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "policy.yaml")])
+    assert result.exit_code == 2
+    assert "policy.yaml:28" in result.output and "routes.smart.strategy.router" in result.output

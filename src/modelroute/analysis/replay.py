@@ -125,12 +125,17 @@ class Replay:
             self.skipped[_why_not_replayable(record)] += 1
             return
         planner_input = PlannerInput.from_dict(raw)
+        recorded = record.get("decision")
+        # A learned route's predicted scores are recorded with its decision: replayed as given.
+        learned = recorded.get("learned") if isinstance(recorded, Mapping) else None
+        scores = learned.get("scores") if isinstance(learned, Mapping) else None
         try:
-            new: Decision | None = plan(planner_input.context, self.policy, planner_input.stats)
+            new: Decision | None = plan(
+                planner_input.context, self.policy, planner_input.stats, scores
+            )
         except UnknownRouteError:
             new = None
         tally.replayed += 1
-        recorded = record.get("decision")
         replayed = None if new is None else new.to_dict()
         same = record.get("policy_hash") == self.policy.hash
         tally.same_policy += same
