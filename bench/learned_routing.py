@@ -130,12 +130,37 @@ def dataset(directory: Path, work: Path) -> dict[str, Any]:
     kinds = {k: _kind_row(evaluations[k], report) for k in KINDS}
     return {
         "report": report,
+        "best_point": best_point(auto, report),
         "kept": kept.kind,
         "threshold": kept.threshold,
         "kinds": kinds,
         "train_output": printed["auto"],
         "seconds": time.perf_counter() - started,
     }
+
+
+def best_point(done: Evaluation, report: Report) -> dict[str, Any] | None:
+    """Over the learned curve's points at >= 95% of the best model's quality: the lowest cost
+    as a share of the cheapest single model reaching the point's quality (paired interval).
+    Chosen on the test prompts themselves, so optimistic: the calibrated point is the honest
+    figure, this one says what a better-placed threshold could reach."""
+    from modelroute.analysis.calibration import paired_ratio
+
+    table = done.table
+    needed = TARGET * (report.line(report.best).quality.mean or 0.0)
+    singles = [(m, float(table.scores[:, table.column(m)].mean())) for m in table.models]
+    found: dict[str, Any] | None = None
+    for run in (done.own, *done.swept):
+        if run.quality < needed:
+            continue
+        reaching = [m for m, q in singles if q >= run.quality]
+        if not reaching:
+            continue
+        cheapest = min(reaching, key=lambda m: float(table.costs[:, table.column(m)].mean()))
+        ratio = paired_ratio(run.costs, table.costs[:, table.column(cheapest)])
+        if found is None or (ratio.mean or 1e9) < (found["ratio"].mean or 1e9):
+            found = {"run": run.name, "quality": run.quality, "model": cheapest, "ratio": ratio}
+    return found
 
 
 def _renamed(done: Evaluation, name: str) -> Any:
@@ -215,7 +240,15 @@ def markdown(name: str, found: dict[str, Any]) -> str:
             for k, v in found["kinds"].items()
         )
     )
-    out += ["", *goals(r), ""]
+    out += ["", *goals(r)]
+    point = found["best_point"]
+    if point is not None:
+        out.append(
+            f"- best point of the learned curve at >= 95% (chosen on test, optimistic): "
+            f"{point['run']}, quality {point['quality']:.3f}, cost {_ci(point['ratio'])} of "
+            f"{point['model']}'s (the cheapest single model at that quality)"
+        )
+    out.append("")
     return "\n".join(out)
 
 
@@ -267,6 +300,14 @@ def goals(r: Report) -> list[str]:
     return lines
 
 
+def _point(point: dict[str, Any] | None) -> dict[str, Any] | None:
+    if point is None:
+        return None
+    x: Interval = point["ratio"]
+    ratio = {"mean": x.mean, "low": x.low, "high": x.high, "n": x.n, "method": x.method}
+    return {**point, "ratio": ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/work/shared/data", type=Path)
@@ -287,7 +328,8 @@ def main() -> None:
         dump = {
             k: {
                 **{x: v[x] for x in ("kept", "threshold", "train_output", "seconds")},
-                "kinds": {n: {**row, "quality": row["quality"]} for n, row in v["kinds"].items()},
+                "kinds": v["kinds"],
+                "best_point": _point(v["best_point"]),
                 "report": report_dict(v["report"]),
             }
             for k, v in found.items()
