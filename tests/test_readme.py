@@ -19,11 +19,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from .conftest import ROOT
 from .gateway.harness import free_port
@@ -50,6 +52,7 @@ RUNNERS = {
     "readme:calibrate": "calibration/test_cli_calibrate.py",
     "readme:shadow": "test_example_classify.py",
     "readme:simulate": "simulate/test_cli_simulate.py",
+    "readme:dashboard": "test_dashboard_block",
 }
 
 
@@ -111,6 +114,9 @@ def test_install_block(tmp_path: Path) -> None:
     )
     assert probe.stdout.startswith(str(target)), probe.stderr
     assert (target / "bin" / "modelroute").exists()
+    shipped = target / "modelroute" / "dashboard"  # the dashboard's package data
+    assert (shipped / "templates" / "base.html").exists()
+    assert (shipped / "static" / "vendor" / "uplot" / "LICENSE").exists()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for step in developer.split(" && "):
         assert step.replace("pip install ", "pip install -q ") in ci
@@ -340,6 +346,47 @@ def test_drift_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
                 break
             time.sleep(0.1)
     assert 'modelroute_drift_alert{condition="latency|route=chat|model=small|' in scrape
+
+
+def _page(url: str, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def test_dashboard_block(
+    tmp_path: Path, quickstart_simulator_port: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token is made as written; ``serve`` shows the request it served at /ui to the
+    token's holder only; ``modelroute ui`` shows the same store."""
+    export, serve, ui = commands(blocks()["readme:dashboard"])
+    made = _sh(f'{export} && printf %s "$MODELROUTE_ADMIN_TOKEN"', cwd=tmp_path)
+    assert made.returncode == 0 and len(made.stdout) >= 24, made.stderr
+    token = made.stdout
+    monkeypatch.setenv("MODELROUTE_ADMIN_TOKEN", token)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    port = free_port()
+    argv = [*shlex.split(serve), "--port", str(port), "--spool-dir", str(tmp_path / "spool")]
+    with _running(argv, tmp_path, f"http://127.0.0.1:{port}/readyz"):
+        request_id = _ask(port)
+        assert _page(f"http://127.0.0.1:{port}/ui/", None)[0] == 401
+        for _ in range(300):  # the record reaches the store within a writer batch
+            status, html = _page(f"http://127.0.0.1:{port}/ui/requests", token)
+            if request_id in html:
+                break
+            time.sleep(0.1)
+        assert status == 200 and request_id in html
+    port = free_port()
+    argv = shlex.split(re.sub(r"--port \d+", f"--port {port}", ui))
+    with _running(argv, tmp_path, f"http://127.0.0.1:{port}/healthz"):
+        assert _page(f"http://127.0.0.1:{port}/ui/requests", None)[0] == 401
+        status, html = _page(f"http://127.0.0.1:{port}/ui/requests/{request_id}", token)
+        assert status == 200 and request_id in html
 
 
 def test_ci_runs_the_readme_test_commands() -> None:

@@ -17,6 +17,9 @@ import orjson
 
 from modelroute.cli_drift import serve_options as drift_serve_options
 from modelroute.cli_drift import serve_settings as drift_settings
+from modelroute.cli_keys import serve_options as access_serve_options
+from modelroute.cli_keys import serve_settings as access_settings
+from modelroute.cli_ui import dashboard_options
 from modelroute.errors import PolicyError, RequestError, UnknownRouteError
 from modelroute.features import request_context
 from modelroute.learned.decide import decide, prompt_text
@@ -240,7 +243,18 @@ def app_factory() -> Any:
     help="How often measured quality (the outcomes in --store) is reloaded, off the request "
     "path: 30s, 5m, 1h.",
 )
+@click.option(
+    "--state",
+    "state_url",
+    default="memory",
+    show_default=True,
+    metavar="memory|redis://...",
+    help="Where circuit breakers, rate limits and budgets are kept: in each process, or in "
+    "Redis, shared by every worker and replica.",
+)
 @_options(*drift_serve_options)
+@_options(*dashboard_options)
+@_options(*access_serve_options)
 @click.option(
     "--log-level",
     default="warning",
@@ -266,14 +280,24 @@ def serve(
     traces: str,
     feedback_token: str | None,
     quality_refresh: str,
+    state_url: str,
     drift_every: str | None,
     drift_since: str,
     drift_baseline: str,
     drift_webhook: str | None,
+    admin_token: str | None,
+    snapshots_every: str,
+    keys_mode: str,
+    keys_refresh: str,
+    canary_path: str | None,
+    canary_percent: float,
+    canary_sticky: str,
+    policy_sync: str | None,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
-    """Serve POLICY as an OpenAI- and Anthropic-compatible gateway."""
+    """Serve POLICY as an OpenAI- and Anthropic-compatible gateway (and, with
+    --admin-token, the dashboard at /ui)."""
     from modelroute.logconfig import Redactor, log_config
     from modelroute.policy.secrets import missing_api_keys, resolve_api_keys
 
@@ -291,14 +315,26 @@ def serve(
         "store_url": store, "spool_dir": spool_dir, "content": content, "traces": traces,
         "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
         "workers": workers,  # each keeps its share of the daily shadow budgets
+        "state_url": _checked_state_url(state_url, workers),
     }  # fmt: skip
-    options["feedback_token_env"] = token_env = _token_env(feedback_token)
+    options["feedback_token_env"] = token_env = token_env_of("--feedback-token", feedback_token)
     options["drift"] = drift_settings(
         drift_every, drift_since, drift_baseline, drift_webhook, store
     )
+    options["admin_token_env"] = admin_env = token_env_of("--admin-token", admin_token)
+    if admin_env is not None and store is None:
+        _fail("--admin-token: the dashboard reads the record store; it needs a --store")
+    options["snapshots_every_s"] = _seconds("--snapshots-every", snapshots_every)
+    if canary_path is not None:
+        _policy_or_exit(canary_path)  # a canary that does not load stops here
+    options["access"] = access_settings(
+        policy, store, keys_mode, _seconds("--keys-refresh", keys_refresh), canary_path,
+        canary_percent, canary_sticky, policy_sync,
+    )  # fmt: skip
     keys = [key for key in resolve_api_keys(loaded).values() if key]
-    if token_env is not None:
-        keys.append(os.environ[token_env])  # redacted from every log line, as API keys are
+    for env in (token_env, admin_env):
+        if env is not None:  # redacted from every log line, as API keys are
+            keys.append(os.environ[env])
     logging_config = log_config(log_level, log_format, keys)
     # Applied here for what runs before uvicorn starts; uvicorn applies it again per worker.
     logging.config.dictConfig(logging_config)
@@ -320,6 +356,23 @@ def _seconds(option: str, text: str) -> float:
         _fail(f"{option}: {text!r} is not a duration above zero (30s, 5m, 1h)")
     assert found is not None
     return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
+def _checked_state_url(url: str, workers: int) -> str:
+    from modelroute.state.backends import MEMORY, check_state_url
+
+    try:
+        check_state_url(url)
+    except ValueError as exc:
+        _fail(f"--state: {exc}")
+    if url == MEMORY and workers > 1:
+        click.echo(
+            f"warning: --state memory with --workers {workers}: each worker keeps its own "
+            "circuit breakers, rate limits and budgets (a limit admits up to "
+            f"{workers} times its value); use --state redis://... to share them",
+            err=True,
+        )
+    return url
 
 
 def _checked_store_url(url: str) -> str:
@@ -373,16 +426,17 @@ def _run_gateway(
         run_gateway("modelroute.cli:app_factory", host, port, workers, logging_config)
 
 
-def _token_env(reference: str | None) -> str | None:
-    """The NAME of ``--feedback-token env:NAME``, once the variable is known to be set. The
-    token itself never appears on the command line, in a file or in a log."""
+def token_env_of(option: str, reference: str | None) -> str | None:
+    """The NAME of ``--feedback-token env:NAME`` (or ``--admin-token``), once the variable is
+    known to be set. The token itself never appears on the command line, in a file or in a
+    log."""
     if reference is None:
         return None
     name = reference.removeprefix("env:")
     if not reference.startswith("env:") or not name.isidentifier():
-        _fail("--feedback-token takes env:NAME, the environment variable holding the token")
+        _fail(f"{option} takes env:NAME, the environment variable holding the token")
     if not os.environ.get(name):
-        _fail(f"--feedback-token: environment variable {name} is not set")
+        _fail(f"{option}: environment variable {name} is not set")
     return name
 
 
@@ -426,16 +480,19 @@ def _register_record_commands() -> None:
     from modelroute.cli_analysis import replay
     from modelroute.cli_audit import audit
     from modelroute.cli_calibrate import calibrate
+    from modelroute.cli_compare import compare
     from modelroute.cli_drift import drift
     from modelroute.cli_eval import eval_command
+    from modelroute.cli_keys import keys
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
     from modelroute.cli_simulate import simulate
     from modelroute.cli_train import train_command
+    from modelroute.cli_ui import ui
 
     commands = (
-        logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift,
-        simulate, train_command,
+        logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift, ui,
+        keys, compare, simulate, train_command,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)

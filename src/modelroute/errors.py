@@ -5,8 +5,12 @@
     ModelrouteError
     ├── PolicyError            the policy could not be loaded; carries every problem found
     ├── RequestError           the client's request is malformed or names nothing routable
-    │   └── UnknownRouteError  no route, alias or model has the requested name
-    └── InfeasibleError        no candidate satisfies the route's constraints (on_infeasible=reject)
+    │   ├── UnknownRouteError  no route, alias or model has the requested name
+    │   └── RouteNotAllowedError  the caller's API key may not use the selected route
+    ├── InfeasibleError        no candidate satisfies the route's constraints (on_infeasible=reject)
+    └── LimitError             a rate limit or a budget refused the request (429)
+        ├── RateLimitedError   over a requests or tokens per minute limit
+        └── BudgetExceededError the request's estimated cost does not fit what is left
 
 Only ``server/`` maps these to HTTP statuses and only ``cli.py`` to exit codes.
 """
@@ -76,9 +80,37 @@ class UnknownRouteError(RequestError):
             )
 
 
+class RouteNotAllowedError(RequestError):
+    """The caller's API key is not allowed on the route the request selected (403)."""
+
+    def __init__(self, route: str, key_name: str) -> None:
+        self.route = route
+        super().__init__(f"this API key ({key_name or 'unnamed'}) may not use route {route!r}")
+
+
 class InfeasibleError(ModelrouteError):
     """No candidate model satisfies the route's constraints."""
 
     def __init__(self, decision: Any) -> None:  # a planner Decision; typed loosely to keep
         self.decision = decision  # this module free of our other modules
         super().__init__(f"route {decision.route!r}: no model satisfies the constraints")
+
+
+class LimitError(ModelrouteError):
+    """A limit refused the request before any call. ``details`` says which limit, with its
+    numbers (for the caller's error body); ``retry_after_s``: when trying again may work."""
+
+    code = "limit"
+
+    def __init__(self, message: str, details: dict[str, Any], retry_after_s: float) -> None:
+        self.details = details
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class RateLimitedError(LimitError):
+    code = "rate_limited"
+
+
+class BudgetExceededError(LimitError):
+    code = "budget_exceeded"

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
 from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
+from modelroute.identity import ClientIdentity, key_id_of
 from modelroute.planner import Decision, RequestContext, StatsSnapshot
 from modelroute.policy import Policy
 from modelroute.records.planner_input import PlannerInput
@@ -72,8 +73,8 @@ def presented_key(headers: Mapping[str, str] | None) -> str | None:
 
 
 def client_key_id(key: str | None) -> str | None:
-    """What a record keeps of a client key: a hash, never the key."""
-    return None if key is None else hashlib.sha256(key.encode()).hexdigest()[:16]
+    """What a record keeps of a client key: a hash, never the key (``key_id_of``)."""
+    return None if key is None else key_id_of(key)
 
 
 class RecordBuilder:
@@ -100,8 +101,14 @@ class RecordBuilder:
             streamed=streamed,
         )
 
-    def client(self, headers: Mapping[str, str] | None) -> None:
-        self.record.client_key_id = client_key_id(presented_key(headers))
+    def client(
+        self, headers: Mapping[str, str] | None, identity: ClientIdentity | None = None
+    ) -> None:
+        """The caller: its authenticated identity, or else the hash of the key it presented."""
+        if identity is not None:
+            self.record.client_key_id = identity.key_id
+        else:
+            self.record.client_key_id = client_key_id(presented_key(headers))
 
     def context(self, ctx: RequestContext, body: Mapping[str, Any], stats: StatsSnapshot) -> None:
         """``stats``: the snapshot the planner is about to be given (kept by reference; the

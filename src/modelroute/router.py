@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelroute.canary import BASELINE, CANARY, Canary
 from modelroute.engine import (
     AllAttemptsFailed,
     EngineDeps,
@@ -23,9 +24,16 @@ from modelroute.engine import (
     Relay,
     StreamEnd,
 )
-from modelroute.errors import InfeasibleError, ModelrouteError, RequestError
+from modelroute.errors import (
+    InfeasibleError,
+    LimitError,
+    ModelrouteError,
+    RequestError,
+    RouteNotAllowedError,
+)
 from modelroute.features import TokenCounts, request_context
 from modelroute.feedback import TRUSTED, Caller, FeedbackResult, feedback_outcome
+from modelroute.identity import ClientIdentity
 from modelroute.learned.decide import decide, prompt_text
 from modelroute.outcomes.measured import DEFAULT_REFRESH_S, MeasuredQuality
 from modelroute.planner import Decision, StatsSnapshot, plan, select_route
@@ -38,11 +46,14 @@ from modelroute.providers.registry import build_providers
 from modelroute.recording import RecordBuilder, replay_chunks
 from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
+from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
+from modelroute.state.admission import Account, Admission, Shortfall, has_limits, reserve_usd
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
+from modelroute.state.limits import MemoryCounters
 from modelroute.state.rolling import RollingStats, Served, label_score, served
 from modelroute.types import Completion, StreamChunk
 
@@ -114,6 +125,9 @@ class Router:
       must agree with the event loop's clock, which times deadlines and sleeps (under a
       virtual-time loop, pass ``loop.time``); ``rng`` draws the retry jitter, and seeds
       the shadow sampling;
+    - ``limits``: where the routes' rate limits and budgets are counted (``Admission`` over
+      in-process or Redis counters, ``state/``); without it, routes with limits are counted
+      in this process;
     - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
       declare ``shadow:``; its comparisons go to ``store``, else to memory
       (``router.shadows.outcomes``).
@@ -136,15 +150,20 @@ class Router:
         shadow: ShadowSettings | None = None,
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
         quality_refresh_s: float = DEFAULT_REFRESH_S,
+        limits: Admission | None = None,
     ) -> None:
         self.policy = policy
-        # A learned route scores the prompt's text before planning (``learned.decide``).
-        self._learned = any(r.learned is not None for r in policy.routes.values())
+        # Whether a policy (by hash) has a learned route, whose scorer reads the prompt's
+        # text before planning (``learned.decide``); policies change on reload and canary.
+        self._learned: dict[str, bool] = {}
+        # Routes' and keys' limits; counted in this process unless given shared counters.
+        self.limits = limits if limits is not None else Admission(MemoryCounters())
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
         # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
         self.rolling = RollingStats(clock=clock)
-        self.sink = FanOut(self.records, self.rolling, *sinks, *extra_sinks)
+        # each record settles what its request reserved
+        self.sink = FanOut(self.records, self.rolling, self.limits, *sinks, *extra_sinks)
         self.store = store
         self.measured: MeasuredQuality | None = None
         if stats is None and store is not None:
@@ -160,10 +179,13 @@ class Router:
         )
         self.transport = Transport()
         needed = [(m.name, m.provider) for m in policy.models.values()]
+        self._given = providers
         self.providers = build_providers(self.transport, needed, providers, policy.source)
+        self._own_api_keys = api_keys is None  # read from the environment for each policy
+        self._api_keys = dict(api_keys) if api_keys is not None else resolve_api_keys(policy)
         self.deps = EngineDeps(
             providers=self.providers,
-            api_keys=dict(api_keys) if api_keys is not None else resolve_api_keys(policy),
+            api_keys=self._api_keys,
             breakers=self.breakers,
             clock=clock,
             rng=rng if rng is not None else random.Random(),
@@ -185,6 +207,8 @@ class Router:
         self._ids = RequestIds()
         self._snapshot: tuple[StatsSnapshot | None, frozenset[str], StatsSnapshot] | None = None
         self._runner: asyncio.Runner | None = None
+        # A new policy serving a share of the traffic (``use_policy(..., canary=)``).
+        self.canary: Canary | None = None
 
     @classmethod
     def from_file(
@@ -193,6 +217,49 @@ class Router:
         """Load the policy at ``path`` (its models may name the kinds of ``providers`` too)."""
         kinds = (*known_kinds(), *(providers or {}))
         return cls(load_policy(path, kinds), providers=providers, **kwargs)
+
+    def use_policy(self, policy: Policy, canary: Canary | None = None) -> None:
+        """Serve ``policy`` (and ``canary``, when given, beside it) from the next request on.
+        Requests already planned finish on the policy they started with. Both must be valid
+        (loaded): their models' providers are added here, and raise ``PolicyError`` if a
+        kind is unknown, before anything changes. Breaker settings, shadow rules and the
+        shadow worker stay those of the policy the router started with."""
+        policies = (policy, *((canary.policy,) if canary is not None else ()))
+        built = [
+            build_providers(
+                self.transport, [(m.name, m.provider) for m in p.models.values()], self._given,
+                p.source,
+            )
+            for p in policies
+        ]  # fmt: skip
+        for providers, p in zip(built, policies, strict=True):
+            for kind, provider in providers.items():
+                self.providers.setdefault(kind, provider)
+            if self._own_api_keys:
+                self._api_keys.update(resolve_api_keys(p))
+            if self.measured is not None and self.measured.models is not None:
+                self.measured.models = self.measured.models | frozenset(p.models)
+        self.policy, self.canary = policy, canary
+
+    def _arm(
+        self, body: Any, headers: Mapping[str, str] | None, identity: ClientIdentity | None
+    ) -> tuple[Policy, str | None, str]:
+        """The policy for one request, its arm while a canary runs, and its request id."""
+        request_id = self._ids()
+        canary = self.canary
+        if canary is None or not isinstance(body, dict):
+            return self.policy, None, request_id
+        if canary.arm(body, headers, identity, request_id) == CANARY:
+            return canary.policy, CANARY, request_id
+        return self.policy, BASELINE, request_id
+
+    def _has_learned(self, policy: Policy) -> bool:
+        found = self._learned.get(policy.hash)
+        if found is None:
+            found = self._learned[policy.hash] = any(
+                r.learned is not None for r in policy.routes.values()
+            )
+        return found
 
     def stats_snapshot(self) -> StatsSnapshot:
         """Measured stats plus the circuits open right now; rebuilt only when either changes."""
@@ -210,10 +277,19 @@ class Router:
         return merged
 
     def _begin(
-        self, body: Any, headers: Mapping[str, str] | None, endpoint: str, stream: bool
+        self,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        endpoint: str,
+        stream: bool,
+        identity: ClientIdentity | None = None,
     ) -> tuple[RecordBuilder, Decision]:
-        builder = RecordBuilder(self.policy, endpoint, stream, self._clock, self.content, self._ids)
-        builder.client(headers)
+        policy, arm, request_id = self._arm(body, headers, identity)
+        builder = RecordBuilder(
+            policy, endpoint, stream, self._clock, self.content, lambda: request_id
+        )
+        builder.record.arm = arm
+        builder.client(headers, identity)
         if not isinstance(body, dict):
             malformed = RequestError("the request body must be a JSON object")
             builder.finish_error(malformed)
@@ -222,19 +298,67 @@ class Router:
             ctx = request_context(body, headers, self._token_counts)
             stats = self.stats_snapshot()
             builder.context(ctx, body, stats)
-            if self._learned:
-                decision = decide(ctx, partial(prompt_text, body), self.policy, stats)
+            if self._has_learned(policy):
+                decision = decide(ctx, partial(prompt_text, body), policy, stats)
             else:
-                decision = plan(ctx, self.policy, stats)
+                decision = plan(ctx, policy, stats)
         except ModelrouteError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None
         builder.decided(decision)
+        if identity is not None and not identity.allows(decision.route):
+            refused = RouteNotAllowedError(decision.route, identity.name)
+            builder.finish_error(refused)
+            raise self._submit(builder, refused)
         if not decision.tiers:
             infeasible = InfeasibleError(decision)
             builder.finish_error(infeasible)
             raise self._submit(builder, infeasible)
         return builder, decision
+
+    async def _admit(
+        self, builder: RecordBuilder, decision: Decision, identity: ClientIdentity | None
+    ) -> Decision:
+        """The route's budget, then its rate limit (``state/admission.py``); a budget too
+        short for the decision refuses it (429) or, with ``on_budget: degrade``, plans again
+        with what is left as the cost ceiling: only cheaper models that fit it remain, and the
+        decision's notes say so."""
+        route = builder.policy.routes[decision.route]
+        account = Account.of(builder.record.client_key_id, identity)
+        request_id = builder.record.request_id
+        try:
+            short = await self.limits.reserve(route, account, decision, request_id)
+            if short is not None:
+                if route.budget is not None and route.budget.on_budget == "degrade":
+                    decision = self._degrade(builder, decision, short)
+                    short = await self.limits.reserve(route, account, decision, request_id)
+                if short is not None:
+                    raise self.limits.refuse_budget(route, short)
+            await self.limits.rate(route, account, decision, request_id)
+        except LimitError as err:
+            builder.finish_error(err)
+            raise self._submit(builder, err) from None
+        return decision
+
+    def _degrade(self, builder: RecordBuilder, decision: Decision, short: Shortfall) -> Decision:
+        planned = builder.record.planner_input
+        assert planned is not None
+        ctx, stats = planned.context, planned.snapshot
+        left = max(0.0, short.left_usd)
+        ceiling = left if ctx.limits.max_cost_usd is None else min(left, ctx.limits.max_cost_usd)
+        note = (
+            f"on_budget degrade: the route's budget has ${left:.6f} left, under this request's "
+            f"estimate for {decision.chosen} (${reserve_usd(decision):.6f}); planned with it "
+            "as the cost ceiling"
+        )
+        ctx = ctx._replace(limits=ctx.limits._replace(max_cost_usd=ceiling))
+        ctx = ctx._replace(notes=(*ctx.notes, note))
+        builder.record.planner_input = PlannerInput(ctx, stats)
+        degraded = plan(ctx, builder.policy, stats)
+        builder.decided(degraded)
+        if not degraded.tiers:
+            raise self.limits.refuse_budget(builder.policy.routes[decision.route], short)
+        return degraded
 
     def prompt_tokens(self, body: Any, headers: Mapping[str, str] | None = None) -> int:
         """The prompt's tokens as routing estimates them (offline, see ``features``), for a
@@ -279,11 +403,16 @@ class Router:
         headers: Mapping[str, str] | None = None,
         *,
         endpoint: str = "chat.completions",
+        identity: ClientIdentity | None = None,
     ) -> ChatResult:
         """Route and run one non-streamed request. Raises ``RequestError``,
-        ``UnknownRouteError``, ``InfeasibleError`` or ``AllAttemptsFailed``."""
-        builder, decision = self._begin(body, headers, endpoint, stream=False)
-        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        ``UnknownRouteError``, ``InfeasibleError``, ``AllAttemptsFailed``, or
+        ``RouteNotAllowedError`` when ``identity`` (the authenticated caller,
+        ``modelroute.identity``) may not use the selected route."""
+        builder, decision = self._begin(body, headers, endpoint, False, identity)
+        if _limited(builder.policy, decision, identity):
+            decision = await self._admit(builder, decision, identity)
+        executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.complete)
         assert execution.answer is not None
         completion = _client_view(execution.answer.completion, body)
@@ -299,11 +428,15 @@ class Router:
         headers: Mapping[str, str] | None = None,
         *,
         endpoint: str = "chat.completions",
+        identity: ClientIdentity | None = None,
     ) -> ChatStream:
         """Route and open a streamed request. Returns once the first output is in hand, so
-        every failure before it (including empty streams) has already fallen back."""
-        builder, decision = self._begin(body, headers, endpoint, stream=True)
-        executor = Executor(self.deps, self.policy, decision, body, builder.start)
+        every failure before it (including empty streams) has already fallen back.
+        ``identity``: as for ``chat``."""
+        builder, decision = self._begin(body, headers, endpoint, True, identity)
+        if _limited(builder.policy, decision, identity):
+            decision = await self._admit(builder, decision, identity)
+        executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         opened = execution.stream
@@ -361,9 +494,19 @@ class Router:
         """Start what runs beside the requests (the record writer); call inside the loop.
         The writer opens the store it writes to, and serves on while it is unreachable; a
         store written some other way is opened here."""
+        start_circuits = getattr(self.breakers, "start", None)
+        if start_circuits is not None:  # a shared view's sync runs beside the requests
+            await start_circuits()
         writer = self.records if isinstance(self.records, RecordWriter) else None
+        policy = self.policy
+        if writer is not None and policy.text is not None:  # for the dashboard's versions
+            writer.remember_policy(policy.hash, policy.version, policy.source, policy.text)
         if self.store is not None and (writer is None or writer.store is not self.store):
             await self.store.open()
+            if policy.text is not None:
+                await self.store.remember_policy(
+                    policy.hash, policy.version, policy.source, policy.text
+                )
         for sink in self.sink.sinks:
             start = getattr(sink, "start", None)
             if start is not None:
@@ -388,9 +531,12 @@ class Router:
         for sink in self.sink.sinks:
             close = getattr(sink, "close", None)
             if close is not None:
-                await close()
+                await close()  # the limits' settlements too
         if self.store is not None:
             await self.store.close()
+        close_circuits = getattr(self.breakers, "aclose", None)
+        if close_circuits is not None:
+            await close_circuits()
         for provider in {id(p): p for p in self.providers.values()}.values():
             await provider.aclose()
         await self.transport.aclose()
@@ -456,6 +602,13 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:
+    """Does the request count against a route's or its key's limits?"""
+    if has_limits(policy.routes[decision.route]):
+        return True
+    return identity is not None and (identity.budget is not None or not identity.limits.unlimited)
 
 
 async def _retry(attempt: Callable[[], Awaitable[bool]], tries: int) -> bool:

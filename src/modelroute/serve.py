@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
     from modelroute.router import Router, StatsSource
     from modelroute.server.app import Gateway, Service
+    from modelroute.server.ui import DashboardUI
 
 
 class SimulatorError(Exception):
@@ -142,12 +143,19 @@ def build_app(
     *,
     feedback_token_env: str | None = None,
     drift: dict[str, Any] | None = None,
+    admin_token_env: str | None = None,
+    snapshots_every_s: float | None = 600.0,
+    access: dict[str, Any] | None = None,
     **options: Any,
 ) -> Gateway:
     """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), the
     feedback token, read from the environment variable named (never from a file), and with
     ``drift`` (``DriftWatch``'s settings: every_s, current_s, baseline_s, webhook) periodic
-    drift checks of the store."""
+    drift checks of the store. With ``admin_token_env`` (the variable holding the admin
+    token) the dashboard at ``/ui``, its audit and drift snapshots recomputed every
+    ``snapshots_every_s`` seconds. ``access``: ``AccessSettings`` (API keys, the policy
+    lifecycle and the admin API, ``serve_access.py``)."""
+    from modelroute.serve_access import AccessSettings, access_parts
     from modelroute.server.app import create_app
 
     router, metrics = build_router(policy, **options)
@@ -155,7 +163,31 @@ def build_app(
     services: list[Service] = []
     if drift is not None:
         services.append(drift_watch(policy, options.get("store_url"), metrics, **drift))
-    return create_app(router, metrics, token or None, services)
+    ui = None
+    if admin_token_env is not None:
+        ui = dashboard_ui(
+            os.environ[admin_token_env], options.get("store_url"), policy, snapshots_every_s
+        )
+        services.append(ui)
+    admin_token = os.environ[admin_token_env] if admin_token_env else None
+    settings = AccessSettings(**(access or {}))
+    gate, admin, more = access_parts(router, options.get("store_url"), admin_token, settings)
+    return create_app(router, metrics, token or None, [*more, *services], ui, gate, admin)
+
+
+def dashboard_ui(
+    token: str, store_url: str | None, policy: Policy | None, snapshots_every_s: float | None
+) -> DashboardUI:
+    """The dashboard over the store at ``store_url`` (its own connection), behind ``token``."""
+    from modelroute.server.ui import PREFIX, DashboardUI
+    from modelroute.server.ui_pages import DashboardPages
+    from modelroute.server.ui_render import Renderer
+
+    if store_url is None:
+        raise ValueError("the dashboard reads the record store: it needs --store")
+    render = Renderer(PREFIX)
+    pages = DashboardPages(store_url, policy, render, snapshots_every_s=snapshots_every_s)
+    return DashboardUI(token, pages, PREFIX, render)
 
 
 def drift_watch(
@@ -192,18 +224,21 @@ def build_router(
     quality_refresh_s: float = 60.0,
     workers: int = 1,
     stats: StatsSource | None = None,
+    state_url: str = "memory",
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
-    (benchmarks that must keep one decision)."""
+    (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
+    where the circuit breakers, rate limits and budgets are shared (``state/backends.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
+    from modelroute.state.backends import open_state
 
     store = open_store(store_url) if store_url else None
     records: RecordSink
@@ -223,8 +258,11 @@ def build_router(
     shadow = None
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
+    backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
     router = Router(
         policy,
+        circuits=backend.circuits,
+        limits=backend.limits,
         sink=records,
         sinks=extra,
         store=store,
@@ -235,11 +273,27 @@ def build_router(
     )
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
-        "policy %s (%s): %d models, %d routes; records: %s",
+        "policy %s (%s): %d models, %d routes; records: %s; state: %s",
         policy.version or "unversioned",
         policy.short_hash,
         len(policy.models),
         len(policy.routes),
         store_url or "memory",
+        state_url.split("@")[-1] if "@" in state_url else state_url,  # no password in logs
     )
     return router, metrics
+
+
+def state_error_counter(metrics: MetricsSink) -> Callable[[str, str], None]:
+    """``modelroute_state_errors_total{operation, outcome}``: operations that could not
+    reach the shared state, and what they did (``open``: admitted unchecked, ``closed``:
+    refused, ``local``: breakers judged by this replica alone)."""
+    from prometheus_client import Counter
+
+    counter = Counter(
+        "modelroute_state_errors",
+        "Operations that could not reach the shared state (Redis), by what they did instead",
+        ("operation", "outcome"),
+        registry=metrics.registry,
+    )
+    return lambda operation, outcome: counter.labels(operation, outcome).inc()

@@ -8,7 +8,13 @@ thing. Nothing here speaks HTTP: no headers, no bodies (those are ``server/error
 from __future__ import annotations
 
 from modelroute.engine.walk import AllAttemptsFailed
-from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
+from modelroute.errors import (
+    InfeasibleError,
+    LimitError,
+    ModelrouteError,
+    RouteNotAllowedError,
+    UnknownRouteError,
+)
 from modelroute.failures import FailureClass
 from modelroute.planner.decision import Decision
 
@@ -41,8 +47,12 @@ def error_status(err: ModelrouteError) -> int:
     """The status of a request that ended in ``err`` before any answer."""
     if isinstance(err, UnknownRouteError):
         return 404
+    if isinstance(err, RouteNotAllowedError):
+        return 403
     if isinstance(err, InfeasibleError):
         return 503 if circuits_only(err.decision) else 422
     if isinstance(err, AllAttemptsFailed):
         return failed_status(err.failure.cls)
+    if isinstance(err, LimitError):
+        return 429
     return 400  # RequestError and any other refusal of the request itself

@@ -151,7 +151,8 @@ async def test_a_version_3_store_upgrades_in_place(store_target: Path | str) -> 
         assert not await store.add_feedback("no-such-request", 0.5)
         assert await tables(store) == {
             "drift_alerts", "feedback", "outcomes", "planner_stats", "requests",
-            "schema_migrations",
+            "schema_migrations", "rollup_minute", "rollup_hour", "rejections_minute",
+            "rejections_hour", "policy_traffic", "policies", "analysis_snapshots",
         }  # fmt: skip
     finally:
         await store.close()

@@ -27,8 +27,10 @@ from modelroute.policy.schema import (
     PolicySpec,
     QualityCompare,
     QualitySettings,
+    RateLimit,
     RouteSpec,
     Shadow,
+    WhenStateDown,
 )
 from modelroute.policy.source import Path, Source
 from modelroute.pricing import PriceTable, merge_prices
@@ -260,6 +262,8 @@ class _Builder:
             ).value,
             shadow=self.shadow(name, spec.shadow),
             learned=self.learned(name, spec),
+            rate_limit=_rate_rule(spec.rate_limit),
+            budget=_budget_rule(spec),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -491,3 +495,22 @@ def build_policy(
         else (spec.simulator.config, spec.simulator.host, spec.simulator.port),
     )
     return policy, b.problems
+
+
+def _rate_rule(spec: RateLimit | None) -> c.RateRule | None:
+    if spec is None:
+        return None
+    return c.RateRule(
+        spec.requests_per_minute,
+        spec.tokens_per_minute,
+        spec.per.value,
+        spec.when_state_down is WhenStateDown.OPEN,
+    )
+
+
+def _budget_rule(spec: RouteSpec) -> c.BudgetRule | None:
+    b = spec.budget
+    if b is None:
+        return None
+    open_ = b.when_state_down is WhenStateDown.OPEN
+    return c.BudgetRule(b.usd, b.period.value, b.per.value, spec.on_budget.value, open_)

@@ -124,6 +124,27 @@ class LearnedRule:
     scorer: Scorer = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """A route's rate limit (see ``state/limits.py``)."""
+
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    per: str  # "key" | "route"
+    fail_open: bool  # admit unchecked while the shared state is unreachable
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRule:
+    """A route's spend budget (see ``state/limits.py``)."""
+
+    usd: float
+    period: str  # "day" | "month" (UTC)
+    per: str  # "route" | "key" | "team"
+    on_budget: str  # "reject" | "degrade"
+    fail_open: bool
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -169,6 +190,8 @@ class Route:
     quality_compare: str = "mean"  # "mean" | "lower_bound": what must clear min_quality
     shadow: ShadowRule | None = None
     learned: LearnedRule | None = None  # strategy "learned": the trained router
+    rate_limit: RateRule | None = None
+    budget: BudgetRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +209,9 @@ class Policy:
     source: str
     warnings: tuple[Problem, ...] = field(default=())
     simulator: tuple[str, str, int] | None = None  # (config path as written, host, port)
+    # The YAML it was loaded from (or the data it was built from, as YAML): kept by the
+    # record store under ``hash`` so that the dashboard can show and diff versions.
+    text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def short_hash(self) -> str:

@@ -9,6 +9,7 @@ installed packages declare (``providers/kinds.py``). A caller that passes provid
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from pathlib import Path as FsPath
 from typing import Any
@@ -31,14 +32,21 @@ def load_policy_text(
     source, problems = parse_yaml(text, file)
     if problems:
         raise PolicyError(problems)
-    return _from_source(source, provider_kinds)
+    return dataclasses.replace(_from_source(source, provider_kinds), text=text)
 
 
 def load_policy_dict(
     data: dict[str, Any], name: str = "<dict>", provider_kinds: Collection[str] | None = None
 ) -> Policy:
     """Load a policy given as plain data (e.g. built in code); errors carry no line numbers."""
-    return _from_source(Source(file=name, data=data), provider_kinds)
+    import yaml
+
+    policy = _from_source(Source(file=name, data=data), provider_kinds)
+    try:
+        text = yaml.safe_dump(data, sort_keys=False)
+    except yaml.YAMLError:  # data YAML cannot spell (objects built in code): no text kept
+        return policy
+    return dataclasses.replace(policy, text=text)
 
 
 def _from_source(source: Source, provider_kinds: Collection[str] | None) -> Policy:

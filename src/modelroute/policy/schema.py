@@ -241,6 +241,58 @@ class Shadow(Strict):
     max_usd_per_day: NonNegFloat  # per UTC day, shadow calls and judging together
 
 
+class WhenStateDown(StrEnum):
+    """What a limit does while the shared state (Redis) cannot be reached."""
+
+    OPEN = "open"  # admit the request unchecked (logged, counted in a metric)
+    CLOSED = "closed"  # refuse it (429)
+
+
+class LimitScope(StrEnum):
+    KEY = "key"  # each caller (API key) has its own allowance on the route
+    ROUTE = "route"  # one allowance for the route, all callers together
+
+
+class RateLimit(Strict):
+    """Requests and tokens (prompt + expected output) per sliding minute."""
+
+    requests_per_minute: PosInt | None = None
+    tokens_per_minute: PosInt | None = None
+    per: LimitScope = LimitScope.KEY
+    when_state_down: WhenStateDown = WhenStateDown.OPEN
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> RateLimit:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError("give requests_per_minute, tokens_per_minute or both")
+        return self
+
+
+class BudgetPeriod(StrEnum):
+    DAY = "day"  # the UTC day
+    MONTH = "month"  # the UTC calendar month
+
+
+class BudgetScope(StrEnum):
+    ROUTE = "route"  # one budget for the route
+    KEY = "key"  # each caller (API key) has its own budget on the route
+    TEAM = "team"  # each caller's team has its own budget on the route
+
+
+class Budget(Strict):
+    """USD spend allowed per period; reserved before each call, settled with the actual cost."""
+
+    usd: Annotated[float, Field(gt=0)]
+    period: BudgetPeriod = BudgetPeriod.DAY
+    per: BudgetScope = BudgetScope.ROUTE
+    when_state_down: WhenStateDown = WhenStateDown.CLOSED
+
+
+class OnBudget(StrEnum):
+    REJECT = "reject"  # 429 with the budget in the error
+    DEGRADE = "degrade"  # only the cheaper qualified models that fit what is left
+
+
 class RouteSpec(Strict):
     aliases: list[Name] = []
     description: str | None = None
@@ -256,6 +308,9 @@ class RouteSpec(Strict):
     hedge_after_ms: Annotated[float, Field(gt=0)] | None = None
     quality: RouteQuality | None = None
     shadow: Shadow | None = None
+    rate_limit: RateLimit | None = None
+    budget: Budget | None = None
+    on_budget: OnBudget = OnBudget.REJECT
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask

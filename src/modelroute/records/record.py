@@ -157,6 +157,8 @@ class RequestRecord:
     answer: str | None = None
     # What the planner was given (features, limits, the statistics it read): replayable.
     planner_input: PlannerInput | None = None
+    # The policy arm that served it while a canary runs ("baseline" or "canary"), else None.
+    arm: str | None = None
     # Held in memory only, never stored or serialised: the prompt text of a record that keeps
     # only its hash (or nothing), from which the store derives the template's task key.
     template_source: str | None = field(default=None, repr=False, compare=False)

@@ -86,6 +86,8 @@ class RecordWriter:
         self._outage = False
         self._error = ""  # the failure that began the current outage (its type), for health
         self._written = self._spooled = self._store_errors = 0
+        # (hash, version, source, text) of policies to keep in the store once it opens
+        self._policies: list[tuple[str, str | None, str, str]] = []
 
     # --- metrics ----------------------------------------------------------------------------
 
@@ -146,6 +148,13 @@ class RecordWriter:
         # Queue full (the store is far behind) or writer closed: to disk now, no fsync.
         self._spool.append([record], fsync=False)
         self._spooled += 1
+
+    def remember_policy(
+        self, policy_hash: str, version: str | None, source: str, text: str
+    ) -> None:
+        """Keep a policy's text in the store (once per hash) as soon as the store is open:
+        the dashboard shows and diffs the versions records were served under."""
+        self._policies.append((policy_hash, version, source, text))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -222,10 +231,21 @@ class RecordWriter:
             self._failed(exc, f"record store unreachable ({_brief(exc)}); records spool to {where}")
             return False
         self._opened = True
+        await self._store_policies()
         if self._outage and not self._spool.pending:
             self._outage = False
             log.warning("record store reachable again")
         return True
+
+    async def _store_policies(self) -> None:
+        """Policies to remember: stored once the store is open; a failure is logged, not
+        retried (the dashboard then lacks that version's text, nothing else does)."""
+        policies, self._policies = self._policies, []
+        for policy in policies:
+            try:
+                await self.store.remember_policy(*policy)
+            except Exception as exc:  # never let it stop the records
+                log.warning("could not store policy %s: %s", policy[0][:12], _brief(exc))
 
     def _failed(self, exc: Exception, message: str) -> None:
         self._store_errors += 1

@@ -12,6 +12,7 @@ from typing import Any
 
 from modelroute.errors import ModelrouteError
 from modelroute.router import Router
+from modelroute.server.access import IDENTITY
 from modelroute.server.anthropic_front import (
     StreamToAnthropic,
     completion_to_message,
@@ -54,10 +55,15 @@ class AnthropicDoor:
         if body.get("stream"):  # Anthropic streams always end with usage; ask for it
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         try:
+            identity = scope.get(IDENTITY)
             if body.get("stream"):
-                stream = await self.router.stream(body, headers, endpoint="messages")
+                stream = await self.router.stream(
+                    body, headers, endpoint="messages", identity=identity
+                )
             else:
-                result = await self.router.chat(body, headers, endpoint="messages")
+                result = await self.router.chat(
+                    body, headers, endpoint="messages", identity=identity
+                )
         except Exception as exc:
             error = http_error(exc)
             await send_json(send, error.status, error.anthropic(), error.headers.items())

@@ -17,6 +17,7 @@ import orjson
 from modelroute.records.ids import uuid7
 from modelroute.router import Router
 from modelroute.server import anthropic_api, models_api
+from modelroute.server.access import IDENTITY
 from modelroute.server.asgi import (
     BodyTooLarge,
     Message,
@@ -37,6 +38,9 @@ from modelroute.types import StreamChunk
 
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
+    from modelroute.server.access import Access
+    from modelroute.server.admin import AdminApi
+    from modelroute.server.ui import DashboardUI
 
 _YOUNG_GC_THRESHOLD = 20_000
 
@@ -78,8 +82,14 @@ class Gateway:
         metrics: MetricsSink | None = None,
         feedback_token: str | None = None,
         services: Sequence[Service] = (),
+        ui: DashboardUI | None = None,
+        access: Access | None = None,
+        admin: AdminApi | None = None,
     ) -> None:
         self.router = router
+        self.access = access  # API keys (server/access.py); None: callers are not checked
+        self.admin = admin  # the admin API under /admin/ (server/admin.py)
+        self.ui = ui  # the dashboard at /ui (off, answering 404, without an admin token)
         self.metrics = metrics
         self.services = tuple(services)  # started after the router, closed before it
         self._feedback_token = feedback_token  # never logged or shown
@@ -103,6 +113,9 @@ class Gateway:
         if scope["type"] != "http":
             return
         handler = self._handler(scope["method"], scope["path"])
+        guarded = self.access is not None and self.access.guards(scope["path"])
+        if guarded and not await self._admitted(scope, send):
+            return
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -125,6 +138,19 @@ class Gateway:
             error = http_error(RuntimeError())
             body = error.anthropic() if _speaks_anthropic(scope) else error.openai()
             await send_json(tracking_send, 500, body)
+
+    async def _admitted(self, scope: Scope, send: Send) -> bool:
+        """Put the caller's identity in the scope, or answer 401 (with a record)."""
+        assert self.access is not None
+        identity, refused = self.access.admit(request_headers(scope))
+        if refused is None:
+            scope[IDENTITY] = identity
+            return True
+        record = self.router.record_rejected(refused.message, refused.status, scope["path"])
+        refused.headers["x-modelroute-request-id"] = record.request_id
+        body = refused.anthropic() if _speaks_anthropic(scope) else refused.openai()
+        await send_json(send, refused.status, body, refused.headers.items())
+        return False
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -160,6 +186,10 @@ class Gateway:
         handler = self.routes.get((method, path))
         if handler is None and method == "GET" and path.startswith(models_api.MODEL_PREFIX):
             return self.model
+        if handler is None and path.startswith("/admin/") and self.admin is not None:
+            return self.admin
+        if handler is None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui or self.dashboard_off
         return handler or self.not_found
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,6 +210,10 @@ class Gateway:
         body = error.anthropic() if _speaks_anthropic(scope) else error.openai()
         await send_json(send, error.status, body, error.headers.items())
 
+    async def dashboard_off(self, scope: Scope, receive: Receive, send: Send) -> None:
+        text = "not found: the dashboard is off (serve it with --admin-token env:NAME)\n"
+        await send_text(send, 404, text)
+
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, problem = await read_json(receive)
         if problem is not None:
@@ -191,10 +225,11 @@ class Gateway:
             return
         headers = request_headers(scope)
         try:
+            identity = scope.get(IDENTITY)
             if body.get("stream"):
-                stream = await self.router.stream(body, headers)
+                stream = await self.router.stream(body, headers, identity=identity)
             else:
-                result = await self.router.chat(body, headers)
+                result = await self.router.chat(body, headers, identity=identity)
         except Exception as exc:
             error = http_error(exc)
             await send_json(send, error.status, error.openai(), error.headers.items())
@@ -297,7 +332,11 @@ def create_app(
     metrics: MetricsSink | None = None,
     feedback_token: str | None = None,
     services: Sequence[Service] = (),
+    ui: DashboardUI | None = None,
+    access: Access | None = None,
+    admin: AdminApi | None = None,
 ) -> Gateway:
     """``feedback_token``: who holds it may post feedback on any request (see feedback.py);
-    ``services`` run beside the requests (started after the router, closed before it)."""
-    return Gateway(router, metrics, feedback_token, services)
+    ``services`` run beside the requests (started after the router, closed before it);
+    ``ui``: the dashboard mounted at ``/ui`` (also one of the ``services``, for its store)."""
+    return Gateway(router, metrics, feedback_token, services, ui, access, admin)

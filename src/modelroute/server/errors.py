@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelroute.engine import AllAttemptsFailed
-from modelroute.errors import InfeasibleError, ModelrouteError, RequestError, UnknownRouteError
+from modelroute.errors import (
+    InfeasibleError,
+    LimitError,
+    ModelrouteError,
+    RequestError,
+    RouteNotAllowedError,
+    UnknownRouteError,
+)
 from modelroute.statuses import circuits_only, failed_status
 
 _OPENAI_TYPES = {
@@ -19,6 +26,7 @@ _OPENAI_TYPES = {
     405: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
+    429: "rate_limit_error",
     502: "upstream_error",
     503: "service_unavailable",
     504: "timeout",
@@ -95,6 +103,8 @@ def http_error(err: Exception) -> HttpError:
             {},
             headers,
         )
+    if isinstance(err, RouteNotAllowedError):
+        return HttpError(403, "route_not_allowed", str(err), {}, headers)
     if isinstance(err, InfeasibleError):
         d = err.decision
         if circuits_only(d):
@@ -137,6 +147,9 @@ def http_error(err: Exception) -> HttpError:
             {"attempts": attempts},
             headers,
         )
+    if isinstance(err, LimitError):
+        headers["retry-after"] = str(max(1, round(err.retry_after_s)))
+        return HttpError(429, err.code, str(err), dict(err.details), headers)
     if isinstance(err, RequestError):
         return HttpError(400, "invalid_request", str(err), {}, headers)
     return HttpError(400, "invalid_request", str(err), {}, headers)

@@ -244,3 +244,37 @@ class Breakers:
 
     def snapshot(self) -> dict[str, str]:
         return {name: self.state(name) for name in self._breakers}
+
+    # -- what a shared view (state/shared_circuits.py) reads and imposes -----------------
+
+    def trips(self, model: str) -> int:
+        """How often the model's breaker has opened here."""
+        b = self._breakers.get(model)
+        return 0 if b is None else b.trips
+
+    def open_for(self, model: str) -> tuple[str, float] | None:
+        """Why and for how many more seconds the breaker is open, if it is."""
+        b = self._breakers.get(model)
+        if b is None or b.state != OPEN:
+            return None
+        return b.cause, max(0.0, b.open_until - self._clock())
+
+    def impose_open(self, model: str, cause: str, seconds: float) -> None:
+        """Another replica opened the model's breaker: open it here for as long."""
+        b = self._get(model)
+        until = self._clock() + seconds
+        if b.state == OPEN and b.open_until >= until:
+            return
+        b.state, b.cause, b.open_until, b.probing = OPEN, cause, until, False
+        b.forget()
+        self._refresh()
+
+    def impose_closed(self, model: str) -> None:
+        """Another replica's probe succeeded: close the breaker here too (unless this
+        replica's own probe is out: its outcome decides)."""
+        b = self._breakers.get(model)
+        if b is None or b.state == CLOSED or b.probing:
+            return
+        b.state = CLOSED
+        b.forget()
+        self._refresh()

@@ -137,6 +137,23 @@ class Store(Protocol):
         SQLite, ``$1`` in PostgreSQL), as tuples: the aggregate queries of an analysis
         (drift) that live beside it rather than here."""
 
+    async def rebuild_rollups(self) -> int:
+        """Forget the dashboard's rollups and add them up again from every stored row (rows
+        loaded around the writer, a repair); returns how many rows were added up. ``write``
+        keeps them otherwise, adding each batch's new records."""
+
+    async def remember_policy(
+        self, policy_hash: str, version: str | None, source: str, text: str
+    ) -> bool:
+        """Keep a policy's text by its hash (the dashboard diffs versions); False when that
+        hash was kept already."""
+
+    async def add_snapshot(
+        self, kind: str, computed_at: float, took_s: float, headline: str, data: str, text: str
+    ) -> None:
+        """Store an analysis result (``data``: JSON text) for the dashboard; the latest of a
+        kind is what it shows, and only a few older ones are kept."""
+
     async def raise_alerts(self, alerts: Mapping[str, tuple[str, str]]) -> set[str]:
         """Keep alert conditions (condition -> (kind, evidence as JSON)) in one transaction;
         returns the conditions that were not kept already. Only a condition's raiser

@@ -27,14 +27,16 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import orjson
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records import rollups
 from modelroute.records.record import RequestRecord
+from modelroute.records.rollups import Contribution, Rollup, contribution
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
@@ -63,23 +65,102 @@ _INSERT = (
     "ON CONFLICT (stats_id) DO NOTHING) "
     f"INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
     "FROM json_populate_recordset(NULL::requests, $1::json) "
-    "ON CONFLICT (request_id) DO NOTHING"
+    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
 )
 _FLOATS = ("started_at", "latency_ms", "cost_usd")
+_REASON = REQUEST_COLUMNS.index("decision_reason")
+
+
+def _from_json(name: str, n: int, columns: tuple[str, ...]) -> str:
+    cols = ", ".join(columns)
+    return f"SELECT {cols} FROM json_populate_recordset(NULL::{name}, ${n}::json)"
+
+
+def _rollup_statement() -> str:
+    """One statement adding a batch's rollup: parameters 1-4 the rows of rollup_minute,
+    rollup_hour, rejections_minute, rejections_hour, 5 those of policy_traffic (JSON)."""
+    parts = []
+    n = 0
+    for grain in rollups.WIDTHS:
+        for kind, columns, key in (
+            ("rollup", rollups.ROLLUP_COLUMNS, 3),
+            ("rejections", rollups.REJECTION_COLUMNS, 4),
+        ):
+            n += 1
+            name = rollups.table(kind, grain)
+            upsert = rollups.upsert_sql(name, columns, key, _from_json(name, n, columns))
+            parts.append(f"{name} AS ({upsert})")
+    policy = rollups.upsert_sql(
+        "policy_traffic",
+        rollups.POLICY_COLUMNS,
+        1,
+        _from_json("policy_traffic", 5, rollups.POLICY_COLUMNS),
+        dialect="postgres",
+    )
+    return f"WITH {', '.join(parts)} {policy}"
+
+
+_ADD_ROLLUP = _rollup_statement()
+_ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rejections_minute", "rejections_hour",
+                  "policy_traffic")  # fmt: skip
+_BACKFILL = (
+    f"SELECT request_id, {rollups.SOURCE_COLUMNS['postgres']} FROM requests "
+    "WHERE (started_at, request_id) > ($1, $2) ORDER BY started_at, request_id LIMIT $3"
+)
+_BACKFILL_PAGE = 20_000
+
+
+def _rollup_payload(rollup: Rollup) -> tuple[str, ...]:
+    """A rollup as the five JSON parameters of ``_ADD_ROLLUP``."""
+
+    def rows(columns: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
+        return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
+
+    out = []
+    for grain in rollups.WIDTHS:
+        out.append(rows(rollups.ROLLUP_COLUMNS, rollup.rows(grain)))
+        out.append(rows(rollups.REJECTION_COLUMNS, rollup.rejection_rows(grain)))
+    out.append(rows(rollups.POLICY_COLUMNS, rollup.policy_rows()))
+    return tuple(out)
+
+
+async def _add_rollup(conn: Any, rollup: Rollup) -> None:
+    if rollup.records:
+        await conn.execute(_ADD_ROLLUP, *_rollup_payload(rollup))
+
+
 _NON_FINITE = (float("inf"), float("-inf"))
 _FOLD_PAGE = 1000
 
 
-def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> tuple[str, str]:
-    """The batch as two JSON arrays of row objects (requests, planner statistics)."""
+class _Payload(NamedTuple):
+    requests: str  # JSON arrays of row objects
+    stats: str
+    ids: list[str]
+    added: list[Contribution]  # what each record adds to the rollups, in ``ids`` order
+    rollup: tuple[str, ...]  # ``_ADD_ROLLUP``'s parameters when every record is new
+
+
+def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
+    """The batch as two JSON arrays of row objects (requests, planner statistics), and its
+    rollup."""
     requests: list[dict[str, Any]] = []
     stats: dict[str, str] = {}
+    added: list[Contribution] = []
     for record in schema.unique(batch):
-        row = dict(zip(REQUEST_COLUMNS, encoder.row(record, stats), strict=True))
+        values = encoder.row(record, stats)
+        added.append(contribution(record, values[_REASON]))
+        row = dict(zip(REQUEST_COLUMNS, values, strict=True))
         row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
         requests.append(_finite(row, _FLOATS))
     planner = [{"stats_id": k, "stats": orjson.Fragment(v)} for k, v in stats.items()]
-    return orjson.dumps(requests).decode(), orjson.dumps(planner).decode()
+    return _Payload(
+        orjson.dumps(requests).decode(),
+        orjson.dumps(planner).decode(),
+        [r["request_id"] for r in requests],
+        added,
+        _rollup_payload(Rollup().extend(added)),
+    )
 
 
 def _finite(row: dict[str, Any], floats: tuple[str, ...]) -> dict[str, Any]:
@@ -127,6 +208,8 @@ _REPLACE_OUTCOMES = (
 _INSERT_OUTCOMES += schema.outcome_conflict(False)
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"${n}")
 _RAISE_ALERT = schema.raise_alert_sql(lambda n: f"${n}")
+_REMEMBER_POLICY = schema.policy_sql(lambda n: f"${n}")
+_ADD_SNAPSHOT, _PRUNE_SNAPSHOTS = schema.snapshot_sql(lambda n: f"${n}")
 
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -268,14 +351,48 @@ class PostgresStore:
         # Serialising the batch is CPU work: a worker thread does it, so the event loop keeps
         # the GIL every switch interval instead of waiting for the whole batch.
         try:
-            requests, stats = await asyncio.to_thread(_payload, self._encoder, batch)
+            payload = await asyncio.to_thread(_payload, self._encoder, batch)
         except TypeError as exc:  # orjson: a value JSON cannot carry
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                await conn.execute(_INSERT, requests, stats)
+                async with conn.transaction():
+                    stored = await conn.fetch(_INSERT, payload.requests, payload.stats)
+                    if len(stored) == len(payload.ids):
+                        if payload.added:
+                            await conn.execute(_ADD_ROLLUP, *payload.rollup)
+                    else:  # some were stored already (a replayed spool): count the new only
+                        new = {row[0] for row in stored}
+                        mine = zip(payload.ids, payload.added, strict=True)
+                        await _add_rollup(conn, Rollup().extend(c for i, c in mine if i in new))
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
+
+    async def rebuild_rollups(self) -> int:
+        """Forget the rollups and add them up again from every stored row (rows loaded
+        around the writer, a repair); returns how many rows were added up."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            await conn.execute(f"TRUNCATE {', '.join(_ROLLUP_TABLES)}")
+            return await _backfill(conn)
+
+    # --- the dashboard's policies and snapshots --------------------------------------------
+
+    async def remember_policy(
+        self, policy_hash: str, version: str | None, source: str, text: str
+    ) -> bool:
+        async with self.pool.acquire() as conn:
+            found = await conn.fetchval(
+                _REMEMBER_POLICY, policy_hash, version, source, text, time.time()
+            )
+        return found is not None
+
+    async def add_snapshot(
+        self, kind: str, computed_at: float, took_s: float, headline: str, data: str, text: str
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ADD_SNAPSHOT, kind, computed_at, took_s, headline, data, text)
+            await conn.execute(_PRUNE_SNAPSHOTS, kind)
 
     async def add_feedback(
         self,
@@ -505,6 +622,25 @@ async def _derive(conn: Any) -> None:
         after = page[-1]["request_id"]
 
 
+def _page_rollup(page: list[Any]) -> Rollup:
+    return Rollup().extend(tuple(row)[1:] for row in page)
+
+
+async def _backfill(conn: Any) -> int:
+    """The rollups of every stored row, a page at a time in time order (inside the caller's
+    transaction); returns how many rows were added up."""
+    after: tuple[float, str] = (-float("inf"), "")
+    total = 0
+    while True:
+        page = await conn.fetch(_BACKFILL, *after, _BACKFILL_PAGE)
+        if not page:
+            return total
+        rollup = await asyncio.to_thread(_page_rollup, page)
+        await _add_rollup(conn, rollup)
+        total += len(page)
+        after = (page[-1][1], page[-1][0])
+
+
 async def migrate(conn: Any, target: int | None = None) -> int:
     """Bring the database to ``target`` (the latest by default); returns the version reached.
     Runs in one transaction under an advisory lock so concurrent openers apply each step once."""
@@ -519,6 +655,8 @@ async def migrate(conn: Any, target: int | None = None) -> int:
                     await _fold(conn)
                 elif statement == schema.DERIVE:
                     await _derive(conn)
+                elif statement == schema.ROLLUP:
+                    await _backfill(conn)
                 else:
                     await conn.execute(statement)
             await conn.execute(

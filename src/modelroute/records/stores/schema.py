@@ -36,6 +36,7 @@ import orjson
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.drift_columns import DRIFT_COLUMN_SPECS as DRIFT_SPECS
 from modelroute.records.record import RequestRecord
+from modelroute.records.rollups import tables as rollup_tables
 from modelroute.records.stores.body import REQUEST_COLUMNS
 from modelroute.records.stores.legacy import DROPPED_COLUMNS
 
@@ -76,6 +77,8 @@ class Migration:
 # its attempt rows into one row of the new layout (SQLite: into requests_v4; PostgreSQL: into
 # the new body column of requests).
 FOLD = "-- fold version-3 rows into one row per record"
+# A step each store runs in Python: the rollups of every stored row (``rollups.py``).
+ROLLUP = "-- add up the rollups of every stored row"
 # A step each store runs in Python: fill the derived columns (``derived.py``) of every row.
 DERIVE = "-- derive the task key, decision reason and token columns of every row"
 
@@ -119,6 +122,21 @@ _DRIFT_ALERTS = """CREATE TABLE drift_alerts (
     kind TEXT NOT NULL,
     raised_at {real} NOT NULL,
     evidence {json} NOT NULL)"""
+
+_POLICIES = """CREATE TABLE policies (
+    policy_hash TEXT PRIMARY KEY,
+    version TEXT,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    stored_at {real} NOT NULL)"""
+_SNAPSHOTS = """CREATE TABLE analysis_snapshots (
+    id {id_pk},
+    kind TEXT NOT NULL,
+    computed_at {real} NOT NULL,
+    took_s {real} NOT NULL,
+    headline TEXT NOT NULL,
+    data {json} NOT NULL,
+    text TEXT NOT NULL)"""
 
 BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -300,6 +318,21 @@ MIGRATIONS: list[Migration] = [
                 _DRIFT_ALERTS,
             ),
         },
+    ),
+    Migration(
+        9,
+        "the dashboard: per-minute and per-hour rollups added up from the stored rows, policy "
+        "texts, analysis snapshots; indexes for the explorer's status filter and outcomes "
+        "by request",
+        (
+            *rollup_tables("{real}"),
+            ROLLUP,
+            _POLICIES,
+            _SNAPSHOTS,
+            "CREATE INDEX analysis_snapshots_kind ON analysis_snapshots (kind, computed_at)",
+            "CREATE INDEX requests_status ON requests (status, started_at)",
+            "CREATE INDEX outcomes_request_id ON outcomes (request_id)",
+        ),
     ),
 ]
 
@@ -539,3 +572,35 @@ def raise_alert_sql(placeholder: Callable[[int], str]) -> str:
         "INSERT INTO drift_alerts (condition, kind, raised_at, evidence) "
         f"VALUES ({', '.join(marks)}) ON CONFLICT (condition) DO NOTHING RETURNING condition"
     )
+
+
+# --- the dashboard's policies and snapshots --------------------------------------------------
+
+SNAPSHOTS_KEPT = 20  # per kind: the latest is what pages read, a few more for a history
+
+
+def policy_sql(placeholder: Callable[[int], str]) -> str:
+    """Keep a policy's text by its hash unless kept already; returns its row only when new.
+    Parameters: hash, version, source, text, stored_at."""
+    marks = [placeholder(n) for n in range(1, 6)]
+    return (
+        "INSERT INTO policies (policy_hash, version, source, text, stored_at) "
+        f"VALUES ({', '.join(marks)}) ON CONFLICT (policy_hash) DO NOTHING RETURNING policy_hash"
+    )
+
+
+def snapshot_sql(placeholder: Callable[[int], str]) -> tuple[str, str]:
+    """Store one analysis snapshot (kind, computed_at, took_s, headline, data, text), then
+    forget the kind's older ones beyond ``SNAPSHOTS_KEPT`` (parameter: the kind)."""
+    marks = [placeholder(n) for n in range(1, 7)]
+    insert = (
+        "INSERT INTO analysis_snapshots (kind, computed_at, took_s, headline, data, text) "
+        f"VALUES ({', '.join(marks)})"
+    )
+    kind = placeholder(1)
+    prune = (
+        f"DELETE FROM analysis_snapshots WHERE kind = {kind} AND id NOT IN (SELECT id FROM "
+        f"analysis_snapshots WHERE kind = {kind} ORDER BY computed_at DESC, id DESC "
+        f"LIMIT {SNAPSHOTS_KEPT})"
+    )
+    return insert, prune

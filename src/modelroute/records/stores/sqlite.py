@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
+from modelroute.records import rollups
 from modelroute.records.derived import DERIVED_COLUMNS
 from modelroute.records.record import RequestRecord
+from modelroute.records.rollups import Contribution, Rollup, contribution
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
@@ -74,6 +76,46 @@ _INSERTS = {
     ),
 }
 _INSERT_STATS = "INSERT INTO planner_stats VALUES (?, ?) ON CONFLICT (stats_id) DO NOTHING"
+_REASON = REQUEST_COLUMNS.index("decision_reason")
+
+
+def _values(n: int) -> str:
+    return f"VALUES ({', '.join('?' * n)})"
+
+
+_ROLLUP_UPSERTS = {
+    grain: (
+        rollups.upsert_sql(
+            rollups.table("rollup", grain), rollups.ROLLUP_COLUMNS, 3,
+            _values(len(rollups.ROLLUP_COLUMNS)),
+        ),
+        rollups.upsert_sql(
+            rollups.table("rejections", grain), rollups.REJECTION_COLUMNS, 4,
+            _values(len(rollups.REJECTION_COLUMNS)),
+        ),
+    )
+    for grain in rollups.WIDTHS
+}  # fmt: skip
+_POLICY_UPSERT = rollups.upsert_sql(
+    "policy_traffic", rollups.POLICY_COLUMNS, 1, _values(len(rollups.POLICY_COLUMNS))
+)
+_ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rejections_minute", "rejections_hour",
+                  "policy_traffic")  # fmt: skip
+_BACKFILL = (
+    f"SELECT request_id, {rollups.SOURCE_COLUMNS['sqlite']} FROM requests "
+    "WHERE (started_at, request_id) > (?, ?) ORDER BY started_at, request_id LIMIT ?"
+)
+_BACKFILL_PAGE = 20_000
+
+
+def _add_rollup(db: sqlite3.Connection, rollup: Rollup) -> None:
+    """Add a batch's rollup to the stored one: one upsert per touched key."""
+    if not rollup.records:
+        return
+    for grain, (figures, rejections) in _ROLLUP_UPSERTS.items():
+        db.executemany(figures, rollup.rows(grain))
+        db.executemany(rejections, rollup.rejection_rows(grain))
+    db.executemany(_POLICY_UPSERT, rollup.policy_rows())
 
 
 def _insert(
@@ -140,6 +182,8 @@ _REPLACE_OUTCOME = _INSERT_OUTCOME.replace(
 )
 _ADD_FEEDBACK = schema.feedback_sql(lambda n: f"?{n}")
 _RAISE_ALERT = schema.raise_alert_sql(lambda n: f"?{n}")
+_REMEMBER_POLICY = schema.policy_sql(lambda n: f"?{n}")
+_ADD_SNAPSHOT, _PRUNE_SNAPSHOTS = schema.snapshot_sql(lambda n: f"?{n}")
 
 
 class SqliteStore:
@@ -206,6 +250,8 @@ class SqliteStore:
                         self._fold()
                     elif statement == schema.DERIVE:
                         self._derive()
+                    elif statement == schema.ROLLUP:
+                        self._backfill()
                     else:
                         db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
@@ -259,6 +305,39 @@ class SqliteStore:
                 return
             db.executemany(update, [(*derived_from_row(r), r["request_id"]) for r in page])
             after = page[-1]["request_id"]
+
+    def _backfill(self) -> int:
+        """The rollups of every stored row, a page at a time in time order (inside the
+        caller's transaction); returns how many rows were added up."""
+        db, after, total = self._db, (-float("inf"), ""), 0
+        cursor = db.cursor()
+        cursor.row_factory = None
+        while True:
+            page = cursor.execute(_BACKFILL, (*after, _BACKFILL_PAGE)).fetchall()
+            if not page:
+                return total
+            _add_rollup(db, Rollup().extend(row[1:] for row in page))
+            total += len(page)
+            after = (page[-1][1], page[-1][0])
+
+    async def rebuild_rollups(self) -> int:
+        """Forget the rollups and add them up again from every stored row (rows loaded
+        around the writer, a repair); returns how many rows were added up."""
+        return await self._call(self._rebuild_rollups)
+
+    def _rebuild_rollups(self) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for name in _ROLLUP_TABLES:
+                db.execute(f"DELETE FROM {name}")
+            total = self._backfill()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return total
 
     async def close(self) -> None:
         if self._executor is None:
@@ -319,6 +398,34 @@ class SqliteStore:
         self._db.executemany("DELETE FROM drift_alerts WHERE condition = ?", keys)
         return self._db.total_changes - before
 
+    # --- the dashboard's policies and snapshots --------------------------------------------
+
+    async def remember_policy(
+        self, policy_hash: str, version: str | None, source: str, text: str
+    ) -> bool:
+        params = (policy_hash, version, source, text, time.time())
+        return await self._call(self._remember_policy, params)
+
+    def _remember_policy(self, params: tuple[Any, ...]) -> bool:
+        return self._db.execute(_REMEMBER_POLICY, params).fetchone() is not None
+
+    async def add_snapshot(
+        self, kind: str, computed_at: float, took_s: float, headline: str, data: str, text: str
+    ) -> None:
+        await self._call(self._add_snapshot, (kind, computed_at, took_s, headline, data, text))
+
+    def _add_snapshot(self, params: tuple[Any, ...]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(_ADD_SNAPSHOT, params)
+            db.execute(_PRUNE_SNAPSHOTS, params[:1])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
     # --- writing ----------------------------------------------------------------------------
 
     async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
@@ -332,14 +439,37 @@ class SqliteStore:
             raise RecordRejected(str(exc)) from exc
 
     def _write(self, batch: list[RequestRecord], give_way: bool) -> None:
-        # Rows are built before taking the lock: other processes wait only for the inserts.
-        rows = []
+        # Rows and their rollup are built before taking the lock: other processes wait only
+        # for the inserts and the rollup's upserts.
+        rows: list[tuple[Any, ...]] = []
+        added: list[Contribution] = []
         stats: dict[str, str] = {}
         encode = self._encoder.row
         for i, r in enumerate(schema.unique(batch), 1):
-            rows.append(encode(r, stats))
+            row = encode(r, stats)
+            rows.append(row)
+            added.append(contribution(r, row[_REASON]))
             if give_way and i % _ROWS_PER_YIELD == 0:
                 _yield()
+        rollup = Rollup().extend(added)
+        while not self._store(rows, stats, rollup, give_way):
+            # Some were stored already (a replayed spool): the transaction was rolled back;
+            # store the others, with the rollup of those only.
+            stored = self._stored_ids([row[0] for row in rows])
+            kept = [i for i, row in enumerate(rows) if row[0] not in stored]
+            rows = [rows[i] for i in kept]
+            rollup = Rollup().extend(added[i] for i in kept)
+            added = [added[i] for i in kept]
+
+    def _store(
+        self,
+        rows: list[tuple[Any, ...]],
+        stats: dict[str, str],
+        rollup: Rollup,
+        give_way: bool,
+    ) -> bool:
+        """Insert rows and add their rollup in one transaction; False (rolled back) when some
+        row was stored already, since the rollup would then count it twice."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -347,12 +477,26 @@ class SqliteStore:
                 db.executemany(_INSERT_STATS, stats.items())
             # ON CONFLICT DO NOTHING: a request id already stored (a replayed spool) is skipped,
             # and with everything in one row there is nothing else to keep in step with it.
+            before = db.total_changes
             _insert(db, "requests", rows, give_way)
+            if db.total_changes - before != len(rows):
+                db.execute("ROLLBACK")
+                return False
+            _add_rollup(db, rollup)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        return True
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        sql = "SELECT request_id FROM requests"
+        return {
+            row[0]
+            for i in range(0, len(ids), _ID_CHUNK)
+            for row in self._in(sql, "request_id", ids[i : i + _ID_CHUNK])
+        }
 
     async def add_feedback(
         self,

@@ -1,0 +1,165 @@
+"""Rate limits and budgets counted in Redis, shared by every replica and worker.
+
+Each check is one Lua script: Redis runs it atomically, so two replicas can never both take
+the last request of a minute or the last dollar of a budget. Times are Redis's own clock
+(``TIME`` inside the script), so the replicas' clocks need not agree. All the keys of one
+request are passed to one script: with Redis Cluster they would have to share a hash slot
+(a single Redis or a primary with replicas is what this is written for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from modelroute.state.limits import BudgetCheck, BudgetVerdict, RateCheck, RateVerdict
+
+# KEYS: one hash per limit, fields r:<second> (requests) and t:<second> (tokens).
+# ARGV[1]: the request's tokens; then per key: its request limit, its token limit (-1: none).
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local sec = tonumber(t[1])
+local oldest = sec - 59
+local tokens = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local rlim, tlim = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local flat = redis.call('HGETALL', key)
+  local reqs, toks, first, stale = 0, 0, sec, {}
+  for j = 1, #flat, 2 do
+    local f = flat[j]
+    local s = tonumber(string.sub(f, 3))
+    if s < oldest then
+      stale[#stale + 1] = f
+    else
+      if s < first then first = s end
+      if string.sub(f, 1, 1) == 'r' then reqs = reqs + tonumber(flat[j + 1])
+      else toks = toks + tonumber(flat[j + 1]) end
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  if (rlim >= 0 and reqs + 1 > rlim) or (tlim >= 0 and toks + tokens > tlim) then
+    return {0, i, tostring(60 - (now - first))}
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'r:' .. sec, 1)
+  if tokens ~= 0 then redis.call('HINCRBY', key, 't:' .. sec, tokens) end
+  redis.call('EXPIRE', key, 61)
+end
+return {1, 0, '0'}
+"""
+
+_ADD_TOKENS = """
+local sec = redis.call('TIME')[1]
+for _, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 't:' .. sec, ARGV[1])
+  redis.call('EXPIRE', key, 61)
+end
+return 0
+"""
+
+# KEYS: one hash per budget: field 'spent', and r:<request id> = "<usd> <until>" per live
+# reservation. ARGV: request id, usd, hold seconds, then per key: its budget, its expiry.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local usd, hold = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lefts, refused = {}, 0
+for i, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  local spent, held, stale = 0, 0, {}
+  for j = 1, #flat, 2 do
+    local f = flat[j]
+    if f == 'spent' then
+      spent = tonumber(flat[j + 1])
+    else
+      local amount, untl = string.match(flat[j + 1], '^(%S+) (%S+)$')
+      if tonumber(untl) <= now then stale[#stale + 1] = f else held = held + tonumber(amount) end
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  local left = tonumber(ARGV[2 + 2 * i]) - spent - held
+  lefts[i] = tostring(left)
+  if refused == 0 and (left <= 0 or usd > left) then refused = i end
+end
+if refused > 0 then return {0, refused, lefts} end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'r:' .. ARGV[1], ARGV[2] .. ' ' .. tostring(now + hold))
+  redis.call('EXPIREAT', key, ARGV[3 + 2 * i])
+end
+return {1, 0, lefts}
+"""
+
+_SETTLE = """
+for _, key in ipairs(KEYS) do
+  redis.call('HDEL', key, 'r:' .. ARGV[1])
+  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', key, 'spent', ARGV[2]) end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, 3024000) end
+end
+return 0
+"""
+
+
+def connect(url: str, timeout_s: float = 0.5) -> Redis:
+    """A client that gives up quickly: a Redis that does not answer must not hold requests
+    (each limit then fails open or closed, as its policy says)."""
+    client: Redis = Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry_on_timeout=False,
+        health_check_interval=0,
+    )
+    return client
+
+
+class RedisCounters:
+    """``Counters`` in Redis (``redis://host:port/db``), every key under ``prefix``."""
+
+    def __init__(self, client: Redis, prefix: str = "modelroute:") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._rate = client.register_script(_RATE)
+        self._add = client.register_script(_ADD_TOKENS)
+        self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
+
+    def _keys(self, keys: Sequence[str]) -> list[str]:
+        return [self.prefix + k for k in keys]
+
+    async def rate(self, checks: Sequence[RateCheck], tokens: int) -> RateVerdict:
+        args: list[Any] = [tokens]
+        for c in checks:
+            args += [-1 if c.requests is None else c.requests, -1 if c.tokens is None else c.tokens]
+        ok, index, retry = await self._rate(keys=self._keys([c.key for c in checks]), args=args)
+        if ok:
+            return RateVerdict(True)
+        return RateVerdict(False, int(index) - 1, max(0.0, float(retry)))
+
+    async def add_tokens(self, keys: Sequence[str], tokens: int) -> None:
+        if keys and tokens:
+            await self._add(keys=self._keys(keys), args=[tokens])
+
+    async def reserve(
+        self, checks: Sequence[BudgetCheck], request_id: str, usd: float, hold_s: float
+    ) -> BudgetVerdict:
+        args: list[Any] = [request_id, repr(usd), repr(hold_s)]
+        for c in checks:
+            args += [repr(c.usd), int(c.expires_at)]
+        keys = self._keys([c.key for c in checks])
+        ok, index, lefts = await self._reserve(keys=keys, args=args)
+        return BudgetVerdict(bool(ok), int(index) - 1, tuple(float(x) for x in lefts))
+
+    async def settle(self, keys: Sequence[str], request_id: str, usd: float) -> None:
+        if keys:
+            await self._settle(keys=self._keys(keys), args=[request_id, repr(usd)])
+
+    async def spent(self, key: str) -> float:
+        value = await self.client.hget(self.prefix + key, "spent")
+        return 0.0 if value is None else float(value)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
