@@ -20,6 +20,7 @@ from modelroute.errors import RequestError
 from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
 from modelroute.request_fields import (
     GATEWAY_PREFIX,
+    RESPONSES_NATIVE_ONLY,
     OUTPUT_LIMIT_KEYS,
     ROUTING_METADATA_KEYS,
     TASK_KEY,
@@ -226,6 +227,7 @@ def request_context(
         needs_logprobs=bool(body.get("logprobs")),
         limits=_limits(headers, raw_meta),
         notes=unread_limits(headers, metadata) if metadata or _has_prefixed(headers) else (),
+        needs_responses=bool(body.get(RESPONSES_NATIVE_ONLY)),
     )
 
 

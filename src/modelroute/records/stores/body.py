@@ -171,6 +171,8 @@ class RowEncoder:
                 lim = tuple(_spelled(x) for x in lim)
             # FEATURE_FIELDS: requested, prompt and output tokens, the four flags, limits, stats
             features = (ctx[0], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7], ctx[8], *lim, sid)
+            if ctx.needs_responses:  # after FEATURE_FIELDS, and only when set
+                features += (True,)
         values = (
             r.task, r.selected_by, r.endpoint, r.streamed, r.http_status, r.failure, r.error,
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
@@ -294,7 +296,9 @@ def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
 def planner_input_from(
     features: list[Any], task: str | None, metadata: Mapping[str, str], stats: StatsSnapshot
 ) -> PlannerInput:
-    named = dict(zip(FEATURE_FIELDS, features, strict=True))
+    known = len(FEATURE_FIELDS)
+    named = dict(zip(FEATURE_FIELDS, features[:known], strict=True))
+    named["needs_responses"] = len(features) > known and bool(features[known])
     named["limits"] = {k: _float(named[k]) for k in _LIMITS}
     return PlannerInput.narrowed(context_from(named, task, metadata), stats)
 
