@@ -20,8 +20,8 @@ from modelroute.errors import RequestError
 from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
 from modelroute.request_fields import (
     GATEWAY_PREFIX,
-    RESPONSES_NATIVE_ONLY,
     OUTPUT_LIMIT_KEYS,
+    RESPONSES_NATIVE_ONLY,
     ROUTING_METADATA_KEYS,
     TASK_KEY,
     whole_count,
