@@ -166,7 +166,7 @@ def _response(
         "output": output,
         "usage": {
             "input_tokens": x.req.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": x.req.prompt_tokens + completion,
@@ -177,14 +177,12 @@ def _response(
 
 
 def _search_item(x: Exchange, done: bool) -> dict[str, Any]:
-    item: dict[str, Any] = {
+    return {
         "type": "web_search_call",
         "id": f"ws_{x.token}",
         "status": "completed" if done else "in_progress",
+        "action": {"type": "search", "query": x.req.match_text[:100]},
     }
-    if done:
-        item["action"] = {"type": "search", "query": x.req.match_text[:100]}
-    return item
 
 
 def _answer_index(x: Exchange) -> int:
