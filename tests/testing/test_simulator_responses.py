@@ -13,8 +13,8 @@ import pytest
 
 from modelroute.testing import Simulator
 
-from ..responses_shapes import CALL_SEQUENCE, TEXT_SEQUENCE, sse_events, squeezed, valid_response
-from .simulator_support import CONFIG, FRANCE, WEATHER_ARGS
+from ..responses_shapes import CALL_SEQUENCE, TEXT_SEQUENCE, squeezed, sse_events, valid_response
+from .simulator_support import FRANCE, WEATHER_ARGS
 
 WEATHER = {
     "type": "function",
