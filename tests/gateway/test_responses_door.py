@@ -283,3 +283,18 @@ async def test_bad_requests_are_refused_in_openai_format() -> None:
             await client.responses.create(model="served", input="x", max_output_tokens=5)
         assert "max_output_tokens" in caught.value.message
         assert {r.endpoint for r in gw.records()} == {"responses"}
+
+
+async def test_the_openapi_document_describes_the_door() -> None:
+    async with gateway(RESPONSES_POLICY, config()) as gw:
+        _, events = await raw_stream(gw, model="served", input="hi")
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
+            spec = (await http.get("/openapi.json")).json()
+            answer = await http.post("/v1/responses", json={"model": "bridged", "input": "hi"})
+    operation = spec["paths"]["/v1/responses"]["post"]
+    assert operation["operationId"] == "createResponse"
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["Response"]["required"]) <= set(answer.json())
+    assert all(set(schemas["ResponseStreamEvent"]["required"]) <= set(e) for e in events)
+    assert schemas["ResponsesRequest"]["required"] == ["model", "input"]
+    assert set(operation["responses"]) >= {"200", "400", "404", "422", "502"}
