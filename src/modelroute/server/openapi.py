@@ -5,7 +5,8 @@ door's own format: OpenAI's ``{"error": {message, type, param, code}}`` on
 ``/v1/chat/completions`` and ``/v1/responses``, and Anthropic's
 ``{"type": "error", "error": {type, message}}`` on ``/v1/messages``. The request schemas
 follow the upstream APIs closely enough for fuzzers and client generators; the gateway
-itself validates only what routing needs and passes unknown fields through to the provider. The tests fuzz the running gateway from this document.
+itself validates only what routing needs and passes unknown fields through to the provider.
+The tests fuzz the running gateway from this document.
 """
 
 from __future__ import annotations
