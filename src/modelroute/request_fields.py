@@ -52,3 +52,12 @@ ANTHROPIC_FIELDS = "anthropic"
 # An assistant message's thinking blocks (Anthropic's, signed), under this key of the
 # canonical message, so that a tool loop can send them back to the model that wrote them.
 THINKING_BLOCKS = "thinking_blocks"
+
+# A Responses API request (``POST /v1/responses``) is routed as its Chat Completions
+# translation, and carries the request as the client sent it under this key of the canonical
+# body: a model whose upstream serves the Responses API (capability ``responses``) is sent it
+# as is, any other the translation (``engine.outgoing`` removes both keys for it).
+RESPONSES_REQUEST = "responses_request"
+# Why the translation falls short (a built-in tool, ``previous_response_id``, ...): when this
+# list is not empty, only a model with the ``responses`` capability may serve the request.
+RESPONSES_NATIVE_ONLY = "responses_native_only"

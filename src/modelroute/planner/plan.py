@@ -58,6 +58,8 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
         needs.append("json_mode")
     if ctx.needs_logprobs:
         needs.append("logprobs")
+    if ctx.needs_responses:
+        needs.append("responses")
     return frozenset(needs)
 
 

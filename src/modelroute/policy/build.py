@@ -93,6 +93,12 @@ class _Builder:
                 "the provider may change the model under you",
                 "pin a dated snapshot (e.g. gpt-4o-2024-08-06) or set allow_floating: true",
             )
+        if spec.provider == "anthropic" and "responses" in spec.capabilities:
+            self.error(
+                (*path, "capabilities"),
+                "an anthropic model cannot serve OpenAI's Responses API natively",
+                "remove 'responses' (its Responses requests are bridged through Messages)",
+            )
         prices = self.prices(path, spec)
         if prices is None:
             return None

@@ -36,6 +36,7 @@ class Capability(StrEnum):
     JSON_MODE = "json_mode"
     VISION = "vision"
     LOGPROBS = "logprobs"
+    RESPONSES = "responses"  # the upstream serves OpenAI's Responses API at base_url/responses
 
 
 class RequestParam(StrEnum):

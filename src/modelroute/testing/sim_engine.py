@@ -99,6 +99,8 @@ class SimRequest:
     json_schema: Any = None  # the schema the content follows, for "schema"
     tools_allowed: bool = True  # False when the client forbids tool calls
     thinking: bool = False  # extended thinking asked for (Anthropic's wire)
+    echo: dict[str, Any] = field(default_factory=dict)  # request fields a reply repeats
+    search: bool = False  # a web search tool is offered (the Responses wire)
 
 
 @dataclass(slots=True)

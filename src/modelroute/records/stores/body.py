@@ -171,6 +171,8 @@ class RowEncoder:
                 lim = tuple(_spelled(x) for x in lim)
             # FEATURE_FIELDS: requested, prompt and output tokens, the four flags, limits, stats
             features = (ctx[0], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7], ctx[8], *lim, sid)
+            if ctx.needs_responses:  # only when set, before the stats id (which stays last)
+                features = (*features[:-1], True, sid)
         values = (
             r.task, r.selected_by, r.endpoint, r.streamed, r.http_status, r.failure, r.error,
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
@@ -295,7 +297,11 @@ def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
 def planner_input_from(
     features: list[Any], task: str | None, metadata: Mapping[str, str], stats: StatsSnapshot
 ) -> PlannerInput:
+    needs_responses = len(features) > len(FEATURE_FIELDS)  # the flag, before the stats id
+    if needs_responses:
+        features = [*features[: len(FEATURE_FIELDS) - 1], features[-1]]
     named = dict(zip(FEATURE_FIELDS, features, strict=True))
+    named["needs_responses"] = needs_responses
     named["limits"] = {k: _float(named[k]) for k in _LIMITS}
     return PlannerInput.narrowed(context_from(named, task, metadata), stats)
 
