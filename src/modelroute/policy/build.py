@@ -15,6 +15,7 @@ import orjson
 
 from modelroute.errors import Problem
 from modelroute.policy import compiled as c
+from modelroute.policy.affinity_spec import AffinityMode, AffinitySpec
 from modelroute.policy.prices import lookup_prices
 from modelroute.policy.schema import (
     CascadeStrategy,
@@ -264,6 +265,7 @@ class _Builder:
             learned=self.learned(name, spec),
             rate_limit=_rate_rule(spec.rate_limit),
             budget=_budget_rule(spec),
+            affinity=_affinity_rule(spec),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -392,7 +394,8 @@ def _policy_hash(
     if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
     for route in body["routes"].values():
-        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+        # added later: unused, no change to the hash
+        for option in ("quality", "shadow", "affinity"):
             if route[option] is None:
                 del route[option]
     body["resolved_prices"] = {
@@ -514,3 +517,14 @@ def _budget_rule(spec: RouteSpec) -> c.BudgetRule | None:
         return None
     open_ = b.when_state_down is WhenStateDown.OPEN
     return c.BudgetRule(b.usd, b.period.value, b.per.value, spec.on_budget.value, open_)
+
+
+def _affinity_rule(spec: RouteSpec) -> c.AffinityRule | None:
+    a = spec.affinity
+    if a is None or a == AffinityMode.NONE:
+        return None
+    if isinstance(a, AffinityMode):
+        a = AffinitySpec(mode=a)
+    if a.mode == AffinityMode.NONE:
+        return None
+    return c.AffinityRule(a.mode.value, a.margin, a.ttl, a.max_sessions)

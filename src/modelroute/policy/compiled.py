@@ -145,6 +145,17 @@ class BudgetRule:
     fail_open: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AffinityRule:
+    """A route's session affinity (``policy/affinity_spec.py``; the planner's side in
+    ``planner/affinity.py``)."""
+
+    mode: str  # "sticky" | "adaptive"
+    margin: float  # adaptive: a fraction of cost or latency, or quality points
+    ttl_s: float  # a pin lapses after this long unused
+    max_sessions: int  # pins kept for the route, least recently used dropped first
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -192,6 +203,7 @@ class Route:
     learned: LearnedRule | None = None  # strategy "learned": the trained router
     rate_limit: RateRule | None = None
     budget: BudgetRule | None = None
+    affinity: AffinityRule | None = None  # None: every turn planned afresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelroute.failures import FailureClass
+from modelroute.policy.affinity_spec import AffinitySetting
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
@@ -311,6 +312,7 @@ class RouteSpec(Strict):
     rate_limit: RateLimit | None = None
     budget: Budget | None = None
     on_budget: OnBudget = OnBudget.REJECT
+    affinity: AffinitySetting | None = None  # session affinity (``affinity_spec.py``)
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask

@@ -104,6 +104,7 @@ def features_dict(ctx: RequestContext) -> dict[str, Any]:
         "needs_json": ctx.needs_json,
         "needs_logprobs": ctx.needs_logprobs,
         "limits": ctx.limits._asdict(),
+        **({"pin": ctx.pin} if ctx.pin is not None else {}),
     }
 
 
@@ -125,4 +126,5 @@ def context_from(
         needs_json=bool(features.get("needs_json")),
         needs_logprobs=bool(features.get("needs_logprobs")),
         limits=NO_LIMITS if limits == NO_LIMITS else limits,
+        pin=features.get("pin"),
     )
