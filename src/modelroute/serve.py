@@ -231,12 +231,14 @@ def build_router(
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
-    where the circuit breakers, rate limits and budgets are shared (``state/backends.py``)."""
+    where the circuit breakers, rate limits and budgets are shared (``state/backends.py``),
+    and sessions' pins too (``modelroute.sessions``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
+    from modelroute.sessions import open_pins
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
     from modelroute.state.backends import open_state
 
@@ -263,6 +265,7 @@ def build_router(
         policy,
         circuits=backend.circuits,
         limits=backend.limits,
+        pins=open_pins(state_url),
         sink=records,
         sinks=extra,
         store=store,
