@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from modelroute.errors import PolicyError
 from modelroute.planner import RequestContext, StatsSnapshot, plan
 from modelroute.planner.affinity import Action, Why
-from modelroute.errors import PolicyError
 from modelroute.policy import Policy, load_policy_dict
 from modelroute.records.planner_input import PlannerInput
 
@@ -102,7 +102,9 @@ def test_a_pinned_model_a_hard_constraint_rejects_is_switched_away_from() -> Non
     assert "pinned cheap rejected (context_too_small); now mid" in d.affinity.message
     capped = _policy("sticky", constraints={"max_cost_usd": 0.002})
     over = plan(_ctx(pin="dear"), capped)
-    assert _aff(over) == (Action.SWITCH, Why.REJECTED) and over.affinity.detail == "over_cost_ceiling"
+    assert (
+        _aff(over) == (Action.SWITCH, Why.REJECTED) and over.affinity.detail == "over_cost_ceiling"
+    )
 
 
 def test_a_pinned_model_whose_circuit_is_open_is_switched_away_from() -> None:
