@@ -5,6 +5,7 @@ records reproduces every decision. The simulator's prompt cache shows what stayi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,59 @@ async def test_a_second_gateway_sharing_redis_continues_the_conversation(
         _, headers, _ = await _turn(client, messages, stream=True)
         assert headers["x-modelroute-affinity"] == "retain"
         assert headers["x-modelroute-model"] == "dear"
+
+
+async def test_serve_keeps_pins_in_its_state_backend_and_the_dashboard_shows_them(
+    tmp_path: Path, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway ``serve --state redis://... --store ... --admin-token`` builds: pins in that
+    Redis, and the dashboard's request page says what affinity did."""
+    from html import unescape
+
+    import httpx
+
+    from modelroute import load_policy_text
+    from modelroute.serve import build_app
+    from modelroute.testing import Simulator
+
+    from ..gateway.harness import serve_app
+
+    monkeypatch.setenv("MR_AFFINITY_ADMIN", "adm-affinity-token")
+    async with Simulator(SIM) as sim:
+        policy = load_policy_text(POLICY.replace("{sim}", sim.openai_base_url), "p.yaml")
+        app = build_app(
+            policy,
+            store_url=f"sqlite:///{tmp_path / 'records.db'}",
+            spool_dir=str(tmp_path / "spool"),
+            content="truncated",
+            traces="off",
+            admin_token_env="MR_AFFINITY_ADMIN",
+            snapshots_every_s=None,
+            state_url=f"{REDIS_URL}?prefix={redis_prefix}",
+        )
+        async with serve_app(app) as url:
+            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+            messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+            ids = []
+            for n in range(2):
+                messages.append({"role": "user", "content": f"question {n}"})
+                _, headers, request_id = await _turn(client, messages, stream=False)
+                assert headers["x-modelroute-affinity"] == ("retain" if n else "initialize")
+                ids.append(request_id)
+            await client.close()
+            raw = redis.Redis.from_url(REDIS_URL)
+            assert [raw.get(k) for k in raw.scan_iter(match=f"{redis_prefix}pin:chat:*")] == [
+                b"cheap"
+            ]
+            raw.close()
+            auth = {"authorization": "Bearer adm-affinity-token"}
+            async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30) as http:
+                for _ in range(100):  # the record is written off the request path
+                    page = await http.get(f"/ui/requests/{ids[1]}")
+                    if page.status_code == 200:
+                        break
+                    await asyncio.sleep(0.05)
+                assert page.status_code == 200
+                shown = unescape(page.text.split('id="affinity">', 1)[1].split("</p>", 1)[0])
+                assert "retain" in shown and "cheap is the planner's first choice too" in shown
+                assert "fingerprint:" in shown

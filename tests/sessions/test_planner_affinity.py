@@ -167,3 +167,12 @@ def test_an_unused_affinity_setting_does_not_change_the_policy_hash() -> None:
             "kind": "cheapest_qualified", "models": list(MODELS)}}}}
     ).hash  # fmt: skip
     assert _policy("sticky").hash != _policy(None).hash
+
+
+def test_explain_prints_what_affinity_did() -> None:
+    from modelroute.render import render_decision
+
+    policy = _policy({"mode": "adaptive", "margin": 0.2})
+    text = render_decision(plan(_ctx(pin="dear"), policy), policy)
+    assert "session affinity (adaptive): switch: cheap (" in text
+    assert "against pinned dear (" in text and "beyond the margin 0.2" in text
