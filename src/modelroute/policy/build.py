@@ -25,6 +25,7 @@ from modelroute.policy.schema import (
     LearnedStrategy,
     ModelSpec,
     Objective,
+    OnBudget,
     PolicySpec,
     QualityCompare,
     QualitySettings,
@@ -395,9 +396,11 @@ def _policy_hash(
         del body["defaults"]["quality"]
     for route in body["routes"].values():
         # added later: unused, no change to the hash
-        for option in ("quality", "shadow", "affinity"):
+        for option in ("quality", "shadow", "rate_limit", "budget", "affinity"):
             if route[option] is None:
                 del route[option]
+        if route["on_budget"] == OnBudget.REJECT.value:
+            del route["on_budget"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
