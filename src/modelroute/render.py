@@ -140,6 +140,8 @@ def render_decision(decision: Decision, policy: Policy) -> str:
         for model, score in sorted(learned.scores, key=lambda item: -item[1]):
             mark = "clears" if score >= learned.threshold else "below"
             lines.append(f"  {model}: {score:.3f} ({mark})")
+    if d.affinity is not None:
+        lines.append(f"session affinity ({d.affinity.mode}): {d.affinity.message}")
     for note in d.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

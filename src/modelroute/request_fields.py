@@ -14,6 +14,8 @@ OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
 GATEWAY_PREFIX = "x-modelroute-"
 TASK_HEADER = "x-modelroute-task"
 TASK_KEY = "task"  # in metadata
+SESSION_HEADER = "x-modelroute-session-id"  # session affinity (``modelroute.sessions``)
+SESSION_KEY = "session_id"  # in metadata
 LIMIT_HEADERS = {
     "x-modelroute-max-cost-usd": "max_cost_usd",
     "x-modelroute-max-latency-ms": "max_latency_ms",
@@ -21,7 +23,7 @@ LIMIT_HEADERS = {
 }
 # The metadata keys routing consumes whatever the policy says (a route's match rules may
 # read more): never sent upstream unless a model's policy asks for it.
-ROUTING_METADATA_KEYS = frozenset({TASK_KEY, *LIMIT_HEADERS, *LIMIT_HEADERS.values()})
+ROUTING_METADATA_KEYS = frozenset({TASK_KEY, SESSION_KEY, *LIMIT_HEADERS, *LIMIT_HEADERS.values()})
 # The largest count taken. Past 2**53 a JSON number no longer names one integer in every
 # client (JavaScript's Number.MAX_SAFE_INTEGER), and past 2**63 it cannot even be written
 # back out in an error body; no model's limit comes anywhere near it.

@@ -9,9 +9,12 @@ microseconds per decision.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelroute.pricing import usd_pair
+
+if TYPE_CHECKING:
+    from modelroute.planner.affinity import Affinity
 
 
 class Reason(StrEnum):
@@ -160,6 +163,7 @@ class Decision(NamedTuple):
     relaxed: str | None = None  # the on_infeasible action that produced the steps, if any
     notes: tuple[str, ...] = ()
     learned: Learned | None = None  # a learned route's predicted scores
+    affinity: Affinity | None = None  # what session affinity did (``planner/affinity.py``)
 
     @property
     def feasible(self) -> bool:
@@ -184,6 +188,8 @@ class Decision(NamedTuple):
             text += f" (relaxed: {self.relaxed})"
         if self.rejections:
             text += f"; {len({r.model for r in self.rejections})} rejected"
+        if self.affinity is not None:
+            text += f"; session {self.affinity.action}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,4 +216,6 @@ class Decision(NamedTuple):
         }
         if self.learned is not None:
             out["learned"] = self.learned.to_dict()
+        if self.affinity is not None:
+            out["affinity"] = self.affinity.to_dict()
         return out

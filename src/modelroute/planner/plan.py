@@ -18,6 +18,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
+from modelroute.planner.affinity import affine
 from modelroute.planner.constraints import Terms, compared_quality, meets_quality, unmet
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import (
@@ -502,7 +503,7 @@ def plan(
         )
     elif route.strategy == "learned":
         notes.append("no predicted scores (prompt text not given): ordered by the objective")
-    return Decision(
+    decision = Decision(
         route=route.name,
         strategy=route.strategy,
         objective=route.objective,
@@ -519,6 +520,9 @@ def plan(
         notes=tuple(notes),
         learned=seen,
     )
+    if route.affinity is not None:
+        return affine(decision, route.affinity, ctx.pin)
+    return decision
 
 
 def consulted_stats(decision: Decision, stats: StatsSnapshot) -> StatsSnapshot:

@@ -15,6 +15,7 @@ import orjson
 
 from modelroute.errors import Problem
 from modelroute.policy import compiled as c
+from modelroute.policy.affinity_spec import AffinityMode, AffinitySpec
 from modelroute.policy.prices import lookup_prices
 from modelroute.policy.schema import (
     CascadeStrategy,
@@ -274,6 +275,7 @@ class _Builder:
             cache=None
             if spec.cache is None
             else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
+            affinity=_affinity_rule(spec),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -403,7 +405,7 @@ def _policy_hash(
         del body["defaults"]["quality"]
     for route in body["routes"].values():
         # added later: unused, no change to the hash
-        for option in ("quality", "shadow", "rate_limit", "budget", "cache"):
+        for option in ("quality", "shadow", "rate_limit", "budget", "cache", "affinity"):
             if route[option] is None:
                 del route[option]
         if route["on_budget"] == OnBudget.REJECT.value:
@@ -527,3 +529,14 @@ def _budget_rule(spec: RouteSpec) -> c.BudgetRule | None:
         return None
     open_ = b.when_state_down is WhenStateDown.OPEN
     return c.BudgetRule(b.usd, b.period.value, b.per.value, spec.on_budget.value, open_)
+
+
+def _affinity_rule(spec: RouteSpec) -> c.AffinityRule | None:
+    a = spec.affinity
+    if a is None or a == AffinityMode.NONE:
+        return None
+    if isinstance(a, AffinityMode):
+        a = AffinitySpec(mode=a)
+    if a.mode == AffinityMode.NONE:
+        return None
+    return c.AffinityRule(a.mode.value, a.margin, a.ttl, a.max_sessions)

@@ -153,6 +153,17 @@ class CacheRule:
     allow_sampling: bool  # also cache requests that sample (temperature > 0 or unset)
 
 
+@dataclass(frozen=True, slots=True)
+class AffinityRule:
+    """A route's session affinity (``policy/affinity_spec.py``; the planner's side in
+    ``planner/affinity.py``)."""
+
+    mode: str  # "sticky" | "adaptive"
+    margin: float  # adaptive: a fraction of cost or latency, or quality points
+    ttl_s: float  # a pin lapses after this long unused
+    max_sessions: int  # pins kept for the route, least recently used dropped first
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -201,6 +212,7 @@ class Route:
     rate_limit: RateRule | None = None
     budget: BudgetRule | None = None
     cache: CacheRule | None = None
+    affinity: AffinityRule | None = None  # None: every turn planned afresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from modelroute.failures import FailureClass
+from modelroute.policy.affinity_spec import AffinitySetting
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
@@ -344,6 +345,7 @@ class RouteSpec(Strict):
     budget: Budget | None = None
     on_budget: OnBudget = OnBudget.REJECT
     cache: CacheSpec | None = None
+    affinity: AffinitySetting | None = None  # session affinity (``affinity_spec.py``)
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask

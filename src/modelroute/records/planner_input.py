@@ -105,6 +105,7 @@ def features_dict(ctx: RequestContext) -> dict[str, Any]:
         "needs_logprobs": ctx.needs_logprobs,
         "limits": ctx.limits._asdict(),
         "needs_responses": ctx.needs_responses,
+        **({"pin": ctx.pin} if ctx.pin is not None else {}),
     }
 
 
@@ -127,4 +128,5 @@ def context_from(
         needs_logprobs=bool(features.get("needs_logprobs")),
         limits=NO_LIMITS if limits == NO_LIMITS else limits,
         needs_responses=bool(features.get("needs_responses")),
+        pin=features.get("pin"),
     )

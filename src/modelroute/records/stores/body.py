@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
+from modelroute.planner.affinity import Affinity
 from modelroute.planner.context import NO_LIMITS
 from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
 from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
@@ -53,7 +54,7 @@ BODY_FIELDS: tuple[str, ...] = (
     "task", "selected_by", "endpoint", "streamed", "http_status", "failure", "error",
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
     "usage", "price_unknown", "ttft_ms", "metadata", "prompt", "answer", "attempts",
-    "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd",
+    "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd", "session",
 )  # fmt: skip
 ATTEMPT_FIELDS: tuple[str, ...] = (
     "model", "provider", "model_id", "tier", "started_ms", "latency_ms", "ttft_ms", "outcome",
@@ -178,7 +179,7 @@ class RowEncoder:
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
             r.escalations, _usage(r.usage), r.price_unknown, r.ttft_ms, r.metadata, r.prompt,
             r.answer, [_attempt(a) for a in r.attempts], decision, features, r.arm,
-            r.cache_hit, r.cache_saved_usd,
+            r.cache_hit, r.cache_saved_usd, r.session,
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
@@ -253,10 +254,13 @@ def decision_dict(stored: Any) -> dict[str, Any] | None:
 
 def decision_from(v: list[Any]) -> Decision:
     tiers = tuple(tuple(_candidate(c) for c in tier) for tier in v[5])
-    return Decision(
+    decision = Decision(
         v[0], v[1], v[2], v[3], v[4], tiers, tuple(_rejection(r) for r in v[6]), v[7], v[8],
         _float(v[9]), _float(v[10]), _float(v[11]), v[12], tuple(v[13]),
     )  # fmt: skip
+    if len(v) > 15 and v[15] is not None:  # session affinity, appended later
+        decision = decision._replace(affinity=affinity_from(v[15]))
+    return decision
 
 
 def _candidate(v: list[Any]) -> Candidate:
@@ -267,6 +271,10 @@ def _candidate(v: list[Any]) -> Candidate:
     measured = (_float(e[6]), _float(e[7]), e[8], e[9]) if len(e) > 9 else ()
     estimate = Estimate(_float(e[0]), _float(e[1]), e[2], _float(e[3]), e[4], rated, *measured)
     return Candidate(v[0], estimate, v[2], tuple(_rejection(r) for r in v[3]))
+
+
+def affinity_from(v: list[Any]) -> Affinity:
+    return Affinity(*v[: len(Affinity._fields)])
 
 
 _UNNUMBERED = frozenset({Reason.CIRCUIT_OPEN, Reason.MISSING_CAPABILITY})
@@ -295,14 +303,21 @@ def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
 
 
 def planner_input_from(
-    features: list[Any], task: str | None, metadata: Mapping[str, str], stats: StatsSnapshot
+    features: list[Any],
+    task: str | None,
+    metadata: Mapping[str, str],
+    stats: StatsSnapshot,
+    pin: str | None = None,
 ) -> PlannerInput:
+    """``pin``: the session's pinned model the planner was given (kept on the decision's
+    affinity, not among the features)."""
     needs_responses = len(features) > len(FEATURE_FIELDS)  # the flag, before the stats id
     if needs_responses:
         features = [*features[: len(FEATURE_FIELDS) - 1], features[-1]]
     named = dict(zip(FEATURE_FIELDS, features, strict=True))
     named["needs_responses"] = needs_responses
     named["limits"] = {k: _float(named[k]) for k in _LIMITS}
+    named["pin"] = pin
     return PlannerInput.narrowed(context_from(named, task, metadata), stats)
 
 
@@ -338,8 +353,9 @@ def request_dict(row: Any, stats: Mapping[str, Any] | None = None) -> dict[str, 
             snapshot = stats_from(stats[sid])
         else:  # written in the same transaction as the row: only a hand-made gap gets here
             return data
+        affinity = (data["decision"] or {}).get("affinity") or {}
         data["planner_input"] = planner_input_from(
-            features, data["task"], data["metadata"], snapshot
+            features, data["task"], data["metadata"], snapshot, affinity.get("pinned")
         ).to_dict()
     return data
 
