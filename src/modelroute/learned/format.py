@@ -9,6 +9,7 @@ The header (array ``header``, UTF-8 JSON bytes) holds::
     features: {dim, ngrams}          hashed word n-grams (``features.py``)
     params: {...}                    the kind's settings (k for knn, rank for mf)
     threshold, target, target_quality, cost_order
+    lambda                           score per USD for ``rule: score_minus_cost`` (optional)
     validation: {...}                metrics measured on the validation split
     training: {outcomes, data_hash, prompts, seed, split}
 
@@ -77,6 +78,13 @@ class LoadedRouter:
     @property
     def threshold(self) -> float:
         return float(self.header["threshold"])
+
+    @property
+    def lam(self) -> float | None:
+        """The lambda calibrated for ``rule: score_minus_cost`` (score per USD); None in a
+        file trained before it was calibrated."""
+        value = self.header.get("lambda")
+        return float(value) if isinstance(value, int | float) else None
 
     @property
     def target(self) -> float | None:

@@ -1,9 +1,11 @@
 """Train and compare scorers on an outcome set, calibrate the chosen one, write the file.
 
 Every kind asked for is fitted on the train split and measured on the validation split: its
-predictions' mean squared error, and the route's quality and cost at the threshold calibrated
-to the target. The kind kept is the cheapest one that meets the target there (the highest
-quality when none does); the comparison goes into the file's header.
+predictions' mean squared error, and the route's quality and cost at the threshold and at the
+lambda calibrated to the target (both rules, ``calibrate.py``). The kind kept is the cheapest
+one that meets the target under the rule asked for (the highest quality when none does); its
+threshold and lambda go into the file, so a policy may use either rule; the comparison goes
+into the file's header.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from modelroute.learned.calibrate import Calibration, calibrate
+from modelroute.learned.calibrate import Calibration, calibrate, calibrate_lambda
 from modelroute.learned.data import OutcomeSet
 from modelroute.learned.features import HashedNgrams
 from modelroute.learned.fit import (
@@ -30,12 +32,17 @@ from modelroute.learned.format import save_router
 from modelroute.learned.scorers import KINDS
 
 
+RULES = ("threshold", "score_minus_cost")
+
+
 @dataclass
 class Trial:
     fitted: Fitted
-    calibration: Calibration
+    calibration: Calibration  # under the rule the kind was chosen by
     mse: float
     predictions: np.ndarray[Any, Any]
+    threshold: Calibration  # each rule's calibration
+    lam: Calibration
 
 
 @dataclass
@@ -67,7 +74,10 @@ def train(
     target: float = 0.95,
     seed: int = 0,
     source: str = "",
+    rule: str = "threshold",
 ) -> Trained:
+    if rule not in RULES:
+        raise ValueError(f"rule is one of {', '.join(RULES)}, not {rule!r}")
     split = data.split(seed)
     fit_set, val = data.subset(split == "train"), data.subset(split == "validation")
     if len(fit_set.ids) < 10 or len(val.ids) < 10:
@@ -89,8 +99,10 @@ def train(
                 kind, data.models, features, idf, x, fit_set.score, xv, val.score, seed
             )
         pred = _predict(fitted, val)
-        cal = calibrate(pred, val.score, val.cost, order, data.models, target)
-        trials[kind] = Trial(fitted, cal, _mse(pred, val.score), pred)
+        by_t = calibrate(pred, val.score, val.cost, order, data.models, target)
+        by_l = calibrate_lambda(pred, val.score, val.cost, order, data.models, target)
+        chosen_cal = by_l if rule == "score_minus_cost" else by_t
+        trials[kind] = Trial(fitted, chosen_cal, _mse(pred, val.score), pred, by_t, by_l)
     met = [t for t in trials.values() if t.calibration.met]
     chosen = (
         min(met, key=lambda t: t.calibration.cost)
@@ -102,12 +114,15 @@ def train(
         "models": list(data.models),
         "features": {"kind": "hashed_word_ngrams", "dim": DIM, "ngrams": features.ngrams},
         "params": chosen.fitted.params,
-        "threshold": chosen.calibration.threshold,
+        "threshold": chosen.threshold.threshold,
+        "lambda": chosen.lam.lam,
+        "rule": rule,
         "target": target,
         "target_quality": chosen.calibration.target_quality,
         "cost_order": [data.models[i] for i in order],
         "validation": {
-            kind: {"mse": t.mse, **t.calibration.to_dict()} for kind, t in trials.items()
+            kind: {"mse": t.mse, **t.threshold.to_dict(), "score_minus_cost": t.lam.to_dict()}
+            for kind, t in trials.items()
         },
         "training": {
             "outcomes": source,
