@@ -46,7 +46,8 @@ def render_check(policy: Policy) -> str:
             rule = r.learned
             target = "" if rule.target is None else f" for {rule.target:.0%} of the best quality"
             if rule.rule == "score_minus_cost" and rule.lam is not None:
-                how = f"score - {rule.lam:g} x cost (lambda {rule.lambda_source}{target})"
+                why = target if rule.lambda_source == "calibrated" else ""
+                how = f"score - {rule.lam:g} x cost (lambda {rule.lambda_source}{why})"
             else:
                 how = f"threshold {rule.threshold:.3f} ({rule.threshold_source}{target})"
             lines.append(
@@ -158,9 +159,7 @@ def _learned_lines(d: Decision) -> list[str]:
                 lines.append(f"  {model}: {score:.3f} (rejected)")
             else:
                 utility = score - lam * cost
-                lines.append(
-                    f"  {model}: {score:.3f} - {lam:g} x {usd(cost)} = {utility:.4f}"
-                )
+                lines.append(f"  {model}: {score:.3f} - {lam:g} x {usd(cost)} = {utility:.4f}")
         return lines
     lines = [
         head + f"threshold {learned.threshold:.3f} {learned.threshold_source}; the cheapest "

@@ -606,7 +606,9 @@ class Router:
 
 def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:
     """Does the request count against a route's or its key's limits?"""
-    if has_limits(policy.routes[decision.route]):
+    # a request for a model by name is planned on the policy's direct route for it
+    route = policy.routes.get(decision.route) or policy.direct.get(decision.route)
+    if route is not None and has_limits(route):
         return True
     return identity is not None and (identity.budget is not None or not identity.limits.unlimited)
 

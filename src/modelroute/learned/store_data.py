@@ -107,9 +107,7 @@ def _request_of(o: Outcome) -> str | None:
 
 def _keys(found: Sequence[Outcome]) -> list[str]:
     """Each outcome's prompt key (see the module's docstring)."""
-    hash_of_request = {
-        o.request_id: o.prompt_hash for o in found if o.request_id and o.prompt_hash
-    }
+    hash_of_request = {o.request_id: o.prompt_hash for o in found if o.request_id and o.prompt_hash}
     keys = []
     for o in found:
         digest = o.prompt_hash or (o.request_id and hash_of_request.get(o.request_id))
@@ -126,7 +124,9 @@ def _text(o: Outcome, record: Mapping[str, Any] | None) -> str | None:
     return None if record is None else last_user_text(record.get("prompt"))
 
 
-def _group(found: Sequence[Outcome], records: Mapping[str, Mapping[str, Any]]) -> dict[str, _Prompt]:
+def _group(
+    found: Sequence[Outcome], records: Mapping[str, Mapping[str, Any]]
+) -> dict[str, _Prompt]:
     prompts: dict[str, _Prompt] = defaultdict(_Prompt)
     for key, o in zip(_keys(found), found, strict=True):
         p = prompts[key]
@@ -151,11 +151,11 @@ def _assemble(
         1 for p in prompts.values() for m in p.reference if m not in p.scores and p.text
     )
     for p in prompts.values():
-        for model, cost in p.reference.items():
+        for model, paid in p.reference.items():
             if model not in p.scores:
                 p.scores[model].append(1.0)
-                if cost is not None:
-                    p.costs[model].append(cost)
+                if paid is not None:
+                    p.costs[model].append(paid)
     kept = {k: p for k, p in prompts.items() if p.text}
     seen = sorted({m for p in kept.values() for m in p.scores})
     chosen = list(models) if models else seen

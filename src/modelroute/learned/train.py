@@ -31,7 +31,6 @@ from modelroute.learned.fit import (
 from modelroute.learned.format import save_router
 from modelroute.learned.scorers import KINDS
 
-
 RULES = ("threshold", "score_minus_cost")
 
 

@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
-from modelroute.planner.decision import Learned
 from modelroute.planner.context import NO_LIMITS
+from modelroute.planner.decision import Learned
 from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
 from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
