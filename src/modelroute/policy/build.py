@@ -24,6 +24,7 @@ from modelroute.policy.schema import (
     LearnedStrategy,
     ModelSpec,
     Objective,
+    OnBudget,
     PolicySpec,
     QualityCompare,
     QualitySettings,
@@ -264,6 +265,9 @@ class _Builder:
             learned=self.learned(name, spec),
             rate_limit=_rate_rule(spec.rate_limit),
             budget=_budget_rule(spec),
+            cache=None
+            if spec.cache is None
+            else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -406,9 +410,12 @@ def _policy_hash(
     if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
     for route in body["routes"].values():
-        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+        # added later: unused, no change to the hash
+        for option in ("quality", "shadow", "rate_limit", "budget", "cache"):
             if route[option] is None:
                 del route[option]
+        if route["on_budget"] == OnBudget.REJECT.value:
+            del route["on_budget"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()

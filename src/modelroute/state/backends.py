@@ -1,5 +1,6 @@
 """Choosing the state backend: ``memory`` (each process its own, the default) or a
-``redis://`` URL (every replica and worker the same breakers, rate limits and budgets)."""
+``redis://`` URL (every replica and worker the same breakers, rate limits, budgets and
+response cache)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from modelroute.cache import ResponseCache
 from modelroute.policy.compiled import Policy
 from modelroute.state.admission import Admission, ErrorHook
 from modelroute.state.breakers import Breakers
@@ -19,6 +21,7 @@ MEMORY = "memory"
 class StateBackend(NamedTuple):
     circuits: CircuitState | None  # None: the router's own in-process breakers
     limits: Admission | None  # None: the router counts its routes' limits in process
+    cache: ResponseCache | None = None  # None: the router's response cache in process memory
 
 
 def check_state_url(url: str) -> str:
@@ -51,6 +54,7 @@ def open_state(
     if url == MEMORY:
         return StateBackend(None, None)
     url, prefix = split_prefix(url, prefix)
+    from modelroute.cache.redis_cache import RedisCache
     from modelroute.state.redis_state import RedisCounters, connect
     from modelroute.state.shared_circuits import SharedBreakers
 
@@ -60,4 +64,5 @@ def open_state(
     )
     counters = RedisCounters(connect(url), prefix)
     limits = Admission(counters, clock=clock or time.time, on_error=on_error)
-    return StateBackend(circuits, limits)
+    cache = RedisCache(connect(url), prefix, on_error=on_error)
+    return StateBackend(circuits, limits, cache)
