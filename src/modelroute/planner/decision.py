@@ -133,6 +133,8 @@ class Learned(NamedTuple):
     threshold: float  # the predicted score the chosen model had to clear
     threshold_source: str  # "calibrated" | "policy"
     scores: tuple[tuple[str, float], ...]  # (model, predicted score), the route's models
+    rule: str = "threshold"  # "threshold" | "score_minus_cost"
+    lam: float | None = None  # score per USD, under score_minus_cost
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +143,8 @@ class Learned(NamedTuple):
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "scores": dict(self.scores),
+            "rule": self.rule,
+            "lambda": self.lam,
         }
 
 

@@ -297,6 +297,15 @@ class _Builder:
                     "retrain the router with this model in --models, or remove it here",
                 )
         threshold = strategy.threshold
+        lam = strategy.lambda_ if strategy.lambda_ is not None else loaded.lam
+        if strategy.rule == "score_minus_cost" and lam is None:
+            self.error(
+                ("routes", name, "strategy", "rule"),
+                f"rule score_minus_cost needs a lambda, and router file {strategy.router!r} "
+                "has none calibrated",
+                "set lambda: (score points per USD) here, or retrain the router with this "
+                "version of modelroute train",
+            )
         return c.LearnedRule(
             path=strategy.router,
             file=loaded.file,
@@ -306,6 +315,11 @@ class _Builder:
             threshold_source="calibrated" if threshold is None else "policy",
             target=loaded.target,
             scorer=loaded.scorer,
+            rule=strategy.rule,
+            lam=lam,
+            lambda_source=None
+            if lam is None
+            else ("policy" if strategy.lambda_ is not None else "calibrated"),
         )
 
     def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:

@@ -111,8 +111,10 @@ class Scorer(Protocol):
 class LearnedRule:
     """A learned route's trained router file, loaded once with the policy.
 
-    The route picks the cheapest candidate whose predicted score clears ``threshold``; the
-    others follow as fallbacks, highest predicted score first."""
+    ``rule`` "threshold": the route picks the cheapest candidate whose predicted score clears
+    ``threshold``; the others follow as fallbacks, highest predicted score first.
+    ``rule`` "score_minus_cost": candidates in order of predicted score - ``lam`` x their
+    estimated cost (USD) for the request, highest first."""
 
     path: str  # as written in the policy (relative to the policy's directory)
     file: str  # the resolved path that was read
@@ -122,6 +124,9 @@ class LearnedRule:
     threshold_source: str  # "policy" | "calibrated"
     target: float | None  # the quality target the threshold was calibrated to
     scorer: Scorer = field(compare=False, repr=False)
+    rule: str = "threshold"  # "threshold" | "score_minus_cost"
+    lam: float | None = None  # score per USD (score_minus_cost); the policy's or calibrated
+    lambda_source: str | None = None  # "policy" | "calibrated"
 
 
 @dataclass(frozen=True, slots=True)

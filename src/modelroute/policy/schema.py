@@ -219,13 +219,18 @@ class CascadeStrategy(Strict):
 
 
 class LearnedStrategy(Strict):
-    """Route by a trained router file (``modelroute train``): the cheapest model whose
-    predicted score for the prompt clears the threshold."""
+    """Route by a trained router file (``modelroute train``). ``rule: threshold`` (the
+    default): the cheapest model whose predicted score for the prompt clears the threshold;
+    ``rule: score_minus_cost``: the model with the highest predicted score - lambda x its
+    estimated cost in USD for the request."""
 
     kind: Literal["learned"]
     models: Annotated[list[Name], Field(min_length=2)]
     router: Annotated[str, Field(min_length=1)]  # the router file, relative to this policy
+    rule: Literal["threshold", "score_minus_cost"] = "threshold"
     threshold: Probability | None = None  # overrides the one calibrated at training
+    # score points given up per USD saved; overrides the one calibrated at training
+    lambda_: Annotated[float, Field(ge=0)] | None = Field(default=None, alias="lambda")
 
 
 Strategy = Annotated[

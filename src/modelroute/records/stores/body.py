@@ -33,6 +33,7 @@ import orjson
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
 from modelroute.planner.affinity import Affinity
 from modelroute.planner.context import NO_LIMITS
+from modelroute.planner.decision import Learned
 from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
 from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
@@ -257,10 +258,20 @@ def decision_from(v: list[Any]) -> Decision:
     decision = Decision(
         v[0], v[1], v[2], v[3], v[4], tiers, tuple(_rejection(r) for r in v[6]), v[7], v[8],
         _float(v[9]), _float(v[10]), _float(v[11]), v[12], tuple(v[13]),
+        _learned(v[14]) if len(v) > 14 and v[14] is not None else None,
     )  # fmt: skip
     if len(v) > 15 and v[15] is not None:  # session affinity, appended later
         decision = decision._replace(affinity=affinity_from(v[15]))
     return decision
+
+
+def _learned(v: list[Any]) -> Learned:
+    """A learned route's predicted scores; its rule and lambda came later (a body written
+    before them reads as the threshold rule)."""
+    scores = tuple((str(m), float(s)) for m, s in v[4])
+    rule = v[5] if len(v) > 5 else "threshold"
+    lam = _float(v[6]) if len(v) > 6 else None
+    return Learned(v[0], v[1], float(v[2]), v[3], scores, rule, lam)
 
 
 def _candidate(v: list[Any]) -> Candidate:
