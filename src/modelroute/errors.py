@@ -8,6 +8,8 @@
     │   ├── UnknownRouteError  no route, alias or model has the requested name
     │   └── RouteNotAllowedError  the caller's API key may not use the selected route
     ├── InfeasibleError        no candidate satisfies the route's constraints (on_infeasible=reject)
+    │   └── NotBridgeableError a Responses API request that only the Responses API can serve,
+    │                          on a route where no model serves it (400: the client's to change)
     └── LimitError             a rate limit or a budget refused the request (429)
         ├── RateLimitedError   over a requests or tokens per minute limit
         └── BudgetExceededError the request's estimated cost does not fit what is left
@@ -94,6 +96,27 @@ class InfeasibleError(ModelrouteError):
     def __init__(self, decision: Any) -> None:  # a planner Decision; typed loosely to keep
         self.decision = decision  # this module free of our other modules
         super().__init__(f"route {decision.route!r}: no model satisfies the constraints")
+
+
+class NotBridgeableError(InfeasibleError):
+    """A Responses API request the Chat Completions bridge cannot carry (``gaps``: each part,
+    with where it was found), on a route whose every candidate lacks the ``responses``
+    capability. Infeasible, but the request is what has to change: answered 400, not 422."""
+
+    def __init__(self, decision: Any, gaps: list[str]) -> None:
+        self.decision = decision
+        self.gaps = gaps
+        ModelrouteError.__init__(
+            self,
+            "this request cannot be bridged through Chat Completions, and no model of route "
+            f"{decision.route!r} serves the Responses API (capability 'responses'): "
+            + "; ".join(gaps),
+        )
+
+    @property
+    def param(self) -> str:
+        """The first part that cannot be bridged, as OpenAI's errors name a parameter."""
+        return self.gaps[0].split(":", 1)[0] if self.gaps else ""
 
 
 class LimitError(ModelrouteError):

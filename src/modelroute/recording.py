@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
-from modelroute.errors import InfeasibleError, ModelrouteError, UnknownRouteError
+from modelroute.errors import (
+    InfeasibleError,
+    ModelrouteError,
+    NotBridgeableError,
+    UnknownRouteError,
+)
 from modelroute.identity import ClientIdentity, key_id_of
 from modelroute.planner import Decision, RequestContext, StatsSnapshot
 from modelroute.policy import Policy
@@ -148,7 +153,10 @@ class RecordBuilder:
         r = self.record
         if isinstance(err, InfeasibleError):
             self.decided(err.decision)
-            r.status = RequestStatus.INFEASIBLE
+            # A request only the Responses API can serve, with no model that serves it:
+            # the request is what has to change.
+            bridge = isinstance(err, NotBridgeableError)
+            r.status = RequestStatus.CLIENT_ERROR if bridge else RequestStatus.INFEASIBLE
         elif isinstance(err, UnknownRouteError):
             r.status = RequestStatus.REJECTED
         else:

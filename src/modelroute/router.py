@@ -28,7 +28,6 @@ from modelroute.engine import (
     route_of,
 )
 from modelroute.errors import (
-    InfeasibleError,
     LimitError,
     ModelrouteError,
     RequestError,
@@ -60,6 +59,7 @@ from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.limits import MemoryCounters
 from modelroute.state.rolling import RollingStats, Served, label_score, served
+from modelroute.statuses import infeasible
 from modelroute.types import Completion, StreamChunk
 
 if TYPE_CHECKING:
@@ -325,9 +325,9 @@ class Router:
             builder.finish_error(refused)
             raise self._submit(builder, refused)
         if not decision.tiers:
-            infeasible = InfeasibleError(decision)
-            builder.finish_error(infeasible)
-            raise self._submit(builder, infeasible)
+            refusal = infeasible(decision, policy.models, body)
+            builder.finish_error(refusal)
+            raise self._submit(builder, refusal)
         return builder, decision
 
     async def _admit(

@@ -7,16 +7,21 @@ thing. Nothing here speaks HTTP: no headers, no bodies (those are ``server/error
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from modelroute.engine.walk import AllAttemptsFailed
 from modelroute.errors import (
     InfeasibleError,
     LimitError,
     ModelrouteError,
+    NotBridgeableError,
     RouteNotAllowedError,
     UnknownRouteError,
 )
 from modelroute.failures import FailureClass
-from modelroute.planner.decision import Decision
+from modelroute.planner.decision import Decision, Reason
+from modelroute.request_fields import RESPONSES_NATIVE_ONLY
 
 # All attempts failed: the status says what kind of failure decided it.
 _FAILED = {
@@ -43,12 +48,37 @@ def circuits_only(decision: Decision) -> bool:
     return bool(rejected) and cooling == rejected
 
 
+def infeasible(
+    decision: Decision, models: Mapping[str, Any], body: Mapping[str, Any]
+) -> InfeasibleError:
+    """The error of a decision with no step. A Responses API request that only the Responses
+    API can serve (its body lists why under ``RESPONSES_NATIVE_ONLY``), refused because no
+    candidate of the route serves it, is the client's to change: ``NotBridgeableError`` (400).
+    Any other: ``InfeasibleError`` (422, or 503 when only circuits stand in the way)."""
+    gaps = body.get(RESPONSES_NATIVE_ONLY)
+    if not gaps or not decision.rejections:
+        return InfeasibleError(decision)
+    bridged_only = all(
+        r.model in models and "responses" not in models[r.model].capabilities
+        for r in decision.rejections
+    )
+    lacking = any(
+        r.reason is Reason.MISSING_CAPABILITY and "responses" in (r.detail or "")
+        for r in decision.rejections
+    )
+    if bridged_only and lacking:
+        return NotBridgeableError(decision, [str(g) for g in gaps])
+    return InfeasibleError(decision)
+
+
 def error_status(err: ModelrouteError) -> int:
     """The status of a request that ended in ``err`` before any answer."""
     if isinstance(err, UnknownRouteError):
         return 404
     if isinstance(err, RouteNotAllowedError):
         return 403
+    if isinstance(err, NotBridgeableError):
+        return 400
     if isinstance(err, InfeasibleError):
         return 503 if circuits_only(err.decision) else 422
     if isinstance(err, AllAttemptsFailed):

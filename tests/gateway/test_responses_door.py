@@ -8,11 +8,14 @@ sends is checked against the SDK's own types."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+
+from modelroute.records.stores.sqlite import SqliteStore
 
 from ..responses_shapes import (
     CALL_SEQUENCE,
@@ -188,6 +191,37 @@ async def test_what_only_the_responses_api_serves_goes_native_or_is_a_400() -> N
         assert caught.value.body["param"] == "previous_response_id"
         # The refused requests reached no upstream: nothing was sent with a part left out.
         assert [e for e, _ in upstream(gw)] == ["/v1/responses", "/v1/chat/completions"]
+
+
+async def test_the_stored_record_of_a_refused_bridge_says_400_as_the_client_got(
+    tmp_path: Path,
+) -> None:
+    """The status is decided once, before the record is written: the client's 400 and the
+    stored record's agree (and a route that is infeasible for another reason stays 422)."""
+    search: Any = [{"type": "web_search"}]
+    async with gateway(RESPONSES_POLICY, config(), store=SqliteStore(tmp_path / "r.db")) as gw:
+        client = sdk_client(gw)
+        with pytest.raises(openai.BadRequestError) as plain:
+            await client.responses.create(model="bridged", input="hello", tools=search)
+        with pytest.raises(openai.BadRequestError) as streamed:
+            await client.responses.create(model="bridged", input="hi", tools=search, stream=True)
+        with pytest.raises(openai.UnprocessableEntityError) as other:  # bridgeable, too long
+            await client.responses.create(model="bridged", input="hi", max_output_tokens=10**9)
+    refused = [plain.value, streamed.value]
+    assert all(isinstance(e.body, dict) and e.body["code"] == "not_bridgeable" for e in refused)
+    store = SqliteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        for error, status in [*((e, 400) for e in refused), (other.value, 422)]:
+            stored = await store.get(error.response.headers["x-modelroute-request-id"])
+            assert stored is not None and stored["http_status"] == error.status_code == status
+            assert stored["endpoint"] == "responses"
+            assert stored["status"] == ("client_error" if status == 400 else "infeasible")
+            assert stored["decision"]["rejections"][0]["model"] == "primary"
+            if status == 400:
+                assert "web_search" in stored["error"] and "tools[0]" in stored["error"]
+    finally:
+        await store.close()
 
 
 async def test_native_requests_go_as_sent_and_bridged_ones_translated() -> None:

@@ -12,11 +12,11 @@ from modelroute.errors import (
     InfeasibleError,
     LimitError,
     ModelrouteError,
-    RequestError,
+    NotBridgeableError,
     RouteNotAllowedError,
     UnknownRouteError,
 )
-from modelroute.statuses import circuits_only, failed_status
+from modelroute.statuses import error_status
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
@@ -92,64 +92,62 @@ def _record_headers(err: ModelrouteError) -> dict[str, str]:
 
 
 def http_error(err: Exception) -> HttpError:
+    """The response to ``err``; its status is ``error_status``'s, as the record's is."""
     if not isinstance(err, ModelrouteError):
         return HttpError(500, "internal_error", "internal error; see the gateway log", {}, {})
     headers = _record_headers(err)
+    status = error_status(err)
     if isinstance(err, UnknownRouteError):
-        return HttpError(
-            404,
-            "model_not_found",
-            f"{err}; available routes and aliases: {', '.join(err.known)}",
-            {},
-            headers,
-        )
+        message = f"{err}; available routes and aliases: {', '.join(err.known)}"
+        return HttpError(status, "model_not_found", message, {}, headers)
     if isinstance(err, RouteNotAllowedError):
-        return HttpError(403, "route_not_allowed", str(err), {}, headers)
+        return HttpError(status, "route_not_allowed", str(err), {}, headers)
     if isinstance(err, InfeasibleError):
-        d = err.decision
-        if circuits_only(d):
-            # Every candidate is only temporarily out (open circuit, Retry-After cool-down):
-            # a passing condition, so 503 and not 422.
-            return HttpError(
-                503,
-                "circuits_open",
-                f"route {d.route!r}: every candidate's circuit is open; retry shortly",
-                {"rejections": [r.to_dict() for r in d.rejections]},
-                {**headers, "retry-after": "1"},
-            )
-        return HttpError(
-            422,
-            "infeasible",
-            f"route {d.route!r}: no model satisfies the constraints",
-            {"rejections": [r.to_dict() for r in d.rejections]},
-            headers,
-        )
+        return _infeasible(err, status, headers)
     if isinstance(err, AllAttemptsFailed):
-        failure = err.failure
-        status = failed_status(failure.cls)
-        if failure.retry_after_s is not None and status == 503:
-            headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
-        attempts = [
-            {
-                "model": a.model,
-                "outcome": a.outcome,
-                "failure": a.failure,
-                "status": a.status,
-                "message": a.message,
-                "latency_ms": round(a.latency_ms, 1),
-            }
-            for a in err.attempts
-        ]
-        return HttpError(
-            status,
-            failure.cls.value,
-            f"all attempts failed; deciding failure: {failure.cls.value}: {failure.message}",
-            {"attempts": attempts},
-            headers,
-        )
+        return _failed(err, status, headers)
     if isinstance(err, LimitError):
         headers["retry-after"] = str(max(1, round(err.retry_after_s)))
-        return HttpError(429, err.code, str(err), dict(err.details), headers)
-    if isinstance(err, RequestError):
-        return HttpError(400, "invalid_request", str(err), {}, headers)
-    return HttpError(400, "invalid_request", str(err), {}, headers)
+        return HttpError(status, err.code, str(err), dict(err.details), headers)
+    return HttpError(status, "invalid_request", str(err), {}, headers)
+
+
+def _infeasible(err: InfeasibleError, status: int, headers: dict[str, str]) -> HttpError:
+    d = err.decision
+    rejections = {"rejections": [r.to_dict() for r in d.rejections]}
+    if isinstance(err, NotBridgeableError):  # a Responses API request (400): name the part
+        details = {"param": err.param, **rejections}
+        return HttpError(status, "not_bridgeable", str(err), details, headers)
+    if status == 503:
+        # Every candidate is only temporarily out (open circuit, Retry-After cool-down):
+        # a passing condition, so 503 and not 422.
+        message = f"route {d.route!r}: every candidate's circuit is open; retry shortly"
+        return HttpError(
+            status, "circuits_open", message, rejections, {**headers, "retry-after": "1"}
+        )
+    message = f"route {d.route!r}: no model satisfies the constraints"
+    return HttpError(status, "infeasible", message, rejections, headers)
+
+
+def _failed(err: AllAttemptsFailed, status: int, headers: dict[str, str]) -> HttpError:
+    failure = err.failure
+    if failure.retry_after_s is not None and status == 503:
+        headers["retry-after"] = str(max(1, round(failure.retry_after_s)))
+    attempts = [
+        {
+            "model": a.model,
+            "outcome": a.outcome,
+            "failure": a.failure,
+            "status": a.status,
+            "message": a.message,
+            "latency_ms": round(a.latency_ms, 1),
+        }
+        for a in err.attempts
+    ]
+    return HttpError(
+        status,
+        failure.cls.value,
+        f"all attempts failed; deciding failure: {failure.cls.value}: {failure.message}",
+        {"attempts": attempts},
+        headers,
+    )

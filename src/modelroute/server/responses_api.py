@@ -5,8 +5,9 @@ any chat request (same planner, limits, fallbacks, records and headers), and ans
 ``response`` object or the Responses API's stream events (``responses_reply``). A model
 with the ``responses`` capability is sent the request as the client wrote it; any other its
 Chat Completions translation. A request the translation cannot carry, on a route with no
-model that serves the Responses API, is a 400 naming what cannot be bridged. Errors leave
-in OpenAI's error format.
+model that serves the Responses API, is a 400 naming what cannot be bridged
+(``NotBridgeableError``, classified where the record is written, so both say 400). Errors
+leave in OpenAI's error format.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from modelroute.errors import InfeasibleError
-from modelroute.planner.decision import Reason
-from modelroute.request_fields import RESPONSES_NATIVE_ONLY, RESPONSES_REQUEST
+from modelroute.request_fields import RESPONSES_REQUEST
 from modelroute.router import Router
 from modelroute.server.access import IDENTITY
 from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
@@ -64,7 +63,7 @@ class ResponsesDoor:
             else:
                 result = await self.router.chat(body, headers, endpoint=ENDPOINT, identity=identity)
         except Exception as exc:
-            error = self._error(exc, body)
+            error = http_error(exc)
             await send_json(send, error.status, error.openai(), error.headers.items())
             return
         request = body[RESPONSES_REQUEST]
@@ -80,34 +79,6 @@ class ResponsesDoor:
         model = result.completion.model_reported or self._model_id(result.headers)
         answer = completion_to_response(result.completion, request, response_id, model, created)
         await send_json(send, 200, answer, result.headers.items())
-
-    def _error(self, exc: Exception, body: dict[str, Any]) -> HttpError:
-        """A request only the Responses API can serve, on a route whose every model is only
-        reachable through the bridge, is the client's to change: 400, naming why."""
-        error = http_error(exc)
-        reasons = body.get(RESPONSES_NATIVE_ONLY)
-        if not reasons or not isinstance(exc, InfeasibleError):
-            return error
-        decision = exc.decision
-        models = self.router.policy.models
-        bridged_only = all(
-            r.model in models and "responses" not in models[r.model].capabilities
-            for r in decision.rejections
-        )
-        lacking = any(
-            r.reason is Reason.MISSING_CAPABILITY and "responses" in (r.detail or "")
-            for r in decision.rejections
-        )
-        if not (bridged_only and lacking):
-            return error
-        message = (
-            f"this request cannot be bridged through Chat Completions, and no model of route "
-            f"{decision.route!r} serves the Responses API (capability 'responses'): "
-            + "; ".join(reasons)
-        )
-        param = str(reasons[0]).split(":", 1)[0]
-        details = {"param": param, "rejections": error.details.get("rejections", [])}
-        return HttpError(400, "not_bridgeable", message, details, error.headers)
 
     def _model_id(self, headers: Mapping[str, str]) -> str:
         """The model that answered, as its provider named it (else the policy's model id)."""
