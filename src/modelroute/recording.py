@@ -269,16 +269,18 @@ async def replay_chunks(completion: Completion, include_usage: bool) -> AsyncIte
         "model": body.get("model", ""),
         "system_fingerprint": body.get("system_fingerprint"),
     }
-    message = ((body.get("choices") or [{}])[0]).get("message") or {}
+    first = (body.get("choices") or [{}])[0]
+    message = first.get("message") or {}
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
     if message.get("tool_calls"):
         delta["tool_calls"] = [{**tc, "index": i} for i, tc in enumerate(message["tool_calls"])]
     if message.get(THINKING_BLOCKS):
         blocks = message[THINKING_BLOCKS]
         delta[THINKING_BLOCKS] = [{**block, "index": i} for i, block in enumerate(blocks)]
-    yield StreamChunk.from_openai(
-        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-    )
+    choice = {"index": 0, "delta": delta, "finish_reason": None}
+    if first.get("logprobs"):  # the client asked for them (else the client view has none)
+        choice["logprobs"] = first["logprobs"]
+    yield StreamChunk.from_openai({**base, "choices": [choice]})
     yield StreamChunk.from_openai(
         {
             **base,

@@ -13,6 +13,9 @@ Every answer is checked: never a 5xx (the upstream is healthy, so not even 502/5
 a hang, every error in the endpoint's own format, every answer a valid completion, message or
 stream, and all of it conforming to the document.
 
+``/v1/responses`` is fuzzed on a policy with one model that serves the Responses API (its
+route forwards requests as sent) and others that only the Chat Completions bridge reaches.
+
 The document is fuzzed in three variants: as served; without the routing headers, so invalid
 bodies are not all stopped by an invalid header first; and with ``stream`` required, so
 invalid bodies reach the streaming path too.
@@ -33,6 +36,7 @@ import orjson
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from pydantic import ValidationError
 from schemathesis import BaseSchema, Case, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -44,12 +48,33 @@ from schemathesis.specs.openapi.checks import (
 from modelroute.features import LIMIT_HEADERS, TASK_HEADER
 from modelroute.server.openapi import openapi_spec
 
+from ..responses_shapes import valid_event, valid_response
 from .fixtures import POLICY, sim_config
 from .harness import gateway
+
+# The shared policy, plus a model whose upstream serves the Responses API and its own route.
+FUZZ_POLICY = POLICY.replace(
+    "routes:\n",
+    """  native:
+    provider: openai
+    base_url: "{sim}"
+    model_id: secondary-sim
+    allow_floating: true
+    prices: {input: 3.0, output: 6.0}
+    context_window: 64000
+    capabilities: [tools, json_mode, responses]
+    latency: {p50_ms: 30, p95_ms: 80}
+routes:
+  served:
+    strategy: {kind: fixed, models: [native]}
+""",
+)
 
 CHAT = "POST /v1/chat/completions"
 MESSAGES = "POST /v1/messages"
 COUNT = "POST /v1/messages/count_tokens"
+RESPONSES_DOOR = "POST /v1/responses"
+ROUTED = (CHAT, MESSAGES, RESPONSES_DOOR)
 MODELS = "GET /v1/models"
 MODEL = "GET /v1/models/{model_id}"
 GETS = (MODELS, MODEL, "GET /healthz", "GET /readyz")
@@ -65,13 +90,16 @@ FUZZ: dict[tuple[str, str], dict[GenerationMode, int]] = {
     ("body", MESSAGES): {POSITIVE: 60, NEGATIVE: 90},
     ("streamed", MESSAGES): {POSITIVE: 40, NEGATIVE: 40},
     ("body", COUNT): {POSITIVE: 30, NEGATIVE: 40},
+    ("served", RESPONSES_DOOR): {POSITIVE: 50, NEGATIVE: 50},
+    ("body", RESPONSES_DOOR): {POSITIVE: 70, NEGATIVE: 90},
+    ("streamed", RESPONSES_DOOR): {POSITIVE: 40, NEGATIVE: 40},
     **{("served", label): {POSITIVE: 5} for label in GETS},
 }
 # Coverage cases of the served document's body fields would all carry the minimal header
 # values (a 0 USD cost ceiling) and stop at 422; the header-less variants reach the upstreams.
 COVERAGE = (
     [("served", label) for label in GETS]
-    + [(variant, label) for variant in ("body", "streamed") for label in (CHAT, MESSAGES)]
+    + [(variant, label) for variant in ("body", "streamed") for label in ROUTED]
     + [("body", COUNT)]
 )
 MIN_FUZZED = 1000
@@ -86,8 +114,8 @@ CHECKS = [
     response_schema_conformance,
 ]
 # What the policy knows, so valid requests reach the upstreams instead of stopping at a 404.
-ROUTE_NAMES = ["chat", "assistant", "cheap-only", "triage", "hedged"]
-MODEL_NAMES = ["primary", "secondary", "claude"]
+ROUTE_NAMES = ["chat", "assistant", "cheap-only", "triage", "hedged", "served"]
+MODEL_NAMES = ["primary", "secondary", "claude", "native"]
 ROUTING_HEADERS = {TASK_HEADER, *LIMIT_HEADERS}
 OPENAI_ERROR_TYPES = {"invalid_request_error", "upstream_error", "service_unavailable", "timeout"}
 ANTHROPIC_ERROR_TYPES = {
@@ -97,7 +125,12 @@ ANTHROPIC_ERROR_TYPES = {
     "api_error",
     "overloaded_error",
 }
-REQUESTS = ("ChatCompletionRequest", "MessagesRequest", "MessageCountTokensRequest")
+REQUESTS = (
+    "ChatCompletionRequest",
+    "MessagesRequest",
+    "MessageCountTokensRequest",
+    "ResponsesRequest",
+)
 RESPONSES = {
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -110,6 +143,8 @@ RESPONSES = {
     "ModelList",
     "AnthropicModelInfo",
     "AnthropicModelList",
+    "Response",
+    "ResponseStreamEvent",
 }
 
 
@@ -128,7 +163,8 @@ def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
     still drop it or make it an unknown name). Nested request objects are closed and
     free-form ones (tool parameters, JSON schemas) kept small: valid requests stay realistic
     and generation is several times faster. The request objects themselves stay open:
-    unknown top-level fields pass through to the upstream."""
+    unknown top-level fields pass through to the upstream (but a Responses request's: the
+    bridge refuses those, so valid requests would rarely get through)."""
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     for name, schema in schemas.items():
@@ -138,6 +174,8 @@ def _tailored(spec: dict[str, Any]) -> dict[str, Any]:
             for prop in schema["properties"].values():
                 _close(prop)
             schema["maxProperties"] = 10
+            if name == "ResponsesRequest":  # what the bridge does not know it refuses (400)
+                schema["additionalProperties"] = False
         else:
             _close(schema)
     names = {"enum": ROUTE_NAMES + MODEL_NAMES}
@@ -173,7 +211,7 @@ def _close(schema: Any) -> None:
 
 
 def _routed(spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    return (spec["paths"][path]["post"] for path in ("/v1/chat/completions", "/v1/messages"))
+    return (spec["paths"][label.split(" ")[1]]["post"] for label in ROUTED)
 
 
 def _without_routing_headers(spec: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +328,27 @@ def _anthropic_stream(response: Response) -> None:
         assert orjson.loads(data).get("type") == name, (name, data)
 
 
+def _responses_stream(response: Response) -> None:
+    """The Responses API's events, each valid for the SDK's model of its type, numbered in
+    order, ending in ``response.completed`` (or ``response.incomplete``): never a failure."""
+    events = _events(response)
+    names = [name for name, _ in events]
+    assert names[:2] == ["response.created", "response.in_progress"], names
+    assert names[-1] in ("response.completed", "response.incomplete"), names
+    assert "error" not in names and "response.failed" not in names, response.content[-300:]
+    for number, (name, data) in enumerate(events):
+        event = orjson.loads(data)
+        assert event.get("type") == name and event.get("sequence_number") == number, event
+        valid_event(event)
+
+
+def _responses_object(body: Any) -> None:
+    response = valid_response(body)
+    assert response.status in ("completed", "incomplete"), body
+    assert response.output, f"an empty response: {body!r}"
+    assert response.usage is not None and response.usage.output_tokens >= 0, body
+
+
 def _anthropic_caller(label: str, case: Case[Any]) -> bool:
     """Whether errors (and model lists) answer in Anthropic's format."""
     headers = {name.lower() for name in case.headers or {}}
@@ -332,6 +391,13 @@ def _check(label: str, case: Case[Any], response: Response) -> None:
             _anthropic_stream(response)
         else:
             _anthropic_message(_json(response))
+    elif label == RESPONSES_DOOR:
+        if status >= 400:
+            _openai_error(response)
+        elif streamed:
+            _responses_stream(response)
+        else:
+            _responses_object(_json(response))
     elif label not in (COUNT, MODELS, MODEL):
         assert status == 200, response.content[:500]
     case.validate_response(response, checks=CHECKS)
@@ -360,12 +426,12 @@ class Runner:
         took = time.monotonic() - started
         mode = case.meta.generation.mode.value if case.meta is not None else "?"
         self.tally.statuses[f"{phase}/{variant}", label, mode, response.status_code] += 1
-        if label in (CHAT, MESSAGES) and case.method.upper() == "POST":
+        if label in ROUTED and case.method.upper() == "POST":
             self.tally.routed += 1
         try:
             assert took < TIMEOUT_S, f"took {took:.1f} s"
             _check(label, case, response)
-        except AssertionError as exc:
+        except (AssertionError, ValidationError) as exc:
             exc.add_note(f"{phase}/{variant}: reproduce with: {case.as_curl_command()}")
             raise
 
@@ -428,7 +494,7 @@ def _fuzz(url: str) -> Tally:
 
 async def test_fuzz_the_http_api_from_its_openapi_document() -> None:
     started = time.monotonic()
-    async with gateway(POLICY, _fast_sim()) as gw:
+    async with gateway(FUZZ_POLICY, _fast_sim()) as gw:
         tally = await asyncio.to_thread(_fuzz, gw.url)
         records = gw.records()
     summary = "\n".join(f"  {k}: {v}" for k, v in sorted(tally.statuses.items()))

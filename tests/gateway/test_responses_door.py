@@ -259,6 +259,73 @@ async def test_native_requests_go_as_sent_and_bridged_ones_translated() -> None:
         assert "responses_request" not in sent_bridged and "input" not in sent_bridged
 
 
+def _token_logprobs(logprobs: Any) -> list[tuple[str, float, int]]:
+    return [(lp["token"], lp["logprob"], len(lp["top_logprobs"])) for lp in logprobs]
+
+
+async def test_bridged_answers_carry_the_logprobs_asked_for_plain_and_streamed() -> None:
+    asked: Any = {"include": ["message.output_text.logprobs"], "top_logprobs": 2}
+    async with gateway(RESPONSES_POLICY, config()) as gw:
+        plain = await sdk_client(gw).responses.create(model="bridged", input="hello", **asked)
+        part = plain.output[0].content[0]  # type: ignore[union-attr]
+        assert part.type == "output_text" and part.logprobs
+        expected = _token_logprobs(lp.model_dump() for lp in part.logprobs)
+        assert "".join(t for t, _, _ in expected) == "primary answer"
+        assert all(lp < 0 and top == 2 for _, lp, top in expected)
+        _, events = await raw_stream(gw, model="bridged", input="hello", **asked)
+        deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+        # Each delta carries its own tokens' logprobs, in the events' shape (no bytes).
+        assert all("".join(lp["token"] for lp in e["logprobs"]) == e["delta"] for e in deltas)
+        assert all("bytes" not in lp for e in deltas for lp in e["logprobs"])
+        streamed = [lp for e in deltas for lp in e["logprobs"]]
+        assert _token_logprobs(streamed) == expected
+        (done,) = [e for e in events if e["type"] == "response.output_text.done"]
+        assert _token_logprobs(done["logprobs"]) == expected
+        final = events[-1]["response"]["output"][0]["content"][0]
+        assert _token_logprobs(final["logprobs"]) == expected
+        assert all(lp["bytes"] == list(lp["token"].encode()) for lp in final["logprobs"])
+        # The SDK's stream helper reads them into its final response too.
+        async with sdk_client(gw).responses.stream(model="bridged", input="hi", **asked) as s:
+            read = await s.get_final_response()
+        text = read.output[0].content[0]  # type: ignore[union-attr]
+        assert text.type == "output_text" and text.logprobs
+        assert _token_logprobs(lp.model_dump() for lp in text.logprobs) == expected
+        # A cascade's answer accepted early is replayed as a stream: with the logprobs asked
+        # for, and none when not asked (though the router asked on its own account, for the
+        # confidence that accepted it).
+        _, events = await raw_stream(gw, model="triage", input="hello", **asked)
+        deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+        assert _token_logprobs(lp for e in deltas for lp in e["logprobs"]) == expected
+        for route in ("bridged", "triage"):
+            _, events = await raw_stream(gw, model=route, input="hello")
+            texts = [e for e in events if e["type"].startswith("response.output_text.")]
+            assert texts and all(e["logprobs"] == [] for e in texts)
+            assert events[-1]["response"]["output"][0]["content"][0]["logprobs"] == []
+        sent = [body for _, body in upstream(gw)]
+        assert [b.get("logprobs") for b in sent] == [True, True, True, True, None, True]
+
+
+async def test_a_chat_stream_replaying_a_cascade_answer_keeps_the_logprobs_asked_for() -> None:
+    async with gateway(RESPONSES_POLICY, config()) as gw:
+        stream = await sdk_client(gw).chat.completions.create(
+            model="triage",
+            messages=[{"role": "user", "content": "hello"}],
+            logprobs=True,
+            top_logprobs=2,
+            stream=True,
+        )
+        chunks = [chunk async for chunk in stream]
+        tokens = [
+            (lp.token, lp.logprob, len(lp.top_logprobs))
+            for c in chunks
+            if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+            for lp in c.choices[0].logprobs.content
+        ]
+        assert "".join(t for t, _, _ in tokens) == "primary answer"
+        assert all(lp < 0 and top == 2 for _, lp, top in tokens)
+        assert gw.records()[-1].escalations == 0
+
+
 async def test_a_failing_native_upstream_falls_back_to_the_bridge() -> None:
     failing = {"secondary-sim": {"script": ["server_error", "server_error"]}}
     async with gateway(RESPONSES_POLICY, config(**failing)) as gw:
@@ -329,6 +396,9 @@ async def test_the_openapi_document_describes_the_door() -> None:
     assert operation["operationId"] == "createResponse"
     schemas = spec["components"]["schemas"]
     assert set(schemas["Response"]["required"]) <= set(answer.json())
-    assert all(set(schemas["ResponseStreamEvent"]["required"]) <= set(e) for e in events)
+    event = schemas["ResponseStreamEvent"]
+    assert event["required"] == ["event", "data"]
+    data = event["properties"]["data"]["contentSchema"]
+    assert all(set(data["required"]) <= set(e) for e in events)
     assert schemas["ResponsesRequest"]["required"] == ["model", "input"]
     assert set(operation["responses"]) >= {"200", "400", "404", "422", "502"}

@@ -109,6 +109,59 @@ def test_malformed_requests_name_their_param(request_body: dict[str, Any], param
     assert caught.value.param == param
 
 
+# Values the Responses API refuses in parameters a response repeats: refused up front, or the
+# response would repeat them and no client could read it.
+REFUSED_ECHOES: list[tuple[dict[str, Any], str]] = [
+    ({"text": {"verbosity": ""}}, "text.verbosity"),
+    ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+    ({"reasoning": {"summary": 1}}, "reasoning.summary"),
+    ({"service_tier": "gold"}, "service_tier"),
+    ({"truncation": "middle"}, "truncation"),
+    ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),
+    ({"user": 7}, "user"),
+    ({"top_logprobs": 21}, "top_logprobs"),
+    ({"top_logprobs": 1.5}, "top_logprobs"),
+    ({"temperature": 2.5}, "temperature"),
+    ({"top_p": -0.1}, "top_p"),
+    ({"max_tool_calls": 0}, "max_tool_calls"),
+    ({"metadata": {"tenant": 1}}, "metadata.tenant"),
+    ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": "{}"}]}, "tools[0].parameters"),
+]
+
+
+@pytest.mark.parametrize(("fields", "param"), REFUSED_ECHOES)
+def test_what_a_response_would_repeat_unreadably_is_refused(
+    fields: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(BridgeError) as caught:
+        responses_to_chat({"model": "m", "input": "x", **fields})
+    assert caught.value.param == param and param in str(caught.value)
+
+
+def test_what_the_api_takes_is_repeated_readably() -> None:
+    fields: dict[str, Any] = {
+        "text": {"verbosity": "low"},
+        "reasoning": {"effort": "minimal"},
+        "service_tier": "flex",
+        "top_logprobs": 2.0,  # a whole number, as JavaScript clients may send it
+        "metadata": {"tenant": "acme"},
+        "tools": None,  # null: the default, as the API reads it
+        "tool_choice": None,
+    }
+    request = {"model": "m", "input": "x", **fields}
+    body = responses_to_chat(request)
+    completion = Completion.from_openai(
+        {"id": "c", "model": "m", "choices": [{"index": 0, "message": {"content": "hi"}}]}
+    )
+    response = valid_response(
+        completion_to_response(completion, body["responses_request"], "resp_a", "m", 1)
+    )
+    assert response.tools == [] and response.tool_choice == "auto"
+    assert response.text is not None and response.text.verbosity == "low"
+    assert response.service_tier == "flex" and response.top_logprobs == 2
+
+
 def test_a_bridged_answer_is_a_valid_response() -> None:
     completion = Completion.from_openai(
         {

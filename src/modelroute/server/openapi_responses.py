@@ -22,12 +22,54 @@ from modelroute.server.openapi_common import (
     ref,
 )
 
+_CONTENT = {
+    "anyOf": [
+        STRING,
+        {
+            "type": "array",
+            "items": obj({"type": STRING, "text": STRING}, ("type",)),
+            "description": "Content parts: input_text, output_text, input_image (image_url) "
+            "are bridged; others need a model that serves the Responses API.",
+        },
+    ]
+}
 _ITEM = {
-    "type": "object",
     "description": "An input item: a message (`role`, `content`), a `function_call`, a "
     "`function_call_output`; other item types need a model that serves the Responses API.",
-    "properties": {"type": STRING, "role": STRING},
+    "anyOf": [
+        obj(
+            {
+                "type": {"const": "message"},
+                "role": {"enum": ["user", "assistant", "system", "developer"]},
+                "content": _CONTENT,
+            },
+            ("role", "content"),
+        ),
+        obj(
+            {
+                "type": {"const": "function_call"},
+                "call_id": STRING,
+                "name": STRING,
+                "arguments": STRING,
+            },
+            ("type", "call_id", "name", "arguments"),
+        ),
+        obj(
+            {"type": {"const": "function_call_output"}, "call_id": STRING, "output": _CONTENT},
+            ("type", "call_id", "output"),
+        ),
+        obj({"type": STRING}, ("type",)),
+    ],
 }
+_TOOL_CHOICE = {
+    "anyOf": [
+        {"enum": ["auto", "none", "required"]},
+        obj({"type": {"const": "function"}, "name": STRING}, ("type", "name")),
+        obj({"type": STRING}, ("type",)),
+    ]
+}
+_EFFORT = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+_SUMMARY = ["auto", "concise", "detailed"]
 _USAGE = obj(
     {
         "input_tokens": INT,
@@ -59,12 +101,28 @@ RESPONSES_SCHEMAS: dict[str, Schema] = {
                 "description": "Function tools are bridged; built-in tools (web_search, ...) "
                 "need a model that serves the Responses API.",
             },
-            "tool_choice": {"anyOf": [{"enum": ["auto", "none", "required"]}, {"type": "object"}]},
-            "text": obj({"format": obj({"type": STRING}, ("type",)), "verbosity": STRING}),
-            "reasoning": obj({"effort": NULLABLE_STRING, "summary": NULLABLE_STRING}),
-            "metadata": obj(ROUTING_METADATA, additionalProperties=STRING),
+            "tool_choice": _TOOL_CHOICE,
+            "text": obj(
+                {
+                    "format": obj({"type": STRING}, ("type",)),
+                    "verbosity": nullable({"enum": ["low", "medium", "high"]}),
+                }
+            ),
+            "reasoning": obj(
+                {"effort": nullable({"enum": _EFFORT}), "summary": nullable({"enum": _SUMMARY})}
+            ),
+            "metadata": obj(
+                ROUTING_METADATA,
+                additionalProperties={"type": "string", "maxLength": 512},
+                maxProperties=16,
+            ),
             "previous_response_id": NULLABLE_STRING,
             "store": nullable({"type": "boolean"}),
+            "parallel_tool_calls": nullable({"type": "boolean"}),
+            "service_tier": nullable({"enum": ["auto", "default", "flex", "scale", "priority"]}),
+            "truncation": nullable({"enum": ["auto", "disabled"]}),
+            "top_logprobs": nullable({"type": "integer", "minimum": 0, "maximum": 20}),
+            "user": NULLABLE_STRING,
         },
         ("model", "input"),
         additionalProperties=True,
@@ -84,9 +142,19 @@ RESPONSES_SCHEMAS: dict[str, Schema] = {
         ("id", "object", "created_at", "model", "output"),
     ),
     "ResponseStreamEvent": obj(
-        {"type": STRING, "sequence_number": INT},
-        ("type", "sequence_number"),
-        description="response.created, response.in_progress, response.output_item.added, "
+        {
+            "event": STRING,
+            "data": {
+                "type": "string",
+                "contentMediaType": JSON,
+                "contentSchema": obj(
+                    {"type": STRING, "sequence_number": INT}, ("type", "sequence_number")
+                ),
+            },
+        },
+        ("event", "data"),
+        description="One server-sent event; `data.type` repeats the event name: "
+        "response.created, response.in_progress, response.output_item.added, "
         "response.content_part.added, response.output_text.delta..., "
         "response.output_text.done, response.content_part.done, response.output_item.done, "
         "response.completed (response.incomplete); a stream broken after its first byte ends "

@@ -14,7 +14,8 @@ What the translation cannot carry (built-in tools such as ``web_search``,
 items, file inputs, parameters the bridge does not know) is listed, with where it was found,
 under ``RESPONSES_NATIVE_ONLY``: the planner then keeps only models with the ``responses``
 capability, and when there are none the door answers 400, naming each. Nothing is dropped in
-silence. A malformed request is a ``BridgeError`` (400 with its ``param``).
+silence. A malformed request is a ``BridgeError`` (400 with its ``param``), as is a value the
+Responses API refuses in a parameter a response repeats (``responses_checks``).
 """
 
 from __future__ import annotations
@@ -24,14 +25,9 @@ from typing import Any
 import orjson
 
 from modelroute.request_fields import RESPONSES_NATIVE_ONLY, RESPONSES_REQUEST, whole_count
+from modelroute.server.responses_checks import BridgeError, check_echoed, check_function_tool
 
-
-class BridgeError(ValueError):
-    """A malformed Responses request: ``param`` names the field, as OpenAI's errors do."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+__all__ = ["BridgeError", "responses_to_chat"]
 
 
 # Parameters copied unchanged (Chat Completions has the same field, with the same meaning).
@@ -65,6 +61,7 @@ def responses_to_chat(body: object) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BridgeError("Missing required parameter: 'model'.", "model")
+    check_echoed(body)
     native: list[str] = []
     request = dict(body)
     out: dict[str, Any] = {"model": model, "messages": _messages(body, native)}
@@ -99,17 +96,10 @@ def responses_to_chat(body: object) -> dict[str, Any]:
 
 
 def _copy_same(out: dict[str, Any], body: dict[str, Any]) -> None:
-    for key in _SAME:
+    for key in _SAME:  # their values are checked (``check_echoed``)
         value = body.get(key)
-        if value is None:
-            continue
-        if key in ("temperature", "top_p") and (
-            isinstance(value, bool) or not isinstance(value, int | float)
-        ):
-            raise BridgeError(f"Invalid type for '{key}': expected a decimal.", key)
-        if key == "metadata" and not isinstance(value, dict):
-            raise BridgeError("Invalid type for 'metadata': expected an object.", key)
-        out[key] = value
+        if value is not None:
+            out[key] = value
 
 
 # -- input --------------------------------------------------------------------------------
@@ -247,6 +237,7 @@ def _tools(out: dict[str, Any], body: dict[str, Any], native: list[str]) -> None
             continue
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise BridgeError(f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name")
+        check_function_tool(tool, f"tools[{i}]")
         function = {"name": tool["name"]}
         for key in ("description", "parameters", "strict"):
             if tool.get(key) is not None:

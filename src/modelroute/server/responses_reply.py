@@ -70,7 +70,7 @@ def response_object(
 ) -> dict[str, Any]:
     """A ``response`` object; ``finish_reason`` (Chat Completions') says why it is
     incomplete when ``status`` is ``incomplete``."""
-    echoed = {key: request.get(key, default) for key, default in _ECHOED.items()}
+    echoed = {key: _echo(request.get(key), default) for key, default in _ECHOED.items()}
     incomplete = None
     if status == "incomplete":
         incomplete = {"reason": _INCOMPLETE.get(finish_reason or "", "max_output_tokens")}
@@ -87,6 +87,11 @@ def response_object(
         "output": output,
         "usage": usage_object(usage),
     }
+
+
+def _echo(sent: object, default: Any) -> Any:
+    """A parameter as sent; its default when sent as ``null`` (the API's own reading)."""
+    return default if sent is None else sent
 
 
 def status_of(finish_reason: str | None) -> str:
@@ -153,6 +158,24 @@ def _logprob(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _chunk_logprobs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tokens of a Chat Completions chunk's logprobs (choice 0), as a text part keeps
+    them (an upstream sends them only when the client asked: a cascade's early answer, asked
+    on the router's account, reaches the client without them)."""
+    choices = data.get("choices") or []
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    content = (first.get("logprobs") or {}).get("content")
+    if not isinstance(content, list):
+        return []
+    return [_logprob(item) for item in content if isinstance(item, dict)]
+
+
+def _event_logprob(logprob: dict[str, Any]) -> dict[str, Any]:
+    """A text part's logprob as the delta and done events carry it (without the bytes)."""
+    top = [{"token": t["token"], "logprob": t["logprob"]} for t in logprob["top_logprobs"]]
+    return {"token": logprob["token"], "logprob": logprob["logprob"], "top_logprobs": top}
+
+
 def _message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "message",
@@ -210,7 +233,7 @@ class StreamToResponses:
             self._usage = chunk.usage
         out = self._start(chunk.data.get("model"))
         if chunk.content:
-            out += self._delta(chunk.content)
+            out += self._delta(chunk.content, _chunk_logprobs(chunk.data))
         if chunk.tool_call:
             choices = chunk.data.get("choices") or []
             delta = (choices[0].get("delta") or {}) if choices else {}
@@ -281,7 +304,7 @@ class StreamToResponses:
     def _tail(self) -> str:
         return self.response_id.removeprefix("resp_")
 
-    def _delta(self, text: str) -> bytes:
+    def _delta(self, text: str, logprobs: list[dict[str, Any]]) -> bytes:
         out = b""
         item = self._text
         if item is None:
@@ -293,12 +316,12 @@ class StreamToResponses:
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
             part = {"type": "response.content_part.added", **where, "part": _text_part("")}
             out += self._event(part)
-            item["text"] = ""
+            item["text"], item["logprobs"] = "", []
         item["text"] += text
+        item["logprobs"] += logprobs
         where = {"item_id": item["id"], "output_index": item["index"], "content_index": 0}
-        return out + self._event(
-            {"type": "response.output_text.delta", **where, "delta": text, "logprobs": []}
-        )
+        delta = {"type": "response.output_text.delta", **where, "delta": text}
+        return out + self._event({**delta, "logprobs": [_event_logprob(lp) for lp in logprobs]})
 
     def _call(self, call: dict[str, Any]) -> bytes:
         index_given = call.get("index")
@@ -339,12 +362,12 @@ class StreamToResponses:
         item, self._text = self._text, None
         if item is None:
             return b""
-        index, text = item["index"], item["text"]
+        index, text, logprobs = item["index"], item["text"], item["logprobs"]
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        out = self._event(
-            {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
-        )
+        text_done = {"type": "response.output_text.done", **where, "text": text}
+        out = self._event({**text_done, "logprobs": [_event_logprob(lp) for lp in logprobs]})
         part = _text_part(text)
+        part["logprobs"] = logprobs
         out += self._event({"type": "response.content_part.done", **where, "part": part})
         done = _message_item(item["id"], status_of(self._finish), [part])
         self._output.append(done)
