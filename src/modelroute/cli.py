@@ -252,6 +252,18 @@ def app_factory() -> Any:
     help="Where circuit breakers, rate limits, budgets and the response cache are kept: in "
     "each process, or in Redis, shared by every worker and replica.",
 )
+@click.option(
+    "--cache-max-entries",
+    metavar="N",
+    help="The in-process response cache's bound on entries (least recently used out first); "
+    "default 10000. Not with --state redis://... (the cache is Redis's).",
+)
+@click.option(
+    "--cache-max-bytes",
+    metavar="SIZE",
+    help="The in-process response cache's bound on the entries' encoded size: 64MB, 512KB, "
+    "or bytes; default 64MB. An answer larger than a tenth of it is not kept.",
+)
 @_options(*drift_serve_options)
 @_options(*dashboard_options)
 @_options(*access_serve_options)
@@ -281,6 +293,8 @@ def serve(
     feedback_token: str | None,
     quality_refresh: str,
     state_url: str,
+    cache_max_entries: str | None,
+    cache_max_bytes: str | None,
     drift_every: str | None,
     drift_since: str,
     drift_baseline: str,
@@ -316,6 +330,7 @@ def serve(
         "quality_refresh_s": _seconds("--quality-refresh", quality_refresh),
         "workers": workers,  # each keeps its share of the daily shadow budgets
         "state_url": _checked_state_url(state_url, workers),
+        **_cache_limits(cache_max_entries, cache_max_bytes, state_url),
     }  # fmt: skip
     options["feedback_token_env"] = token_env = token_env_of("--feedback-token", feedback_token)
     options["drift"] = drift_settings(
@@ -356,6 +371,35 @@ def _seconds(option: str, text: str) -> float:
         _fail(f"{option}: {text!r} is not a duration above zero (30s, 5m, 1h)")
     assert found is not None
     return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3}  # fmt: skip
+
+
+def _cache_limits(entries: str | None, size: str | None, state_url: str) -> dict[str, int]:
+    """``--cache-max-entries`` and ``--cache-max-bytes``: whole numbers above zero (a size
+    may carry a unit), for the in-process cache only."""
+    from modelroute.state.backends import MEMORY
+
+    limits: dict[str, int] = {}
+    if entries is not None:
+        if not re.fullmatch(r"\d+", entries.strip()) or int(entries) < 1:
+            _fail(f"--cache-max-entries: {entries!r} is not a whole number above zero")
+        limits["cache_max_entries"] = int(entries)
+    if size is not None:
+        found = re.fullmatch(r"(\d+)\s*([a-z]*)", size.strip().lower())
+        if found is None or found.group(2) not in _SIZE_UNITS or int(found.group(1)) < 1:
+            _fail(f"--cache-max-bytes: {size!r} is not a size above zero (64MB, 512KB, 1000000)")
+        assert found is not None
+        limits["cache_max_bytes"] = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+    if limits and state_url != MEMORY:
+        given = " and ".join("--" + name.replace("_", "-") for name in limits)
+        _fail(
+            f"{given}: bound the in-process response cache; with --state redis://... the "
+            "cache lives in Redis (bound it with Redis's maxmemory)"
+        )
+    return limits
 
 
 def _checked_state_url(url: str, workers: int) -> str:

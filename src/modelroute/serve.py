@@ -225,6 +225,8 @@ def build_router(
     workers: int = 1,
     stats: StatsSource | None = None,
     state_url: str = "memory",
+    cache_max_entries: int | None = None,
+    cache_max_bytes: int | None = None,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
@@ -232,7 +234,8 @@ def build_router(
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
     where the circuit breakers, rate limits, budgets and response cache are shared
-    (``state/backends.py``), and sessions' pins too (``modelroute.sessions``)."""
+    (``state/backends.py``), and sessions' pins too (``modelroute.sessions``);
+    ``cache_max_entries`` and ``cache_max_bytes`` bound the in-process response cache."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -261,6 +264,15 @@ def build_router(
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
     backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    if cache_max_entries is not None or cache_max_bytes is not None:
+        from modelroute.cache import MemoryCache
+        from modelroute.cache.memory import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
+
+        memory = MemoryCache(
+            max_entries=cache_max_entries or DEFAULT_MAX_ENTRIES,
+            max_bytes=cache_max_bytes or DEFAULT_MAX_BYTES,
+        )
+        backend = backend._replace(cache=memory)
     router = Router(
         policy,
         circuits=backend.circuits,
