@@ -231,7 +231,8 @@ def build_router(
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
-    where the circuit breakers, rate limits and budgets are shared (``state/backends.py``)."""
+    where the circuit breakers, rolling statistics, rate limits and budgets are shared
+    (``state/backends.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -259,6 +260,8 @@ def build_router(
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
     backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    if backend.stats is not None:
+        extra.append(backend.stats)
     router = Router(
         policy,
         circuits=backend.circuits,
@@ -271,6 +274,8 @@ def build_router(
         quality_refresh_s=quality_refresh_s,
         stats=stats,
     )
+    if backend.stats is not None:
+        backend.stats.attach(router.rolling)
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s; state: %s",

@@ -70,6 +70,8 @@ routes:
     strategy: {{kind: fixed, models: [broken, sim]}}
   plain:
     strategy: {{kind: fixed, models: [sim]}}
+  measured:
+    strategy: {{kind: fixed, models: [sim]}}
 """
 
 
@@ -99,6 +101,10 @@ class Cluster:
             [sys.executable, str(HERE / "load.py"), str(path)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+
+    def only(self, *indices: int) -> Cluster:
+        """The same cluster, its load sent to these replicas only."""
+        return Cluster([self.bases[i] for i in indices], self.procs, self.pg_url, self.tmp)
 
     def circuits(self, i: int) -> dict[str, str]:
         return dict(get_json(f"{self.bases[i]}/readyz")[1]["circuits"])

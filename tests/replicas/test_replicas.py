@@ -60,6 +60,31 @@ def test_a_circuit_opened_on_one_replica_opens_on_the_others(cluster: Cluster) -
     ] * 4
 
 
+def test_latency_measured_on_one_replica_is_planned_with_on_the_others(
+    cluster: Cluster,
+) -> None:
+    first = cluster.only(0).load(route="measured", requests=30, concurrency=3)
+    assert [r["status"] for r in first] == [200] * 30
+    measured = cluster.wait_for_records([r["request_id"] for r in first])
+    latencies = sorted(r["attempts"][0]["latency_ms"] for r in measured.values())
+    probes = 0
+    deadline = time.monotonic() + PATIENCE_S
+    for i in (1, 2):  # neither served the route before: they plan with replica 0's figures
+        while True:
+            (probe,) = cluster.only(i).load(route="measured", requests=1, concurrency=1)
+            probes += 1
+            rid = probe["request_id"]
+            stats = cluster.wait_for_records([rid])[rid]["planner_input"]["stats"]
+            seen = stats["routes"].get("measured", {}).get("sim")
+            if seen is not None:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.3)
+        assert seen["samples"] >= 30 > probes  # more attempts than this side ever made
+        assert latencies[0] <= seen["latency_p50_ms"] <= latencies[-1], (seen, latencies)
+        assert seen["error_rate"] == 0.0
+
+
 def test_stopping_a_replica_mid_load_loses_no_record_it_answered(cluster: Cluster) -> None:
     load = cluster.start_load(route="plain", requests=600, concurrency=9, pause_s=0.01)
     assert load.stdout is not None
