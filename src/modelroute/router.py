@@ -50,7 +50,14 @@ from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
-from modelroute.state.admission import Account, Admission, Shortfall, has_limits, reserve_usd
+from modelroute.state.admission import (
+    Account,
+    Admission,
+    Shortfall,
+    has_limits,
+    model_limited,
+    reserve_usd,
+)
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.limits import MemoryCounters
@@ -334,7 +341,8 @@ class Router:
                     short = await self.limits.reserve(route, account, decision, request_id)
                 if short is not None:
                     raise self.limits.refuse_budget(route, short)
-            await self.limits.rate(route, account, decision, request_id)
+            model = model_limited(builder.policy.models, decision)
+            await self.limits.rate(route, account, decision, request_id, model)
         except LimitError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None
@@ -605,8 +613,8 @@ class Router:
 
 
 def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:
-    """Does the request count against a route's or its key's limits?"""
-    if has_limits(policy.routes[decision.route]):
+    """Does the request count against a route's, its key's or its model's limits?"""
+    if has_limits(policy.routes[decision.route]) or model_limited(policy.models, decision):
         return True
     return identity is not None and (identity.budget is not None or not identity.limits.unlimited)
 

@@ -59,6 +59,15 @@ models:
     prices: {{input: 1, output: 2}}
     context_window: 32000
     latency: {{p50_ms: 20, p95_ms: 50}}
+  quota:
+    provider: simulator
+    base_url: http://127.0.0.1:{sim}/v1
+    model_id: sim-v1
+    allow_floating: true
+    prices: {{input: 1000, output: 2000}}
+    context_window: 32000
+    latency: {{p50_ms: 20, p95_ms: 50}}
+    rate_limit: {{requests_per_minute: 60}}
 routes:
   limited:
     rate_limit: {{requests_per_minute: 100, per: route}}
@@ -72,6 +81,10 @@ routes:
     strategy: {{kind: fixed, models: [sim]}}
   measured:
     strategy: {{kind: fixed, models: [sim]}}
+  quota-a:
+    strategy: {{kind: fixed, models: [quota]}}
+  quota-b:
+    strategy: {{kind: fixed, models: [quota]}}
 """
 
 

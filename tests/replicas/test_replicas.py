@@ -24,6 +24,24 @@ def test_a_rate_limit_holds_across_replicas(cluster: Cluster) -> None:
     assert refused["error"]["rate_limit"]["requests_per_minute"] == 100
 
 
+def test_a_models_rate_limit_holds_across_replicas_and_routes(cluster: Cluster) -> None:
+    loads = [cluster.start_load(route=r, requests=100) for r in ("quota-a", "quota-b")]
+    results = []
+    for load in loads:
+        out, _ = load.communicate(timeout=600)
+        assert load.returncode == 0
+        results += [json.loads(line) for line in out.splitlines() if line.strip()]
+    statuses = Counter(r["status"] for r in results)
+    assert statuses[200] + statuses[429] == 200, statuses
+    assert 58 <= statuses[200] <= 62, statuses  # one limit of 60 for the model, not 3 x 2 x 60
+    assert len(Counter(r["base"] for r in results if r["status"] == 200)) == 3
+    refused = next(r for r in results if r["status"] == 429)
+    assert refused["error"]["rate_limit"] == {
+        "of": "model 'quota'", "requests_per_minute": 60, "tokens_per_minute": None,
+        "per": "model",
+    }  # fmt: skip
+
+
 def test_a_budget_holds_across_replicas_streams_included(cluster: Cluster) -> None:
     results = cluster.load(route="paid", requests=150, stream_share=0.5, max_tokens=20)
     statuses = Counter(r["status"] for r in results)

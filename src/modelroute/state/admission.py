@@ -18,14 +18,14 @@ import asyncio
 import calendar
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelroute.errors import BudgetExceededError, RateLimitedError
 from modelroute.identity import ClientIdentity
 from modelroute.planner import Decision
-from modelroute.policy.compiled import BudgetRule, RateRule, Route
+from modelroute.policy.compiled import BudgetRule, Model, RateRule, Route
 from modelroute.records.record import RequestRecord
 from modelroute.state.limits import BudgetCheck, Counters, RateCheck
 
@@ -208,21 +208,36 @@ class Admission:
             max(1.0, budget["resets_at"] - self._clock()),
         )
 
-    def rates(self, route: Route, account: Account) -> list[tuple[str, RateRule, str]]:
+    def rates(
+        self, route: Route, account: Account, model: Model | None = None
+    ) -> list[tuple[str, RateRule, str]]:
+        """The rate limits a request takes from: (counter key, rule, whose), the route's,
+        the caller key's own, then those of ``model`` (the one it calls first)."""
         out = []
         if route.rate_limit is not None:
             scope = rate_scope(route.rate_limit, route.name, account)
             out.append((f"rate:{scope}", route.rate_limit, f"route {route.name!r}"))
         if account.rate is not None and account.key_id is not None:
             out.append((f"rate:key:{account.key_id}", account.rate, "this API key"))
+        if model is not None and model.rate_limit is not None:
+            scope = f"model:{model.name}"
+            if model.rate_limit.per == "key":
+                scope += f":key:{account.key_id or ANONYMOUS}"
+            out.append((f"rate:{scope}", model.rate_limit, f"model {model.name!r}"))
         return out
 
     async def rate(
-        self, route: Route, account: Account, decision: Decision, request_id: str
+        self,
+        route: Route,
+        account: Account,
+        decision: Decision,
+        request_id: str,
+        model: Model | None = None,
     ) -> None:
         """Take the request from every rate limit that applies (all or none), or raise
-        ``RateLimitedError``."""
-        rates = self.rates(route, account)
+        ``RateLimitedError``. ``model``: the model the decision calls first, whose own
+        limit applies too (fallbacks and escalations to other models are not counted)."""
+        rates = self.rates(route, account, model)
         if not rates:
             return
         tokens = decision.prompt_tokens + decision.output_tokens
@@ -326,6 +341,13 @@ def _budget_details(
 
 def has_limits(route: Route) -> bool:
     return route.rate_limit is not None or route.budget is not None
+
+
+def model_limited(models: Mapping[str, Model], decision: Decision) -> Model | None:
+    """The model the decision calls first, if it has a rate limit of its own."""
+    chosen = decision.chosen
+    model = models.get(chosen) if chosen is not None else None
+    return model if model is not None and model.rate_limit is not None else None
 
 
 def limited_routes(routes: Sequence[Route]) -> list[str]:
