@@ -23,6 +23,7 @@ from modelroute.engine import (
     Executor,
     Relay,
     StreamEnd,
+    route_of,
 )
 from modelroute.errors import (
     InfeasibleError,
@@ -330,7 +331,7 @@ class Router:
         short for the decision refuses it (429) or, with ``on_budget: degrade``, plans again
         with what is left as the cost ceiling: only cheaper models that fit it remain, and the
         decision's notes say so."""
-        route = builder.policy.routes[decision.route]
+        route = route_of(builder.policy, decision)
         account = Account.of(builder.record.client_key_id, identity)
         request_id = builder.record.request_id
         try:
@@ -362,10 +363,12 @@ class Router:
         ctx = ctx._replace(limits=ctx.limits._replace(max_cost_usd=ceiling))
         ctx = ctx._replace(notes=(*ctx.notes, note))
         builder.record.planner_input = PlannerInput(ctx, stats)
-        degraded = plan(ctx, builder.policy, stats)
+        # A learned route keeps the scores it was planned with (replay reads them the same way).
+        scores = None if decision.learned is None else dict(decision.learned.scores)
+        degraded = plan(ctx, builder.policy, stats, scores)
         builder.decided(degraded)
         if not degraded.tiers:
-            raise self.limits.refuse_budget(builder.policy.routes[decision.route], short)
+            raise self.limits.refuse_budget(route_of(builder.policy, decision), short)
         return degraded
 
     def prompt_tokens(self, body: Any, headers: Mapping[str, str] | None = None) -> int:
@@ -614,7 +617,7 @@ class Router:
 
 def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:
     """Does the request count against a route's, its key's or its model's limits?"""
-    if has_limits(policy.routes[decision.route]) or model_limited(policy.models, decision):
+    if has_limits(route_of(policy, decision)) or model_limited(policy.models, decision):
         return True
     return identity is not None and (identity.budget is not None or not identity.limits.unlimited)
 

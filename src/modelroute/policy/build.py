@@ -25,6 +25,7 @@ from modelroute.policy.schema import (
     ModelRateLimit,
     ModelSpec,
     Objective,
+    OnBudget,
     PolicySpec,
     QualityCompare,
     QualitySettings,
@@ -394,9 +395,12 @@ def _policy_hash(
     if body["defaults"]["quality"] == {"min_samples": QualitySettings().min_samples}:
         del body["defaults"]["quality"]
     for route in body["routes"].values():
-        for option in ("quality", "shadow"):  # added later: unused, no change to the hash
+        # added later: unused, no change to the hash
+        for option in ("quality", "shadow", "rate_limit", "budget"):
             if route[option] is None:
                 del route[option]
+        if route["on_budget"] == OnBudget.REJECT.value:
+            del route["on_budget"]
     body["resolved_prices"] = {
         name: [m.prices.input, m.prices.output, m.prices.cached_input, m.prices.cache_write]
         for name, m in models.items()
