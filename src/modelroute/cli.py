@@ -329,7 +329,7 @@ def serve(
         _policy_or_exit(canary_path)  # a canary that does not load stops here
     options["access"] = access_settings(
         policy, store, keys_mode, _seconds("--keys-refresh", keys_refresh), canary_path,
-        canary_percent, canary_sticky, policy_sync,
+        canary_percent, canary_sticky, policy_sync, options["state_url"],
     )  # fmt: skip
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     for env in (token_env, admin_env):
