@@ -327,23 +327,25 @@ class Router:
     async def _admit(
         self, builder: RecordBuilder, decision: Decision, identity: ClientIdentity | None
     ) -> Decision:
-        """The route's budget, then its rate limit (``state/admission.py``); a budget too
-        short for the decision refuses it (429) or, with ``on_budget: degrade``, plans again
-        with what is left as the cost ceiling: only cheaper models that fit it remain, and the
+        """The budgets and rate limits of the route, the caller's key and the first model,
+        taken together (``state/admission.py``: one Redis script); a budget too short for
+        the decision refuses it (429) or, with ``on_budget: degrade``, plans again with what
+        is left as the cost ceiling: only cheaper models that fit it remain, and the
         decision's notes say so."""
         route = route_of(builder.policy, decision)
         account = Account.of(builder.record.client_key_id, identity)
         request_id = builder.record.request_id
+        models = builder.policy.models
         try:
-            short = await self.limits.reserve(route, account, decision, request_id)
+            model = model_limited(models, decision)
+            short = await self.limits.admit(route, account, decision, request_id, model)
             if short is not None:
                 if route.budget is not None and route.budget.on_budget == "degrade":
                     decision = self._degrade(builder, decision, short)
-                    short = await self.limits.reserve(route, account, decision, request_id)
+                    model = model_limited(models, decision)
+                    short = await self.limits.admit(route, account, decision, request_id, model)
                 if short is not None:
                     raise self.limits.refuse_budget(route, short)
-            model = model_limited(builder.policy.models, decision)
-            await self.limits.rate(route, account, decision, request_id, model)
         except LimitError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None

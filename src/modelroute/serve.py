@@ -225,6 +225,7 @@ def build_router(
     workers: int = 1,
     stats: StatsSource | None = None,
     state_url: str = "memory",
+    records_durable: bool = False,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
@@ -232,7 +233,8 @@ def build_router(
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
     where the circuit breakers, rolling statistics, rate limits and budgets are shared
-    (``state/backends.py``)."""
+    (``state/backends.py``). ``records_durable``: each record journaled to disk before its
+    answer leaves (``records/journal.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -244,7 +246,7 @@ def build_router(
     store = open_store(store_url) if store_url else None
     records: RecordSink
     if store is not None:
-        writer = RecordWriter(store, spool_dir)
+        writer = RecordWriter(store, spool_dir, durable=records_durable)
         metrics = MetricsSink(
             queue_depth=lambda: writer.queue_depth, spool_size=lambda: writer.spool_size
         )

@@ -27,7 +27,7 @@ from modelroute.identity import ClientIdentity
 from modelroute.planner import Decision
 from modelroute.policy.compiled import BudgetRule, Model, RateRule, Route
 from modelroute.records.record import RequestRecord
-from modelroute.state.limits import BudgetCheck, Counters, RateCheck
+from modelroute.state.limits import BudgetCheck, BudgetVerdict, Counters, RateCheck
 
 log = logging.getLogger("modelroute.state")
 
@@ -162,6 +162,42 @@ class Admission:
             out.append((f"budget:key:{account.key_id}:{name}", account.budget, "this API key"))
         return out
 
+    async def admit(
+        self,
+        route: Route,
+        account: Account,
+        decision: Decision,
+        request_id: str,
+        model: Model | None = None,
+    ) -> Shortfall | None:
+        """Reserve the decision's estimated cost in every budget and take the request from
+        every rate limit (``model``'s too: the one the decision calls first), all in one
+        call to the counters (one Redis script) and all or nothing. ``None``: admitted (or
+        nothing applies); a ``Shortfall`` when a budget is short (to degrade or refuse);
+        ``RateLimitedError`` when a rate limit is full."""
+        budgets = self.budgets(route, account)
+        rates = self.rates(route, account, model)
+        if not budgets and not rates:
+            return None
+        now, usd = self._clock(), reserve_usd(decision)
+        tokens = decision.prompt_tokens + decision.output_tokens
+        try:
+            verdict = await self.counters.admit(
+                _budget_checks(budgets, now), request_id, usd, _hold_s(route),
+                _rate_checks(rates), tokens,
+            )  # fmt: skip
+        except Exception as exc:  # any client error: Redis down, timeouts, protocol
+            self._budget_unreachable(budgets, usd, now, exc)
+            self._rate_unreachable(rates, exc)
+            return None
+        if not verdict.budget.admitted:
+            return self._shortfall(budgets, verdict.budget, usd, now)
+        if not verdict.rate.admitted:
+            _, rule, whose = rates[verdict.rate.refused]
+            raise _rate_error(whose, rule, "over its rate limit", verdict.rate.retry_after_s)
+        self._took(request_id, budgets, rates, tokens)
+        return None
+
     async def reserve(
         self, route: Route, account: Account, decision: Decision, request_id: str
     ) -> Shortfall | None:
@@ -170,33 +206,70 @@ class Admission:
         budgets = self.budgets(route, account)
         if not budgets:
             return None
-        now = self._clock()
-        usd = reserve_usd(decision)
-        checks = [
-            BudgetCheck(key, rule.usd, period_of(rule, now)[1] + 86_400) for key, rule, _ in budgets
-        ]
+        now, usd = self._clock(), reserve_usd(decision)
+        checks = _budget_checks(budgets, now)
         try:
             verdict = await self.counters.reserve(checks, request_id, usd, _hold_s(route))
         except Exception as exc:  # any client error: Redis down, timeouts, protocol
-            fail_open = all(rule.fail_open for _, rule, _ in budgets)
-            self._failed("budget", fail_open, exc)
-            if fail_open:
-                return None
-            _, rule, whose = next(b for b in budgets if not b[1].fail_open)
-            raise BudgetExceededError(
-                f"{whose}: its budget cannot be checked now (shared state unreachable) and "
-                "it is set to refuse then",
-                {"budget": _budget_details(rule, period_of(rule, now)[0], None, usd, whose)},
-                5.0,
-            ) from None
-        if verdict.admitted:
-            self._ticket(request_id).budget_keys += tuple(k for k, _, _ in budgets)
+            self._budget_unreachable(budgets, usd, now, exc)
             return None
+        if verdict.admitted:
+            self._took(request_id, budgets, [], 0)
+            return None
+        return self._shortfall(budgets, verdict, usd, now)
+
+    def _budget_unreachable(
+        self, budgets: list[tuple[str, BudgetRule, str]], usd: float, now: float, exc: Exception
+    ) -> None:
+        """The counters failed: admit (each budget fails open) or refuse."""
+        if not budgets:
+            return
+        fail_open = all(rule.fail_open for _, rule, _ in budgets)
+        self._failed("budget", fail_open, exc)
+        if fail_open:
+            return
+        _, rule, whose = next(b for b in budgets if not b[1].fail_open)
+        raise BudgetExceededError(
+            f"{whose}: its budget cannot be checked now (shared state unreachable) and "
+            "it is set to refuse then",
+            {"budget": _budget_details(rule, period_of(rule, now)[0], None, usd, whose)},
+            5.0,
+        ) from None
+
+    def _rate_unreachable(self, rates: list[tuple[str, RateRule, str]], exc: Exception) -> None:
+        if not rates:
+            return
+        fail_open = all(rule.fail_open for _, rule, _ in rates)
+        self._failed("rate_limit", fail_open, exc)
+        if not fail_open:
+            _, rule, whose = next(r for r in rates if not r[1].fail_open)
+            raise _rate_error(whose, rule, "its rate limit cannot be checked now", 1.0) from None
+
+    def _shortfall(
+        self,
+        budgets: list[tuple[str, BudgetRule, str]],
+        verdict: BudgetVerdict,
+        usd: float,
+        now: float,
+    ) -> Shortfall:
         _, rule, whose = budgets[verdict.refused]
         name, ends = period_of(rule, now)
         left = verdict.left_usd[verdict.refused]
-        details = _budget_details(rule, name, left, usd, whose, ends)
-        return Shortfall(left, {"budget": details})
+        return Shortfall(left, {"budget": _budget_details(rule, name, left, usd, whose, ends)})
+
+    def _took(
+        self,
+        request_id: str,
+        budgets: list[tuple[str, BudgetRule, str]],
+        rates: list[tuple[str, RateRule, str]],
+        tokens: int,
+    ) -> None:
+        """What the request holds until its record settles it."""
+        ticket = self._ticket(request_id)
+        ticket.budget_keys += tuple(k for k, _, _ in budgets)
+        if rates:
+            ticket.rate_keys += tuple(k for k, _, _ in rates)
+            ticket.tokens = tokens
 
     def refuse_budget(self, route: Route, shortfall: Shortfall) -> BudgetExceededError:
         budget = shortfall.details["budget"]
@@ -241,23 +314,15 @@ class Admission:
         if not rates:
             return
         tokens = decision.prompt_tokens + decision.output_tokens
-        checks = [RateCheck(k, r.requests_per_minute, r.tokens_per_minute) for k, r, _ in rates]
         try:
-            verdict = await self.counters.rate(checks, tokens)
+            verdict = await self.counters.rate(_rate_checks(rates), tokens)
         except Exception as exc:
-            fail_open = all(rule.fail_open for _, rule, _ in rates)
-            self._failed("rate_limit", fail_open, exc)
-            if fail_open:
-                return
-            _, rule, whose = next(r for r in rates if not r[1].fail_open)
-            raise _rate_error(whose, rule, "its rate limit cannot be checked now", 1.0) from None
-        if verdict.admitted:
-            ticket = self._ticket(request_id)
-            ticket.rate_keys += tuple(k for k, _, _ in rates)
-            ticket.tokens = tokens
+            self._rate_unreachable(rates, exc)
             return
-        _, rule, whose = rates[verdict.refused]
-        raise _rate_error(whose, rule, "over its rate limit", verdict.retry_after_s)
+        if not verdict.admitted:
+            _, rule, whose = rates[verdict.refused]
+            raise _rate_error(whose, rule, "over its rate limit", verdict.retry_after_s)
+        self._took(request_id, [], rates, tokens)
 
     def _ticket(self, request_id: str) -> Ticket:
         ticket = self._held.get(request_id)
@@ -306,6 +371,14 @@ class Admission:
         """Wait for the settlements under way, then close the counters."""
         await self.settled()
         await self.counters.aclose()
+
+
+def _budget_checks(budgets: list[tuple[str, BudgetRule, str]], now: float) -> list[BudgetCheck]:
+    return [BudgetCheck(k, rule.usd, period_of(rule, now)[1] + 86_400) for k, rule, _ in budgets]
+
+
+def _rate_checks(rates: list[tuple[str, RateRule, str]]) -> list[RateCheck]:
+    return [RateCheck(k, r.requests_per_minute, r.tokens_per_minute) for k, r, _ in rates]
 
 
 def _rate_error(whose: str, rule: RateRule, why: str, retry_s: float) -> RateLimitedError:
