@@ -196,6 +196,9 @@ class Unreachable:
     async def admit(self, *args: object) -> AdmitVerdict:
         raise ConnectionError("Connection refused")
 
+    async def finish(self, *args: object) -> None:
+        raise ConnectionError("Connection refused")
+
     async def spent(self, key: str) -> float:
         raise ConnectionError("Connection refused")
 

@@ -81,6 +81,18 @@ async def test_admission_reserves_and_rates_in_one_call_all_or_nothing(
     await counters.aclose()
 
 
+async def test_finishing_settles_the_budget_and_corrects_the_tokens(counters: Counters) -> None:
+    budget = [BudgetCheck("usd", 1.0, 4_102_444_800)]
+    rate = [RateCheck("tk", None, 1000)]
+    assert (await counters.admit(budget, "r1", 0.5, 60, rate, 800)).admitted
+    assert not (await counters.admit(budget, "r2", 0.1, 60, rate, 300)).admitted  # tokens
+    await counters.finish(["usd"], "r1", 0.2, ["tk"], -700)  # cost 0.2, used 100 tokens
+    assert await counters.spent("usd") == pytest.approx(0.2)
+    verdict = await counters.admit(budget, "r2", 0.1, 60, rate, 300)
+    assert verdict.admitted and verdict.budget.left_usd[0] == pytest.approx(0.8)
+    await counters.aclose()
+
+
 async def test_concurrent_clients_never_admit_past_a_limit(redis_prefix: str) -> None:
     clients = [RedisCounters(connect(REDIS_URL), redis_prefix) for _ in range(6)]
     check = [RateCheck("rl", 100, None)]

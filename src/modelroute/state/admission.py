@@ -353,11 +353,8 @@ class Admission:
         task.add_done_callback(self._pending.discard)
 
     async def _settle(self, ticket: Ticket, request_id: str, usd: float, extra: int) -> None:
-        try:
-            if ticket.budget_keys:
-                await self.counters.settle(ticket.budget_keys, request_id, usd)
-            if ticket.rate_keys and extra:
-                await self.counters.add_tokens(ticket.rate_keys, extra)
+        try:  # one call (one Redis script) for the budgets and the rate limits
+            await self.counters.finish(ticket.budget_keys, request_id, usd, ticket.rate_keys, extra)
         except Exception as exc:
             # The reservation lapses on its own; the actual spend is not counted.
             self._failed("settle", True, exc)

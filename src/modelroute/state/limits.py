@@ -81,6 +81,13 @@ class Counters(Protocol):
         """Replace the request's reservation by its actual cost ``usd``."""
         ...
 
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        """``settle`` and ``add_tokens`` at once (with Redis: one script)."""
+        ...
+
     async def admit(
         self,
         budgets: Sequence[BudgetCheck],
@@ -204,6 +211,15 @@ class MemoryCounters:
             for check in budgets:
                 self._budgets[check.key].held.pop(request_id, None)
         return AdmitVerdict(budget, rate)
+
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        if budget_keys:
+            await self.settle(budget_keys, request_id, usd)
+        if rate_keys and tokens:
+            await self.add_tokens(rate_keys, tokens)
 
     async def spent(self, key: str) -> float:
         budget = self._budgets.get(key)

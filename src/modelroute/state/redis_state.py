@@ -178,6 +178,27 @@ return 0
 """
 
 
+# A request's end: KEYS, its budgets' then its rate limits'; ARGV: the number of budget keys,
+# request id, actual usd, the tokens to add to the current second (its usage minus the
+# estimate charged).
+_FINISH = """
+local nb = tonumber(ARGV[1])
+for i = 1, nb do
+  redis.call('HDEL', KEYS[i], 'r:' .. ARGV[2])
+  if tonumber(ARGV[3]) > 0 then redis.call('HINCRBYFLOAT', KEYS[i], 'spent', ARGV[3]) end
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], 3024000) end
+end
+if tonumber(ARGV[4]) ~= 0 then
+  local sec = redis.call('TIME')[1]
+  for i = nb + 1, #KEYS do
+    redis.call('HINCRBY', KEYS[i], 't:' .. sec, ARGV[4])
+    redis.call('EXPIRE', KEYS[i], 61)
+  end
+end
+return 0
+"""
+
+
 def connect(url: str, timeout_s: float = 0.5) -> Redis:
     """A client that gives up quickly: a Redis that does not answer must not hold requests
     (each limit then fails open or closed, as its policy says)."""
@@ -202,6 +223,7 @@ class RedisCounters:
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._admit = client.register_script(_ADMIT)
+        self._finish = client.register_script(_FINISH)
 
     def _keys(self, keys: Sequence[str]) -> list[str]:
         return [self.prefix + k for k in keys]
@@ -254,6 +276,15 @@ class RedisCounters:
         if code == 2:
             return AdmitVerdict(budget, RateVerdict(False, index - 1, max(0.0, float(retry))))
         return AdmitVerdict(budget, RateVerdict(True))
+
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        if not budget_keys and not (rate_keys and tokens):
+            return
+        keys = self._keys([*budget_keys, *rate_keys])
+        await self._finish(keys=keys, args=[len(budget_keys), request_id, repr(usd), tokens])
 
     async def settle(self, keys: Sequence[str], request_id: str, usd: float) -> None:
         if keys:
