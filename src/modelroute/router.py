@@ -230,8 +230,9 @@ class Router:
         """Serve ``policy`` (and ``canary``, when given, beside it) from the next request on.
         Requests already planned finish on the policy they started with. Both must be valid
         (loaded): their models' providers are added here, and raise ``PolicyError`` if a
-        kind is unknown, before anything changes. Breaker settings, shadow rules and the
-        shadow worker stay those of the policy the router started with."""
+        kind is unknown, before anything changes. The circuit breakers take the new
+        policies' settings (``configure``, when the circuit state has it); shadow rules and
+        the shadow worker stay those of the policy the router started with."""
         policies = (policy, *((canary.policy,) if canary is not None else ()))
         built = [
             build_providers(
@@ -247,6 +248,9 @@ class Router:
                 self._api_keys.update(resolve_api_keys(p))
             if self.measured is not None and self.measured.models is not None:
                 self.measured.models = self.measured.models | frozenset(p.models)
+        configure = getattr(self.breakers, "configure", None)
+        if configure is not None:  # the policy's own settings win over the canary's
+            configure({m.name: m.breaker for p in policies[::-1] for m in p.models.values()})
         self.policy, self.canary = policy, canary
 
     def _arm(

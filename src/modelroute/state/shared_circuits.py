@@ -164,6 +164,11 @@ class SharedBreakers:
         self.state = local.state
         self.snapshot = local.snapshot
 
+    def configure(self, settings: Mapping[str, BreakerPolicy]) -> None:
+        """A reloaded policy's breaker settings, here and in what is written to Redis."""
+        self.local.configure(settings)
+        self._settings.update(settings)
+
     def _queue(self, model: str, event: str) -> None:
         queued = self._events.get(model)
         if queued is None:
