@@ -51,6 +51,7 @@ RUNNERS = {
     "readme:llama": "test_ci_runs_the_readme_test_commands",
     "readme:calibrate": "calibration/test_cli_calibrate.py",
     "readme:shadow": "test_example_classify.py",
+    "readme:simulate": "simulate/test_cli_simulate.py",
     "readme:dashboard": "test_dashboard_block",
 }
 

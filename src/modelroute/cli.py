@@ -255,8 +255,8 @@ def app_factory() -> Any:
     default="memory",
     show_default=True,
     metavar="memory|redis://...",
-    help="Where circuit breakers, rate limits and budgets are kept: in each process, or in "
-    "Redis, shared by every worker and replica.",
+    help="Where circuit breakers, rate limits, budgets and the response cache are kept: in "
+    "each process, or in Redis, shared by every worker and replica.",
 )
 @_options(*drift_serve_options)
 @_options(*dashboard_options)
@@ -495,12 +495,13 @@ def _register_record_commands() -> None:
     from modelroute.cli_keys import keys
     from modelroute.cli_outcomes import outcomes
     from modelroute.cli_records import export, logs, show, stats
+    from modelroute.cli_simulate import simulate
     from modelroute.cli_train import train_command
     from modelroute.cli_ui import ui
 
     commands = (
         logs, show, stats, export, replay, outcomes, eval_command, calibrate, audit, drift, ui,
-        keys, compare, train_command,
+        keys, compare, simulate, train_command,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)

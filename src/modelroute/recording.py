@@ -176,6 +176,17 @@ class RecordBuilder:
         r.answer = _content(completion.content, self.content)
         r.ttft_ms = r.latency_ms
 
+    def finish_cached(self, model: str, saved_usd: float, completion: Completion) -> None:
+        """A request answered from the response cache: no attempt, no cost, what it saved."""
+        r = self.record
+        r.latency_ms = self._elapsed_ms()
+        r.final_model = model
+        r.final_reported_model = completion.model_reported
+        r.final_fingerprint = completion.fingerprint
+        r.answer = _content(completion.content, self.content)
+        r.ttft_ms = r.latency_ms
+        r.cache_hit, r.cache_saved_usd = True, saved_usd
+
     def finish_cancelled(self, attempts: list[Attempt]) -> None:
         self._totals(attempts)
         self.record.status, self.record.error = RequestStatus.CANCELLED, "the client went away"

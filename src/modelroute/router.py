@@ -15,6 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelroute.cache import HEADER as CACHE_HEADER
+from modelroute.cache import CacheGate, Lookup, MemoryCache, ResponseCache
 from modelroute.canary import BASELINE, CANARY, Canary
 from modelroute.engine import (
     AllAttemptsFailed,
@@ -138,7 +140,9 @@ class Router:
       in this process;
     - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
       declare ``shadow:``; its comparisons go to ``store``, else to memory
-      (``router.shadows.outcomes``).
+      (``router.shadows.outcomes``);
+    - ``cache``: where the response cache of routes that declare ``cache:`` keeps its
+      entries (``modelroute.cache``); in this process's memory by default, timed on ``clock``.
     """
 
     def __init__(
@@ -159,8 +163,10 @@ class Router:
         extra_sinks: Sequence[RecordSink] = (),  # the former name of ``sinks``, still taken
         quality_refresh_s: float = DEFAULT_REFRESH_S,
         limits: Admission | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.policy = policy
+        self.cache = CacheGate(cache if cache is not None else MemoryCache(clock=clock))
         # Whether a policy (by hash) has a learned route, whose scorer reads the prompt's
         # text before planning (``learned.decide``); policies change on reload and canary.
         self._learned: dict[str, bool] = {}
@@ -427,6 +433,10 @@ class Router:
         ``RouteNotAllowedError`` when ``identity`` (the authenticated caller,
         ``modelroute.identity``) may not use the selected route."""
         builder, decision = self._begin(body, headers, endpoint, False, identity)
+        lookup = await self._look_up(builder, decision, body, headers)
+        if lookup is not None and lookup.hit is not None:
+            completion, answered = self._answer_cached(builder, lookup)
+            return ChatResult(completion, builder.record, decision, answered)
         if _limited(builder.policy, decision, identity):
             decision = await self._admit(builder, decision, identity)
         executor = Executor(self.deps, builder.policy, decision, body, builder.start)
@@ -434,10 +444,44 @@ class Router:
         assert execution.answer is not None
         completion = _client_view(execution.answer.completion, body)
         builder.finish(execution, completion)
+        if lookup is not None:
+            model, cost = execution.answer.model.name, builder.record.cost_usd
+            await self.cache.keep(lookup, completion.body, model, cost)
         self.sink.submit(builder.record)
         if self.shadows is not None:
             self.shadows.offer(decision, body, completion.content, builder.record)
-        return ChatResult(completion, builder.record, decision, builder.headers())
+        return ChatResult(completion, builder.record, decision, _marked(builder, lookup))
+
+    async def _look_up(
+        self,
+        builder: RecordBuilder,
+        decision: Decision,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None,
+    ) -> Lookup | None:
+        """The response cache, for a route that has one (``modelroute.cache``)."""
+        route = builder.policy.routes.get(decision.route)
+        if route is None or route.cache is None:
+            return None
+        chosen = decision.chosen
+        model = None if chosen is None else builder.policy.models.get(chosen)
+        lookup = await self.cache.lookup(route, model, body, headers)
+        if lookup is not None:
+            builder.record.cache_hit = lookup.hit is not None
+        return lookup
+
+    def _answer_cached(
+        self, builder: RecordBuilder, lookup: Lookup
+    ) -> tuple[Completion, dict[str, str]]:
+        """A hit: its record (no attempt, cost 0, the cost saved) and its headers."""
+        hit = lookup.hit
+        assert hit is not None
+        completion = hit.completion()
+        builder.finish_cached(hit.model, hit.cost_usd, completion)
+        self.sink.submit(builder.record)
+        headers = _marked(builder, lookup)
+        headers["x-modelroute-attempts"] = "0"
+        return completion, headers
 
     async def stream(
         self,
@@ -451,16 +495,24 @@ class Router:
         every failure before it (including empty streams) has already fallen back.
         ``identity``: as for ``chat``."""
         builder, decision = self._begin(body, headers, endpoint, True, identity)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        lookup = await self._look_up(builder, decision, body, headers)
+        if lookup is not None and lookup.hit is not None:
+            completion, answered = self._answer_cached(builder, lookup)
+            replay = replay_chunks(completion, wants_usage)
+            return ChatStream(replay, builder.record, decision, answered)
         if _limited(builder.policy, decision, identity):
             decision = await self._admit(builder, decision, identity)
         executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         opened = execution.stream
         if opened is None:  # an early cascade tier's answer, accepted: replayed as a stream
             assert execution.answer is not None
             completion = _client_view(execution.answer.completion, body)
             builder.finish(execution, completion)
+            if lookup is not None:
+                model, cost = execution.answer.model.name, builder.record.cost_usd
+                await self.cache.keep(lookup, completion.body, model, cost)
             self.sink.submit(builder.record)
             chunks: AsyncIterator[StreamChunk] = replay_chunks(completion, wants_usage)
             if self.shadows is not None:
@@ -469,6 +521,8 @@ class Router:
                 )
                 chunks = _then(chunks, offer)
             headers = builder.headers(execution.answer, execution.attempts)
+            if lookup is not None:
+                headers[CACHE_HEADER] = "miss"
             return ChatStream(chunks, builder.record, decision, headers)
         attempts = execution.attempts
 
@@ -481,7 +535,11 @@ class Router:
         idle = executor.route.timeouts.attempt_ms / 1000  # the longest silence accepted
         relay = Relay(self.deps, opened, idle, wants_usage, ended)
         headers = builder.headers(opened, attempts)
-        stream = ChatStream(relay.chunks(), builder.record, decision, headers)
+        relayed = relay.chunks()
+        if lookup is not None:
+            headers[CACHE_HEADER] = "miss"
+            relayed = self.cache.keeping(lookup, relayed, partial(_kept_as, builder.record))
+        stream = ChatStream(relayed, builder.record, decision, headers)
         # A caller may drop the stream without reading it; its record must still be written.
         finalizer = weakref.finalize(stream, relay.abandon)
         finalizer.atexit = False  # at interpreter exit the sinks are gone already
@@ -557,6 +615,7 @@ class Router:
         for provider in {id(p): p for p in self.providers.values()}.values():
             await provider.aclose()
         await self.transport.aclose()
+        await self.cache.aclose()
 
     async def feedback(
         self,
@@ -619,6 +678,21 @@ class Router:
             self._runner.run(self.aclose())
             self._runner.close()
             self._runner = None
+
+
+def _marked(builder: RecordBuilder, lookup: Lookup | None) -> dict[str, str]:
+    """The response headers, with ``x-modelroute-cache`` when the cache was consulted."""
+    headers = builder.headers()
+    if lookup is not None:
+        headers[CACHE_HEADER] = "miss" if lookup.hit is None else "hit"
+    return headers
+
+
+def _kept_as(record: RequestRecord) -> tuple[str, float] | None:
+    """A relayed stream's answering model and cost, if it ended well (else nothing is kept)."""
+    if record.status != RequestStatus.OK or record.final_model is None:
+        return None
+    return record.final_model, record.cost_usd
 
 
 def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:

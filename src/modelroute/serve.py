@@ -232,9 +232,9 @@ def build_router(
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
-    where the circuit breakers, rolling statistics, rate limits and budgets are shared
-    (``state/backends.py``). ``records_durable``: each record journaled to disk before its
-    answer leaves (``records/journal.py``)."""
+    where the circuit breakers, rolling statistics, rate limits, budgets and response cache
+    are shared (``state/backends.py``). ``records_durable``: each record journaled to disk
+    before its answer leaves (``records/journal.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -268,6 +268,7 @@ def build_router(
         policy,
         circuits=backend.circuits,
         limits=backend.limits,
+        cache=backend.cache,
         sink=records,
         sinks=extra,
         store=store,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelroute.analysis import audit_sql
+from modelroute.analysis.audit_cache import cache_savings
 from modelroute.analysis.audit_change import propose
 from modelroute.analysis.audit_measure import advice
 from modelroute.analysis.audit_model import (
@@ -284,6 +285,7 @@ async def _savings(store: Store, ctx: _Context, report: AuditReport) -> None:
     keys = sorted({k for k, _, _ in moves})
     found = await audit_sql.buckets(store, keys, ctx.options.since, size)
     report.savings = savings(found, moves, first, last, size)
+    report.cache = await cache_savings(store, ctx.options.since, ctx.options.now, start, size)
 
 
 def _attach_replays(report: AuditReport) -> None:

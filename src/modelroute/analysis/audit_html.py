@@ -220,7 +220,8 @@ def render_html(report: AuditReport) -> str:
         f"<h1>modelroute audit</h1><p class='muted'>{_t(report.source)}: {t.requests:,} "
         f"requests, {_t(usd(t.spend_usd))}, since {when}; policy {_t(report.policy or '-')}"
         f"</p><p class='headline'>{_t(report.headline())}</p>"
-        f"<h2>Requests per task</h2>{_bars(report)}<h2>Spend per task and model</h2>"
+        + (f"<p>{_t(report.cache.describe())}</p>" if report.cache is not None else "")
+        + f"<h2>Requests per task</h2>{_bars(report)}<h2>Spend per task and model</h2>"
         f"{_spend(report)}<h2>Recoverable spend</h2>{_savings(report)}"
         f"<h2>Tasks</h2>{_task_table(report)}"
         + "".join(_task(i, f) for i, f in enumerate(report.tasks, 1))

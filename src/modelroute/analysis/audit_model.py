@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import orjson
 
+from modelroute.analysis.audit_cache import CacheSavings
 from modelroute.analysis.audit_quality import Evidence
 from modelroute.analysis.audit_savings import Savings
 from modelroute.analysis.audit_sql import Totals, Usage
@@ -199,6 +200,7 @@ class AuditReport:
     change: PolicyChange | None
     policy: str | None  # the policy file in force, if given
     notes: list[str] = field(default_factory=list)
+    cache: CacheSavings | None = None  # what the response cache saved
 
     @property
     def over_requests(self) -> int:
@@ -235,4 +237,5 @@ class AuditReport:
             "tasks": [task.to_dict() for task in self.tasks],
             "policy_change": None if self.change is None else self.change.to_dict(),
             "notes": self.notes,
+            "cache_savings": None if self.cache is None else self.cache.to_dict(),
         }  # fmt: skip

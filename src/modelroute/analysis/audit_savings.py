@@ -88,10 +88,17 @@ def savings(
             continue
         saved[b.bucket - first_bucket] += b.usage.spend_usd - repriced(b.usage, prices)
         requests += b.usage.requests
+    mean, low, high = monthly(saved, bucket_s)
+    return Savings(mean, low, high, span, bucket_s, requests)
+
+
+def monthly(saved: np.ndarray, bucket_s: float) -> tuple[float, float, float]:
+    """Per month (30 days): the mean of ``saved`` per bucket times the buckets in a month,
+    and its 95% percentile-bootstrap interval over the buckets (seeded)."""
     per_month = MONTH_S / bucket_s
     mean = float(saved.mean()) * per_month
-    if span < 2 or float(saved.min()) == float(saved.max()):
-        return Savings(mean, mean, mean, span, bucket_s, requests)
+    if len(saved) < 2 or float(saved.min()) == float(saved.max()):
+        return mean, mean, mean
     result = stats.bootstrap(
         (saved,),
         np.mean,
@@ -102,4 +109,4 @@ def savings(
         rng=np.random.default_rng(_SEED),
     )
     low, high = result.confidence_interval
-    return Savings(mean, float(low) * per_month, float(high) * per_month, span, bucket_s, requests)
+    return mean, float(low) * per_month, float(high) * per_month

@@ -59,6 +59,7 @@ def render_audit(report: AuditReport) -> str:
         f"policy: {report.policy or '(none given: thresholds from the recorded decisions)'}",
         "",
         report.headline(),
+        *([report.cache.describe()] if report.cache is not None else []),
         "",
     ]
     if not report.tasks:

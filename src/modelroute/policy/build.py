@@ -267,6 +267,9 @@ class _Builder:
             learned=self.learned(name, spec),
             rate_limit=_rate_rule(spec.rate_limit),
             budget=_budget_rule(spec),
+            cache=None
+            if spec.cache is None
+            else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -396,7 +399,7 @@ def _policy_hash(
         del body["defaults"]["quality"]
     for route in body["routes"].values():
         # added later: unused, no change to the hash
-        for option in ("quality", "shadow", "rate_limit", "budget"):
+        for option in ("quality", "shadow", "rate_limit", "budget", "cache"):
             if route[option] is None:
                 del route[option]
         if route["on_budget"] == OnBudget.REJECT.value:

@@ -148,6 +148,14 @@ class BudgetRule:
     fail_open: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CacheRule:
+    """A route's response cache (see ``modelroute.cache``)."""
+
+    ttl_s: float
+    allow_sampling: bool  # also cache requests that sample (temperature > 0 or unset)
+
+
 class Entry(NamedTuple):
     """One candidate of a route, in planning order, each model once (its first position).
     What the planner would otherwise look up per request is looked up here, once."""
@@ -195,6 +203,7 @@ class Route:
     learned: LearnedRule | None = None  # strategy "learned": the trained router
     rate_limit: RateRule | None = None
     budget: BudgetRule | None = None
+    cache: CacheRule | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,11 @@ plain-data form the planner reads is built in ``compile.py``.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from modelroute.failures import FailureClass
 
@@ -315,6 +316,36 @@ class OnBudget(StrEnum):
     DEGRADE = "degrade"  # only the cheaper qualified models that fit what is left
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+MAX_CACHE_TTL_S = 30 * 86_400.0
+
+
+def _seconds(value: object) -> object:
+    """``90``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"`` or ``"500ms"`` as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 30s, 10m, 1h, 2d or a number of seconds")
+    if not isinstance(value, str):
+        return value  # numbers pass on to the float check; anything else fails there
+    found = _DURATION.match(value)
+    if found is None:
+        raise ValueError("a duration such as 30s, 10m, 1h, 2d or a number of seconds")
+    return float(found.group(1)) * _UNIT_S[found.group(2) or "s"]
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_CACHE_TTL_S)]
+
+
+class CacheSpec(Strict):
+    """A route's response cache (``modelroute.cache``): an exact repeat of a request (same
+    route, model and generation fields) within ``ttl`` is answered from the cache, at no cost.
+    Requests that sample (``temperature`` above 0, or unset: providers default to sampling)
+    are never cached unless ``allow_sampling`` says a repeated sample is acceptable."""
+
+    ttl: Duration
+    allow_sampling: bool = False
+
+
 class RouteSpec(Strict):
     aliases: list[Name] = []
     description: str | None = None
@@ -333,6 +364,7 @@ class RouteSpec(Strict):
     rate_limit: RateLimit | None = None
     budget: Budget | None = None
     on_budget: OnBudget = OnBudget.REJECT
+    cache: CacheSpec | None = None
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask

@@ -22,6 +22,9 @@ scrape can be checked against them.
 - ``modelroute_unpriced_requests_total{route,model}``: records with ``price_unknown``.
 - ``modelroute_fallbacks_total{route,model}``: records for which ``is_fallback`` holds.
 - ``modelroute_escalations_total{route,model}``: the sum of records' ``escalations``.
+- ``modelroute_cache_requests_total{route,model,result}``: records that consulted the
+  response cache, ``result`` ``hit`` or ``miss`` (``cache_hit``); ``model`` the final one.
+- ``modelroute_cache_saved_usd_total{route,model}``: the sum of hits' ``cache_saved_usd``.
 - ``modelroute_circuit_state{model}``: 0 closed, 1 half-open, 2 open, read at scrape time.
 - ``modelroute_record_queue_depth``, ``modelroute_record_spool_size``: records waiting for
   the store writer, and spooled during a store outage (when their sources are given).
@@ -125,6 +128,12 @@ class _Families:
         self.unpriced = self._counter("unpriced_requests", "Requests with an unknown price.")
         self.fallbacks = self._counter("fallbacks", "Requests answered by a fallback model.")
         self.escalations = self._counter("escalations", "Cascade escalations (low confidence).")
+        self.cache = self._counter(
+            "cache_requests", "Requests that consulted the response cache.", "result"
+        )
+        self.cache_saved = self._counter(
+            "cache_saved_usd", "What cache hits' answers cost when made (US dollars), saved."
+        )
         self.circuit = Gauge(
             "modelroute_circuit_state",
             "Circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -223,6 +232,8 @@ class MetricsSink:
         self._requests: dict[tuple[str, str, str], Counter] = {}
         self._errors: dict[tuple[str, str, str], Counter] = {}
         self._attempt_failures: dict[tuple[str, str, str], Counter] = {}
+        self._cache: dict[tuple[str, str, str], Counter] = {}
+        self._cache_saved: dict[tuple[str, str], Counter] = {}
         self._circuit_states: Callable[[], dict[str, str]] | None = None
         self._queue: tuple[Callable[[], int], Gauge] | None = None
         self._spool: tuple[Callable[[], int], Gauge] | None = None
@@ -275,12 +286,23 @@ class MetricsSink:
             inc(series.unpriced, 1)
         if record.escalations > 0:
             inc(series.escalations, record.escalations)
+        if record.cache_hit is not None:
+            self._cached(record, route, model)
         if record.attempts:
             self._attempts(record, route)
             if is_fallback(record):
                 inc(series.fallbacks, 1)
         if self.multiprocess and self._clock() >= self._next_gauges:
             self._write_gauges()
+
+    def _cached(self, record: RequestRecord, route: str, model: str) -> None:
+        key = (route, model, "hit" if record.cache_hit else "miss")
+        self._inc(self._cache.get(key) or self._child(self._cache, self._f.cache, key), 1)
+        if record.cache_hit and record.cache_saved_usd:
+            saved = self._cache_saved.get((route, model))
+            if saved is None:
+                saved = self._cache_saved[(route, model)] = self._f.cache_saved.labels(route, model)
+            self._inc(saved, record.cache_saved_usd)
 
     def _attempts(self, record: RequestRecord, route: str) -> None:
         for attempt in record.attempts:

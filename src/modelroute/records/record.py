@@ -161,6 +161,12 @@ class RequestRecord:
     planner_input: PlannerInput | None = None
     # The policy arm that served it while a canary runs ("baseline" or "canary"), else None.
     arm: str | None = None
+    # The response cache (``modelroute.cache``): True answered from it (cost 0, no attempt),
+    # False looked up and missed; None when the route has no cache or the request could not
+    # be cached (it samples, asks for several choices, or said ``x-modelroute-cache: off``).
+    cache_hit: bool | None = None
+    # For a hit: what the cached answer cost when it was made (USD), saved this time.
+    cache_saved_usd: float | None = None
     # Held in memory only, never stored or serialised: the prompt text of a record that keeps
     # only its hash (or nothing), from which the store derives the template's task key.
     template_source: str | None = field(default=None, repr=False, compare=False)

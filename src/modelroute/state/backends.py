@@ -1,6 +1,6 @@
 """Choosing the state backend: ``memory`` (each process its own, the default) or a
-``redis://`` URL (every replica and worker the same breakers, rolling statistics, rate limits
-and budgets)."""
+``redis://`` URL (every replica and worker the same breakers, rolling statistics, rate limits,
+budgets and response cache)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from modelroute.cache import ResponseCache
 from modelroute.policy.compiled import Policy
 from modelroute.state.admission import Admission, ErrorHook
 from modelroute.state.breakers import Breakers
@@ -21,6 +22,7 @@ MEMORY = "memory"
 class StateBackend(NamedTuple):
     circuits: CircuitState | None  # None: the router's own in-process breakers
     limits: Admission | None  # None: the router counts its routes' limits in process
+    cache: ResponseCache | None = None  # None: the router's response cache in process memory
     # a record sink filling the router's rolling statistics from every replica's attempts
     # (``attach`` it to ``router.rolling``); None: each process its own
     stats: SharedStats | None = None
@@ -56,6 +58,7 @@ def open_state(
     if url == MEMORY:
         return StateBackend(None, None)
     url, prefix = split_prefix(url, prefix)
+    from modelroute.cache.redis_cache import RedisCache
     from modelroute.state.redis_state import RedisCounters, connect
     from modelroute.state.shared_circuits import SharedBreakers
 
@@ -65,5 +68,6 @@ def open_state(
     )
     counters = RedisCounters(connect(url), prefix)
     limits = Admission(counters, clock=clock or time.time, on_error=on_error)
+    cache = RedisCache(connect(url), prefix, on_error=on_error)
     stats = SharedStats(connect(url), prefix=prefix, on_error=on_error)
-    return StateBackend(circuits, limits, stats)
+    return StateBackend(circuits, limits, cache, stats)

@@ -53,7 +53,7 @@ BODY_FIELDS: tuple[str, ...] = (
     "task", "selected_by", "endpoint", "streamed", "http_status", "failure", "error",
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
     "usage", "price_unknown", "ttft_ms", "metadata", "prompt", "answer", "attempts",
-    "decision", "planner_input", "arm",
+    "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd",
 )  # fmt: skip
 ATTEMPT_FIELDS: tuple[str, ...] = (
     "model", "provider", "model_id", "tier", "started_ms", "latency_ms", "ttft_ms", "outcome",
@@ -176,6 +176,7 @@ class RowEncoder:
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
             r.escalations, _usage(r.usage), r.price_unknown, r.ttft_ms, r.metadata, r.prompt,
             r.answer, [_attempt(a) for a in r.attempts], decision, features, r.arm,
+            r.cache_hit, r.cache_saved_usd,
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
