@@ -325,6 +325,8 @@ def serve(
         "state_url": _checked_state_url(state_url, workers),
     }  # fmt: skip
     if records_durable:
+        if store is None:
+            _fail("--records-durable journals records on their way to a store; give --store")
         options["records_durable"] = True
     options["feedback_token_env"] = token_env = token_env_of("--feedback-token", feedback_token)
     options["drift"] = drift_settings(

@@ -48,3 +48,13 @@ def test_a_policy_sync_that_is_not_redis_exits_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--policy-sync takes a redis:// URL, or off" in done.stderr
+
+
+def test_durable_records_need_a_store(tmp_path: Path) -> None:
+    policy, _ = quickstart_policy(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelroute", "serve", str(policy), "--store", "none",
+         "--records-durable"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--records-durable" in done.stderr
