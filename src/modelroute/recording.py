@@ -203,7 +203,7 @@ class RecordBuilder:
         if attempts is None:
             attempts = r.attempts
         escalations = sum(1 for a in attempts if a.outcome == AttemptResult.LOW_CONFIDENCE)
-        return {
+        headers = {
             "x-modelroute-request-id": r.request_id,
             "x-modelroute-route": r.route or "",
             "x-modelroute-model": model or "",
@@ -213,6 +213,10 @@ class RecordBuilder:
             ),
             "x-modelroute-reason": _reason(self.decision, escalations),
         }
+        affinity = self.decision.affinity if self.decision is not None else None
+        if affinity is not None:  # session affinity: initialize, retain or switch
+            headers["x-modelroute-affinity"] = affinity.action
+        return headers
 
     def finish_stream(self, end: StreamEnd, execution: Execution) -> None:
         """A relayed stream's record, however it ended (the engine kept its attempt)."""

@@ -45,9 +45,13 @@ def render_check(policy: Policy) -> str:
         if r.learned is not None:
             rule = r.learned
             target = "" if rule.target is None else f" for {rule.target:.0%} of the best quality"
+            if rule.rule == "score_minus_cost" and rule.lam is not None:
+                why = target if rule.lambda_source == "calibrated" else ""
+                how = f"score - {rule.lam:g} x cost (lambda {rule.lambda_source}{why})"
+            else:
+                how = f"threshold {rule.threshold:.3f} ({rule.threshold_source}{target})"
             lines.append(
-                f"      router: {rule.path} ({rule.kind}, sha256 {rule.file_hash[:12]}); "
-                f"threshold {rule.threshold:.3f} ({rule.threshold_source}{target})"
+                f"      router: {rule.path} ({rule.kind}, sha256 {rule.file_hash[:12]}); {how}"
             )
         if r.shadow is not None:
             s = r.shadow
@@ -131,15 +135,39 @@ def render_decision(decision: Decision, policy: Policy) -> str:
         for r in d.rejections:
             lines.append(f"  - {r.model}: {r.message}")
     if d.learned is not None:
-        learned = d.learned
-        lines.append(
-            f"predicted scores (router {learned.kind} {learned.router_hash[:12]}, threshold "
-            f"{learned.threshold:.3f} {learned.threshold_source}; the cheapest model at or "
-            "above it goes first):"
-        )
-        for model, score in sorted(learned.scores, key=lambda item: -item[1]):
-            mark = "clears" if score >= learned.threshold else "below"
-            lines.append(f"  {model}: {score:.3f} ({mark})")
+        lines += _learned_lines(d)
+    if d.affinity is not None:
+        lines.append(f"session affinity ({d.affinity.mode}): {d.affinity.message}")
     for note in d.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _learned_lines(d: Decision) -> list[str]:
+    """A learned route's predicted score per model and how the rule read them."""
+    learned = d.learned
+    assert learned is not None
+    head = f"predicted scores (router {learned.kind} {learned.router_hash[:12]}, "
+    if learned.rule == "score_minus_cost" and learned.lam is not None:
+        lam = learned.lam
+        costs = {c.model: c.estimate.cost_usd for tier in d.tiers for c in tier}
+        lines = [
+            head + f"rule score_minus_cost, lambda {lam:g} per USD; the highest predicted "
+            "score - lambda x estimated cost goes first):"
+        ]
+        for model, score in sorted(learned.scores, key=lambda item: -item[1]):
+            cost = costs.get(model)
+            if cost is None:
+                lines.append(f"  {model}: {score:.3f} (rejected)")
+            else:
+                utility = score - lam * cost
+                lines.append(f"  {model}: {score:.3f} - {lam:g} x {usd(cost)} = {utility:.4f}")
+        return lines
+    lines = [
+        head + f"threshold {learned.threshold:.3f} {learned.threshold_source}; the cheapest "
+        "model at or above it goes first):"
+    ]
+    for model, score in sorted(learned.scores, key=lambda item: -item[1]):
+        mark = "clears" if score >= learned.threshold else "below"
+        lines.append(f"  {model}: {score:.3f} ({mark})")
+    return lines

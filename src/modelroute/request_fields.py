@@ -14,6 +14,8 @@ OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
 GATEWAY_PREFIX = "x-modelroute-"
 TASK_HEADER = "x-modelroute-task"
 TASK_KEY = "task"  # in metadata
+SESSION_HEADER = "x-modelroute-session-id"  # session affinity (``modelroute.sessions``)
+SESSION_KEY = "session_id"  # in metadata
 LIMIT_HEADERS = {
     "x-modelroute-max-cost-usd": "max_cost_usd",
     "x-modelroute-max-latency-ms": "max_latency_ms",
@@ -21,7 +23,7 @@ LIMIT_HEADERS = {
 }
 # The metadata keys routing consumes whatever the policy says (a route's match rules may
 # read more): never sent upstream unless a model's policy asks for it.
-ROUTING_METADATA_KEYS = frozenset({TASK_KEY, *LIMIT_HEADERS, *LIMIT_HEADERS.values()})
+ROUTING_METADATA_KEYS = frozenset({TASK_KEY, SESSION_KEY, *LIMIT_HEADERS, *LIMIT_HEADERS.values()})
 # The largest count taken. Past 2**53 a JSON number no longer names one integer in every
 # client (JavaScript's Number.MAX_SAFE_INTEGER), and past 2**63 it cannot even be written
 # back out in an error body; no model's limit comes anywhere near it.
@@ -52,3 +54,12 @@ ANTHROPIC_FIELDS = "anthropic"
 # An assistant message's thinking blocks (Anthropic's, signed), under this key of the
 # canonical message, so that a tool loop can send them back to the model that wrote them.
 THINKING_BLOCKS = "thinking_blocks"
+
+# A Responses API request (``POST /v1/responses``) is routed as its Chat Completions
+# translation, and carries the request as the client sent it under this key of the canonical
+# body: a model whose upstream serves the Responses API (capability ``responses``) is sent it
+# as is, any other the translation (``engine.outgoing`` removes both keys for it).
+RESPONSES_REQUEST = "responses_request"
+# Why the translation falls short (a built-in tool, ``previous_response_id``, ...): when this
+# list is not empty, only a model with the ``responses`` capability may serve the request.
+RESPONSES_NATIVE_ONLY = "responses_native_only"

@@ -52,6 +52,8 @@ from modelroute.records.ids import RequestIds
 from modelroute.records.planner_input import PlannerInput
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.records.writer import RecordWriter
+from modelroute.sessions import MemoryPins, PinStore, Session
+from modelroute.sessions.affinities import Affinities
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
 from modelroute.state.admission import (
     Account,
@@ -138,6 +140,8 @@ class Router:
     - ``limits``: where the routes' rate limits and budgets are counted (``Admission`` over
       in-process or Redis counters, ``state/``); without it, routes with limits are counted
       in this process;
+    - ``pins``: where sessions' pinned models are kept, for routes with session affinity
+      (``modelroute.sessions``: ``MemoryPins`` on ``clock`` by default, or ``RedisPins``);
     - ``shadow``: how the shadow worker runs (``ShadowSettings``), for a policy whose routes
       declare ``shadow:``; its comparisons go to ``store``, else to memory
       (``router.shadows.outcomes``);
@@ -164,6 +168,7 @@ class Router:
         quality_refresh_s: float = DEFAULT_REFRESH_S,
         limits: Admission | None = None,
         cache: ResponseCache | None = None,
+        pins: PinStore | None = None,
     ) -> None:
         self.policy = policy
         self.cache = CacheGate(cache if cache is not None else MemoryCache(clock=clock))
@@ -223,6 +228,8 @@ class Router:
         self._runner: asyncio.Runner | None = None
         # A new policy serving a share of the traffic (``use_policy(..., canary=)``).
         self.canary: Canary | None = None
+        # Sessions' pinned models, for routes with session affinity (``modelroute.sessions``).
+        self.affinity = Affinities(pins if pins is not None else MemoryPins(clock))
 
     @classmethod
     def from_file(
@@ -361,6 +368,15 @@ class Router:
             raise self._submit(builder, err) from None
         return decision
 
+    async def _pinned(
+        self, builder: RecordBuilder, decision: Decision, session: Session
+    ) -> Decision:
+        """Session affinity: the decision given the session's pinned model."""
+        pinned = await self.affinity.look_up(builder.record, builder.policy, decision, session)
+        if pinned is not decision:
+            builder.decided(pinned)
+        return pinned
+
     def _degrade(self, builder: RecordBuilder, decision: Decision, short: Shortfall) -> Decision:
         planned = builder.record.planner_input
         assert planned is not None
@@ -433,6 +449,10 @@ class Router:
         ``RouteNotAllowedError`` when ``identity`` (the authenticated caller,
         ``modelroute.identity``) may not use the selected route."""
         builder, decision = self._begin(body, headers, endpoint, False, identity)
+        # The session's pin first: the cache key names the model that would answer.
+        session = self.affinity.session(builder.policy, decision, body, headers)
+        if session is not None:
+            decision = await self._pinned(builder, decision, session)
         lookup = await self._look_up(builder, decision, body, headers)
         if lookup is not None and lookup.hit is not None:
             completion, answered = self._answer_cached(builder, lookup)
@@ -442,6 +462,10 @@ class Router:
         executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.complete)
         assert execution.answer is not None
+        if session is not None:
+            await self.affinity.served(
+                builder.policy, decision, session, execution.answer.model.name
+            )
         completion = _client_view(execution.answer.completion, body)
         builder.finish(execution, completion)
         if lookup is not None:
@@ -496,6 +520,9 @@ class Router:
         ``identity``: as for ``chat``."""
         builder, decision = self._begin(body, headers, endpoint, True, identity)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        session = self.affinity.session(builder.policy, decision, body, headers)
+        if session is not None:
+            decision = await self._pinned(builder, decision, session)
         lookup = await self._look_up(builder, decision, body, headers)
         if lookup is not None and lookup.hit is not None:
             completion, answered = self._answer_cached(builder, lookup)
@@ -505,6 +532,10 @@ class Router:
             decision = await self._admit(builder, decision, identity)
         executor = Executor(self.deps, builder.policy, decision, body, builder.start)
         execution = await self._execute(builder, executor, executor.stream)
+        if session is not None:
+            served = execution.stream or execution.answer
+            assert served is not None
+            await self.affinity.served(builder.policy, decision, session, served.model.name)
         opened = execution.stream
         if opened is None:  # an early cascade tier's answer, accepted: replayed as a stream
             assert execution.answer is not None
@@ -609,6 +640,7 @@ class Router:
                 await close()  # the limits' settlements too
         if self.store is not None:
             await self.store.close()
+        await self.affinity.pins.aclose()
         close_circuits = getattr(self.breakers, "aclose", None)
         if close_circuits is not None:
             await close_circuits()

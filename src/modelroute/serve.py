@@ -233,13 +233,15 @@ def build_router(
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
     where the circuit breakers, rolling statistics, rate limits, budgets and response cache
-    are shared (``state/backends.py``). ``records_durable``: each record journaled to disk
-    before its answer leaves (``records/journal.py``)."""
+    are shared (``state/backends.py``), and sessions' pins too (``modelroute.sessions``).
+    ``records_durable``: each record journaled to disk before its answer leaves
+    (``records/journal.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
     from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
+    from modelroute.sessions import open_pins
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
     from modelroute.state.backends import open_state
 
@@ -269,6 +271,7 @@ def build_router(
         circuits=backend.circuits,
         limits=backend.limits,
         cache=backend.cache,
+        pins=open_pins(state_url),
         sink=records,
         sinks=extra,
         store=store,

@@ -79,6 +79,9 @@ class Completion:
     tool_calls: int = 0
     token_logprobs: list[float] | None = None
     top_logprobs: list[dict[str, float]] | None = None  # per token: alternative -> logprob
+    # The upstream's own Responses API object, when it served a Responses request natively
+    # (``body`` is then its Chat Completions reading, for routing and accounting).
+    response: dict[str, Any] | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -134,6 +137,9 @@ class StreamChunk:
     # event (e.g. usage the client did not ask for) but still honour ``more``.
     more: bool = False
     send: bool = True
+    # The type of an upstream's Responses API event (``raw`` is its data as sent; ``data``
+    # its Chat Completions reading), relayed as is by the Responses door.
+    event: str | None = None
 
     @classmethod
     def from_openai(cls, data: dict[str, Any], raw: bytes | None = None) -> StreamChunk:

@@ -44,7 +44,7 @@ async def served(
             policy, store_url=str(db), spool_dir=str(tmp_path / "spool"), content="truncated",
             traces="off", drift=drift,
         )  # fmt: skip
-        [watch] = app.services
+        [watch] = [s for s in app.services if isinstance(s, DriftWatch)]
         assert isinstance(watch, DriftWatch)
         async with serve_app(app) as url:
             yield url, simulator, watch, db

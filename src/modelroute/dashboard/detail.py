@@ -154,4 +154,8 @@ def detail(record: dict[str, Any], outcomes: Sequence[Sequence[Any]]) -> Request
         prompt=record.get("prompt"),
         answer=record.get("answer"),
         record=record,
+        session=record.get("session"),
+        affinity=decision.get("affinity")
+        if isinstance(decision.get("affinity"), Mapping)
+        else None,
     )

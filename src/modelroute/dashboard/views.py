@@ -313,6 +313,8 @@ class RequestDetail:
     prompt: str | None
     answer: str | None
     record: Mapping[str, Any]  # the whole stored record, for a raw view
+    session: str | None = None  # on a route with session affinity
+    affinity: Mapping[str, Any] | None = None  # what affinity did: action, why, message
 
 
 # --- Policy, audit, drift --------------------------------------------------------------------

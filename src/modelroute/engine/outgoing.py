@@ -14,6 +14,8 @@ from modelroute.request_fields import (
     ANTHROPIC_FIELDS,
     GATEWAY_PREFIX,
     OUTPUT_LIMIT_KEYS,
+    RESPONSES_NATIVE_ONLY,
+    RESPONSES_REQUEST,
     whole_count,
 )
 
@@ -40,6 +42,27 @@ def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
             count = whole_count(value)
             if count is not None:  # anything else was refused at the front door
                 out = {**out, key: count}
+    if RESPONSES_REQUEST in out:
+        out = _responses_request(model, out)
+    return out
+
+
+def _responses_request(model: Model, body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request: kept, with the same fields dropped, for a model that serves
+    the Responses API; left out (the Chat Completions translation goes) for any other."""
+    out = {
+        key: value
+        for key, value in body.items()
+        if key not in (RESPONSES_REQUEST, RESPONSES_NATIVE_ONLY)
+    }
+    request = body[RESPONSES_REQUEST]
+    if "responses" not in model.capabilities or not isinstance(request, dict):
+        return out
+    if model.drop_params and not model.drop_params.isdisjoint(request):
+        request = {key: value for key, value in request.items() if key not in model.drop_params}
+    if model.routing_metadata and "metadata" in request:
+        request = _without_routing_metadata(model.routing_metadata, request)
+    out[RESPONSES_REQUEST] = request
     return out
 
 

@@ -20,6 +20,7 @@ from modelroute.evaluation.dataset import Dataset, EvalItem
 from modelroute.evaluation.report import Tally
 from modelroute.features import TokenCounts, request_context
 from modelroute.grading import Graders, GradingError
+from modelroute.learned.decide import prompt_text
 from modelroute.outcomes import Outcome, OutcomeSource
 from modelroute.planner import plan
 from modelroute.policy.compiled import Route
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from modelroute.router import Router
 
 _ANSWER_CHARS = 500  # of each answer kept as evidence on its outcome
+_PROMPT_CHARS = 4000  # of the prompt's last user message kept on its outcome
 _ID_CHUNK = 10_000
 _EXAMPLES = 5  # failure messages kept per kind, for the report
 
@@ -231,6 +233,8 @@ class Evaluation:
         confidences = await self.signals.score(body, completion)
         self._spend(self.signals.spent_usd - before)
         detail = {**grade.detail, "answer": answer[:_ANSWER_CHARS], "request": record.request_id}
+        # What a learned route reads of the prompt, for training on this store (``train``)
+        detail["prompt"] = prompt_text({"messages": item.messages})[:_PROMPT_CHARS]
         if record.final_model and record.final_model != model:
             detail["requested_model"] = model  # a fallback answered (--fallbacks)
         self._pending.append(

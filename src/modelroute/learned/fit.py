@@ -230,3 +230,47 @@ def fit_category(
     arrays = {"table": table.astype(np.float32), "prior": prior.astype(np.float32)}
     scorer = CategoryScorer(models, tuple(names), arrays["table"], arrays["prior"])
     return Fitted("category", scorer, arrays, {"categories": names})
+
+
+def fit_dense(
+    kind: str,
+    models: tuple[str, ...],
+    embedder: Any,  # embed.Embedder
+    z: F64,
+    y: F64,
+    zv: F64,
+    yv: F64,
+    seed: int,
+) -> Fitted:
+    """``knn``, ``linear`` or ``mf`` over sentence embeddings (``embed.py``): the same fits as
+    over hashed features, with the embeddings in place of the projection."""
+    from modelroute.learned.embed import DenseScorer
+
+    prior = np.nanmean(y, axis=0)
+    mask = ~np.isnan(yv)
+    best: tuple[float, Fitted] | None = None
+    if kind == "knn":
+        sims, known, y0 = zv @ z.T, (~np.isnan(y)).astype(float), np.nan_to_num(y)
+        for k in (k for k in K_CHOICES if k <= len(z)):
+            p = _knn_predict(sims, y0, known, prior, k)
+            arrays = {"x": z.astype(np.float32), "y": y.astype(np.float32),
+                      "prior": prior.astype(np.float32)}  # fmt: skip
+            loss = float(np.mean((p[mask] - yv[mask]) ** 2))
+            scorer = DenseScorer(kind, models, embedder, arrays, k)
+            if best is None or loss < best[0]:
+                best = (loss, Fitted(kind, scorer, arrays, {"k": k}))
+    for l2 in (1e-4, 1e-3, 1e-2) if kind != "knn" else ():
+        if kind == "linear":
+            w, b = fit_linear(z, y, l2)
+            arrays = {"w": w.astype(np.float32), "b": b.astype(np.float32)}
+        else:
+            u, v, b = fit_mf(z, y, l2, MF_DIM, seed)
+            arrays = {"u": u.astype(np.float32), "v": v.astype(np.float32),
+                      "b": b.astype(np.float32)}  # fmt: skip
+        scorer = DenseScorer(kind, models, embedder, arrays)
+        loss = _val_loss(scorer.head(zv.astype(np.float32)).astype(np.float64), yv)
+        if best is None or loss < best[0]:
+            params = {"l2": l2} | ({"dim": MF_DIM} if kind == "mf" else {})
+            best = (loss, Fitted(kind, scorer, arrays, params))
+    assert best is not None
+    return best[1]

@@ -9,6 +9,7 @@ The header (array ``header``, UTF-8 JSON bytes) holds::
     features: {dim, ngrams}          hashed word n-grams (``features.py``)
     params: {...}                    the kind's settings (k for knn, rank for mf)
     threshold, target, target_quality, cost_order
+    lambda                           score per USD for ``rule: score_minus_cost`` (optional)
     validation: {...}                metrics measured on the validation split
     training: {outcomes, data_hash, prompts, seed, split}
 
@@ -79,14 +80,31 @@ class LoadedRouter:
         return float(self.header["threshold"])
 
     @property
+    def lam(self) -> float | None:
+        """The lambda calibrated for ``rule: score_minus_cost`` (score per USD); None in a
+        file trained before it was calibrated."""
+        value = self.header.get("lambda")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def target(self) -> float | None:
         target = self.header.get("target")
         return None if target is None else float(target)
 
 
+# Over sentence embeddings (``features.kind: embedding``, ``embed.py``): no idf, no projection.
+_DENSE_ARRAYS = {"knn": ("x", "y", "prior"), "linear": ("w", "b"), "mf": ("u", "v", "b")}
+
+
+def _embedded(header: dict[str, Any]) -> bool:
+    features = header.get("features")
+    return isinstance(features, dict) and features.get("kind") == "embedding"
+
+
 def save_router(path: str | Path, header: dict[str, Any], arrays: dict[str, Any]) -> str:
     """Write the file; returns the sha256 of its bytes."""
-    missing = set(_ARRAYS[header["kind"]]) - set(arrays)
+    wanted = (_DENSE_ARRAYS if _embedded(header) else _ARRAYS)[header["kind"]]
+    missing = set(wanted) - set(arrays)
     if missing:
         raise ValueError(f"missing arrays for {header['kind']}: {sorted(missing)}")
     full = {"format": FORMAT, "version": VERSION, **header}
@@ -172,6 +190,8 @@ def _scorer(header: dict[str, Any], arrays: dict[str, Any]) -> BaseScorer:
         table = _need(arrays, "table", (len(cats), m)).astype(np.float32)
         return CategoryScorer(models, cats, table, _need(arrays, "prior", (m,)).astype(np.float32))
     feats = header.get("features") or {}
+    if _embedded(header):
+        return _dense(header, arrays, models)
     dim, ngrams = feats.get("dim"), feats.get("ngrams", 2)
     if not isinstance(dim, int) or dim <= 0 or dim & (dim - 1):
         raise RouterFileError("the feature dimension is not a power of two", "retrain the router")
@@ -211,3 +231,43 @@ def _knn(
     by_bucket = csr_matrix((data, indices, indptr), shape=(dim, n))
     prior = _need(arrays, "prior", (m,)).astype(np.float32)
     return KnnScorer(models, features, idf, by_bucket, y, k, prior)
+
+
+def _dense(header: dict[str, Any], arrays: dict[str, Any], models: tuple[str, ...]) -> BaseScorer:
+    """A scorer over sentence embeddings: loads the embedding model (and torch) now."""
+    from modelroute.learned.embed import (
+        INSTALL,
+        MODELS,
+        DenseScorer,
+        Embedder,
+        EmbeddingUnavailable,
+    )
+
+    kind, m = header["kind"], len(models)
+    name = header["features"].get("model")
+    if kind not in _DENSE_ARRAYS:
+        raise RouterFileError(f"kind {kind!r} does not read embeddings", "retrain the router")
+    if name not in MODELS:
+        raise RouterFileError(f"unknown embedding model {name!r}", "retrain the router")
+    dim = MODELS[name][1]
+    if kind == "knn":
+        y = _need(arrays, "y", (None, m)).astype(np.float32)
+        got = {
+            "x": _need(arrays, "x", (len(y), dim)),
+            "y": y,
+            "prior": _need(arrays, "prior", (m,)),
+        }
+    elif kind == "linear":
+        got = {"w": _need(arrays, "w", (dim, m)), "b": _need(arrays, "b", (m,))}
+    else:
+        u = _need(arrays, "u", (dim, None))
+        got = {"u": u, "v": _need(arrays, "v", (m, u.shape[1])), "b": _need(arrays, "b", (m,))}
+    k = header.get("params", {}).get("k", 20)
+    if not isinstance(k, int) or k < 1:
+        raise RouterFileError(f"kNN's k must be a positive integer, not {k!r}", "retrain")
+    try:
+        embedder = Embedder(name)
+    except EmbeddingUnavailable as exc:
+        raise RouterFileError(str(exc), f"install the embedding extra: {INSTALL}") from None
+    typed = {key: value.astype(np.float32) for key, value in got.items()}
+    return DenseScorer(kind, models, embedder, typed, k)

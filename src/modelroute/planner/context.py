@@ -33,3 +33,9 @@ class RequestContext(NamedTuple):
     needs_logprobs: bool = False
     limits: Limits = NO_LIMITS
     notes: tuple[str, ...] = ()  # what reading the request noticed (e.g. an unread limit)
+    # a Responses API request the Chat Completions bridge cannot carry: only a model that
+    # serves the Responses API itself (capability ``responses``) may take it
+    needs_responses: bool = False
+    # The model this request's session is pinned to (session affinity), looked up by the
+    # router before planning; None when the route has no affinity or the session no pin.
+    pin: str | None = None

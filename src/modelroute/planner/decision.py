@@ -9,9 +9,12 @@ microseconds per decision.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelroute.pricing import usd_pair
+
+if TYPE_CHECKING:
+    from modelroute.planner.affinity import Affinity
 
 
 class Reason(StrEnum):
@@ -130,6 +133,8 @@ class Learned(NamedTuple):
     threshold: float  # the predicted score the chosen model had to clear
     threshold_source: str  # "calibrated" | "policy"
     scores: tuple[tuple[str, float], ...]  # (model, predicted score), the route's models
+    rule: str = "threshold"  # "threshold" | "score_minus_cost"
+    lam: float | None = None  # score per USD, under score_minus_cost
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +143,8 @@ class Learned(NamedTuple):
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "scores": dict(self.scores),
+            "rule": self.rule,
+            "lambda": self.lam,
         }
 
 
@@ -160,6 +167,7 @@ class Decision(NamedTuple):
     relaxed: str | None = None  # the on_infeasible action that produced the steps, if any
     notes: tuple[str, ...] = ()
     learned: Learned | None = None  # a learned route's predicted scores
+    affinity: Affinity | None = None  # what session affinity did (``planner/affinity.py``)
 
     @property
     def feasible(self) -> bool:
@@ -184,6 +192,8 @@ class Decision(NamedTuple):
             text += f" (relaxed: {self.relaxed})"
         if self.rejections:
             text += f"; {len({r.model for r in self.rejections})} rejected"
+        if self.affinity is not None:
+            text += f"; session {self.affinity.action}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,4 +220,6 @@ class Decision(NamedTuple):
         }
         if self.learned is not None:
             out["learned"] = self.learned.to_dict()
+        if self.affinity is not None:
+            out["affinity"] = self.affinity.to_dict()
         return out

@@ -6,9 +6,10 @@ objective into tiers; rejections keep their numbers. No I/O, no clock, no enviro
 
 A learned route's ``scores`` (each model's predicted score for this prompt, computed by the
 route's trained router outside the planner: ``modelroute.learned.decide``) stand as the
-candidates' quality estimates (source ``predicted``): min_quality applies to them, and the
-cheapest candidate whose score clears the route's threshold goes first, then the others by
-predicted score, highest first.
+candidates' quality estimates (source ``predicted``): min_quality applies to them. Under the
+route's ``threshold`` rule the cheapest candidate whose score clears the threshold goes first,
+then the others by predicted score, highest first; under ``score_minus_cost`` the candidates
+go by predicted score - lambda x estimated cost (USD), highest first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
+from modelroute.planner.affinity import affine
 from modelroute.planner.constraints import Terms, compared_quality, meets_quality, unmet
 from modelroute.planner.context import Limits, RequestContext
 from modelroute.planner.decision import (
@@ -31,7 +33,7 @@ from modelroute.planner.decision import (
 )
 from modelroute.planner.select import select_route
 from modelroute.planner.stats import EMPTY_STATS, ModelStats, StatsSnapshot
-from modelroute.policy.compiled import Model, Policy, Route
+from modelroute.policy.compiled import LearnedRule, Model, Policy, Route
 
 _INF = float("inf")
 
@@ -58,6 +60,8 @@ def _needs(ctx: RequestContext) -> frozenset[str]:
         needs.append("json_mode")
     if ctx.needs_logprobs:
         needs.append("logprobs")
+    if ctx.needs_responses:
+        needs.append("responses")
     return frozenset(needs)
 
 
@@ -186,6 +190,25 @@ def learned_key(threshold: float) -> TierKey:
     return key
 
 
+def utility_key(lam: float) -> TierKey:
+    """A learned route's order under ``score_minus_cost``: fallbacks and probes last; then by
+    predicted score - ``lam`` x estimated cost, highest first (the cheaper among equals)."""
+
+    def key(c: Candidate) -> tuple[bool, bool, float, float, str]:
+        q = c.estimate.quality
+        cost = c.estimate.cost_usd
+        utility = (q if q is not None else -_INF) - lam * cost
+        return (bool(c.waived), c.fallback, -utility, cost, c.model)
+
+    return key
+
+
+def _learned_order(learned: LearnedRule) -> TierKey:
+    if learned.rule == "score_minus_cost" and learned.lam is not None:
+        return utility_key(learned.lam)
+    return learned_key(learned.threshold)
+
+
 def _passes(model: Model, est: Estimate, t: Terms) -> bool:
     """Fast path: every feasibility and budget check at once, with no objects built. The checks
     in constraints.py stay the definition; a property test holds the two together."""
@@ -250,7 +273,7 @@ class _Planner:
         if route.strategy != "fixed":
             learned = route.learned
             if self.scores is not None and learned is not None:
-                order: TierKey | Callable[[Candidate], Any] = learned_key(learned.threshold)
+                order: TierKey | Callable[[Candidate], Any] = _learned_order(learned)
             else:
                 order = (_TIER_ORDER if cooling else _PLAIN_ORDER)[route.objective]
             for tier_list in passing:
@@ -497,10 +520,12 @@ def plan(
             learned.threshold,
             learned.threshold_source,
             tuple((n, float(scores[n])) for n in listed if n in scores),
+            learned.rule,
+            learned.lam if learned.rule == "score_minus_cost" else None,
         )
     elif route.strategy == "learned":
         notes.append("no predicted scores (prompt text not given): ordered by the objective")
-    return Decision(
+    decision = Decision(
         route=route.name,
         strategy=route.strategy,
         objective=route.objective,
@@ -517,6 +542,9 @@ def plan(
         notes=tuple(notes),
         learned=seen,
     )
+    if route.affinity is not None:
+        return affine(decision, route.affinity, ctx.pin)
+    return decision
 
 
 def consulted_stats(decision: Decision, stats: StatsSnapshot) -> StatsSnapshot:

@@ -15,6 +15,7 @@ import orjson
 
 from modelroute.errors import Problem
 from modelroute.policy import compiled as c
+from modelroute.policy.affinity_spec import AffinityMode, AffinitySpec
 from modelroute.policy.prices import lookup_prices
 from modelroute.policy.schema import (
     CascadeStrategy,
@@ -93,6 +94,12 @@ class _Builder:
                 f"model id {spec.model_id!r} is not pinned to a version; "
                 "the provider may change the model under you",
                 "pin a dated snapshot (e.g. gpt-4o-2024-08-06) or set allow_floating: true",
+            )
+        if spec.provider == "anthropic" and "responses" in spec.capabilities:
+            self.error(
+                (*path, "capabilities"),
+                "an anthropic model cannot serve OpenAI's Responses API natively",
+                "remove 'responses' (its Responses requests are bridged through Messages)",
             )
         prices = self.prices(path, spec)
         if prices is None:
@@ -270,6 +277,7 @@ class _Builder:
             cache=None
             if spec.cache is None
             else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
+            affinity=_affinity_rule(spec),
         )
 
     def learned(self, name: str, spec: RouteSpec) -> c.LearnedRule | None:
@@ -291,6 +299,15 @@ class _Builder:
                     "retrain the router with this model in --models, or remove it here",
                 )
         threshold = strategy.threshold
+        lam = strategy.lambda_ if strategy.lambda_ is not None else loaded.lam
+        if strategy.rule == "score_minus_cost" and lam is None:
+            self.error(
+                ("routes", name, "strategy", "rule"),
+                f"rule score_minus_cost needs a lambda, and router file {strategy.router!r} "
+                "has none calibrated",
+                "set lambda: (score points per USD) here, or retrain the router with this "
+                "version of modelroute train",
+            )
         return c.LearnedRule(
             path=strategy.router,
             file=loaded.file,
@@ -300,6 +317,11 @@ class _Builder:
             threshold_source="calibrated" if threshold is None else "policy",
             target=loaded.target,
             scorer=loaded.scorer,
+            rule=strategy.rule,
+            lam=lam,
+            lambda_source=None
+            if lam is None
+            else ("policy" if strategy.lambda_ is not None else "calibrated"),
         )
 
     def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
@@ -399,7 +421,7 @@ def _policy_hash(
         del body["defaults"]["quality"]
     for route in body["routes"].values():
         # added later: unused, no change to the hash
-        for option in ("quality", "shadow", "rate_limit", "budget", "cache"):
+        for option in ("quality", "shadow", "rate_limit", "budget", "cache", "affinity"):
             if route[option] is None:
                 del route[option]
         if route["on_budget"] == OnBudget.REJECT.value:
@@ -523,3 +545,14 @@ def _budget_rule(spec: RouteSpec) -> c.BudgetRule | None:
         return None
     open_ = b.when_state_down is WhenStateDown.OPEN
     return c.BudgetRule(b.usd, b.period.value, b.per.value, spec.on_budget.value, open_)
+
+
+def _affinity_rule(spec: RouteSpec) -> c.AffinityRule | None:
+    a = spec.affinity
+    if a is None or a == AffinityMode.NONE:
+        return None
+    if isinstance(a, AffinityMode):
+        a = AffinitySpec(mode=a)
+    if a.mode == AffinityMode.NONE:
+        return None
+    return c.AffinityRule(a.mode.value, a.margin, a.ttl, a.max_sessions)

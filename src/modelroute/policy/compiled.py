@@ -114,8 +114,10 @@ class Scorer(Protocol):
 class LearnedRule:
     """A learned route's trained router file, loaded once with the policy.
 
-    The route picks the cheapest candidate whose predicted score clears ``threshold``; the
-    others follow as fallbacks, highest predicted score first."""
+    ``rule`` "threshold": the route picks the cheapest candidate whose predicted score clears
+    ``threshold``; the others follow as fallbacks, highest predicted score first.
+    ``rule`` "score_minus_cost": candidates in order of predicted score - ``lam`` x their
+    estimated cost (USD) for the request, highest first."""
 
     path: str  # as written in the policy (relative to the policy's directory)
     file: str  # the resolved path that was read
@@ -125,6 +127,9 @@ class LearnedRule:
     threshold_source: str  # "policy" | "calibrated"
     target: float | None  # the quality target the threshold was calibrated to
     scorer: Scorer = field(compare=False, repr=False)
+    rule: str = "threshold"  # "threshold" | "score_minus_cost"
+    lam: float | None = None  # score per USD (score_minus_cost); the policy's or calibrated
+    lambda_source: str | None = None  # "policy" | "calibrated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,17 @@ class CacheRule:
 
     ttl_s: float
     allow_sampling: bool  # also cache requests that sample (temperature > 0 or unset)
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityRule:
+    """A route's session affinity (``policy/affinity_spec.py``; the planner's side in
+    ``planner/affinity.py``)."""
+
+    mode: str  # "sticky" | "adaptive"
+    margin: float  # adaptive: a fraction of cost or latency, or quality points
+    ttl_s: float  # a pin lapses after this long unused
+    max_sessions: int  # pins kept for the route, least recently used dropped first
 
 
 class Entry(NamedTuple):
@@ -204,6 +220,7 @@ class Route:
     rate_limit: RateRule | None = None
     budget: BudgetRule | None = None
     cache: CacheRule | None = None
+    affinity: AffinityRule | None = None  # None: every turn planned afresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from modelroute.failures import FailureClass
+from modelroute.policy.affinity_spec import AffinitySetting
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosInt = Annotated[int, Field(gt=0)]
@@ -36,6 +37,7 @@ class Capability(StrEnum):
     JSON_MODE = "json_mode"
     VISION = "vision"
     LOGPROBS = "logprobs"
+    RESPONSES = "responses"  # the upstream serves OpenAI's Responses API at base_url/responses
 
 
 class RequestParam(StrEnum):
@@ -218,13 +220,18 @@ class CascadeStrategy(Strict):
 
 
 class LearnedStrategy(Strict):
-    """Route by a trained router file (``modelroute train``): the cheapest model whose
-    predicted score for the prompt clears the threshold."""
+    """Route by a trained router file (``modelroute train``). ``rule: threshold`` (the
+    default): the cheapest model whose predicted score for the prompt clears the threshold;
+    ``rule: score_minus_cost``: the model with the highest predicted score - lambda x its
+    estimated cost in USD for the request."""
 
     kind: Literal["learned"]
     models: Annotated[list[Name], Field(min_length=2)]
     router: Annotated[str, Field(min_length=1)]  # the router file, relative to this policy
+    rule: Literal["threshold", "score_minus_cost"] = "threshold"
     threshold: Probability | None = None  # overrides the one calibrated at training
+    # score points given up per USD saved; overrides the one calibrated at training
+    lambda_: Annotated[float, Field(ge=0)] | None = Field(default=None, alias="lambda")
 
 
 Strategy = Annotated[
@@ -365,6 +372,7 @@ class RouteSpec(Strict):
     budget: Budget | None = None
     on_budget: OnBudget = OnBudget.REJECT
     cache: CacheSpec | None = None
+    affinity: AffinitySetting | None = None  # session affinity (``affinity_spec.py``)
 
 
 # Rated requests the gateway keeps per route and model (the newest); min_samples cannot ask

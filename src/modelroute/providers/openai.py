@@ -1,6 +1,8 @@
 """OpenAI Chat Completions wire format: OpenAI, Azure OpenAI, vLLM, llama.cpp, Ollama, Groq,
 OpenRouter, Together and the simulator. The canonical request already is this format, so the
-body goes out with only ``model`` replaced, and answers come back untranslated."""
+body goes out with only ``model`` replaced, and answers come back untranslated. A Responses
+API request routed to a model with the ``responses`` capability goes to that API instead
+(``openai_responses``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
+from modelroute.providers import openai_responses
 from modelroute.providers.http import (
     Transport,
     json_headers,
@@ -19,6 +22,7 @@ from modelroute.providers.http import (
     unsendable,
 )
 from modelroute.providers.openai_body import openai_body
+from modelroute.request_fields import RESPONSES_REQUEST
 from modelroute.types import Completion, StreamChunk, UpstreamError
 
 
@@ -32,6 +36,11 @@ class OpenAIProvider:
         return json_headers(extra)
 
     async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
+        native = _native_request(model, body)
+        if native is not None:
+            return await openai_responses.complete(
+                self.transport, self._headers(api_key), model, native
+            )
         # A streamed request can be asked whole (a cascade's early tier): OpenAI refuses
         # stream_options without stream with a 400, so they go too.
         body = _without(_wire_body(model, body), "stream_options")
@@ -56,6 +65,13 @@ class OpenAIProvider:
     async def stream(
         self, model: Model, body: dict[str, Any], api_key: str | None
     ) -> AsyncIterator[StreamChunk]:
+        native = _native_request(model, body)
+        if native is not None:
+            answer = openai_responses.stream(self.transport, self._headers(api_key), model, native)
+            async with contextlib.aclosing(answer) as native_chunks:
+                async for native_chunk in native_chunks:
+                    yield native_chunk
+            return
         # Usage arrives only when asked for; cost accounting needs it on every stream.
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         payload = orjson.dumps(
@@ -94,6 +110,14 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         """The transport is shared; its owner closes it."""
+
+
+def _native_request(model: Model, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The Responses API request to send as is, when the model's upstream serves that API."""
+    request = body.get(RESPONSES_REQUEST)
+    if isinstance(request, dict) and "responses" in model.capabilities:
+        return request
+    return None
 
 
 def _without(body: dict[str, Any], field: str) -> dict[str, Any]:

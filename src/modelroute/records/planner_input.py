@@ -104,6 +104,8 @@ def features_dict(ctx: RequestContext) -> dict[str, Any]:
         "needs_json": ctx.needs_json,
         "needs_logprobs": ctx.needs_logprobs,
         "limits": ctx.limits._asdict(),
+        "needs_responses": ctx.needs_responses,
+        **({"pin": ctx.pin} if ctx.pin is not None else {}),
     }
 
 
@@ -125,4 +127,6 @@ def context_from(
         needs_json=bool(features.get("needs_json")),
         needs_logprobs=bool(features.get("needs_logprobs")),
         limits=NO_LIMITS if limits == NO_LIMITS else limits,
+        needs_responses=bool(features.get("needs_responses")),
+        pin=features.get("pin"),
     )

@@ -167,6 +167,10 @@ class RequestRecord:
     cache_hit: bool | None = None
     # For a hit: what the cached answer cost when it was made (USD), saved this time.
     cache_saved_usd: float | None = None
+    # The conversation it belongs to, on a route with session affinity (``Session.label``:
+    # "header:conv-42", "user:<hash>", "fingerprint:<hash>"); what affinity did is on the
+    # decision (``decision["affinity"]``).
+    session: str | None = None
     # Held in memory only, never stored or serialised: the prompt text of a record that keeps
     # only its hash (or nothing), from which the store derives the template's task key.
     template_source: str | None = field(default=None, repr=False, compare=False)

@@ -1,4 +1,5 @@
-"""The gateway as an ASGI application: OpenAI- and Anthropic-compatible front doors.
+"""The gateway as an ASGI application: OpenAI- (Chat Completions and Responses) and
+Anthropic-compatible front doors.
 
 Paths are matched in a dict; the body is parsed once with orjson; unknown fields pass through
 to the provider untouched. Every error leaves in the caller's format with the right status;
@@ -16,7 +17,7 @@ import orjson
 
 from modelroute.records.ids import uuid7
 from modelroute.router import Router
-from modelroute.server import anthropic_api, models_api
+from modelroute.server import anthropic_api, models_api, responses_api
 from modelroute.server.access import IDENTITY
 from modelroute.server.asgi import (
     BodyTooLarge,
@@ -96,6 +97,7 @@ class Gateway:
         self.routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/messages/count_tokens"): self.count_tokens,
             ("GET", "/v1/models"): self.models,
             ("GET", "/healthz"): self.healthz,
@@ -105,6 +107,7 @@ class Gateway:
             ("GET", "/openapi.json"): self.openapi,
         }
         self.anthropic = anthropic_api.AnthropicDoor(router)
+        self.responses_door = responses_api.ResponsesDoor(router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -241,6 +244,9 @@ class Gateway:
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.handle(scope, receive, send)
+
+    async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.responses_door.handle(scope, receive, send)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.count_tokens(scope, receive, send)

@@ -2,10 +2,11 @@
 
 It describes what clients may send and what they get back, errors included, in each front
 door's own format: OpenAI's ``{"error": {message, type, param, code}}`` on
-``/v1/chat/completions`` and Anthropic's ``{"type": "error", "error": {type, message}}`` on
-``/v1/messages``. The request schemas follow the upstream APIs closely enough for fuzzers and
-client generators; the gateway itself validates only what routing needs and passes unknown
-fields through to the provider. The tests fuzz the running gateway from this document.
+``/v1/chat/completions`` and ``/v1/responses``, and Anthropic's
+``{"type": "error", "error": {type, message}}`` on ``/v1/messages``. The request schemas
+follow the upstream APIs closely enough for fuzzers and client generators; the gateway
+itself validates only what routing needs and passes unknown fields through to the provider.
+The tests fuzz the running gateway from this document.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from modelroute.server.openapi_common import (
 )
 from modelroute.server.openapi_models import MODEL_PATHS, MODEL_SCHEMAS
 from modelroute.server.openapi_openai import OPENAI_SCHEMAS
+from modelroute.server.openapi_responses import RESPONSES_SCHEMAS, responses_operation
 
 # -- operations ----------------------------------------------------------------------------
 
@@ -132,6 +134,9 @@ def _operations() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/responses": responses_operation(
+            _routing_headers(), _RESPONSE_HEADERS, _errors("OpenAIError")
+        ),
         "/v1/messages": {
             "post": {
                 "operationId": "createMessage",
@@ -252,7 +257,14 @@ def _build() -> dict[str, Any]:
             "to the model best suited to it, by the policy the gateway was started with.",
         },
         "paths": _operations(),
-        "components": {"schemas": {**OPENAI_SCHEMAS, **ANTHROPIC_SCHEMAS, **MODEL_SCHEMAS}},
+        "components": {
+            "schemas": {
+                **OPENAI_SCHEMAS,
+                **RESPONSES_SCHEMAS,
+                **ANTHROPIC_SCHEMAS,
+                **MODEL_SCHEMAS,
+            }
+        },
     }
 
 

@@ -32,6 +32,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelroute.testing.sim_prompt_cache import PromptCacheConfig
+
 # Every outcome a request can be scripted or drawn into. "ok" is the absence of a fault.
 FaultName = Literal[
     "server_error",
@@ -122,6 +124,8 @@ class ModelConfig(_Strict):
     answers: list[Answer] = Field(default_factory=list)
     default_answer: str = "Hello from the simulator."
     default_logprob: float = Field(default=-0.3, le=0.0)
+    # OpenAI-style prompt caching (``sim_prompt_cache.py``): off unless set
+    prompt_cache: PromptCacheConfig | None = None
 
 
 class SimulatorConfig(_Strict):

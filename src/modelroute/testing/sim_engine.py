@@ -22,6 +22,7 @@ import orjson
 
 from modelroute.testing.sim_config import Answer, FaultName, ModelConfig, Percentiles
 from modelroute.testing.sim_json import json_content
+from modelroute.testing.sim_prompt_cache import PromptCache, message_prefixes
 
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 # z-score of the 95th percentile of a standard normal, to fit a lognormal to p50/p95.
@@ -98,7 +99,12 @@ class SimRequest:
     json_mode: str | None = None  # "object" | "schema": the content must be JSON
     json_schema: Any = None  # the schema the content follows, for "schema"
     tools_allowed: bool = True  # False when the client forbids tool calls
+    # OpenAI's messages and their texts, for a model with a prompt cache
+    messages: list[Any] | None = None
+    texts: list[str] | None = None
     thinking: bool = False  # extended thinking asked for (Anthropic's wire)
+    echo: dict[str, Any] = field(default_factory=dict)  # request fields a reply repeats
+    search: bool = False  # a web search tool is offered (the Responses wire)
 
 
 @dataclass(slots=True)
@@ -131,6 +137,7 @@ class ModelRuntime:
         "fingerprint",
         "latency",
         "name",
+        "prompt_cache",
         "reported_model",
         "retry_after_s",
         "rng",
@@ -156,6 +163,16 @@ class ModelRuntime:
         self.default_answer = CompiledAnswer(
             "", config.default_answer, config.default_logprob, None
         )
+        cache = config.prompt_cache
+        self.prompt_cache = PromptCache(cache) if cache is not None else None
+
+    def cached_tokens(self, req: SimRequest) -> int:
+        """The prompt tokens read from this model's prompt cache (0 without one)."""
+        cache, messages, texts = self.prompt_cache, req.messages, req.texts
+        if cache is None or not messages or texts is None:
+            return 0
+        prefixes = message_prefixes(messages, lambda k: estimate_prompt_tokens(texts[:k], k))
+        return cache.cached_tokens(prefixes, req.prompt_tokens)
 
     def next_outcome(self) -> str:
         """The scripted outcome if any is queued, else one drawn from the fault mix.

@@ -213,7 +213,10 @@ def _exchange(turn: Turn) -> Exchange:
     reply = build_reply(answer, turn.req, empty=turn.outcome == "empty_content")
     rt = turn.rt
     token = secrets.token_hex(12)
-    return Exchange(token, int(time.time()), rt.reported_model, rt.fingerprint, turn.req, reply)
+    cached = rt.cached_tokens(turn.req)
+    return Exchange(
+        token, int(time.time()), rt.reported_model, rt.fingerprint, turn.req, reply, cached
+    )
 
 
 async def _stream(turn: Turn, x: Exchange) -> web.StreamResponse:

@@ -42,6 +42,7 @@ class Exchange:
     fingerprint: str
     req: SimRequest
     reply: Reply
+    cached_tokens: int = 0  # prompt tokens read from the model's prompt cache
 
 
 class Wire(Protocol):

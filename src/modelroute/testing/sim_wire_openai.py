@@ -87,6 +87,8 @@ class OpenAIWire:
             json_mode=asked.json_mode,
             json_schema=asked.json_schema,
             tools_allowed=asked.tools_allowed,
+            messages=messages,
+            texts=texts,
         )
 
     # -- complete bodies ------------------------------------------------------------------
@@ -285,7 +287,7 @@ def _usage(x: Exchange) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": x.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,

@@ -10,6 +10,7 @@ Used by tests and benchmarks in place of real providers::
 Endpoints
     POST /v1/chat/completions     OpenAI Chat Completions (plain and SSE)
     POST /v1/messages             Anthropic Messages (plain and SSE)
+    POST /v1/responses            OpenAI Responses (plain and SSE; a web_search tool is faked)
     GET  /v1/models               model list (Anthropic shape if ``anthropic-version`` is sent)
     GET  /health
     GET  /_sim/models[/{name}]    current config of the models
@@ -53,11 +54,13 @@ from modelroute.testing.sim_handler import (
 from modelroute.testing.sim_wire import Wire
 from modelroute.testing.sim_wire_anthropic import AnthropicWire
 from modelroute.testing.sim_wire_openai import OpenAIWire
+from modelroute.testing.sim_wire_responses import ResponsesWire
 
 log = logging.getLogger(__name__)
 
 _OPENAI: Wire = OpenAIWire()
 _ANTHROPIC: Wire = AnthropicWire()
+_RESPONSES: Wire = ResponsesWire()
 # Stopping waits this long for in-flight requests; hung ones are then cancelled.
 _SHUTDOWN_GRACE_S = 0.5
 # Large enough for context-window tests with long prompts (aiohttp's default is 1 MiB).
@@ -158,6 +161,7 @@ class Simulator:
         add = app.router
         add.add_post("/v1/chat/completions", self._chat_completions)
         add.add_post("/v1/messages", self._messages)
+        add.add_post("/v1/responses", self._responses)
         add.add_get("/v1/models", self._list_models)
         add.add_get("/health", self._health)
         add.add_get("/_sim/models", self._admin_models)
@@ -218,6 +222,9 @@ class Simulator:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         return await handle_completion(self._state, _ANTHROPIC, request)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await handle_completion(self._state, _RESPONSES, request)
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         anthropic = "anthropic-version" in request.headers

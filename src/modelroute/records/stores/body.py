@@ -31,7 +31,9 @@ from typing import Any
 import orjson
 
 from modelroute.planner import Candidate, Decision, Estimate, Reason, Rejection, StatsSnapshot
+from modelroute.planner.affinity import Affinity
 from modelroute.planner.context import NO_LIMITS
+from modelroute.planner.decision import Learned
 from modelroute.records.derived import DERIVED_COLUMNS, decision_reason, derived, usage_columns
 from modelroute.records.drift_columns import DRIFT_COLUMNS, drift_columns
 from modelroute.records.planner_input import FLAGS, PlannerInput, context_from
@@ -53,7 +55,7 @@ BODY_FIELDS: tuple[str, ...] = (
     "task", "selected_by", "endpoint", "streamed", "http_status", "failure", "error",
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
     "usage", "price_unknown", "ttft_ms", "metadata", "prompt", "answer", "attempts",
-    "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd",
+    "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd", "session",
 )  # fmt: skip
 ATTEMPT_FIELDS: tuple[str, ...] = (
     "model", "provider", "model_id", "tier", "started_ms", "latency_ms", "ttft_ms", "outcome",
@@ -171,12 +173,14 @@ class RowEncoder:
                 lim = tuple(_spelled(x) for x in lim)
             # FEATURE_FIELDS: requested, prompt and output tokens, the four flags, limits, stats
             features = (ctx[0], ctx[3], ctx[4], ctx[5], ctx[6], ctx[7], ctx[8], *lim, sid)
+            if ctx.needs_responses:  # only when set, before the stats id (which stays last)
+                features = (*features[:-1], True, sid)
         values = (
             r.task, r.selected_by, r.endpoint, r.streamed, r.http_status, r.failure, r.error,
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
             r.escalations, _usage(r.usage), r.price_unknown, r.ttft_ms, r.metadata, r.prompt,
             r.answer, [_attempt(a) for a in r.attempts], decision, features, r.arm,
-            r.cache_hit, r.cache_saved_usd,
+            r.cache_hit, r.cache_saved_usd, r.session,
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
@@ -251,10 +255,23 @@ def decision_dict(stored: Any) -> dict[str, Any] | None:
 
 def decision_from(v: list[Any]) -> Decision:
     tiers = tuple(tuple(_candidate(c) for c in tier) for tier in v[5])
-    return Decision(
+    decision = Decision(
         v[0], v[1], v[2], v[3], v[4], tiers, tuple(_rejection(r) for r in v[6]), v[7], v[8],
         _float(v[9]), _float(v[10]), _float(v[11]), v[12], tuple(v[13]),
+        _learned(v[14]) if len(v) > 14 and v[14] is not None else None,
     )  # fmt: skip
+    if len(v) > 15 and v[15] is not None:  # session affinity, appended later
+        decision = decision._replace(affinity=affinity_from(v[15]))
+    return decision
+
+
+def _learned(v: list[Any]) -> Learned:
+    """A learned route's predicted scores; its rule and lambda came later (a body written
+    before them reads as the threshold rule)."""
+    scores = tuple((str(m), float(s)) for m, s in v[4])
+    rule = v[5] if len(v) > 5 else "threshold"
+    lam = _float(v[6]) if len(v) > 6 else None
+    return Learned(v[0], v[1], float(v[2]), v[3], scores, rule, lam)
 
 
 def _candidate(v: list[Any]) -> Candidate:
@@ -265,6 +282,10 @@ def _candidate(v: list[Any]) -> Candidate:
     measured = (_float(e[6]), _float(e[7]), e[8], e[9]) if len(e) > 9 else ()
     estimate = Estimate(_float(e[0]), _float(e[1]), e[2], _float(e[3]), e[4], rated, *measured)
     return Candidate(v[0], estimate, v[2], tuple(_rejection(r) for r in v[3]))
+
+
+def affinity_from(v: list[Any]) -> Affinity:
+    return Affinity(*v[: len(Affinity._fields)])
 
 
 _UNNUMBERED = frozenset({Reason.CIRCUIT_OPEN, Reason.MISSING_CAPABILITY})
@@ -293,10 +314,21 @@ def stats_from(text: str | bytes | Mapping[str, Any]) -> StatsSnapshot:
 
 
 def planner_input_from(
-    features: list[Any], task: str | None, metadata: Mapping[str, str], stats: StatsSnapshot
+    features: list[Any],
+    task: str | None,
+    metadata: Mapping[str, str],
+    stats: StatsSnapshot,
+    pin: str | None = None,
 ) -> PlannerInput:
+    """``pin``: the session's pinned model the planner was given (kept on the decision's
+    affinity, not among the features)."""
+    needs_responses = len(features) > len(FEATURE_FIELDS)  # the flag, before the stats id
+    if needs_responses:
+        features = [*features[: len(FEATURE_FIELDS) - 1], features[-1]]
     named = dict(zip(FEATURE_FIELDS, features, strict=True))
+    named["needs_responses"] = needs_responses
     named["limits"] = {k: _float(named[k]) for k in _LIMITS}
+    named["pin"] = pin
     return PlannerInput.narrowed(context_from(named, task, metadata), stats)
 
 
@@ -332,8 +364,9 @@ def request_dict(row: Any, stats: Mapping[str, Any] | None = None) -> dict[str, 
             snapshot = stats_from(stats[sid])
         else:  # written in the same transaction as the row: only a hand-made gap gets here
             return data
+        affinity = (data["decision"] or {}).get("affinity") or {}
         data["planner_input"] = planner_input_from(
-            features, data["task"], data["metadata"], snapshot
+            features, data["task"], data["metadata"], snapshot, affinity.get("pinned")
         ).to_dict()
     return data
 
