@@ -3,6 +3,7 @@ background task does the same every ``interval_s``)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from modelroute.records.record import Attempt, AttemptResult, RequestRecord
@@ -123,3 +124,31 @@ async def test_without_redis_each_replica_keeps_its_own_windows() -> None:
     assert a.snapshot().by_route[("triage", "m")].latency_p50_ms == 30.0
     assert a.shared._count == 50  # kept to be written once Redis is back (route and model)
     await a.shared.close()
+
+
+async def test_closing_ends_the_sync_even_if_the_client_swallows_the_cancellation(
+    redis_prefix: str,
+) -> None:
+    a = Replica(redis_prefix)
+    a.shared._interval = a.shared._poll = 0.001
+    entered = asyncio.Event()
+    calls = 0
+
+    async def swallowing(read: bool = True) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return  # the last write, on the way out
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server") from None
+
+    a.shared.sync = swallowing  # type: ignore[method-assign]
+    await a.shared.start()
+    await entered.wait()
+    closing = asyncio.ensure_future(a.shared.close())
+    done, _ = await asyncio.wait({closing}, timeout=30)  # turns a hang into a failure
+    assert closing in done
+    assert a.shared.errors == 1

@@ -108,6 +108,10 @@ class SharedStats:
         self._count = 0
         self._version = "-"  # none read yet
         self._task: asyncio.Task[None] | None = None
+        # Set before the sync task is cancelled: a client library that turns the
+        # cancellation into another error (caught below, as Redis being away) must not
+        # keep the loop, and the shutdown waiting for it, running.
+        self._stopping = False
         self._logged = float("-inf")
         self.errors = 0
 
@@ -146,6 +150,7 @@ class SharedStats:
     async def close(self) -> None:
         """Stop syncing, after one last write of what is queued."""
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -156,7 +161,7 @@ class SharedStats:
 
     async def _run(self) -> None:
         next_read = 0.0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._interval)
             now = time.monotonic()
             read = now >= next_read
