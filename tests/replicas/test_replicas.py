@@ -112,7 +112,8 @@ def test_stopping_a_replica_mid_load_loses_no_record_it_answered(cluster: Cluste
         if len(seen) == 150:
             cluster.procs[2].send_signal(signal.SIGTERM)  # an orchestrator stopping a pod
             break
-    rest = load.communicate(timeout=600)[0]
+    rest = load.stdout.read()  # not communicate(): it would skip what the loop buffered
+    load.wait(600)
     results = [json.loads(x) for x in [*seen, *rest.splitlines()] if x.strip()]
     victim = cluster.bases[2]
     answered = [r["request_id"] for r in results if r["base"] == victim and r["status"] == 200]
