@@ -36,7 +36,6 @@ import orjson
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records import rollups
 from modelroute.records.record import RequestRecord
-from modelroute.records.rollups import Contribution, Rollup, contribution
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
@@ -59,74 +58,22 @@ from modelroute.records.stores.body import (
 _MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
 
 _REQUEST_COLS = ", ".join(REQUEST_COLUMNS)
+# What the rollups read of each row the insert stored (``rollups.batch_sql``).
+_RETURNED = (
+    "request_id, started_at, route, final_model, status, latency_ms, cost_usd, "
+    "decision_reason, policy_hash, body ->> 8 AS policy_version"
+)
 _INSERT = (
     "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
     "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
-    "ON CONFLICT (stats_id) DO NOTHING) "
-    f"INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+    "ON CONFLICT (stats_id) DO NOTHING), "
+    f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
     "FROM json_populate_recordset(NULL::requests, $1::json) "
-    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    f"ON CONFLICT (request_id) DO NOTHING RETURNING {_RETURNED}), "
+    f"{rollups.batch_sql('stored')} SELECT COUNT(*) FROM stored"
 )
 _FLOATS = ("started_at", "latency_ms", "cost_usd")
-_REASON = REQUEST_COLUMNS.index("decision_reason")
-
-
-def _from_json(name: str, n: int, columns: tuple[str, ...]) -> str:
-    cols = ", ".join(columns)
-    return f"SELECT {cols} FROM json_populate_recordset(NULL::{name}, ${n}::json)"
-
-
-def _rollup_statement() -> str:
-    """One statement adding a batch's rollup: parameters 1-4 the rows of rollup_minute,
-    rollup_hour, rejections_minute, rejections_hour, 5 those of policy_traffic (JSON)."""
-    parts = []
-    n = 0
-    for grain in rollups.WIDTHS:
-        for kind, columns, key in (
-            ("rollup", rollups.ROLLUP_COLUMNS, 3),
-            ("rejections", rollups.REJECTION_COLUMNS, 4),
-        ):
-            n += 1
-            name = rollups.table(kind, grain)
-            upsert = rollups.upsert_sql(name, columns, key, _from_json(name, n, columns))
-            parts.append(f"{name} AS ({upsert})")
-    policy = rollups.upsert_sql(
-        "policy_traffic",
-        rollups.POLICY_COLUMNS,
-        1,
-        _from_json("policy_traffic", 5, rollups.POLICY_COLUMNS),
-        dialect="postgres",
-    )
-    return f"WITH {', '.join(parts)} {policy}"
-
-
-_ADD_ROLLUP = _rollup_statement()
-_ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rejections_minute", "rejections_hour",
-                  "policy_traffic")  # fmt: skip
-_BACKFILL = (
-    f"SELECT request_id, {rollups.SOURCE_COLUMNS['postgres']} FROM requests "
-    "WHERE (started_at, request_id) > ($1, $2) ORDER BY started_at, request_id LIMIT $3"
-)
-_BACKFILL_PAGE = 20_000
-
-
-def _rollup_payload(rollup: Rollup) -> tuple[str, ...]:
-    """A rollup as the five JSON parameters of ``_ADD_ROLLUP``."""
-
-    def rows(columns: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
-        return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
-
-    out = []
-    for grain in rollups.WIDTHS:
-        out.append(rows(rollups.ROLLUP_COLUMNS, rollup.rows(grain)))
-        out.append(rows(rollups.REJECTION_COLUMNS, rollup.rejection_rows(grain)))
-    out.append(rows(rollups.POLICY_COLUMNS, rollup.policy_rows()))
-    return tuple(out)
-
-
-async def _add_rollup(conn: Any, rollup: Rollup) -> None:
-    if rollup.records:
-        await conn.execute(_ADD_ROLLUP, *_rollup_payload(rollup))
+_BACKFILL = rollups.backfill_sql("postgres")
 
 
 _NON_FINITE = (float("inf"), float("-inf"))
@@ -136,31 +83,18 @@ _FOLD_PAGE = 1000
 class _Payload(NamedTuple):
     requests: str  # JSON arrays of row objects
     stats: str
-    ids: list[str]
-    added: list[Contribution]  # what each record adds to the rollups, in ``ids`` order
-    rollup: tuple[str, ...]  # ``_ADD_ROLLUP``'s parameters when every record is new
 
 
 def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
-    """The batch as two JSON arrays of row objects (requests, planner statistics), and its
-    rollup."""
+    """The batch as two JSON arrays of row objects (requests, planner statistics)."""
     requests: list[dict[str, Any]] = []
     stats: dict[str, str] = {}
-    added: list[Contribution] = []
     for record in schema.unique(batch):
-        values = encoder.row(record, stats)
-        added.append(contribution(record, values[_REASON]))
-        row = dict(zip(REQUEST_COLUMNS, values, strict=True))
+        row = dict(zip(REQUEST_COLUMNS, encoder.row(record, stats), strict=True))
         row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
         requests.append(_finite(row, _FLOATS))
     planner = [{"stats_id": k, "stats": orjson.Fragment(v)} for k, v in stats.items()]
-    return _Payload(
-        orjson.dumps(requests).decode(),
-        orjson.dumps(planner).decode(),
-        [r["request_id"] for r in requests],
-        added,
-        _rollup_payload(Rollup().extend(added)),
-    )
+    return _Payload(orjson.dumps(requests).decode(), orjson.dumps(planner).decode())
 
 
 def _finite(row: dict[str, Any], floats: tuple[str, ...]) -> dict[str, Any]:
@@ -356,15 +290,7 @@ class PostgresStore:
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                async with conn.transaction():
-                    stored = await conn.fetch(_INSERT, payload.requests, payload.stats)
-                    if len(stored) == len(payload.ids):
-                        if payload.added:
-                            await conn.execute(_ADD_ROLLUP, *payload.rollup)
-                    else:  # some were stored already (a replayed spool): count the new only
-                        new = {row[0] for row in stored}
-                        mine = zip(payload.ids, payload.added, strict=True)
-                        await _add_rollup(conn, Rollup().extend(c for i, c in mine if i in new))
+                await conn.execute(_INSERT, payload.requests, payload.stats)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
 
@@ -373,7 +299,7 @@ class PostgresStore:
         around the writer, a repair); returns how many rows were added up."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL statement_timeout = 0")
-            await conn.execute(f"TRUNCATE {', '.join(_ROLLUP_TABLES)}")
+            await conn.execute(f"TRUNCATE {', '.join(rollups.TABLES)}")
             return await _backfill(conn)
 
     # --- the dashboard's policies and snapshots --------------------------------------------
@@ -622,23 +548,13 @@ async def _derive(conn: Any) -> None:
         after = page[-1]["request_id"]
 
 
-def _page_rollup(page: list[Any]) -> Rollup:
-    return Rollup().extend(tuple(row)[1:] for row in page)
-
-
 async def _backfill(conn: Any) -> int:
-    """The rollups of every stored row, a page at a time in time order (inside the caller's
+    """Fill the (empty) rollups from every stored row, set-based (inside the caller's
     transaction); returns how many rows were added up."""
-    after: tuple[float, str] = (-float("inf"), "")
-    total = 0
-    while True:
-        page = await conn.fetch(_BACKFILL, *after, _BACKFILL_PAGE)
-        if not page:
-            return total
-        rollup = await asyncio.to_thread(_page_rollup, page)
-        await _add_rollup(conn, rollup)
-        total += len(page)
-        after = (page[-1][1], page[-1][0])
+    await conn.execute("SET LOCAL jit = off")
+    for statement in _BACKFILL:
+        await conn.execute(statement)
+    return int(await conn.fetchval("SELECT COALESCE(SUM(requests), 0) FROM policy_traffic"))
 
 
 async def migrate(conn: Any, target: int | None = None) -> int:
