@@ -551,7 +551,10 @@ async def _derive(conn: Any) -> None:
 async def _backfill(conn: Any) -> int:
     """Fill the (empty) rollups from every stored row, set-based (inside the caller's
     transaction); returns how many rows were added up."""
+    # One-off aggregates over every row: no JIT (compiling 47 aggregates costs seconds), and
+    # room to hash the groups in memory rather than in batches on disk.
     await conn.execute("SET LOCAL jit = off")
+    await conn.execute("SET LOCAL work_mem = '256MB'")
     for statement in _BACKFILL:
         await conn.execute(statement)
     return int(await conn.fetchval("SELECT COALESCE(SUM(requests), 0) FROM policy_traffic"))
