@@ -4,8 +4,9 @@ and without them (each store's write as it was before migration 9: SQLite's inse
 the rollup's upserts, PostgreSQL's one statement without the rollup), side by side,
 alternating, in one process. PostgreSQL also runs the rollups' first write: a transaction of
 two statements (the insert returning the ids it stored, then the batch's rollup, added up in
-Python, as JSON rows upserted), where the shipped write is one statement (the rollup added up
-by the database from the rows the insert returns).
+Python, as JSON rows upserted), beside the shipped one statement (the same rollup upserted in
+the insert's statement when every record is new). For PostgreSQL the server's CPU per record
+is printed too (its backends for the scratch database, from /proc: this machine only).
 
     python bench/rollup_cost.py [--records 60000] [--repeat 2] [--pg postgresql://...]
 
@@ -119,6 +120,34 @@ class PostgresTwoStatements(PostgresStore):
 _ADD_ROLLUP = _postgres_statement()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+async def _backends_cpu_s(store: PostgresStore) -> float:
+    """CPU seconds the server's processes for the store's database have used (the pool's
+    backends: every write's parsing, inserting and adding up happens there)."""
+    async with store.pool.acquire() as conn:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    total = 0
+    for (pid,) in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+def _measured(cls: type[PostgresStore], into: list[float]) -> type[PostgresStore]:
+    """``cls`` noting its backends' CPU seconds in ``into`` when it closes."""
+
+    async def close(self: PostgresStore) -> None:
+        if self._pool is not None:
+            into.append(await _backends_cpu_s(self))
+        await cls.close(self)
+
+    return type(f"Measured{cls.__name__}", (cls,), {"close": close})
+
+
 async def _admin(url: str, sql: str) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -138,16 +167,21 @@ _STORES: dict[tuple[str, str], type[Any]] = {
 
 async def _one(
     kind: str, variant: str, records: list[RequestRecord], pg: str, prefix: str
-) -> tuple[float, float]:
+) -> tuple[float, float, float | None]:
+    """Records per second, this process's CPU us per record, the server's (PostgreSQL)."""
     cls = _STORES[(kind, variant)]
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "sqlite":
-            return await bench.run(cls(Path(tmp) / "b.db"), Path(tmp) / "spool", records, 500)
+            rate, cpu = await bench.run(cls(Path(tmp) / "b.db"), Path(tmp) / "spool", records, 500)
+            return rate, cpu, None
         name = f"{prefix}_{secrets.token_hex(4)}"
         await _admin(pg, f"CREATE DATABASE {name}")
         url = urlunsplit(urlsplit(pg)._replace(path=f"/{name}"))
         try:
-            return await bench.run(cls(url), Path(tmp) / "spool", records, 500)
+            server: list[float] = []
+            store = _measured(cls, server)(url)
+            rate, cpu = await bench.run(store, Path(tmp) / "spool", records, 500)
+            return rate, cpu, server[0] / len(records) * 1e6
         finally:
             await _admin(pg, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -167,9 +201,12 @@ async def main() -> None:
             if args.only not in (None, kind):
                 continue
             records = [bench.sample(i, now + run * 3600) for i in range(args.records)]
-            rate, cpu = await _one(kind, variant, records, args.pg, args.db_prefix)
+            rate, cpu, server = await _one(kind, variant, records, args.pg, args.db_prefix)
             label = f"{kind} {variant}"
-            print(f"run {run + 1} {label:31} {rate:>9,.0f} records/s  {cpu:5.1f} us CPU/record")
+            line = f"run {run + 1} {label:31} {rate:>9,.0f} records/s  {cpu:5.1f} us CPU/record"
+            if server is not None:
+                line += f", server {server:5.1f} us"
+            print(line)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -10,9 +10,13 @@ in ``rejections_minute`` and ``rejections_hour``: how many requests had that can
 for that reason. Per policy hash, in ``policy_traffic``: its label, first and last request and
 request count.
 
-A batch is aggregated in memory (``Rollup``) and written as one upsert per touched key, adding
-to what is stored: the cost is per batch, not per record. Only records the batch actually
-inserted count (a replayed spool skips those stored already, and so do the rollups). The
+A batch's rollup is added to what is stored with one upsert per touched key: the cost is per
+batch, not per record. SQLite adds the batch up in memory (``Rollup``); PostgreSQL adds up the
+rows its insert returns, in the insert's statement (``batch_sql``). Only records the batch
+actually inserted count (a replayed spool skips those stored already, and so do the rollups).
+Filling the rollups of rows already stored (migration 9, ``Store.rebuild_rollups``) is a few
+``INSERT ... SELECT ... GROUP BY`` statements (``backfill_sql``) that compute the same figures
+in SQL. The
 missing route or model of a record (a rejected request) is kept as ``''`` in the key columns,
 which are part of a primary key and so cannot be NULL.
 """

@@ -2,9 +2,11 @@
 
 A batch is one statement with two parameters: the request rows and the planner statistics they
 refer to, as JSON arrays, which ``json_populate_recordset`` turns back into typed rows by
-column name; ``ON CONFLICT DO NOTHING`` skips what is stored already. One round trip, one
-implicit transaction, the same prepared statement every time, and idempotent (a replayed
-spool stores nothing twice). The row layout is ``body.py``'s, shared with SQLite.
+column name; ``ON CONFLICT DO NOTHING`` skips what is stored already, and the dashboard's
+rollups are added up from the rows the insert returns (``rollups.batch_sql``), so a replayed
+batch counts only its new records. One round trip, one implicit transaction, the same
+prepared statement every time, and idempotent (a replayed spool stores nothing twice). The
+row layout is ``body.py``'s, shared with SQLite.
 
 Why JSON rather than typed arrays (``unnest($1::text[], ...)``) or COPY: asyncpg encodes every
 array element in Python on the event loop, ~0.3 us a value; a batch of 500 held the loop for
@@ -36,6 +38,7 @@ import orjson
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records import rollups
 from modelroute.records.record import RequestRecord
+from modelroute.records.rollups import Rollup, contribution
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
@@ -63,16 +66,50 @@ _RETURNED = (
     "request_id, started_at, route, final_model, status, latency_ms, cost_usd, "
     "decision_reason, policy_hash, body ->> 8 AS policy_version"
 )
-_INSERT = (
-    "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
-    "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
-    "ON CONFLICT (stats_id) DO NOTHING), "
-    f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
-    "FROM json_populate_recordset(NULL::requests, $1::json) "
-    f"ON CONFLICT (request_id) DO NOTHING RETURNING {_RETURNED}), "
-    f"{rollups.batch_sql('stored')} SELECT COUNT(*) FROM stored"
+# The rollup tables in the order of ``_INSERT``'s parameters 3 to 7.
+_ROLLUP_PARAMETERS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    *(
+        (rollups.table(kind, grain), columns, key)
+        for grain in rollups.WIDTHS
+        for kind, columns, key in (
+            ("rollup", rollups.ROLLUP_COLUMNS, 3),
+            ("rejections", rollups.REJECTION_COLUMNS, 4),
+        )
+    ),
+    ("policy_traffic", rollups.POLICY_COLUMNS, 1),
 )
+
+
+def _insert_statement() -> str:
+    """A batch in one statement: the rows inserted (parameter 1) with the planner statistics
+    they refer to (2), and the rollups added. When every one of the batch's records (8: how
+    many) is new, the rollup added up by the client (3-7: each table's rows as JSON, in key
+    order) is upserted; when some were stored already (a replayed spool), the database adds
+    up the rows the insert returned instead. Returns how many rows were inserted."""
+    given = []
+    for n, (name, columns, key) in enumerate(_ROLLUP_PARAMETERS, 3):
+        rows = (
+            f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{name}, ${n}::json) "
+            "WHERE (SELECT n FROM counted) = $8::int"
+        )
+        upsert = rollups.upsert_sql(name, columns, key, rows, dialect="postgres")
+        given.append(f"{name}_given AS ({upsert})")
+    return (
+        "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
+        "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
+        "ON CONFLICT (stats_id) DO NOTHING), "
+        f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+        "FROM json_populate_recordset(NULL::requests, $1::json) "
+        f"ON CONFLICT (request_id) DO NOTHING RETURNING {_RETURNED}), "
+        "counted AS (SELECT COUNT(*) AS n FROM stored), "
+        "partly AS (SELECT * FROM stored WHERE (SELECT n FROM counted) < $8::int), "
+        f"{', '.join(given)}, {rollups.batch_sql('partly')} SELECT n FROM counted"
+    )
+
+
+_INSERT = _insert_statement()
 _FLOATS = ("started_at", "latency_ms", "cost_usd")
+_REASON = REQUEST_COLUMNS.index("decision_reason")
 _BACKFILL = rollups.backfill_sql("postgres")
 
 
@@ -83,18 +120,41 @@ _FOLD_PAGE = 1000
 class _Payload(NamedTuple):
     requests: str  # JSON arrays of row objects
     stats: str
+    rollup: tuple[str, ...]  # ``_INSERT``'s parameters 3-7: the rollup when every record is new
+    records: int  # how many (one per request id)
 
 
 def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
-    """The batch as two JSON arrays of row objects (requests, planner statistics)."""
+    """The batch as two JSON arrays of row objects (requests, planner statistics), and its
+    rollup."""
     requests: list[dict[str, Any]] = []
     stats: dict[str, str] = {}
+    rollup = Rollup()
     for record in schema.unique(batch):
-        row = dict(zip(REQUEST_COLUMNS, encoder.row(record, stats), strict=True))
+        values = encoder.row(record, stats)
+        rollup.add(contribution(record, values[_REASON]))
+        row = dict(zip(REQUEST_COLUMNS, values, strict=True))
         row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
         requests.append(_finite(row, _FLOATS))
     planner = [{"stats_id": k, "stats": orjson.Fragment(v)} for k, v in stats.items()]
-    return _Payload(orjson.dumps(requests).decode(), orjson.dumps(planner).decode())
+    return _Payload(
+        orjson.dumps(requests).decode(),
+        orjson.dumps(planner).decode(),
+        _rollup_payload(rollup),
+        len(requests),
+    )
+
+
+def _rollup_payload(rollup: Rollup) -> tuple[str, ...]:
+    tables = {
+        **{rollups.table("rollup", g): rollup.rows(g) for g in rollups.WIDTHS},
+        **{rollups.table("rejections", g): rollup.rejection_rows(g) for g in rollups.WIDTHS},
+        "policy_traffic": rollup.policy_rows(),
+    }
+    return tuple(
+        orjson.dumps([dict(zip(columns, v, strict=True)) for v in tables[name]]).decode()
+        for name, columns, _ in _ROLLUP_PARAMETERS
+    )
 
 
 def _finite(row: dict[str, Any], floats: tuple[str, ...]) -> dict[str, Any]:
@@ -290,7 +350,9 @@ class PostgresStore:
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                await conn.execute(_INSERT, payload.requests, payload.stats)
+                await conn.execute(
+                    _INSERT, payload.requests, payload.stats, *payload.rollup, payload.records
+                )
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
 
