@@ -260,7 +260,7 @@ async def test_sql_rollups_equal_the_python_rollup_at_the_edges(store: Store) ->
     want = _rollup_of(records)
     assert want.records == len(records) - (3 if store.dialect == "postgres" else 2)
     await store.write(records[20:])
-    # partly stored already: PostgreSQL adds up the rows its insert returns (every edge), in SQL
+    # partly stored already (PostgreSQL: its one statement undone, then in two steps)
     await store.write(records[:25])
     await _assert_equals_rollup(store, want)
     assert await store.rebuild_rollups() == want.records  # the set-based backfill

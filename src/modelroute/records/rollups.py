@@ -10,10 +10,10 @@ in ``rejections_minute`` and ``rejections_hour``: how many requests had that can
 for that reason. Per policy hash, in ``policy_traffic``: its label, first and last request and
 request count.
 
-A batch's rollup is added to what is stored with one upsert per touched key: the cost is per
-batch, not per record. SQLite adds the batch up in memory (``Rollup``); PostgreSQL adds up the
-rows its insert returns, in the insert's statement (``batch_sql``). Only records the batch
-actually inserted count (a replayed spool skips those stored already, and so do the rollups).
+A batch is aggregated in memory (``Rollup``) and added to what is stored with one upsert per
+touched key (PostgreSQL: in the insert's statement): the cost is per batch, not per record.
+Only records the batch actually inserted count (a replayed spool skips those stored already,
+and so do the rollups).
 Filling the rollups of rows already stored (migration 9, ``Store.rebuild_rollups``) is a few
 ``INSERT ... SELECT ... GROUP BY`` statements (``backfill_sql``) that compute the same figures
 in SQL. The
@@ -239,7 +239,7 @@ def tables(real: str) -> tuple[str, ...]:
 # --- set-based: the rollups of many rows in one statement ----------------------------------
 #
 # The same figures as ``Rollup`` computed by the database from rows with the columns of
-# ``requests`` (the stored table, or the rows an insert returns): the bucket is the exact
+# ``requests``: the bucket is the exact
 # floor of started_at / width (the quotient is rounded, so one width too far is taken back),
 # the histogram bucket is ``latency_bucket``'s formula (the C library's log10, as in Python),
 # rejections come from the decision reason's [model, reason] pairs (index 5), how the model
@@ -419,40 +419,6 @@ def backfill_sql(dialect: Dialect) -> tuple[str, ...]:
         finer = grain
     out.append(f"INSERT INTO policy_traffic ({', '.join(POLICY_COLUMNS)}) {policy_sql(dialect)}")
     return tuple(out)
-
-
-def batch_sql(source: str) -> str:
-    """PostgreSQL: the common table expressions (``name AS (...), ...``) that add the rollups
-    of the rows of ``source`` (a CTE of the rows just inserted: the columns of ``requests``
-    and ``policy_version``) to the stored ones, each table's rows in key order (concurrent
-    writers then lock the keys they share in the same order and cannot deadlock)."""
-    parts = []
-    finer: Grain | None = None
-    for grain, width in WIDTHS.items():
-        for kind in KINDS:
-            name, columns, key = table(kind, grain), _columns(kind), len(_KEYS[kind])
-            if finer is not None:
-                select = coarser_sql(kind, f"{table(kind, finer)}_new", width)
-            elif kind == "rollup":
-                select = figures_sql("postgres", source, width)
-            else:
-                select = rejections_sql("postgres", source, width)
-            parts.append(f"{name}_new ({', '.join(columns)}) AS ({select})")
-            ordered = f"SELECT * FROM {name}_new ORDER BY {', '.join(columns[:key])}"
-            parts.append(f"{name}_added AS ({upsert_sql(name, columns, key, ordered)})")
-        finer = grain
-    latest = (
-        "(array_agg(policy_version ORDER BY started_at DESC, request_id DESC) "
-        "FILTER (WHERE policy_version IS NOT NULL))[1]"
-    )
-    policies = (
-        f"SELECT policy_hash, {latest}, MIN(started_at), MAX(started_at), COUNT(*) "
-        f"FROM {source} WHERE {_finite('started_at', 'postgres')} GROUP BY policy_hash "
-        "ORDER BY policy_hash"
-    )
-    upsert = upsert_sql("policy_traffic", POLICY_COLUMNS, 1, policies, dialect="postgres")
-    parts.append(f"policy_traffic_added AS ({upsert})")
-    return ", ".join(parts)
 
 
 def _columns(kind: str) -> tuple[str, ...]:

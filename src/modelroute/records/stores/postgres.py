@@ -2,11 +2,11 @@
 
 A batch is one statement with two parameters: the request rows and the planner statistics they
 refer to, as JSON arrays, which ``json_populate_recordset`` turns back into typed rows by
-column name; ``ON CONFLICT DO NOTHING`` skips what is stored already, and the dashboard's
-rollups are added up from the rows the insert returns (``rollups.batch_sql``), so a replayed
-batch counts only its new records. One round trip, one implicit transaction, the same
-prepared statement every time, and idempotent (a replayed spool stores nothing twice). The
-row layout is ``body.py``'s, shared with SQLite.
+column name; ``ON CONFLICT DO NOTHING`` skips what is stored already; the same statement adds
+the batch's rollup for the dashboard (a batch some of whose records were stored already undoes
+itself and goes in two steps, counting only its new records). One round trip, one implicit
+transaction, the same prepared statement every time, and idempotent (a replayed spool
+stores nothing twice). The row layout is ``body.py``'s, shared with SQLite.
 
 Why JSON rather than typed arrays (``unnest($1::text[], ...)``) or COPY: asyncpg encodes every
 array element in Python on the event loop, ~0.3 us a value; a batch of 500 held the loop for
@@ -38,7 +38,7 @@ import orjson
 from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records import rollups
 from modelroute.records.record import RequestRecord
-from modelroute.records.rollups import Rollup, contribution
+from modelroute.records.rollups import Contribution, Rollup, contribution
 from modelroute.records.stores import legacy, schema
 from modelroute.records.stores.base import (
     ExportFile,
@@ -61,11 +61,6 @@ from modelroute.records.stores.body import (
 _MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
 
 _REQUEST_COLS = ", ".join(REQUEST_COLUMNS)
-# What the rollups read of each row the insert stored (``rollups.batch_sql``).
-_RETURNED = (
-    "request_id, started_at, route, final_model, status, latency_ms, cost_usd, "
-    "decision_reason, policy_hash, body ->> 8 AS policy_version"
-)
 # The rollup tables in the order of ``_INSERT``'s parameters 3 to 7.
 _ROLLUP_PARAMETERS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     *(
@@ -78,36 +73,44 @@ _ROLLUP_PARAMETERS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ),
     ("policy_traffic", rollups.POLICY_COLUMNS, 1),
 )
+_STORED = (
+    "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
+    "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
+    "ON CONFLICT (stats_id) DO NOTHING), "
+    f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+    "FROM json_populate_recordset(NULL::requests, $1::json) "
+    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id)"
+)
+# The text of the error that undoes ``_INSERT`` when some record was stored already.
+_SOME_STORED = "some records were stored already"
+
+
+def _upserts(first: int) -> list[str]:
+    """The rollup's upserts from JSON rows, parameters ``first`` to ``first + 4``."""
+    out = []
+    for n, (name, columns, key) in enumerate(_ROLLUP_PARAMETERS, first):
+        rows = f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{name}, ${n}::json)"
+        upsert = rollups.upsert_sql(name, columns, key, rows, dialect="postgres")
+        out.append(f"{name}_added AS ({upsert})")
+    return out
 
 
 def _insert_statement() -> str:
-    """A batch in one statement: the rows inserted (parameter 1) with the planner statistics
-    they refer to (2), and the rollups added. When every one of the batch's records (8: how
-    many) is new, the rollup added up by the client (3-7: each table's rows as JSON, in key
-    order) is upserted; when some were stored already (a replayed spool), the database adds
-    up the rows the insert returned instead. Returns how many rows were inserted."""
-    given = []
-    for n, (name, columns, key) in enumerate(_ROLLUP_PARAMETERS, 3):
-        rows = (
-            f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{name}, ${n}::json) "
-            "WHERE (SELECT n FROM counted) = $8::int"
-        )
-        upsert = rollups.upsert_sql(name, columns, key, rows, dialect="postgres")
-        given.append(f"{name}_given AS ({upsert})")
+    """A batch in one statement: the rows (parameter 1) with the planner statistics they
+    refer to (2) inserted, and the batch's rollup (3-7: each table's rows as JSON, in key
+    order) added. When fewer rows than the batch's records (8) were inserted (some were stored
+    already: a replayed spool), the statement fails, undoing all of it, and ``write`` stores
+    the batch in two steps instead (``_INSERT_RETURNING``, then the new records' rollup)."""
+    undo = f"CAST('{_SOME_STORED}: ' || n AS INT)"  # not a constant: raised only when reached
     return (
-        "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
-        "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
-        "ON CONFLICT (stats_id) DO NOTHING), "
-        f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
-        "FROM json_populate_recordset(NULL::requests, $1::json) "
-        f"ON CONFLICT (request_id) DO NOTHING RETURNING {_RETURNED}), "
-        "counted AS (SELECT COUNT(*) AS n FROM stored), "
-        "partly AS (SELECT * FROM stored WHERE (SELECT n FROM counted) < $8::int), "
-        f"{', '.join(given)}, {rollups.batch_sql('partly')} SELECT n FROM counted"
+        f"{_STORED}, counted AS (SELECT COUNT(*) AS n FROM stored), {', '.join(_upserts(3))} "
+        f"SELECT CASE WHEN n = $8::int THEN n ELSE {undo} END FROM counted"
     )
 
 
 _INSERT = _insert_statement()
+_INSERT_RETURNING = f"{_STORED} SELECT request_id FROM stored"
+_ADD_ROLLUP = f"WITH {', '.join(_upserts(1))} SELECT 1"
 _FLOATS = ("started_at", "latency_ms", "cost_usd")
 _REASON = REQUEST_COLUMNS.index("decision_reason")
 _BACKFILL = rollups.backfill_sql("postgres")
@@ -122,6 +125,7 @@ class _Payload(NamedTuple):
     stats: str
     rollup: tuple[str, ...]  # ``_INSERT``'s parameters 3-7: the rollup when every record is new
     records: int  # how many (one per request id)
+    added: list[tuple[str, Contribution]]  # each record's id and contribution to the rollups
 
 
 def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
@@ -130,9 +134,11 @@ def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
     requests: list[dict[str, Any]] = []
     stats: dict[str, str] = {}
     rollup = Rollup()
+    added: list[tuple[str, Contribution]] = []
     for record in schema.unique(batch):
         values = encoder.row(record, stats)
-        rollup.add(contribution(record, values[_REASON]))
+        added.append((record.request_id, contribution(record, values[_REASON])))
+        rollup.add(added[-1][1])
         row = dict(zip(REQUEST_COLUMNS, values, strict=True))
         row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
         requests.append(_finite(row, _FLOATS))
@@ -142,6 +148,7 @@ def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
         orjson.dumps(planner).decode(),
         _rollup_payload(rollup),
         len(requests),
+        added,
     )
 
 
@@ -350,9 +357,14 @@ class PostgresStore:
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                await conn.execute(
-                    _INSERT, payload.requests, payload.stats, *payload.rollup, payload.records
-                )
+                try:
+                    await conn.execute(
+                        _INSERT, payload.requests, payload.stats, *payload.rollup, payload.records
+                    )
+                except asyncpg.InvalidTextRepresentationError as exc:
+                    if _SOME_STORED not in str(exc):
+                        raise
+                    await _store_partly(conn, payload)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
 
@@ -608,6 +620,18 @@ async def _derive(conn: Any) -> None:
             *(list(column) for column in values),
         )
         after = page[-1]["request_id"]
+
+
+async def _store_partly(conn: Any, payload: _Payload) -> None:
+    """A batch some of whose records were stored already: insert the others and add their
+    rollup, in one transaction."""
+    async with conn.transaction():
+        new = {
+            row[0] for row in await conn.fetch(_INSERT_RETURNING, payload.requests, payload.stats)
+        }
+        rollup = Rollup().extend(c for request_id, c in payload.added if request_id in new)
+        if rollup.records:
+            await conn.execute(_ADD_ROLLUP, *_rollup_payload(rollup))
 
 
 async def _backfill(conn: Any) -> int:
