@@ -5,8 +5,9 @@ memory, so only the state differs), then load from this process with an aiohttp 
 fixed concurrency. Reported per backend and route: requests per second and the gateway
 process's CPU time per request (user + system, from /proc), which says more than throughput
 on a shared, loaded machine. Routes: ``plain`` (circuit breakers only: with Redis, a batched
-write every 50 ms and a poll every 250 ms) and ``limited`` (a rate limit and a budget: two
-Redis scripts per request on the request path, one settle after it).
+write every 50 ms and a poll every 250 ms) and ``limited`` (a rate limit and a budget: one
+Redis script per request on the request path, reserving and rate-checking together, and one
+settle after it).
 
     python bench/state_backend.py [--requests 3000] [--concurrency 16] [--rounds 2]
 """

@@ -34,7 +34,10 @@ def quickstart_policy(tmp_path: Path) -> tuple[Path, int]:
     return path, port
 
 
-def start_serve(policy: Path, port: int, *args: str, stderr: Path) -> subprocess.Popen[bytes]:
+def start_serve(
+    policy: Path, port: int, *args: str, stderr: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``env``: variables added to this process's environment for it."""
     with stderr.open("wb") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "modelroute", "serve", str(policy), "--port", str(port), *args],
@@ -42,6 +45,7 @@ def start_serve(policy: Path, port: int, *args: str, stderr: Path) -> subprocess
             stderr=err,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its process group is its own pid: its children share it
+            env=None if env is None else {**os.environ, **env},
         )
 
 

@@ -214,6 +214,12 @@ def app_factory() -> Any:
     help="Records wait here (append-only files) while the store is unreachable.",
 )
 @click.option(
+    "--records-durable",
+    is_flag=True,
+    help="Append each record to a journal in --spool-dir before its answer leaves: a killed "
+    "process loses no record (a restart on the same --spool-dir stores them).",
+)
+@click.option(
     "--content",
     type=click.Choice(["off", "hash", "truncated", "full"]),
     default="truncated",
@@ -276,6 +282,7 @@ def serve(
     workers: int,
     store_url: str,
     spool_dir: str,
+    records_durable: bool,
     content: str,
     traces: str,
     feedback_token: str | None,
@@ -317,6 +324,10 @@ def serve(
         "workers": workers,  # each keeps its share of the daily shadow budgets
         "state_url": _checked_state_url(state_url, workers),
     }  # fmt: skip
+    if records_durable:
+        if store is None:
+            _fail("--records-durable journals records on their way to a store; give --store")
+        options["records_durable"] = True
     options["feedback_token_env"] = token_env = token_env_of("--feedback-token", feedback_token)
     options["drift"] = drift_settings(
         drift_every, drift_since, drift_baseline, drift_webhook, store
@@ -329,7 +340,7 @@ def serve(
         _policy_or_exit(canary_path)  # a canary that does not load stops here
     options["access"] = access_settings(
         policy, store, keys_mode, _seconds("--keys-refresh", keys_refresh), canary_path,
-        canary_percent, canary_sticky, policy_sync,
+        canary_percent, canary_sticky, policy_sync, options["state_url"],
     )  # fmt: skip
     keys = [key for key in resolve_api_keys(loaded).values() if key]
     for env in (token_env, admin_env):

@@ -164,6 +164,8 @@ def admin_token(reference: str | None) -> str | None:
     return name
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 # ``modelroute serve``'s options for keys and policy rollouts
 serve_options = (
     click.option(
@@ -201,9 +203,10 @@ serve_options = (
     ),
     click.option(
         "--policy-sync",
-        metavar="redis://HOST:PORT/DB",
+        metavar="redis://HOST:PORT/DB|off",
         help="Publish policy changes (SIGHUP, admin API) through Redis and apply those of "
-        "other replicas: all converge on one policy hash.",
+        "other replicas: all converge on one policy hash. Default: the --state URL when it "
+        "is redis:// (its ?prefix= too); off: this replica keeps its own policy.",
     ),
 )
 
@@ -217,9 +220,11 @@ def serve_settings(
     canary_percent: float,
     canary_sticky: str,
     policy_sync: str | None,
+    state_url: str = "memory",
 ) -> dict[str, Any]:
     """``serve``'s options as ``build_app``'s ``access`` settings (``AccessSettings``); a
-    canary policy that does not load stops here with its problems."""
+    canary policy that does not load stops here with its problems. Policies are synced
+    through ``--policy-sync``, else through a ``redis://`` ``state_url``."""
     from pathlib import Path
 
     from modelroute.canary import parse_sticky
@@ -230,8 +235,12 @@ def serve_settings(
         parse_sticky(canary_sticky)
     except ValueError as exc:
         _fail(f"--canary-sticky: {exc}")
-    if policy_sync is not None and not policy_sync.startswith(("redis://", "rediss://")):
-        _fail("--policy-sync takes a redis:// URL")
+    if policy_sync is None and state_url.startswith(REDIS_SCHEMES):
+        policy_sync = state_url
+    elif policy_sync == "off":
+        policy_sync = None
+    elif policy_sync is not None and not policy_sync.startswith(REDIS_SCHEMES):
+        _fail("--policy-sync takes a redis:// URL, or off")
     return {
         "keys": keys_mode, "keys_refresh_s": keys_refresh,
         "policy_path": str(Path(policy_path).resolve()),

@@ -55,7 +55,14 @@ from modelroute.records.writer import RecordWriter
 from modelroute.sessions import MemoryPins, PinStore, Session
 from modelroute.sessions.affinities import Affinities
 from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
-from modelroute.state.admission import Account, Admission, Shortfall, has_limits, reserve_usd
+from modelroute.state.admission import (
+    Account,
+    Admission,
+    Shortfall,
+    has_limits,
+    model_limited,
+    reserve_usd,
+)
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.limits import MemoryCounters
@@ -236,8 +243,9 @@ class Router:
         """Serve ``policy`` (and ``canary``, when given, beside it) from the next request on.
         Requests already planned finish on the policy they started with. Both must be valid
         (loaded): their models' providers are added here, and raise ``PolicyError`` if a
-        kind is unknown, before anything changes. Breaker settings, shadow rules and the
-        shadow worker stay those of the policy the router started with."""
+        kind is unknown, before anything changes. The circuit breakers take the new
+        policies' settings (``configure``, when the circuit state has it); shadow rules and
+        the shadow worker stay those of the policy the router started with."""
         policies = (policy, *((canary.policy,) if canary is not None else ()))
         built = [
             build_providers(
@@ -253,6 +261,9 @@ class Router:
                 self._api_keys.update(resolve_api_keys(p))
             if self.measured is not None and self.measured.models is not None:
                 self.measured.models = self.measured.models | frozenset(p.models)
+        configure = getattr(self.breakers, "configure", None)
+        if configure is not None:  # the policy's own settings win over the canary's
+            configure({m.name: m.breaker for p in policies[::-1] for m in p.models.values()})
         self.policy, self.canary = policy, canary
 
     def _arm(
@@ -333,22 +344,25 @@ class Router:
     async def _admit(
         self, builder: RecordBuilder, decision: Decision, identity: ClientIdentity | None
     ) -> Decision:
-        """The route's budget, then its rate limit (``state/admission.py``); a budget too
-        short for the decision refuses it (429) or, with ``on_budget: degrade``, plans again
-        with what is left as the cost ceiling: only cheaper models that fit it remain, and the
+        """The budgets and rate limits of the route, the caller's key and the first model,
+        taken together (``state/admission.py``: one Redis script); a budget too short for
+        the decision refuses it (429) or, with ``on_budget: degrade``, plans again with what
+        is left as the cost ceiling: only cheaper models that fit it remain, and the
         decision's notes say so."""
         route = route_of(builder.policy, decision)
         account = Account.of(builder.record.client_key_id, identity)
         request_id = builder.record.request_id
+        models = builder.policy.models
         try:
-            short = await self.limits.reserve(route, account, decision, request_id)
+            model = model_limited(models, decision)
+            short = await self.limits.admit(route, account, decision, request_id, model)
             if short is not None:
                 if route.budget is not None and route.budget.on_budget == "degrade":
                     decision = self._degrade(builder, decision, short)
-                    short = await self.limits.reserve(route, account, decision, request_id)
+                    model = model_limited(models, decision)
+                    short = await self.limits.admit(route, account, decision, request_id, model)
                 if short is not None:
                     raise self.limits.refuse_budget(route, short)
-            await self.limits.rate(route, account, decision, request_id)
         except LimitError as err:
             builder.finish_error(err)
             raise self._submit(builder, err) from None
@@ -714,8 +728,8 @@ def _kept_as(record: RequestRecord) -> tuple[str, float] | None:
 
 
 def _limited(policy: Policy, decision: Decision, identity: ClientIdentity | None) -> bool:
-    """Does the request count against a route's or its key's limits?"""
-    if has_limits(route_of(policy, decision)):
+    """Does the request count against a route's, its key's or its model's limits?"""
+    if has_limits(route_of(policy, decision)) or model_limited(policy.models, decision):
         return True
     return identity is not None and (identity.budget is not None or not identity.limits.unlimited)
 

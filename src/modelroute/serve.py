@@ -225,14 +225,17 @@ def build_router(
     workers: int = 1,
     stats: StatsSource | None = None,
     state_url: str = "memory",
+    records_durable: bool = False,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
     every ``quality_refresh_s`` seconds. Each of ``workers`` processes shadows within its
     share of each route's daily shadow budget. ``stats``: what the planner reads instead
     (benchmarks that must keep one decision). ``state_url``: ``memory`` or a ``redis://`` URL
-    where the circuit breakers, rate limits, budgets and response cache are shared
-    (``state/backends.py``), and sessions' pins too (``modelroute.sessions``)."""
+    where the circuit breakers, rolling statistics, rate limits, budgets and response cache
+    are shared (``state/backends.py``), and sessions' pins too (``modelroute.sessions``).
+    ``records_durable``: each record journaled to disk before its answer leaves
+    (``records/journal.py``)."""
     from modelroute.records.metrics import MetricsSink
     from modelroute.records.record import MemorySink, RecordSink
     from modelroute.records.stores import open_store
@@ -245,7 +248,7 @@ def build_router(
     store = open_store(store_url) if store_url else None
     records: RecordSink
     if store is not None:
-        writer = RecordWriter(store, spool_dir)
+        writer = RecordWriter(store, spool_dir, durable=records_durable)
         metrics = MetricsSink(
             queue_depth=lambda: writer.queue_depth, spool_size=lambda: writer.spool_size
         )
@@ -261,6 +264,8 @@ def build_router(
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
     backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    if backend.stats is not None:
+        extra.append(backend.stats)
     router = Router(
         policy,
         circuits=backend.circuits,
@@ -275,6 +280,8 @@ def build_router(
         quality_refresh_s=quality_refresh_s,
         stats=stats,
     )
+    if backend.stats is not None:
+        backend.stats.attach(router.rolling)
     metrics.watch(circuit_states=router.breakers.snapshot)
     log.info(
         "policy %s (%s): %d models, %d routes; records: %s; state: %s",

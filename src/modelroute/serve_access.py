@@ -50,8 +50,10 @@ def access_parts(
     services.append(lifecycle)
     if settings.policy_sync_url is not None:
         from modelroute.policy_sync import PolicySync
+        from modelroute.state.backends import split_prefix
 
-        services.append(PolicySync(settings.policy_sync_url, lifecycle))
+        url, prefix = split_prefix(settings.policy_sync_url, "modelroute:")
+        services.append(PolicySync(url, lifecycle, prefix))
     access, keys = None, None
     if store_url is not None and (settings.keys != "off" or admin_token is not None):
         store = open_key_store(store_url)

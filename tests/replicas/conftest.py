@@ -5,6 +5,7 @@ database (``--store``), in front of one simulator process; load comes from anoth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import subprocess
@@ -59,6 +60,15 @@ models:
     prices: {{input: 1, output: 2}}
     context_window: 32000
     latency: {{p50_ms: 20, p95_ms: 50}}
+  quota:
+    provider: simulator
+    base_url: http://127.0.0.1:{sim}/v1
+    model_id: sim-v1
+    allow_floating: true
+    prices: {{input: 1000, output: 2000}}
+    context_window: 32000
+    latency: {{p50_ms: 20, p95_ms: 50}}
+    rate_limit: {{requests_per_minute: 60}}
 routes:
   limited:
     rate_limit: {{requests_per_minute: 100, per: route}}
@@ -70,6 +80,12 @@ routes:
     strategy: {{kind: fixed, models: [broken, sim]}}
   plain:
     strategy: {{kind: fixed, models: [sim]}}
+  measured:
+    strategy: {{kind: fixed, models: [sim]}}
+  quota-a:
+    strategy: {{kind: fixed, models: [quota]}}
+  quota-b:
+    strategy: {{kind: fixed, models: [quota]}}
 """
 
 
@@ -80,6 +96,7 @@ class Cluster:
     pg_url: str
     tmp: Path
     logs: list[Path] = field(default_factory=list)
+    prefix: str = ""  # the Redis key prefix they share
 
     def load(self, **cfg: Any) -> list[dict[str, Any]]:
         """Run the load process to its end; every request's result."""
@@ -99,6 +116,11 @@ class Cluster:
             [sys.executable, str(HERE / "load.py"), str(path)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+
+    def only(self, *indices: int) -> Cluster:
+        """The same cluster, its load sent to these replicas only."""
+        bases = [self.bases[i] for i in indices]
+        return Cluster(bases, self.procs, self.pg_url, self.tmp, self.logs, self.prefix)
 
     def circuits(self, i: int) -> dict[str, str]:
         return dict(get_json(f"{self.bases[i]}/readyz")[1]["circuits"])
@@ -154,22 +176,25 @@ def _pg_database() -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(
+    tmp: Path, policy: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """Three ``serve`` processes with ``args`` over ``policy`` (formatted with the simulator's
+    port as ``sim`` and a dead one as ``dead``), sharing a Redis prefix and a database."""
     require_redis()
-    tmp = tmp_path_factory.mktemp("replicas")
     db = _pg_database()
     prefix = unique_prefix()
     sim_port, dead_port = free_port(), free_port()
     (tmp / "sim.yaml").write_text(SIMULATOR)
-    (tmp / "policy.yaml").write_text(POLICY.format(sim=sim_port, dead=dead_port))
+    (tmp / "policy.yaml").write_text(policy.format(sim=sim_port, dead=dead_port))
     simulator = subprocess.Popen(
         [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp / "sim.yaml"),
          "--port", str(sim_port), "--until-stdin-closes"],
         stdin=subprocess.PIPE,
     )  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
-    cluster = Cluster([], procs, database_url(db), tmp)
+    cluster = Cluster([], procs, database_url(db), tmp, prefix=prefix)
     try:
         for i in range(3):
             port = free_port()
@@ -177,8 +202,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             proc = start_serve(
                 tmp / "policy.yaml", port,
                 "--store", database_url(db), "--spool-dir", str(tmp / f"spool-{i}"),
-                "--state", f"{REDIS_URL}?prefix={prefix}", "--log-level", "info",
-                stderr=log,
+                "--state", f"{REDIS_URL}?prefix={prefix}", "--log-level", "info", *args,
+                stderr=log, env=env,
             )  # fmt: skip
             procs.append(proc)
             cluster.bases.append(f"http://127.0.0.1:{port}")
@@ -194,3 +219,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         simulator.wait(30)
         delete_prefix(prefix)
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("replicas"), POLICY) as running:
+        yield running

@@ -24,6 +24,24 @@ def test_a_rate_limit_holds_across_replicas(cluster: Cluster) -> None:
     assert refused["error"]["rate_limit"]["requests_per_minute"] == 100
 
 
+def test_a_models_rate_limit_holds_across_replicas_and_routes(cluster: Cluster) -> None:
+    loads = [cluster.start_load(route=r, requests=100) for r in ("quota-a", "quota-b")]
+    results = []
+    for load in loads:
+        out, _ = load.communicate(timeout=600)
+        assert load.returncode == 0
+        results += [json.loads(line) for line in out.splitlines() if line.strip()]
+    statuses = Counter(r["status"] for r in results)
+    assert statuses[200] + statuses[429] == 200, statuses
+    assert 58 <= statuses[200] <= 62, statuses  # one limit of 60 for the model, not 3 x 2 x 60
+    assert len(Counter(r["base"] for r in results if r["status"] == 200)) == 3
+    refused = next(r for r in results if r["status"] == 429)
+    assert refused["error"]["rate_limit"] == {
+        "of": "model 'quota'", "requests_per_minute": 60, "tokens_per_minute": None,
+        "per": "model",
+    }  # fmt: skip
+
+
 def test_a_budget_holds_across_replicas_streams_included(cluster: Cluster) -> None:
     results = cluster.load(route="paid", requests=150, stream_share=0.5, max_tokens=20)
     statuses = Counter(r["status"] for r in results)
@@ -60,6 +78,31 @@ def test_a_circuit_opened_on_one_replica_opens_on_the_others(cluster: Cluster) -
     ] * 4
 
 
+def test_latency_measured_on_one_replica_is_planned_with_on_the_others(
+    cluster: Cluster,
+) -> None:
+    first = cluster.only(0).load(route="measured", requests=30, concurrency=3)
+    assert [r["status"] for r in first] == [200] * 30
+    measured = cluster.wait_for_records([r["request_id"] for r in first])
+    latencies = sorted(r["attempts"][0]["latency_ms"] for r in measured.values())
+    probes = 0
+    deadline = time.monotonic() + PATIENCE_S
+    for i in (1, 2):  # neither served the route before: they plan with replica 0's figures
+        while True:
+            (probe,) = cluster.only(i).load(route="measured", requests=1, concurrency=1)
+            probes += 1
+            rid = probe["request_id"]
+            stats = cluster.wait_for_records([rid])[rid]["planner_input"]["stats"]
+            seen = stats["routes"].get("measured", {}).get("sim")
+            if seen is not None:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.3)
+        assert seen["samples"] >= 30 > probes  # more attempts than this side ever made
+        assert latencies[0] <= seen["latency_p50_ms"] <= latencies[-1], (seen, latencies)
+        assert seen["error_rate"] == 0.0
+
+
 def test_stopping_a_replica_mid_load_loses_no_record_it_answered(cluster: Cluster) -> None:
     load = cluster.start_load(route="plain", requests=600, concurrency=9, pause_s=0.01)
     assert load.stdout is not None
@@ -69,7 +112,8 @@ def test_stopping_a_replica_mid_load_loses_no_record_it_answered(cluster: Cluste
         if len(seen) == 150:
             cluster.procs[2].send_signal(signal.SIGTERM)  # an orchestrator stopping a pod
             break
-    rest = load.communicate(timeout=600)[0]
+    rest = load.stdout.read()  # not communicate(): it would skip what the loop buffered
+    load.wait(600)
     results = [json.loads(x) for x in [*seen, *rest.splitlines()] if x.strip()]
     victim = cluster.bases[2]
     answered = [r["request_id"] for r in results if r["base"] == victim and r["status"] == 200]

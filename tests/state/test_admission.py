@@ -13,6 +13,7 @@ from modelroute.identity import Budget as IdentityBudget
 from modelroute.identity import ClientIdentity, RateLimits
 from modelroute.records.record import MemorySink
 from modelroute.state.limits import (
+    AdmitVerdict,
     BudgetCheck,
     BudgetVerdict,
     MemoryCounters,
@@ -190,6 +191,12 @@ class Unreachable:
         raise ConnectionError("Connection refused")
 
     async def settle(self, keys: Sequence[str], request_id: str, usd: float) -> None:
+        raise ConnectionError("Connection refused")
+
+    async def admit(self, *args: object) -> AdmitVerdict:
+        raise ConnectionError("Connection refused")
+
+    async def finish(self, *args: object) -> None:
         raise ConnectionError("Connection refused")
 
     async def spent(self, key: str) -> float:

@@ -111,3 +111,32 @@ async def test_without_redis_each_replica_judges_alone() -> None:
     assert errors and errors[0] == ("circuits", "local")
     assert lonely.state("m") == "open"  # its own outcomes still trip it
     await lonely.aclose()
+
+
+async def test_closing_ends_the_sync_even_if_the_client_swallows_the_cancellation(
+    redis_prefix: str,
+) -> None:
+    """Seen once with a real client: a cancelled command raised a connection error instead
+    of the cancellation, the loop took it for Redis being away, and shutdown waited on."""
+    a = replica(redis_prefix, interval_s=0.001, poll_s=0.001)
+    entered = asyncio.Event()
+    calls = 0
+
+    async def swallowing(poll: bool = True) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return  # the last write, on the way out
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server") from None
+
+    a.sync = swallowing  # type: ignore[method-assign]
+    await a.start()
+    await entered.wait()
+    closing = asyncio.ensure_future(a.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=30)  # turns a hang into a failure
+    assert closing in done
+    assert a.errors == 1

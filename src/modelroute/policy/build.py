@@ -23,6 +23,7 @@ from modelroute.policy.schema import (
     CircuitBreaker,
     FixedStrategy,
     LearnedStrategy,
+    ModelRateLimit,
     ModelSpec,
     Objective,
     OnBudget,
@@ -120,6 +121,7 @@ class _Builder:
             drop_params=frozenset(param.value for param in spec.drop_params),
             routing_metadata=frozenset() if spec.forward_metadata else routing_metadata,
             breaker=self.breaker(spec),
+            rate_limit=_rate_rule(spec.rate_limit),
         )
 
     def breaker(self, spec: ModelSpec) -> c.BreakerPolicy:
@@ -410,7 +412,7 @@ def _policy_hash(
     for model in body["models"].values():
         # Options added after a policy was written must not change its hash while unused:
         # records made before and after an upgrade stay comparable.
-        for option in ("drop_params", "forward_metadata"):
+        for option in ("drop_params", "forward_metadata", "rate_limit"):
             if not model[option]:
                 del model[option]
     if spec.defaults.quality.compare == QualityCompare.MEAN:  # the default: hashed as before
@@ -526,7 +528,7 @@ def build_policy(
     return policy, b.problems
 
 
-def _rate_rule(spec: RateLimit | None) -> c.RateRule | None:
+def _rate_rule(spec: RateLimit | ModelRateLimit | None) -> c.RateRule | None:
     if spec is None:
         return None
     return c.RateRule(

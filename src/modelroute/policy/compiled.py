@@ -46,6 +46,9 @@ class Model:
     # unless the policy sets forward_metadata (then this is empty).
     routing_metadata: frozenset[str] = frozenset()
     breaker: BreakerPolicy = BreakerPolicy()
+    # requests and tokens per minute for the model (``per``: "model" or "key"), counted for
+    # each request that calls it first
+    rate_limit: RateRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +134,11 @@ class LearnedRule:
 
 @dataclass(frozen=True, slots=True)
 class RateRule:
-    """A route's rate limit (see ``state/limits.py``)."""
+    """A route's or a model's rate limit (see ``state/limits.py``)."""
 
     requests_per_minute: int | None
     tokens_per_minute: int | None
-    per: str  # "key" | "route"
+    per: str  # "key" | "route" (a route's) | "model" (a model's)
     fail_open: bool  # admit unchecked while the shared state is unreachable
 
 

@@ -139,6 +139,7 @@ class ModelSpec(Strict):
     drop_params: list[RequestParam] = []
     forward_metadata: bool = False  # also send the metadata keys routing reads
     circuit_breaker: BreakerOverride | None = None
+    rate_limit: ModelRateLimit | None = None
 
 
 class Timeouts(Strict):
@@ -271,6 +272,27 @@ class RateLimit(Strict):
 
     @model_validator(mode="after")
     def _some_limit(self) -> RateLimit:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError("give requests_per_minute, tokens_per_minute or both")
+        return self
+
+
+class ModelLimitScope(StrEnum):
+    MODEL = "model"  # one allowance for the model, every route and caller together
+    KEY = "key"  # each caller (API key) has its own allowance on the model
+
+
+class ModelRateLimit(Strict):
+    """A model's requests and tokens per sliding minute, counted over every route that calls
+    it first (a provider's quota, say); ``per: key`` gives each caller its own allowance."""
+
+    requests_per_minute: PosInt | None = None
+    tokens_per_minute: PosInt | None = None
+    per: ModelLimitScope = ModelLimitScope.MODEL
+    when_state_down: WhenStateDown = WhenStateDown.OPEN
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> ModelRateLimit:
         if self.requests_per_minute is None and self.tokens_per_minute is None:
             raise ValueError("give requests_per_minute, tokens_per_minute or both")
         return self

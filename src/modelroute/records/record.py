@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -69,8 +69,10 @@ class Attempt:
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["usage"] = asdict(self.usage) if self.usage is not None else None
+        # field by field rather than ``asdict``: it deep-copies every value, several times
+        # the cost for the same result (the fields are plain values and the usage)
+        data = {k: getattr(self, k) for k in _ATTEMPT_ORDER}
+        data["usage"] = usage_dict(self.usage)
         return data
 
     @classmethod
@@ -182,7 +184,7 @@ class RequestRecord:
         if isinstance(self.decision, DecisionView):
             data["decision"] = self.decision.as_dict()
         data["attempts"] = [a.to_dict() for a in self.attempts]
-        data["usage"] = asdict(self.usage) if self.usage is not None else None
+        data["usage"] = usage_dict(self.usage)
         if self.planner_input is not None:
             data["planner_input"] = self.planner_input.to_dict()
         return data
@@ -218,8 +220,17 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(**{k: v for k, v in raw.items() if k in _USAGE_FIELDS})
 
 
-_USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
-_ATTEMPT_FIELDS = frozenset(f.name for f in fields(Attempt))
+_USAGE_ORDER = tuple(f.name for f in fields(Usage))
+_USAGE_FIELDS = frozenset(_USAGE_ORDER)
+
+
+def usage_dict(usage: Usage | None) -> dict[str, int] | None:
+    """``asdict(usage)`` without its deep copies (the counts are plain integers)."""
+    return None if usage is None else {k: getattr(usage, k) for k in _USAGE_ORDER}
+
+
+_ATTEMPT_ORDER = tuple(f.name for f in fields(Attempt))
+_ATTEMPT_FIELDS = frozenset(_ATTEMPT_ORDER)
 TRANSIENT_FIELDS = frozenset({"template_source"})
 # The fields a record is stored, exported and serialised with, in declaration order.
 RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name not in TRANSIENT_FIELDS)

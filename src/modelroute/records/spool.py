@@ -42,7 +42,8 @@ class Chunk:
     lines: int = 0
 
 
-def _own_name() -> str:
+def spool_name() -> str:
+    """This process's spool file's name."""
     return f"spool-{socket.gethostname()}-{os.getpid()}.jsonl"
 
 
@@ -82,7 +83,7 @@ def _mtime(path: Path) -> float:
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.path = directory / _own_name()
+        self.path = directory / spool_name()
         self.pending = 0  # records after the replay offset
         self.lost = 0  # records that could not be written at all (disk errors, corrupt lines)
         self.rejected = 0  # records the store refused as data, set aside
@@ -95,7 +96,7 @@ class Spool:
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / _own_name()  # again: the process may have forked
+        self.path = self.directory / spool_name()  # again: the process may have forked
         fd = self._claim()
         with self._lock:
             self._fd = fd

@@ -22,6 +22,9 @@ submit(record) ──► bounded deque ─────────► background
   are gone (their lock is free) and replays them first. Batches spooled by the loop are
   fsynced (in a worker thread, so the loop does not wait): the spool only fills during an
   outage, when a lost machine would otherwise lose exactly the records nobody has stored.
+- With ``durable``, ``submit`` first appends each record to a journal (``journal.py``), so a
+  process killed before its queue reached the store loses none of the records of requests it
+  answered: the next writer on the same spool directory replays them.
 - The writer opens its store. One that cannot be reached at start-up (a database down or not
   yet created) is an outage like any other: records spool, the loop tries to open it again
   every ``retry_interval_s`` (schema migrations run then), and the spool is replayed.
@@ -37,6 +40,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from modelroute.records.journal import Journal
 from modelroute.records.record import RequestRecord
 from modelroute.records.spool import Spool
 from modelroute.records.stores.base import RecordRejected, Store
@@ -63,6 +67,7 @@ class RecordWriter:
         write_timeout_s: float = 2.0,
         retry_interval_s: float = 1.0,
         fsync: bool = True,
+        durable: bool = False,
     ) -> None:
         self.store = store
         self.batch_size = batch_size
@@ -77,6 +82,8 @@ class RecordWriter:
         self._room = queue_size if queue_size > 0 else float("inf")  # 0: unbounded, as asyncio's
         self._queue: deque[RequestRecord] = deque()
         self._spool = Spool(Path(spool_dir))
+        # ``durable``: each queued record is first appended to a journal (``journal.py``)
+        self._journal = Journal(Path(spool_dir)) if durable else None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -141,6 +148,8 @@ class RecordWriter:
     def submit(self, record: RequestRecord) -> None:
         queue = self._queue
         if not self._closed and len(queue) < self._room:
+            if self._journal is not None:
+                self._journal.append(record)
             queue.append(record)
             if len(queue) >= self.batch_size:
                 self._wake.set()
@@ -163,7 +172,9 @@ class RecordWriter:
         (which replays whatever the spool holds before writing anything new)."""
         if self._task is not None:
             return
-        await asyncio.to_thread(self._spool.open)
+        await asyncio.to_thread(self._spool.open)  # adopts the journals of dead processes
+        if self._journal is not None:
+            await asyncio.to_thread(self._journal.open)
         if self._spool.pending:
             log.warning("replaying %d spooled records", self._spool.pending)
         await self._open_store()
@@ -185,6 +196,8 @@ class RecordWriter:
         self._queue.clear()
         if rest:
             await self._to_spool(rest)
+        if self._journal is not None:
+            self._journal.close()
         await asyncio.to_thread(self._spool.close)
 
     # --- the background loop ----------------------------------------------------------------
@@ -197,6 +210,8 @@ class RecordWriter:
                     await self._open_store()
                 if batch:
                     await self._handle(batch)
+                    if self._journal is not None:
+                        self._journal.handled(len(batch))
                 if self._spool.pending and time.monotonic() >= self._retry_at:
                     await self._replay()
             except Exception:  # a bug here must not stop the writer: records keep spooling

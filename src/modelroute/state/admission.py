@@ -18,16 +18,16 @@ import asyncio
 import calendar
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelroute.errors import BudgetExceededError, RateLimitedError
 from modelroute.identity import ClientIdentity
 from modelroute.planner import Decision
-from modelroute.policy.compiled import BudgetRule, RateRule, Route
+from modelroute.policy.compiled import BudgetRule, Model, RateRule, Route
 from modelroute.records.record import RequestRecord
-from modelroute.state.limits import BudgetCheck, Counters, RateCheck
+from modelroute.state.limits import BudgetCheck, BudgetVerdict, Counters, RateCheck
 
 log = logging.getLogger("modelroute.state")
 
@@ -162,6 +162,42 @@ class Admission:
             out.append((f"budget:key:{account.key_id}:{name}", account.budget, "this API key"))
         return out
 
+    async def admit(
+        self,
+        route: Route,
+        account: Account,
+        decision: Decision,
+        request_id: str,
+        model: Model | None = None,
+    ) -> Shortfall | None:
+        """Reserve the decision's estimated cost in every budget and take the request from
+        every rate limit (``model``'s too: the one the decision calls first), all in one
+        call to the counters (one Redis script) and all or nothing. ``None``: admitted (or
+        nothing applies); a ``Shortfall`` when a budget is short (to degrade or refuse);
+        ``RateLimitedError`` when a rate limit is full."""
+        budgets = self.budgets(route, account)
+        rates = self.rates(route, account, model)
+        if not budgets and not rates:
+            return None
+        now, usd = self._clock(), reserve_usd(decision)
+        tokens = decision.prompt_tokens + decision.output_tokens
+        try:
+            verdict = await self.counters.admit(
+                _budget_checks(budgets, now), request_id, usd, _hold_s(route),
+                _rate_checks(rates), tokens,
+            )  # fmt: skip
+        except Exception as exc:  # any client error: Redis down, timeouts, protocol
+            self._budget_unreachable(budgets, usd, now, exc)
+            self._rate_unreachable(rates, exc)
+            return None
+        if not verdict.budget.admitted:
+            return self._shortfall(budgets, verdict.budget, usd, now)
+        if not verdict.rate.admitted:
+            _, rule, whose = rates[verdict.rate.refused]
+            raise _rate_error(whose, rule, "over its rate limit", verdict.rate.retry_after_s)
+        self._took(request_id, budgets, rates, tokens)
+        return None
+
     async def reserve(
         self, route: Route, account: Account, decision: Decision, request_id: str
     ) -> Shortfall | None:
@@ -170,33 +206,70 @@ class Admission:
         budgets = self.budgets(route, account)
         if not budgets:
             return None
-        now = self._clock()
-        usd = reserve_usd(decision)
-        checks = [
-            BudgetCheck(key, rule.usd, period_of(rule, now)[1] + 86_400) for key, rule, _ in budgets
-        ]
+        now, usd = self._clock(), reserve_usd(decision)
+        checks = _budget_checks(budgets, now)
         try:
             verdict = await self.counters.reserve(checks, request_id, usd, _hold_s(route))
         except Exception as exc:  # any client error: Redis down, timeouts, protocol
-            fail_open = all(rule.fail_open for _, rule, _ in budgets)
-            self._failed("budget", fail_open, exc)
-            if fail_open:
-                return None
-            _, rule, whose = next(b for b in budgets if not b[1].fail_open)
-            raise BudgetExceededError(
-                f"{whose}: its budget cannot be checked now (shared state unreachable) and "
-                "it is set to refuse then",
-                {"budget": _budget_details(rule, period_of(rule, now)[0], None, usd, whose)},
-                5.0,
-            ) from None
-        if verdict.admitted:
-            self._ticket(request_id).budget_keys += tuple(k for k, _, _ in budgets)
+            self._budget_unreachable(budgets, usd, now, exc)
             return None
+        if verdict.admitted:
+            self._took(request_id, budgets, [], 0)
+            return None
+        return self._shortfall(budgets, verdict, usd, now)
+
+    def _budget_unreachable(
+        self, budgets: list[tuple[str, BudgetRule, str]], usd: float, now: float, exc: Exception
+    ) -> None:
+        """The counters failed: admit (each budget fails open) or refuse."""
+        if not budgets:
+            return
+        fail_open = all(rule.fail_open for _, rule, _ in budgets)
+        self._failed("budget", fail_open, exc)
+        if fail_open:
+            return
+        _, rule, whose = next(b for b in budgets if not b[1].fail_open)
+        raise BudgetExceededError(
+            f"{whose}: its budget cannot be checked now (shared state unreachable) and "
+            "it is set to refuse then",
+            {"budget": _budget_details(rule, period_of(rule, now)[0], None, usd, whose)},
+            5.0,
+        ) from None
+
+    def _rate_unreachable(self, rates: list[tuple[str, RateRule, str]], exc: Exception) -> None:
+        if not rates:
+            return
+        fail_open = all(rule.fail_open for _, rule, _ in rates)
+        self._failed("rate_limit", fail_open, exc)
+        if not fail_open:
+            _, rule, whose = next(r for r in rates if not r[1].fail_open)
+            raise _rate_error(whose, rule, "its rate limit cannot be checked now", 1.0) from None
+
+    def _shortfall(
+        self,
+        budgets: list[tuple[str, BudgetRule, str]],
+        verdict: BudgetVerdict,
+        usd: float,
+        now: float,
+    ) -> Shortfall:
         _, rule, whose = budgets[verdict.refused]
         name, ends = period_of(rule, now)
         left = verdict.left_usd[verdict.refused]
-        details = _budget_details(rule, name, left, usd, whose, ends)
-        return Shortfall(left, {"budget": details})
+        return Shortfall(left, {"budget": _budget_details(rule, name, left, usd, whose, ends)})
+
+    def _took(
+        self,
+        request_id: str,
+        budgets: list[tuple[str, BudgetRule, str]],
+        rates: list[tuple[str, RateRule, str]],
+        tokens: int,
+    ) -> None:
+        """What the request holds until its record settles it."""
+        ticket = self._ticket(request_id)
+        ticket.budget_keys += tuple(k for k, _, _ in budgets)
+        if rates:
+            ticket.rate_keys += tuple(k for k, _, _ in rates)
+            ticket.tokens = tokens
 
     def refuse_budget(self, route: Route, shortfall: Shortfall) -> BudgetExceededError:
         budget = shortfall.details["budget"]
@@ -208,41 +281,48 @@ class Admission:
             max(1.0, budget["resets_at"] - self._clock()),
         )
 
-    def rates(self, route: Route, account: Account) -> list[tuple[str, RateRule, str]]:
+    def rates(
+        self, route: Route, account: Account, model: Model | None = None
+    ) -> list[tuple[str, RateRule, str]]:
+        """The rate limits a request takes from: (counter key, rule, whose), the route's,
+        the caller key's own, then those of ``model`` (the one it calls first)."""
         out = []
         if route.rate_limit is not None:
             scope = rate_scope(route.rate_limit, route.name, account)
             out.append((f"rate:{scope}", route.rate_limit, f"route {route.name!r}"))
         if account.rate is not None and account.key_id is not None:
             out.append((f"rate:key:{account.key_id}", account.rate, "this API key"))
+        if model is not None and model.rate_limit is not None:
+            scope = f"model:{model.name}"
+            if model.rate_limit.per == "key":
+                scope += f":key:{account.key_id or ANONYMOUS}"
+            out.append((f"rate:{scope}", model.rate_limit, f"model {model.name!r}"))
         return out
 
     async def rate(
-        self, route: Route, account: Account, decision: Decision, request_id: str
+        self,
+        route: Route,
+        account: Account,
+        decision: Decision,
+        request_id: str,
+        model: Model | None = None,
     ) -> None:
         """Take the request from every rate limit that applies (all or none), or raise
-        ``RateLimitedError``."""
-        rates = self.rates(route, account)
+        ``RateLimitedError``. ``model``: the model the decision calls first, whose own
+        limit applies too (fallbacks and escalations to other models are not counted)."""
+        rates = self.rates(route, account, model)
         if not rates:
             return
         tokens = decision.prompt_tokens + decision.output_tokens
-        checks = [RateCheck(k, r.requests_per_minute, r.tokens_per_minute) for k, r, _ in rates]
         try:
-            verdict = await self.counters.rate(checks, tokens)
+            verdict = await self.counters.rate(_rate_checks(rates), tokens)
         except Exception as exc:
-            fail_open = all(rule.fail_open for _, rule, _ in rates)
-            self._failed("rate_limit", fail_open, exc)
-            if fail_open:
-                return
-            _, rule, whose = next(r for r in rates if not r[1].fail_open)
-            raise _rate_error(whose, rule, "its rate limit cannot be checked now", 1.0) from None
-        if verdict.admitted:
-            ticket = self._ticket(request_id)
-            ticket.rate_keys += tuple(k for k, _, _ in rates)
-            ticket.tokens = tokens
+            self._rate_unreachable(rates, exc)
             return
-        _, rule, whose = rates[verdict.refused]
-        raise _rate_error(whose, rule, "over its rate limit", verdict.retry_after_s)
+        if not verdict.admitted:
+            _, rule, whose = rates[verdict.refused]
+            raise _rate_error(whose, rule, "over its rate limit", verdict.retry_after_s)
+        self._took(request_id, [], rates, tokens)
 
     def _ticket(self, request_id: str) -> Ticket:
         ticket = self._held.get(request_id)
@@ -273,11 +353,8 @@ class Admission:
         task.add_done_callback(self._pending.discard)
 
     async def _settle(self, ticket: Ticket, request_id: str, usd: float, extra: int) -> None:
-        try:
-            if ticket.budget_keys:
-                await self.counters.settle(ticket.budget_keys, request_id, usd)
-            if ticket.rate_keys and extra:
-                await self.counters.add_tokens(ticket.rate_keys, extra)
+        try:  # one call (one Redis script) for the budgets and the rate limits
+            await self.counters.finish(ticket.budget_keys, request_id, usd, ticket.rate_keys, extra)
         except Exception as exc:
             # The reservation lapses on its own; the actual spend is not counted.
             self._failed("settle", True, exc)
@@ -291,6 +368,14 @@ class Admission:
         """Wait for the settlements under way, then close the counters."""
         await self.settled()
         await self.counters.aclose()
+
+
+def _budget_checks(budgets: list[tuple[str, BudgetRule, str]], now: float) -> list[BudgetCheck]:
+    return [BudgetCheck(k, rule.usd, period_of(rule, now)[1] + 86_400) for k, rule, _ in budgets]
+
+
+def _rate_checks(rates: list[tuple[str, RateRule, str]]) -> list[RateCheck]:
+    return [RateCheck(k, r.requests_per_minute, r.tokens_per_minute) for k, r, _ in rates]
 
 
 def _rate_error(whose: str, rule: RateRule, why: str, retry_s: float) -> RateLimitedError:
@@ -326,6 +411,13 @@ def _budget_details(
 
 def has_limits(route: Route) -> bool:
     return route.rate_limit is not None or route.budget is not None
+
+
+def model_limited(models: Mapping[str, Model], decision: Decision) -> Model | None:
+    """The model the decision calls first, if it has a rate limit of its own."""
+    chosen = decision.chosen
+    model = models.get(chosen) if chosen is not None else None
+    return model if model is not None and model.rate_limit is not None else None
 
 
 def limited_routes(routes: Sequence[Route]) -> list[str]:

@@ -1,6 +1,6 @@
 """Choosing the state backend: ``memory`` (each process its own, the default) or a
-``redis://`` URL (every replica and worker the same breakers, rate limits, budgets and
-response cache)."""
+``redis://`` URL (every replica and worker the same breakers, rolling statistics, rate limits,
+budgets and response cache)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from modelroute.policy.compiled import Policy
 from modelroute.state.admission import Admission, ErrorHook
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
+from modelroute.state.shared_stats import SharedStats
 
 MEMORY = "memory"
 
@@ -22,6 +23,9 @@ class StateBackend(NamedTuple):
     circuits: CircuitState | None  # None: the router's own in-process breakers
     limits: Admission | None  # None: the router counts its routes' limits in process
     cache: ResponseCache | None = None  # None: the router's response cache in process memory
+    # a record sink filling the router's rolling statistics from every replica's attempts
+    # (``attach`` it to ``router.rolling``); None: each process its own
+    stats: SharedStats | None = None
 
 
 def check_state_url(url: str) -> str:
@@ -65,4 +69,5 @@ def open_state(
     counters = RedisCounters(connect(url), prefix)
     limits = Admission(counters, clock=clock or time.time, on_error=on_error)
     cache = RedisCache(connect(url), prefix, on_error=on_error)
-    return StateBackend(circuits, limits, cache)
+    stats = SharedStats(connect(url), prefix=prefix, on_error=on_error)
+    return StateBackend(circuits, limits, cache, stats)

@@ -122,6 +122,18 @@ class Breakers:
         self._open: frozenset[str] = frozenset()
         self._earliest_reopen = float("inf")
 
+    def configure(self, settings: Mapping[str, BreakerPolicy]) -> None:
+        """Take a reloaded policy's settings: models it adds get breakers with theirs, the
+        breakers of models it keeps judge by their new settings from the next call on (their
+        state, window and runs kept); models it drops keep theirs (requests planned on the
+        old policy may still call them)."""
+        self._settings.update(settings)
+        for name, policy in settings.items():
+            breaker = self._breakers.get(name)
+            if breaker is not None and breaker.settings != policy:
+                breaker.settings = policy
+                breaker.steady_until = float("-inf")  # the window's length may have changed
+
     def _get(self, model: str) -> _Breaker:
         breaker = self._breakers.get(model)
         if breaker is None:

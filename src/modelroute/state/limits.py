@@ -52,6 +52,18 @@ class BudgetVerdict(NamedTuple):
     left_usd: tuple[float, ...] = ()  # each budget's remainder before this reservation
 
 
+class AdmitVerdict(NamedTuple):
+    """Budgets and rate limits checked together: ``budget`` refused (``BudgetVerdict``), or
+    ``rate`` refused (``RateVerdict``), or neither (admitted: reserved and taken)."""
+
+    budget: BudgetVerdict
+    rate: RateVerdict
+
+    @property
+    def admitted(self) -> bool:
+        return self.budget.admitted and self.rate.admitted
+
+
 class Counters(Protocol):
     """Where limits and budgets are counted: in process, or shared (Redis)."""
 
@@ -67,6 +79,26 @@ class Counters(Protocol):
 
     async def settle(self, keys: Sequence[str], request_id: str, usd: float) -> None:
         """Replace the request's reservation by its actual cost ``usd``."""
+        ...
+
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        """``settle`` and ``add_tokens`` at once (with Redis: one script)."""
+        ...
+
+    async def admit(
+        self,
+        budgets: Sequence[BudgetCheck],
+        request_id: str,
+        usd: float,
+        hold_s: float,
+        rates: Sequence[RateCheck],
+        tokens: int,
+    ) -> AdmitVerdict:
+        """``reserve`` and ``rate`` at once, all or nothing: a request one of them refuses
+        is counted in neither (with Redis: one script, one round trip)."""
         ...
 
     async def spent(self, key: str) -> float: ...
@@ -159,6 +191,35 @@ class MemoryCounters:
             budget = self._budgets.setdefault(key, _Budget())
             budget.held.pop(request_id, None)
             budget.spent += usd
+
+    async def admit(
+        self,
+        budgets: Sequence[BudgetCheck],
+        request_id: str,
+        usd: float,
+        hold_s: float,
+        rates: Sequence[RateCheck],
+        tokens: int,
+    ) -> AdmitVerdict:
+        budget = BudgetVerdict(True)
+        if budgets:
+            budget = await self.reserve(budgets, request_id, usd, hold_s)
+            if not budget.admitted:
+                return AdmitVerdict(budget, RateVerdict(True))
+        rate = await self.rate(rates, tokens) if rates else RateVerdict(True)
+        if not rate.admitted:  # one process, no await in between: undo the reservation
+            for check in budgets:
+                self._budgets[check.key].held.pop(request_id, None)
+        return AdmitVerdict(budget, rate)
+
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        if budget_keys:
+            await self.settle(budget_keys, request_id, usd)
+        if rate_keys and tokens:
+            await self.add_tokens(rate_keys, tokens)
 
     async def spent(self, key: str) -> float:
         budget = self._budgets.get(key)

@@ -14,7 +14,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from modelroute.state.limits import BudgetCheck, BudgetVerdict, RateCheck, RateVerdict
+from modelroute.state.limits import (
+    AdmitVerdict,
+    BudgetCheck,
+    BudgetVerdict,
+    RateCheck,
+    RateVerdict,
+)
 
 # KEYS: one hash per limit, fields r:<second> (requests) and t:<second> (tokens).
 # ARGV[1]: the request's tokens; then per key: its request limit, its token limit (-1: none).
@@ -93,11 +99,101 @@ end
 return {1, 0, lefts}
 """
 
+# The budgets' reservation and the rate check in one script (one round trip): KEYS, the
+# budgets' then the rate limits'; ARGV: the number of budget keys, request id, usd, hold
+# seconds, per budget its limit and expiry, then the tokens and per rate limit its request
+# and token limits. Nothing is written unless every check passes. Returns
+# {1, 0, '0', lefts} admitted, {0, i, '0', lefts} budget i short, {2, i, retry, lefts} rate
+# limit i full.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local sec = tonumber(t[1])
+local nb = tonumber(ARGV[1])
+local rid, usd, hold = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local lefts, refused = {}, 0
+for i = 1, nb do
+  local key = KEYS[i]
+  local flat = redis.call('HGETALL', key)
+  local spent, held, stale = 0, 0, {}
+  for j = 1, #flat, 2 do
+    local f = flat[j]
+    if f == 'spent' then
+      spent = tonumber(flat[j + 1])
+    else
+      local amount, untl = string.match(flat[j + 1], '^(%S+) (%S+)$')
+      if tonumber(untl) <= now then stale[#stale + 1] = f else held = held + tonumber(amount) end
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  local left = tonumber(ARGV[3 + 2 * i]) - spent - held
+  lefts[i] = tostring(left)
+  if refused == 0 and (left <= 0 or usd > left) then refused = i end
+end
+if refused > 0 then return {0, refused, '0', lefts} end
+local base = 5 + 2 * nb
+local tokens = tonumber(ARGV[base])
+local oldest = sec - 59
+for i = nb + 1, #KEYS do
+  local key = KEYS[i]
+  local r = i - nb
+  local rlim, tlim = tonumber(ARGV[base + 2 * r - 1]), tonumber(ARGV[base + 2 * r])
+  local flat = redis.call('HGETALL', key)
+  local reqs, toks, first, stale = 0, 0, sec, {}
+  for j = 1, #flat, 2 do
+    local f = flat[j]
+    local s = tonumber(string.sub(f, 3))
+    if s < oldest then
+      stale[#stale + 1] = f
+    else
+      if s < first then first = s end
+      if string.sub(f, 1, 1) == 'r' then reqs = reqs + tonumber(flat[j + 1])
+      else toks = toks + tonumber(flat[j + 1]) end
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  if (rlim >= 0 and reqs + 1 > rlim) or (tlim >= 0 and toks + tokens > tlim) then
+    return {2, r, tostring(60 - (now - first)), lefts}
+  end
+end
+for i = 1, nb do
+  redis.call('HSET', KEYS[i], 'r:' .. rid, ARGV[3] .. ' ' .. tostring(now + hold))
+  redis.call('EXPIREAT', KEYS[i], ARGV[4 + 2 * i])
+end
+for i = nb + 1, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'r:' .. sec, 1)
+  if tokens ~= 0 then redis.call('HINCRBY', KEYS[i], 't:' .. sec, tokens) end
+  redis.call('EXPIRE', KEYS[i], 61)
+end
+return {1, 0, '0', lefts}
+"""
+
 _SETTLE = """
 for _, key in ipairs(KEYS) do
   redis.call('HDEL', key, 'r:' .. ARGV[1])
   if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', key, 'spent', ARGV[2]) end
   if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, 3024000) end
+end
+return 0
+"""
+
+
+# A request's end: KEYS, its budgets' then its rate limits'; ARGV: the number of budget keys,
+# request id, actual usd, the tokens to add to the current second (its usage minus the
+# estimate charged).
+_FINISH = """
+local nb = tonumber(ARGV[1])
+for i = 1, nb do
+  redis.call('HDEL', KEYS[i], 'r:' .. ARGV[2])
+  if tonumber(ARGV[3]) > 0 then redis.call('HINCRBYFLOAT', KEYS[i], 'spent', ARGV[3]) end
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], 3024000) end
+end
+if tonumber(ARGV[4]) ~= 0 then
+  local sec = redis.call('TIME')[1]
+  for i = nb + 1, #KEYS do
+    redis.call('HINCRBY', KEYS[i], 't:' .. sec, ARGV[4])
+    redis.call('EXPIRE', KEYS[i], 61)
+  end
 end
 return 0
 """
@@ -126,6 +222,8 @@ class RedisCounters:
         self._add = client.register_script(_ADD_TOKENS)
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        self._admit = client.register_script(_ADMIT)
+        self._finish = client.register_script(_FINISH)
 
     def _keys(self, keys: Sequence[str]) -> list[str]:
         return [self.prefix + k for k in keys]
@@ -152,6 +250,41 @@ class RedisCounters:
         keys = self._keys([c.key for c in checks])
         ok, index, lefts = await self._reserve(keys=keys, args=args)
         return BudgetVerdict(bool(ok), int(index) - 1, tuple(float(x) for x in lefts))
+
+    async def admit(
+        self,
+        budgets: Sequence[BudgetCheck],
+        request_id: str,
+        usd: float,
+        hold_s: float,
+        rates: Sequence[RateCheck],
+        tokens: int,
+    ) -> AdmitVerdict:
+        args: list[Any] = [len(budgets), request_id, repr(usd), repr(hold_s)]
+        for b in budgets:
+            args += [repr(b.usd), int(b.expires_at)]
+        args.append(tokens)
+        for c in rates:
+            args += [-1 if c.requests is None else c.requests, -1 if c.tokens is None else c.tokens]
+        keys = self._keys([b.key for b in budgets] + [c.key for c in rates])
+        code, index, retry, raw = await self._admit(keys=keys, args=args)
+        lefts = tuple(float(x) for x in raw)
+        code, index = int(code), int(index)
+        if code == 0:
+            return AdmitVerdict(BudgetVerdict(False, index - 1, lefts), RateVerdict(True))
+        budget = BudgetVerdict(True, -1, lefts)
+        if code == 2:
+            return AdmitVerdict(budget, RateVerdict(False, index - 1, max(0.0, float(retry))))
+        return AdmitVerdict(budget, RateVerdict(True))
+
+    async def finish(
+        self, budget_keys: Sequence[str], request_id: str, usd: float,
+        rate_keys: Sequence[str], tokens: int,
+    ) -> None:  # fmt: skip
+        if not budget_keys and not (rate_keys and tokens):
+            return
+        keys = self._keys([*budget_keys, *rate_keys])
+        await self._finish(keys=keys, args=[len(budget_keys), request_id, repr(usd), tokens])
 
     async def settle(self, keys: Sequence[str], request_id: str, usd: float) -> None:
         if keys:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -134,6 +134,27 @@ class RollingStats:
         for window in self._windows(route, model):
             window.rate(request_id, score)
         self._dirty = True
+
+    def impose(
+        self,
+        by_route: Mapping[tuple[str, str], Sequence[float | None]],
+        by_model: Mapping[str, Sequence[float | None]],
+    ) -> None:
+        """Replace latency and outcome windows by shared ones (every replica's attempts,
+        ``state/shared_stats.py``), oldest first: a latency in milliseconds for a success,
+        ``None`` for a failure. Quality scores stay this process's."""
+        for (route, model), samples in by_route.items():
+            self._fill(self._windows(route, model)[0], samples)
+        for model, samples in by_model.items():
+            window = self._by_model.get(model)
+            if window is None:
+                window = self._by_model[model] = _Window.new(self.window)
+            self._fill(window, samples)
+        self._dirty = True
+
+    def _fill(self, window: _Window, samples: Sequence[float | None]) -> None:
+        window.outcomes = deque((s is not None for s in samples), maxlen=self.window)
+        window.latencies = deque((s for s in samples if s is not None), maxlen=self.window)
 
     def _stats(self, window: _Window) -> ModelStats | None:
         latency = len(window.latencies) >= self.min_latency_samples

@@ -154,6 +154,10 @@ class SharedBreakers:
         self._events: dict[str, list[str]] = {}
         self._gens: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        # Set before the sync task is cancelled: a client library that turns the
+        # cancellation into another error (caught below, as Redis being away) must not
+        # keep the loop, and the shutdown waiting for it, running.
+        self._stopping = False
         self._logged = float("-inf")
         self.errors = 0
         # the CircuitState reads go straight to the local view
@@ -163,6 +167,11 @@ class SharedBreakers:
         self.open_models = local.open_models
         self.state = local.state
         self.snapshot = local.snapshot
+
+    def configure(self, settings: Mapping[str, BreakerPolicy]) -> None:
+        """A reloaded policy's breaker settings, here and in what is written to Redis."""
+        self.local.configure(settings)
+        self._settings.update(settings)
 
     def _queue(self, model: str, event: str) -> None:
         queued = self._events.get(model)
@@ -199,6 +208,7 @@ class SharedBreakers:
     async def aclose(self) -> None:
         """Stop syncing, after one last write of what is queued."""
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -212,7 +222,7 @@ class SharedBreakers:
 
     async def _run(self) -> None:
         next_poll = 0.0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._interval)
             now = time.monotonic()
             poll = now >= next_poll
