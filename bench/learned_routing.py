@@ -5,8 +5,10 @@ calibrates its threshold to 95% of the best single model's quality on the valida
 (``--kind auto`` keeps the kind that measures best on validation); ``modelroute simulate``'s
 code then sends every test prompt through the policy's planner (the shared decide path) and
 compares with every single model, random routing at equal cost, the zero router, the oracle,
-and the kNN-TF-IDF and per-category routers. Prints Markdown for bench/RESULTS.md and writes
-the full reports as JSON.
+and the kNN-TF-IDF and per-category routers. Then the same with ``--rule score_minus_cost``
+(the kind kept, and lambda calibrated, by that rule on validation; the route's curve sweeps
+lambda): one row per rule and dataset. Prints Markdown for bench/RESULTS.md and writes the
+full reports as JSON.
 
     python bench/learned_routing.py [--data /work/shared/data] [--datasets gsm8k,...]
         [--work DIR] [--json bench/results/learned-routing.json]
@@ -42,7 +44,7 @@ WEAK = ("Mixtral-8x7B-Instruct-v0.1", "mistralai/mixtral-8x7b-chat")
 TARGET = 0.95
 
 
-def train(directory: Path, out: Path, kind: str) -> str:
+def train(directory: Path, out: Path, kind: str, rule: str = "threshold") -> str:
     cmd = [
         sys.executable,
         "-m",
@@ -56,6 +58,8 @@ def train(directory: Path, out: Path, kind: str) -> str:
         kind,
         "--target",
         str(TARGET),
+        "--rule",
+        rule,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if done.returncode not in (0, 1):  # 1: the target was missed on validation (still written)
@@ -63,8 +67,9 @@ def train(directory: Path, out: Path, kind: str) -> str:
     return done.stdout
 
 
-def policy_file(directory: Path, router: Path, models: list[str]) -> Path:
-    """A policy whose one learned route offers every model, priced as models.csv lists."""
+def policy_file(directory: Path, router: Path, models: list[str], rule: str = "threshold") -> Path:
+    """A policy whose one learned route offers every model, priced as models.csv lists, with
+    the router's calibrated threshold (or lambda, under ``rule: score_minus_cost``)."""
     with (directory / "models.csv").open(newline="", encoding="utf-8") as handle:
         prices = {r["model"]: r for r in csv.DictReader(handle)}
     lines = ["models:"]
@@ -89,6 +94,7 @@ def policy_file(directory: Path, router: Path, models: list[str]) -> Path:
         "      kind: learned",
         f"      models: [{names}]",
         f"      router: {router.name}",
+        f"      rule: {rule}",
     ]
     path = router.with_suffix(".yaml")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -128,13 +134,34 @@ def dataset(directory: Path, work: Path) -> dict[str, Any]:
         (table.name, "test", auto.dropped),
     )
     kinds = {k: _kind_row(evaluations[k], report) for k in KINDS}
+    # The score_minus_cost rule: the kind kept by its own validation quality, lambda swept.
+    router = work / "auto-score_minus_cost.npz"
+    printed["score_minus_cost"] = train(directory, router, "auto", "score_minus_cost")
+    policy = load_policy(policy_file(directory, router, models, "score_minus_cost"))
+    utility = evaluate(Request(policy, table, "learned", "test", pair=(strong, weak)))
+    utility_report = summarise(
+        utility.table,
+        utility.own,
+        utility.swept,
+        baselines,
+        (strong, weak),
+        utility.paired,
+        (table.name, "test", utility.dropped),
+    )
+    rules = {
+        "threshold": _rule_row(auto, report),
+        "score_minus_cost": _rule_row(utility, utility_report),
+    }
     return {
         "report": report,
+        "rules": rules,
+        "score_minus_cost_report": utility_report,
         "best_point": best_point(auto, report),
         "kept": kept.kind,
         "threshold": kept.threshold,
         "kinds": kinds,
         "train_output": printed["auto"],
+        "score_minus_cost_train_output": printed["score_minus_cost"],
         "seconds": time.perf_counter() - started,
     }
 
@@ -185,6 +212,57 @@ def _kind_row(done: Evaluation, report: Report) -> dict[str, Any]:
     }
 
 
+def _rule_row(done: Evaluation, report: Report) -> dict[str, Any]:
+    """One rule's figures at its calibrated setting on test, and its curve's."""
+    learned = done.setup.policy.routes["learned"].learned
+    assert learned is not None
+    own = report.line("policy")
+    same, ratio = report.same_quality
+    utility = learned.rule == "score_minus_cost"
+    return {
+        "rule": learned.rule,
+        "kind": learned.kind,
+        "setting": f"lambda {learned.lam:.4g}/USD" if utility else f"{learned.threshold:.3f}",
+        "quality": own.quality,
+        "share_of_best": (own.quality.mean or 0.0) / (report.line(report.best).quality.mean or 1),
+        "cost": own.cost,
+        "vs_best": own.vs_best,
+        "same_quality": same,
+        "vs_same": ratio,
+        "aiq": report.aiq.get("policy"),
+        "zero_router": report.aiq.get("zero_router"),
+        "aiq_gain": report.aiq_gain,
+        "apgr": None if report.pair is None else report.pair.apgr_interval,
+        "points": len(done.swept),
+        "savings": {t.share: t.saving for t in report.targets},
+    }
+
+
+def rules_table(name: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The two rules side by side: threshold and score_minus_cost, each at its calibrated
+    setting on test, with its curve's AIQ, APGR and savings."""
+    out = [
+        f"| {name}: rule (kind kept) | calibrated setting | quality [95% CI] (share of best) "
+        "| $/prompt | cost vs best single | cost vs cheapest single at that quality "
+        "| AIQ (zero router) [gain, 95% CI] | APGR | savings at 95% / 98% (curve points) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rule, x in rows.items():
+        same = "no single model reaches it"
+        if x["same_quality"] is not None:
+            same = f"{_ci(x['vs_same'])} of {x['same_quality']}"
+        aiq = "n/a" if x["aiq"] is None else f"{x['aiq']:.4f} ({x['zero_router']:.4f})"
+        saved = " / ".join(
+            "not reached" if v is None else _ci(v, True) for v in x["savings"].values()
+        )
+        out.append(
+            f"| {rule} ({x['kind']}) | {x['setting']} | {_ci(x['quality'])} "
+            f"({x['share_of_best']:.1%}) | {usd(x['cost'])} | {_ci(x['vs_best'])} | {same} "
+            f"| {aiq} [{_ci(x['aiq_gain'])}] | {_ci(x['apgr'])} | {saved} ({x['points']}) |"
+        )
+    return out
+
+
 def _ci(x: Interval | None, percent: bool = False) -> str:
     if x is None or x.mean is None or x.low is None or x.high is None:
         return "not enough evidence"
@@ -230,7 +308,7 @@ def markdown(name: str, found: dict[str, Any]) -> str:
         p = r.pair
         out.append(
             f"- APGR {p.strong} / {p.weak}: {_ci(p.apgr_interval)} (CPT(50%) {p.cpt50:.0%}, "
-            f"CPT(80%) {p.cpt80:.0%}; {p.points} thresholds)"
+            f"CPT(80%) {p.cpt80:.0%}; {p.points} points of the curve)"
         )
     out.append(
         "- scorers on test at their calibrated thresholds: "
@@ -248,7 +326,7 @@ def markdown(name: str, found: dict[str, Any]) -> str:
             f"{point['run']}, quality {point['quality']:.3f}, cost {_ci(point['ratio'])} of "
             f"{point['model']}'s (the cheapest single model at that quality)"
         )
-    out.append("")
+    out += ["", *rules_table(name, found["rules"]), ""]
     return "\n".join(out)
 
 
@@ -308,6 +386,17 @@ def _point(point: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**point, "ratio": ratio}
 
 
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, Interval):
+            return {"mean": v.mean, "low": v.low, "high": v.high, "n": v.n, "method": v.method}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return {k: plain(v) for k, v in row.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/work/shared/data", type=Path)
@@ -328,9 +417,12 @@ def main() -> None:
         dump = {
             k: {
                 **{x: v[x] for x in ("kept", "threshold", "train_output", "seconds")},
+                "score_minus_cost_train_output": v["score_minus_cost_train_output"],
                 "kinds": v["kinds"],
                 "best_point": _point(v["best_point"]),
                 "report": report_dict(v["report"]),
+                "score_minus_cost_report": report_dict(v["score_minus_cost_report"]),
+                "rules": {r: _jsonable(x) for r, x in v["rules"].items()},
             }
             for k, v in found.items()
         }

@@ -98,6 +98,8 @@ async def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="admin URL; a scratch database is created and dropped")  # fmt: skip
+    parser.add_argument("--db-prefix", default="modelroute_bench",
+                        help="the scratch database's name prefix")  # fmt: skip
     args = parser.parse_args()
     now = time.time()
     records = [sample(i, now) for i in range(args.records)]
@@ -109,7 +111,7 @@ async def main() -> int:
         rates["sqlite"] = await run(
             SqliteStore(Path(tmp) / "bench.db"), Path(tmp) / "spool-s", records, args.batch_size
         )
-        name = f"modelroute_bench_{secrets.token_hex(4)}"
+        name = f"{args.db_prefix}_{secrets.token_hex(4)}"
         admin = await asyncpg.connect(args.pg)
         await admin.execute(f"CREATE DATABASE {name}")
         try:

@@ -102,12 +102,17 @@ def test_simulate_runs_on_each_dataset(
     assert own["quality"]["n"] == report["prompts"] > 0
 
 
-def test_the_format_names_match_the_evaluation_readers() -> None:
+def test_the_format_has_one_reader() -> None:
+    """Training, simulation and the evaluation's import read the format through one module:
+    the same names and the same error."""
     from modelroute.analysis.simulate import table
     from modelroute.evaluation import neutral
+    from modelroute.learned import data
+    from modelroute.outcomes import neutral as reader
 
-    assert (table.PROMPTS, table.OUTCOMES, table.OUTCOME_COLUMNS) == (
-        neutral.PROMPTS,
-        neutral.OUTCOMES,
-        neutral.OUTCOME_COLUMNS,
+    assert (neutral.PROMPTS, neutral.OUTCOMES, neutral.OUTCOME_COLUMNS) == (
+        reader.PROMPTS,
+        reader.OUTCOMES,
+        reader.OUTCOME_COLUMNS,
     )
+    assert table.OutcomeDataError is data.OutcomeDataError is reader.OutcomeDataError

@@ -1,9 +1,5 @@
-"""The neutral per-prompt outcome format (a directory, as ``/work/shared/data`` keeps them):
-
-- ``prompts.jsonl.gz``: ``{"id", "dataset", "category", "prompt", "reference"}`` a line;
-- ``outcomes.csv.gz``: ``prompt_id,model,score,input_tokens,output_tokens,cost_usd``, one row
-  per prompt and model, sorted by prompt;
-- ``models.csv``: the models and their prices.
+"""Evaluating a dataset in the neutral per-prompt outcome format (``outcomes/neutral.py``
+reads it: ``prompts.jsonl.gz``, ``outcomes.csv.gz`` sorted by prompt, ``models.csv``).
 
 Its prompts can be sent through the engine, each graded by its dataset's default grader, and
 its recorded outcomes imported as they are (source ``import``), as fast as the store takes
@@ -12,25 +8,43 @@ them.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from modelroute.evaluation.dataset import CheckGrader, Dataset, DatasetError, EvalItem, user_message
 from modelroute.grading import GraderSpecError
 from modelroute.outcomes import Outcome, OutcomeSource, prompt_hash
+from modelroute.outcomes.neutral import (
+    MODELS,
+    OUTCOME_COLUMNS,
+    OUTCOMES,
+    PROMPTS,
+    OutcomeDataError,
+    OutcomeRow,
+    PromptLine,
+    is_neutral,
+    outcome_rows,
+    prompt_lines,
+)
 
-PROMPTS = "prompts.jsonl.gz"
-OUTCOMES = "outcomes.csv.gz"
-MODELS = "models.csv"
-OUTCOME_COLUMNS = ("prompt_id", "model", "score", "input_tokens", "output_tokens", "cost_usd")
+__all__ = [
+    "DEFAULT_GRADERS",
+    "MODELS",
+    "NO_GRADER",
+    "NO_REFERENCE",
+    "OUTCOMES",
+    "OUTCOME_COLUMNS",
+    "PROMPTS",
+    "OutcomeImport",
+    "Prompt",
+    "default_grader",
+    "is_neutral",
+    "load_neutral",
+    "read_prompts",
+]
+
 NO_GRADER = "MBPP code: no automatic grader fits (its unit tests are not in the data)"
 NO_REFERENCE = "no reference answer in the data"
 
@@ -51,42 +65,17 @@ DEFAULT_GRADERS: dict[str, dict[str, Any]] = {
 }
 
 
-def is_neutral(path: Path) -> bool:
-    return path.is_dir() and (path / PROMPTS).is_file()
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    id: str
-    dataset: str
-    category: str | None
-    text: str
-    reference: Any
-
-    @property
-    def task(self) -> str:
-        """What outcomes are grouped by: the benchmark's own category, else the dataset."""
-        return self.category or self.dataset
+# The format's own prompt line (id, dataset, category, text, reference, split).
+Prompt = PromptLine
 
 
 def read_prompts(directory: Path) -> Iterator[Prompt]:
-    path = directory / PROMPTS
+    """The prompts of ``directory`` (``outcomes.neutral.prompt_lines``), a bad one a
+    ``DatasetError`` naming its file and line."""
     try:
-        with gzip.open(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                try:
-                    raw = orjson.loads(line)
-                    yield Prompt(
-                        str(raw["id"]),
-                        str(raw["dataset"]),
-                        raw.get("category"),
-                        str(raw["prompt"]),
-                        raw.get("reference"),
-                    )
-                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DatasetError(f"{path}:{number}: not a prompt line ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from None
+        yield from prompt_lines(directory)
+    except OutcomeDataError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def default_grader(prompt: Prompt) -> Any:
@@ -138,13 +127,6 @@ def load_neutral(
     return dataset
 
 
-def _float(value: str, where: str, column: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise DatasetError(f"{where}: {column} {value!r} is not a number") from None
-
-
 class OutcomeImport:
     """Recorded outcomes of a neutral dataset as ``import`` outcomes, in batches."""
 
@@ -166,61 +148,50 @@ class OutcomeImport:
         self._hashes: dict[str, str] = {}
 
     def batches(self, size: int = 5000) -> Iterator[list[Outcome]]:
-        path = self.directory / OUTCOMES
+        """The outcomes in batches of ``size``; a bad row a ``DatasetError`` naming its file
+        and line."""
         try:
-            with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-                yield from self._batches(path, handle, size)
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"cannot read {path}: {exc}") from None
+            yield from self._batches(size)
+        except OutcomeDataError as exc:
+            raise DatasetError(str(exc)) from None
 
-    def _batches(self, path: Path, handle: io.TextIOBase, size: int) -> Iterator[list[Outcome]]:
-        reader = csv.reader(handle)
-        header = tuple(next(reader, ()))
-        if header[: len(OUTCOME_COLUMNS)] != OUTCOME_COLUMNS:
-            raise DatasetError(f"{path}: expected columns {','.join(OUTCOME_COLUMNS)}")
+    def _batches(self, size: int) -> Iterator[list[Outcome]]:
         batch: list[Outcome] = []
         seen: set[str] = set()
         last = None
-        for number, row in enumerate(reader, start=2):
-            prompt_id = row[0]
-            if prompt_id != last:
+        for row in outcome_rows(self.directory):
+            if row.prompt_id != last:
                 if self.limit is not None and len(seen) >= self.limit:
                     break
-                seen.add(prompt_id)
-                last = prompt_id
-            batch.append(self._outcome(row, f"{path}:{number}"))
+                seen.add(row.prompt_id)
+                last = row.prompt_id
+            batch.append(self._outcome(row))
             if len(batch) >= size:
                 yield batch
                 batch = []
         if batch:
             yield batch
 
-    def _outcome(self, row: list[str], where: str) -> Outcome:
-        if len(row) < len(OUTCOME_COLUMNS):
-            raise DatasetError(f"{where}: expected {len(OUTCOME_COLUMNS)} columns")
-        prompt_id, model, score, input_tokens, output_tokens, cost = row[:6]
-        prompt = self.prompts.get(prompt_id)
+    def _outcome(self, row: OutcomeRow) -> Outcome:
+        prompt = self.prompts.get(row.prompt_id)
         if prompt is None:
-            raise DatasetError(f"{where}: prompt {prompt_id!r} is not in {PROMPTS}")
-        value = _float(score, where, "score")
-        if not 0.0 <= value <= 1.0:
-            raise DatasetError(f"{where}: score {score} is outside [0, 1]")
+            raise DatasetError(f"{row.where}: prompt {row.prompt_id!r} is not in {PROMPTS}")
         self.rows += 1
         return Outcome(
             source=OutcomeSource.IMPORT,
             grader=f"recorded:{prompt.dataset}",
-            score=value,
-            model=model,
+            score=row.score,
+            model=row.model,
             created_at=self.now,
-            prompt_id=prompt_id,
+            prompt_id=row.prompt_id,
             prompt_hash=self._hash(prompt),
             task=prompt.task,
             route=self.route,
-            cost_usd=_float(cost, where, "cost_usd") if cost else None,
+            cost_usd=row.cost_usd,
             run=self.run,
             detail={
-                "input_tokens": int(_float(input_tokens or "0", where, "input_tokens")),
-                "output_tokens": int(_float(output_tokens or "0", where, "output_tokens")),
+                "input_tokens": row.input_tokens or 0,
+                "output_tokens": row.output_tokens or 0,
             },
         )
 

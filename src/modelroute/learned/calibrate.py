@@ -65,12 +65,14 @@ def choose_utility(pred: F64, cost: F64, order: npt.NDArray[np.int64], lam: floa
     return order[np.argmax(utility, axis=1)]
 
 
-def lambda_grid(cost: F64) -> F64:
+def lambda_grid(cost: F64, steps: int = 241) -> F64:
     """Lambdas from 0 (the highest predicted score wins) to where the cheapest model always
-    does: 0 and 241 steps on a log scale around 1 / the typical cost difference."""
+    does: 0 and ``steps`` steps on a log scale (1e-4 to 1e4) over the typical cost difference
+    between a prompt's models (the median of each row's gaps, NaN ignored)."""
     spread = np.abs(np.diff(np.sort(cost, axis=1), axis=1))
-    scale = float(np.median(spread[spread > 0])) if (spread > 0).any() else 1.0
-    return np.concatenate([[0.0], np.logspace(-4, 4, 241) / scale])
+    positive = spread[spread > 0]  # NaN compares False: dropped
+    scale = float(np.median(positive)) if positive.size else 1.0
+    return np.concatenate([[0.0], np.logspace(-4, 4, steps) / scale])
 
 
 def complete_rows(score: F64) -> npt.NDArray[np.bool_]:

@@ -1,5 +1,6 @@
 """Outcome data for training: the neutral per-prompt format (``prompts.jsonl.gz``,
-``outcomes.csv.gz``, ``models.csv``) read into arrays, and the seeded split by prompt.
+``outcomes.csv.gz``, ``models.csv``, read by ``outcomes.neutral``) as arrays, and the seeded
+split by prompt.
 
 ``split_of(prompt_id, seed, given)`` is the one definition of the split: a dataset's own
 ``split`` column when present (its ``train`` part divided 75/25 into train and validation),
@@ -9,21 +10,18 @@ else 60/20/20 train/validation/test by a hash of the seed and the prompt id. Tra
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import orjson
+
+from modelroute.outcomes.neutral import OutcomeDataError, data_hash, model_names, read_outcomes
+
+__all__ = ["SPLITS", "OutcomeDataError", "OutcomeSet", "load_outcomes", "split_of"]
 
 SPLITS = ("train", "validation", "test")
-
-
-class OutcomeDataError(ValueError):
-    """An outcome directory that is not in the neutral format."""
 
 
 def _unit(prompt_id: str, seed: int) -> float:
@@ -72,25 +70,12 @@ class OutcomeSet:
         )
 
 
-def _file(directory: Path, name: str) -> Path:
-    path = directory / name
-    if not path.is_file():
-        raise OutcomeDataError(f"{directory}: no {name} (expected the neutral outcome format)")
-    return path
-
-
 def load_outcomes(directory: str | Path, models: list[str] | None = None) -> OutcomeSet:
-    """Read a directory in the neutral format; ``models`` picks and orders the models (all, in
-    ``models.csv`` order, when None)."""
+    """Read a directory in the neutral format (``outcomes.neutral``); ``models`` picks and
+    orders the models (all, in ``models.csv`` order, when None)."""
     root = Path(directory)
-    prompts_path = _file(root, "prompts.jsonl.gz")
-    outcomes_path = _file(root, "outcomes.csv.gz")
-    models_path = _file(root, "models.csv")
-    digest = hashlib.sha256()
-    for path in (prompts_path, outcomes_path, models_path):
-        digest.update(path.read_bytes())
-    with models_path.open(newline="", encoding="utf-8") as handle:
-        known = [row["model"] for row in csv.DictReader(handle)]
+    digest = data_hash(root)  # names the first of the three files missing
+    known = model_names(root)
     chosen = list(known) if not models else list(models)
     unknown = [m for m in chosen if m not in known]
     if unknown:
@@ -99,40 +84,21 @@ def load_outcomes(directory: str | Path, models: list[str] | None = None) -> Out
         )
     if len(chosen) < 2:
         raise OutcomeDataError("a router needs at least two models")
-    ids, texts, cats, splits = _prompts(prompts_path)
-    row = {pid: i for i, pid in enumerate(ids)}
-    col = {m: j for j, m in enumerate(chosen)}
-    score = np.full((len(ids), len(chosen)), np.nan)
-    cost = np.full((len(ids), len(chosen)), np.nan)
-    with gzip.open(outcomes_path, "rt", newline="", encoding="utf-8") as handle:
-        for rec in csv.DictReader(handle):
-            j = col.get(rec["model"])
-            i = row.get(rec["prompt_id"])
-            if j is None or i is None:
-                continue
-            try:
-                score[i, j] = float(rec["score"])
-                cost[i, j] = float(rec["cost_usd"])
-            except (TypeError, ValueError):
-                raise OutcomeDataError(f"{outcomes_path}: bad row {rec}") from None
-    return OutcomeSet(ids, texts, cats, splits, tuple(chosen), score, cost, digest.hexdigest())
-
-
-def _prompts(path: Path) -> tuple[list[str], list[str], list[str | None], list[str | None]]:
-    ids: list[str] = []
-    texts: list[str] = []
-    cats: list[str | None] = []
-    splits: list[str | None] = []
-    with gzip.open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                item = orjson.loads(line)
-                ids.append(str(item["id"]))
-                texts.append(str(item["prompt"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                raise OutcomeDataError(f"{path}:{number}: not a prompt object") from None
-            category = item.get("category")
-            cats.append(None if category is None else str(category))
-            split = item.get("split")
-            splits.append(None if split is None else str(split))
-    return ids, texts, cats, splits
+    found = read_outcomes(root)
+    shape = (len(found.prompts), len(chosen))
+    score, cost = np.full(shape, np.nan), np.full(shape, np.nan)
+    for j, model in enumerate(chosen):
+        if model in found.models:
+            score[:, j] = found.scores[:, found.models.index(model)]
+            cost[:, j] = found.costs[:, found.models.index(model)]
+    prompts = found.prompts
+    return OutcomeSet(
+        [p.id for p in prompts],
+        [p.text for p in prompts],
+        [p.category for p in prompts],
+        [p.split for p in prompts],
+        tuple(chosen),
+        score,
+        cost,
+        digest,
+    )

@@ -10,9 +10,13 @@ in ``rejections_minute`` and ``rejections_hour``: how many requests had that can
 for that reason. Per policy hash, in ``policy_traffic``: its label, first and last request and
 request count.
 
-A batch is aggregated in memory (``Rollup``) and written as one upsert per touched key, adding
-to what is stored: the cost is per batch, not per record. Only records the batch actually
-inserted count (a replayed spool skips those stored already, and so do the rollups). The
+A batch is aggregated in memory (``Rollup``) and added to what is stored with one upsert per
+touched key (PostgreSQL: in the insert's statement): the cost is per batch, not per record.
+Only records the batch actually inserted count (a replayed spool skips those stored already,
+and so do the rollups).
+Filling the rollups of rows already stored (migration 9, ``Store.rebuild_rollups``) is a few
+``INSERT ... SELECT ... GROUP BY`` statements (``backfill_sql``) that compute the same figures
+in SQL. The
 missing route or model of a record (a rejected request) is kept as ``''`` in the key columns,
 which are part of a primary key and so cannot be NULL.
 """
@@ -232,10 +236,190 @@ def tables(real: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-# The columns of ``requests`` a contribution is read from (for the backfill), by dialect.
-SOURCE_COLUMNS: dict[str, str] = {
-    "sqlite": "started_at, route, final_model, status, latency_ms, cost_usd, decision_reason, "
-    "policy_hash, json_extract(body, '$[8]')",
-    "postgres": "started_at, route, final_model, status, latency_ms, cost_usd, decision_reason, "
-    "policy_hash, body ->> 8",
-}
+# --- set-based: the rollups of many rows in one statement ----------------------------------
+#
+# The same figures as ``Rollup`` computed by the database from rows with the columns of
+# ``requests``: the bucket is the exact
+# floor of started_at / width (the quotient is rounded, so one width too far is taken back),
+# the histogram bucket is ``latency_bucket``'s formula (the C library's log10, as in Python),
+# rejections come from the decision reason's [model, reason] pairs (index 5), how the model
+# came to answer from index 6. Floats are added in another order than ``Rollup`` adds them
+# (sums agree to rounding). Each grain after the first is added up from the previous one's
+# rows (a minute lies in one hour).
+
+Dialect = Literal["sqlite", "postgres"]
+_MAX = "1.7976931348623157e308"
+KINDS: tuple[str, ...] = ("rollup", "rejections")
+TABLES: tuple[str, ...] = (
+    *(table(kind, grain) for grain in WIDTHS for kind in KINDS), "policy_traffic",
+)  # fmt: skip
+_FLOAT_FIGURES = ("spend_usd", "latency_ms_sum")
+_KEYS = {"rollup": ROLLUP_COLUMNS[:3], "rejections": REJECTION_COLUMNS[:4]}
+
+
+def _finite(column: str, dialect: Dialect) -> str:
+    if dialect == "sqlite":  # NaN is stored as NULL, and fails the test too; "+": no index
+        return f"+{column} BETWEEN -{_MAX} AND {_MAX}"
+    return f"({column} > '-Infinity' AND {column} < 'Infinity')"  # NaN sorts above Infinity
+
+
+def _bucket(width: int, dialect: Dialect) -> str:
+    """The exact floor(started_at / width) * width: the quotient is rounded and then
+    truncated (SQLite's CAST; PostgreSQL's floor), so one width too far is taken back."""
+    if dialect == "sqlite":
+        k = f"CAST(started_at / {width} AS INTEGER)"
+        return f"({k} - ({k} * {width} > started_at)) * {width}"
+    k = f"CAST(floor(started_at / {width}) AS BIGINT)"
+    return f"({k} - CAST({k} * {width} > started_at AS INT)) * {width}"
+
+
+def _lowest(i: int) -> float:
+    """The smallest float ``latency_bucket`` puts in bucket ``i`` or above (1 <= i)."""
+    x = 10 ** ((i - 1) / PER_DECADE)
+    while latency_bucket(x) >= i:
+        x = math.nextafter(x, 0.0)
+    while latency_bucket(x) < i:
+        x = math.nextafter(x, math.inf)
+    return x
+
+
+# Bucket i (1 <= i) holds the latencies from LOWEST[i]: found from ``latency_bucket`` itself,
+# so SQL comparing with them agrees with it whatever either side's log10 rounds to.
+LOWEST: tuple[float, ...] = (-math.inf, *(_lowest(i) for i in range(1, LATENCY_BUCKETS)))
+
+
+def _exactly(x: float) -> str:
+    """A float as SQL that every parser reads exactly: an integer over a power of two."""
+    numerator, denominator = x.as_integer_ratio()
+    return f"(CAST({numerator} AS DOUBLE PRECISION) / {denominator})"
+
+
+def _histogram_bucket(dialect: Dialect) -> str:
+    """``latency_bucket(latency_ms)`` in SQL (NaN: bucket 0; SQLite stores none)."""
+    search = _search(0, LATENCY_BUCKETS - 1)
+    if dialect == "sqlite":
+        return search
+    return f"CASE WHEN latency_ms = 'NaN' THEN 0 ELSE {search} END"  # NaN >= anything here
+
+
+def _search(low: int, high: int) -> str:
+    """The bucket among ``low..high`` holding latency_ms: a binary search over ``LOWEST``,
+    six comparisons a row."""
+    if low == high:
+        return str(low)
+    mid = (low + high + 1) // 2
+    above, below = _search(mid, high), _search(low, mid - 1)
+    return f"CASE WHEN latency_ms >= {_exactly(LOWEST[mid])} THEN {above} ELSE {below} END"
+
+
+def _reason(index: int, dialect: Dialect) -> str:
+    """Element ``index`` of the decision reason as text (NULL without a reason)."""
+    if dialect == "sqlite":
+        return (
+            f"CASE WHEN decision_reason <> '' THEN json_extract(decision_reason, '$[{index}]') END"
+        )
+    return f"CASE WHEN decision_reason <> '' THEN CAST(decision_reason AS json) ->> {index} END"
+
+
+# Keeps a subquery from being merged into the query around it, which would compute each of its
+# expressions once per use (the histogram bucket 42 times a row) instead of once per row.
+_FENCE: dict[Dialect, str] = {"sqlite": " LIMIT -1", "postgres": " OFFSET 0"}
+
+
+def figures_sql(dialect: Dialect, source: str, width: int) -> str:
+    """``ROLLUP_COLUMNS`` rows of the rows of ``source``, one per key, for buckets of
+    ``width`` seconds."""
+    hist = ", ".join(f"COUNT(*) FILTER (WHERE h = {i})" for i in range(LATENCY_BUCKETS))
+    rows = (
+        f"SELECT {_bucket(width, dialect)} AS bucket, COALESCE(route, '') AS route, "
+        f"COALESCE(final_model, '') AS model, status, {_reason(6, dialect)} AS served, "
+        f"CASE WHEN {_finite('cost_usd', dialect)} THEN cost_usd ELSE 0.0 END AS spend, "
+        f"CASE WHEN {_finite('latency_ms', dialect)} THEN latency_ms ELSE 0.0 END AS latency, "
+        f"{_histogram_bucket(dialect)} AS h FROM {source} WHERE {_finite('started_at', dialect)}"
+        f"{_FENCE[dialect]}"
+    )
+    return (
+        "SELECT bucket, route, model, COUNT(*), COUNT(*) FILTER (WHERE status <> 'ok'), "
+        "COUNT(*) FILTER (WHERE served = 'fallback'), "
+        "COUNT(*) FILTER (WHERE served = 'escalated'), SUM(spend), SUM(latency), "
+        f"{hist} FROM ({rows}) AS c GROUP BY bucket, route, model"
+    )
+
+
+def rejections_sql(dialect: Dialect, source: str, width: int) -> str:
+    """``REJECTION_COLUMNS`` rows of the rows of ``source``, for buckets of ``width`` s."""
+    where = _finite("started_at", dialect)
+    if dialect == "sqlite":
+        pairs = (
+            f"SELECT {_bucket(width, dialect)} AS bucket, COALESCE(route, '') AS route, "
+            "json_extract(j.value, '$[0]') AS candidate, json_extract(j.value, '$[1]') AS reason "
+            f"FROM {source} AS r, json_each(r.decision_reason, '$[5]') AS j WHERE {where} "
+            "AND r.decision_reason <> '' AND json_type(r.decision_reason, '$[5]') = 'array'"
+        )
+    else:
+        listed = "CAST(r.decision_reason AS json) -> 5"
+        pairs = (
+            f"SELECT {_bucket(width, dialect)} AS bucket, COALESCE(route, '') AS route, "
+            "j.value ->> 0 AS candidate, j.value ->> 1 AS reason "
+            f"FROM {source} AS r CROSS JOIN LATERAL json_array_elements(CASE WHEN "
+            f"r.decision_reason <> '' AND json_typeof({listed}) = 'array' THEN {listed} END) "
+            f"AS j WHERE {where}"
+        )
+    return (
+        f"SELECT bucket, route, candidate, reason, COUNT(*) FROM ({pairs}) AS p "
+        "GROUP BY bucket, route, candidate, reason"
+    )
+
+
+def coarser_sql(kind: str, source: str, width: int) -> str:
+    """The rows of rollup ``kind`` (rollup or rejections) from the finer ones of ``source``
+    for buckets of ``width`` seconds (a multiple of the finer width)."""
+    key = _KEYS[kind][1:]
+    added = FIGURES if kind == "rollup" else ("requests",)
+    # Counts as INTEGER: PostgreSQL adds up BIGINTs as NUMERIC (exact, and several times
+    # slower); one finer row never counts 2^31 requests.
+    sums = [f"SUM({c})" if c in _FLOAT_FIGURES else f"SUM(CAST({c} AS INTEGER))" for c in added]
+    return (
+        f"SELECT bucket - (bucket % {width} + {width}) % {width} AS b, {', '.join(key)}, "
+        f"{', '.join(sums)} FROM {source} "
+        f"GROUP BY b, {', '.join(key)}"
+    )
+
+
+def policy_sql(dialect: Dialect) -> str:
+    """``POLICY_COLUMNS`` rows of every stored row. The version is the latest row's of that
+    policy that has one: looked up through the time index, not read from every body."""
+    finite = _finite("started_at", dialect)
+    version = "json_extract(body, '$[8]')" if dialect == "sqlite" else "body ->> 8"
+    latest = (
+        f"SELECT {version} FROM requests AS v WHERE v.policy_hash = g.policy_hash AND "
+        f"{finite.replace('started_at', 'v.started_at')} AND {version} IS NOT NULL "
+        "ORDER BY v.started_at DESC, v.request_id DESC LIMIT 1"
+    )
+    return (
+        f"SELECT g.policy_hash, ({latest}), g.first, g.last, g.n FROM (SELECT policy_hash, "
+        "MIN(started_at) AS first, MAX(started_at) AS last, COUNT(*) AS n FROM requests "
+        f"WHERE {finite} GROUP BY policy_hash) AS g"
+    )
+
+
+def backfill_sql(dialect: Dialect) -> tuple[str, ...]:
+    """The statements that fill the empty rollup tables from every row of ``requests``."""
+    out = []
+    finer: Grain | None = None
+    for grain, width in WIDTHS.items():
+        for kind in KINDS:
+            if finer is not None:
+                select = coarser_sql(kind, table(kind, finer), width)
+            elif kind == "rollup":
+                select = figures_sql(dialect, "requests", width)
+            else:
+                select = rejections_sql(dialect, "requests", width)
+            out.append(f"INSERT INTO {table(kind, grain)} ({', '.join(_columns(kind))}) {select}")
+        finer = grain
+    out.append(f"INSERT INTO policy_traffic ({', '.join(POLICY_COLUMNS)}) {policy_sql(dialect)}")
+    return tuple(out)
+
+
+def _columns(kind: str) -> tuple[str, ...]:
+    return ROLLUP_COLUMNS if kind == "rollup" else REJECTION_COLUMNS

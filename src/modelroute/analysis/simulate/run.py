@@ -44,7 +44,7 @@ class Routed:
     refused: int = 0
     escalated: int = 0  # cascade prompts answered by a later tier
     unverified: int = 0  # cascade steps with no recorded confidence and no verifier
-    setting: float | None = None  # the swept value (threshold), if any
+    setting: float | None = None  # the swept value (a threshold or a lambda), if any
     answered: npt.NDArray[np.int64] | None = None  # per prompt, the answering column (-1: none)
 
     @property
@@ -232,6 +232,15 @@ def with_learned_threshold(policy: Policy, route_name: str, value: float) -> Pol
     if route.learned is None:
         raise SimulationError(f"route {route_name!r} is not learned")
     rule = replace(route.learned, threshold=value, threshold_source="policy")
+    return swap_route(policy, replace(route, learned=rule))
+
+
+def with_learned_lambda(policy: Policy, route_name: str, value: float) -> Policy:
+    """The policy with a learned route under ``rule: score_minus_cost`` at lambda ``value``."""
+    route = policy.routes[route_name]
+    if route.learned is None or route.learned.rule != "score_minus_cost":
+        raise SimulationError(f"route {route_name!r} is not learned with rule score_minus_cost")
+    rule = replace(route.learned, lam=value, lambda_source="policy")
     return swap_route(policy, replace(route, learned=rule))
 
 

@@ -3,7 +3,7 @@ policy as written, its curve (the route's setting swept), and the strong/weak pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,13 +21,16 @@ from modelroute.analysis.simulate.run import (
     restricted,
     route_of,
     simulate,
+    swap_route,
+    with_learned_lambda,
     with_learned_threshold,
     with_threshold,
 )
 from modelroute.analysis.simulate.table import OutcomeTable
 from modelroute.learned import route_scores
-from modelroute.planner import EMPTY_STATS, Decision, plan
-from modelroute.policy.compiled import Policy
+from modelroute.learned.calibrate import lambda_grid
+from modelroute.planner import EMPTY_STATS, Decision, RequestContext, plan
+from modelroute.policy.compiled import Policy, Scorer
 
 # Cascade thresholds tried for the curve: 0 (never escalate) to 1 (always, but for a
 # confidence of exactly 1).
@@ -37,6 +40,10 @@ SWEEP = tuple(float(x) for x in np.round(np.linspace(0.0, 1.0, 21), 2))
 LEARNED_SWEEP = tuple(
     round(float(x), 3) for x in [*np.linspace(0.0, 0.8, 17), *np.linspace(0.82, 1.0, 10)]
 )
+
+# Lambdas tried for a score_minus_cost route: 0 and this many log steps over eight decades
+# around 1 / the typical cost gap between a prompt's candidates (6 per decade).
+LAMBDA_STEPS = 49
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,35 @@ def pool(policy: Policy, table: OutcomeTable, route: str | None) -> dict[str, st
     return names
 
 
+class _Memo:
+    """A route's scorer that scores each (prompt, task) once: the policy as written, its
+    curve and the pair's curve read the same predictions."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.seen: dict[tuple[str, str | None], Mapping[str, float]] = {}
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.scorer.models
+
+    def scores(self, text: str, task: str | None = None) -> Mapping[str, float]:
+        key = (text, task)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self.scorer.scores(text, task)
+        return found
+
+
+def memoised(policy: Policy) -> Policy:
+    """The policy with each learned route's scorer wrapped in a ``_Memo``."""
+    for route in policy.routes.values():
+        if route.learned is not None and not isinstance(route.learned.scorer, _Memo):
+            learned = replace(route.learned, scorer=_Memo(route.learned.scorer))
+            policy = swap_route(policy, replace(route, learned=learned))
+    return policy
+
+
 def prepare(req: Request) -> tuple[Setup, OutcomeTable, int]:
     """The setup, the prompts to simulate (the split, complete over the pool) and how many
     prompts of the split were dropped as incomplete."""
@@ -81,7 +117,7 @@ def prepare(req: Request) -> tuple[Setup, OutcomeTable, int]:
     if not len(table):
         raise SimulationError("no prompt has an outcome from every model of the route")
     setup = Setup(
-        req.policy,
+        memoised(req.policy),
         req.route,
         columns,
         req.verifier_error,
@@ -111,25 +147,54 @@ def curve(setup: Setup, table: OutcomeTable) -> list[Routed]:
 
 
 def learned_curve(setup: Setup, table: OutcomeTable, route_name: str) -> list[Routed]:
-    """A learned route at each threshold of ``LEARNED_SWEEP`` and its own: each prompt
-    scored once by the route's router, then planned at every threshold with those scores
-    (what ``decide`` does, the scoring shared across thresholds)."""
+    """A learned route with its setting swept: the threshold (``LEARNED_SWEEP`` and its own)
+    under ``rule: threshold``; lambda (``lambda_sweep``, 0 and its own) under ``rule:
+    score_minus_cost``. Each prompt is scored by the route's router (once: ``prepare``
+    memoises it), then planned at every setting with those scores (what ``decide`` does)."""
     route = setup.policy.routes[route_name]
-    assert route.learned is not None
+    learned = route.learned
+    assert learned is not None
     ctxs = contexts(setup, table)
     scores = [
         route_scores(route, text, ctx.task) for ctx, text in zip(ctxs, table.texts, strict=True)
     ]
-    values = sorted({*LEARNED_SWEEP, round(route.learned.threshold, 6)})
-    out = []
-    for value in values:
-        policy = with_learned_threshold(setup.policy, route_name, value)
+
+    def at(policy: Policy, name: str, value: float) -> Routed:
         made: list[Decision | None] = [
             plan(ctx, policy, EMPTY_STATS, s) for ctx, s in zip(ctxs, scores, strict=True)
         ]
-        run = replay(replace(setup, policy=policy), table, made, f"threshold {value:g}")
-        out.append(_with_setting(run, value))
-    return out
+        return _with_setting(replay(replace(setup, policy=policy), table, made, name), value)
+
+    if learned.rule == "score_minus_cost":
+        lams = lambda_sweep(ctxs, setup.policy, scores, learned.lam)
+        return [
+            at(with_learned_lambda(setup.policy, route_name, x), f"lambda {x:.4g}", x) for x in lams
+        ]
+    values = sorted({*LEARNED_SWEEP, round(learned.threshold, 6)})
+    return [
+        at(with_learned_threshold(setup.policy, route_name, v), f"threshold {v:g}", v)
+        for v in values
+    ]
+
+
+def lambda_sweep(
+    ctxs: Sequence[RequestContext],
+    policy: Policy,
+    scores: Sequence[Mapping[str, float] | None],
+    own: float | None,
+    steps: int = LAMBDA_STEPS,
+) -> list[float]:
+    """Lambdas to sweep, 0 first: ``learned.calibrate.lambda_grid`` (the grid ``train``
+    calibrates on, ``steps`` log steps) over the planner's own estimated cost of each
+    candidate for each prompt (lambda multiplies that estimate), and the policy's own."""
+    rows = []
+    for ctx, s in zip(ctxs, scores, strict=True):
+        decision = plan(ctx, policy, EMPTY_STATS, s)
+        rows.append({c.model: c.estimate.cost_usd for tier in decision.tiers for c in tier})
+    names = sorted({m for row in rows for m in row})
+    cost = np.array([[row.get(m, np.nan) for m in names] for row in rows], dtype=float)
+    grid = [float(x) for x in lambda_grid(cost, steps)] if len(names) > 1 else [0.0]
+    return sorted({*grid, *(() if own is None else (float(own),))})
 
 
 def pair_curve(setup: Setup, table: OutcomeTable, pair: tuple[str, str]) -> list[Routed]:

@@ -2,38 +2,27 @@
 
 A table holds, for each prompt (rows) and model (columns), the recorded score and cost, and
 per prompt its text, task, recorded input tokens and split. It is read from a directory in the
-neutral format (``evaluation/neutral.py``: ``prompts.jsonl.gz``, ``outcomes.csv.gz``,
+neutral format (read by ``outcomes/neutral.py``: ``prompts.jsonl.gz``, ``outcomes.csv.gz``,
 ``models.csv``), or built from the project's own outcomes (eval, shadow, feedback, import).
 A cell no outcome covers is NaN; ``complete`` keeps the prompts every named model answered.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from modelroute.outcomes import Outcome
+from modelroute.outcomes.neutral import OutcomeDataError, read_outcomes
+
+__all__ = ["Bools", "Floats", "OutcomeDataError", "OutcomeTable", "from_outcomes", "read_neutral"]
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
-
-
-# The neutral format's files and outcome columns (as ``evaluation/neutral.py`` names them;
-# not imported from there, which would bring in the graders and the request path).
-PROMPTS = "prompts.jsonl.gz"
-OUTCOMES = "outcomes.csv.gz"
-OUTCOME_COLUMNS = ("prompt_id", "model", "score", "input_tokens", "output_tokens", "cost_usd")
-
-
-class OutcomeDataError(ValueError):
-    """Outcome data that cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,96 +77,21 @@ class OutcomeTable:
 
 
 def read_neutral(directory: Path) -> OutcomeTable:
-    """A directory in the neutral format, every prompt and model in it."""
-    prompts = _read_prompts(directory / PROMPTS)
-    row_of = {pid: i for i, pid in enumerate(prompts)}
-    models: dict[str, int] = {}
-    cells: list[tuple[int, int, float, float]] = []
-    tokens = np.zeros(len(prompts), dtype=np.int64)
-    path = directory / OUTCOMES
-    try:
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = tuple(next(reader, ()))
-            if header[: len(OUTCOME_COLUMNS)] != OUTCOME_COLUMNS:
-                raise OutcomeDataError(f"{path}:1: expected columns {','.join(OUTCOME_COLUMNS)}")
-            for number, row in enumerate(reader, start=2):
-                cells.append(_cell(row, f"{path}:{number}", row_of, models, tokens))
-    except (OSError, EOFError, csv.Error) as exc:
-        raise OutcomeDataError(f"cannot read {path}: {exc}") from None
-    if not cells:
-        raise OutcomeDataError(f"{path}: no outcome rows")
-    scores = np.full((len(prompts), len(models)), np.nan)
-    costs = np.full((len(prompts), len(models)), np.nan)
-    at = np.array(cells, dtype=float)
-    rows, cols = at[:, 0].astype(np.int64), at[:, 1].astype(np.int64)
-    scores[rows, cols] = at[:, 2]
-    costs[rows, cols] = at[:, 3]
-    texts, tasks, splits = zip(*prompts.values(), strict=True)
+    """A directory in the neutral format (``outcomes.neutral``), every prompt and model in
+    it."""
+    found = read_outcomes(directory)
+    prompts = found.prompts
     return OutcomeTable(
         directory.resolve().name,
-        tuple(prompts),
-        texts,
-        tasks,
-        splits,
-        tokens,
-        tuple(models),
-        scores,
-        costs,
+        tuple(p.id for p in prompts),
+        tuple(p.text for p in prompts),
+        tuple(p.task for p in prompts),
+        tuple(p.split for p in prompts),
+        found.input_tokens,
+        found.models,
+        found.scores,
+        found.costs,
     )
-
-
-def _read_prompts(path: Path) -> dict[str, tuple[str, str, str | None]]:
-    """id -> (text, task, split), in file order."""
-    found: dict[str, tuple[str, str, str | None]] = {}
-    try:
-        with gzip.open(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                try:
-                    raw = orjson.loads(line)
-                    task = raw.get("category") or str(raw["dataset"])
-                    split = raw.get("split")
-                    found[str(raw["id"])] = (
-                        str(raw["prompt"]),
-                        str(task),
-                        None if split is None else str(split),
-                    )
-                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                    raise OutcomeDataError(f"{path}:{number}: not a prompt line ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise OutcomeDataError(f"cannot read {path}: {exc}") from None
-    if not found:
-        raise OutcomeDataError(f"{path}: no prompts")
-    return found
-
-
-def _number(value: str, where: str, column: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise OutcomeDataError(f"{where}: {column} {value!r} is not a number") from None
-
-
-def _cell(
-    row: list[str],
-    where: str,
-    row_of: dict[str, int],
-    models: dict[str, int],
-    tokens: npt.NDArray[np.int64],
-) -> tuple[int, int, float, float]:
-    if len(row) < len(OUTCOME_COLUMNS):
-        raise OutcomeDataError(f"{where}: expected {len(OUTCOME_COLUMNS)} columns")
-    prompt_id, model, score, input_tokens, _output, cost = row[:6]
-    index = row_of.get(prompt_id)
-    if index is None:
-        raise OutcomeDataError(f"{where}: prompt {prompt_id!r} is not in {PROMPTS}")
-    value = _number(score, where, "score")
-    if not 0.0 <= value <= 1.0:
-        raise OutcomeDataError(f"{where}: score {score} is outside [0, 1]")
-    if input_tokens:
-        tokens[index] = int(_number(input_tokens, where, "input_tokens"))
-    column = models.setdefault(model, len(models))
-    return index, column, value, _number(cost, where, "cost_usd") if cost else np.nan
 
 
 def from_outcomes(outcomes: Iterable[Outcome], name: str = "outcomes") -> OutcomeTable:

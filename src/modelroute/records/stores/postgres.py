@@ -2,9 +2,11 @@
 
 A batch is one statement with two parameters: the request rows and the planner statistics they
 refer to, as JSON arrays, which ``json_populate_recordset`` turns back into typed rows by
-column name; ``ON CONFLICT DO NOTHING`` skips what is stored already. One round trip, one
-implicit transaction, the same prepared statement every time, and idempotent (a replayed
-spool stores nothing twice). The row layout is ``body.py``'s, shared with SQLite.
+column name; ``ON CONFLICT DO NOTHING`` skips what is stored already; the same statement adds
+the batch's rollup for the dashboard (a batch some of whose records were stored already undoes
+itself and goes in two steps, counting only its new records). One round trip, one implicit
+transaction, the same prepared statement every time, and idempotent (a replayed spool
+stores nothing twice). The row layout is ``body.py``'s, shared with SQLite.
 
 Why JSON rather than typed arrays (``unnest($1::text[], ...)``) or COPY: asyncpg encodes every
 array element in Python on the event loop, ~0.3 us a value; a batch of 500 held the loop for
@@ -59,74 +61,59 @@ from modelroute.records.stores.body import (
 _MIGRATION_LOCK = 0x6D6F64656C  # pg_advisory_xact_lock key: one migrator at a time
 
 _REQUEST_COLS = ", ".join(REQUEST_COLUMNS)
-_INSERT = (
-    "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
-    "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
-    "ON CONFLICT (stats_id) DO NOTHING) "
-    f"INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
-    "FROM json_populate_recordset(NULL::requests, $1::json) "
-    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-)
-_FLOATS = ("started_at", "latency_ms", "cost_usd")
-_REASON = REQUEST_COLUMNS.index("decision_reason")
-
-
-def _from_json(name: str, n: int, columns: tuple[str, ...]) -> str:
-    cols = ", ".join(columns)
-    return f"SELECT {cols} FROM json_populate_recordset(NULL::{name}, ${n}::json)"
-
-
-def _rollup_statement() -> str:
-    """One statement adding a batch's rollup: parameters 1-4 the rows of rollup_minute,
-    rollup_hour, rejections_minute, rejections_hour, 5 those of policy_traffic (JSON)."""
-    parts = []
-    n = 0
-    for grain in rollups.WIDTHS:
+# The rollup tables in the order of ``_INSERT``'s parameters 3 to 7.
+_ROLLUP_PARAMETERS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    *(
+        (rollups.table(kind, grain), columns, key)
+        for grain in rollups.WIDTHS
         for kind, columns, key in (
             ("rollup", rollups.ROLLUP_COLUMNS, 3),
             ("rejections", rollups.REJECTION_COLUMNS, 4),
-        ):
-            n += 1
-            name = rollups.table(kind, grain)
-            upsert = rollups.upsert_sql(name, columns, key, _from_json(name, n, columns))
-            parts.append(f"{name} AS ({upsert})")
-    policy = rollups.upsert_sql(
-        "policy_traffic",
-        rollups.POLICY_COLUMNS,
-        1,
-        _from_json("policy_traffic", 5, rollups.POLICY_COLUMNS),
-        dialect="postgres",
-    )
-    return f"WITH {', '.join(parts)} {policy}"
-
-
-_ADD_ROLLUP = _rollup_statement()
-_ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rejections_minute", "rejections_hour",
-                  "policy_traffic")  # fmt: skip
-_BACKFILL = (
-    f"SELECT request_id, {rollups.SOURCE_COLUMNS['postgres']} FROM requests "
-    "WHERE (started_at, request_id) > ($1, $2) ORDER BY started_at, request_id LIMIT $3"
+        )
+    ),
+    ("policy_traffic", rollups.POLICY_COLUMNS, 1),
 )
-_BACKFILL_PAGE = 20_000
+_STORED = (
+    "WITH stats AS (INSERT INTO planner_stats (stats_id, stats) SELECT stats_id, stats "
+    "FROM json_populate_recordset(NULL::planner_stats, $2::json) "
+    "ON CONFLICT (stats_id) DO NOTHING), "
+    f"stored AS (INSERT INTO requests ({_REQUEST_COLS}) SELECT {_REQUEST_COLS} "
+    "FROM json_populate_recordset(NULL::requests, $1::json) "
+    "ON CONFLICT (request_id) DO NOTHING RETURNING request_id)"
+)
+# The text of the error that undoes ``_INSERT`` when some record was stored already.
+_SOME_STORED = "some records were stored already"
 
 
-def _rollup_payload(rollup: Rollup) -> tuple[str, ...]:
-    """A rollup as the five JSON parameters of ``_ADD_ROLLUP``."""
-
-    def rows(columns: tuple[str, ...], values: list[tuple[Any, ...]]) -> str:
-        return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
-
+def _upserts(first: int) -> list[str]:
+    """The rollup's upserts from JSON rows, parameters ``first`` to ``first + 4``."""
     out = []
-    for grain in rollups.WIDTHS:
-        out.append(rows(rollups.ROLLUP_COLUMNS, rollup.rows(grain)))
-        out.append(rows(rollups.REJECTION_COLUMNS, rollup.rejection_rows(grain)))
-    out.append(rows(rollups.POLICY_COLUMNS, rollup.policy_rows()))
-    return tuple(out)
+    for n, (name, columns, key) in enumerate(_ROLLUP_PARAMETERS, first):
+        rows = f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{name}, ${n}::json)"
+        upsert = rollups.upsert_sql(name, columns, key, rows, dialect="postgres")
+        out.append(f"{name}_added AS ({upsert})")
+    return out
 
 
-async def _add_rollup(conn: Any, rollup: Rollup) -> None:
-    if rollup.records:
-        await conn.execute(_ADD_ROLLUP, *_rollup_payload(rollup))
+def _insert_statement() -> str:
+    """A batch in one statement: the rows (parameter 1) with the planner statistics they
+    refer to (2) inserted, and the batch's rollup (3-7: each table's rows as JSON, in key
+    order) added. When fewer rows than the batch's records (8) were inserted (some were stored
+    already: a replayed spool), the statement fails, undoing all of it, and ``write`` stores
+    the batch in two steps instead (``_INSERT_RETURNING``, then the new records' rollup)."""
+    undo = f"CAST('{_SOME_STORED}: ' || n AS INT)"  # not a constant: raised only when reached
+    return (
+        f"{_STORED}, counted AS (SELECT COUNT(*) AS n FROM stored), {', '.join(_upserts(3))} "
+        f"SELECT CASE WHEN n = $8::int THEN n ELSE {undo} END FROM counted"
+    )
+
+
+_INSERT = _insert_statement()
+_INSERT_RETURNING = f"{_STORED} SELECT request_id FROM stored"
+_ADD_ROLLUP = f"WITH {', '.join(_upserts(1))} SELECT 1"
+_FLOATS = ("started_at", "latency_ms", "cost_usd")
+_REASON = REQUEST_COLUMNS.index("decision_reason")
+_BACKFILL = rollups.backfill_sql("postgres")
 
 
 _NON_FINITE = (float("inf"), float("-inf"))
@@ -136,9 +123,9 @@ _FOLD_PAGE = 1000
 class _Payload(NamedTuple):
     requests: str  # JSON arrays of row objects
     stats: str
-    ids: list[str]
-    added: list[Contribution]  # what each record adds to the rollups, in ``ids`` order
-    rollup: tuple[str, ...]  # ``_ADD_ROLLUP``'s parameters when every record is new
+    rollup: tuple[str, ...]  # ``_INSERT``'s parameters 3-7: the rollup when every record is new
+    records: int  # how many (one per request id)
+    added: list[tuple[str, Contribution]]  # each record's id and contribution to the rollups
 
 
 def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
@@ -146,10 +133,12 @@ def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
     rollup."""
     requests: list[dict[str, Any]] = []
     stats: dict[str, str] = {}
-    added: list[Contribution] = []
+    rollup = Rollup()
+    added: list[tuple[str, Contribution]] = []
     for record in schema.unique(batch):
         values = encoder.row(record, stats)
-        added.append(contribution(record, values[_REASON]))
+        added.append((record.request_id, contribution(record, values[_REASON])))
+        rollup.add(added[-1][1])
         row = dict(zip(REQUEST_COLUMNS, values, strict=True))
         row["body"] = orjson.Fragment(row["body"])  # JSON already: nested, not re-encoded
         requests.append(_finite(row, _FLOATS))
@@ -157,9 +146,21 @@ def _payload(encoder: RowEncoder, batch: list[RequestRecord]) -> _Payload:
     return _Payload(
         orjson.dumps(requests).decode(),
         orjson.dumps(planner).decode(),
-        [r["request_id"] for r in requests],
+        _rollup_payload(rollup),
+        len(requests),
         added,
-        _rollup_payload(Rollup().extend(added)),
+    )
+
+
+def _rollup_payload(rollup: Rollup) -> tuple[str, ...]:
+    tables = {
+        **{rollups.table("rollup", g): rollup.rows(g) for g in rollups.WIDTHS},
+        **{rollups.table("rejections", g): rollup.rejection_rows(g) for g in rollups.WIDTHS},
+        "policy_traffic": rollup.policy_rows(),
+    }
+    return tuple(
+        orjson.dumps([dict(zip(columns, v, strict=True)) for v in tables[name]]).decode()
+        for name, columns, _ in _ROLLUP_PARAMETERS
     )
 
 
@@ -356,15 +357,14 @@ class PostgresStore:
             raise RecordRejected(str(exc)) from exc
         async with self.pool.acquire() as conn:
             try:
-                async with conn.transaction():
-                    stored = await conn.fetch(_INSERT, payload.requests, payload.stats)
-                    if len(stored) == len(payload.ids):
-                        if payload.added:
-                            await conn.execute(_ADD_ROLLUP, *payload.rollup)
-                    else:  # some were stored already (a replayed spool): count the new only
-                        new = {row[0] for row in stored}
-                        mine = zip(payload.ids, payload.added, strict=True)
-                        await _add_rollup(conn, Rollup().extend(c for i, c in mine if i in new))
+                try:
+                    await conn.execute(
+                        _INSERT, payload.requests, payload.stats, *payload.rollup, payload.records
+                    )
+                except asyncpg.InvalidTextRepresentationError as exc:
+                    if _SOME_STORED not in str(exc):
+                        raise
+                    await _store_partly(conn, payload)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise RecordRejected(str(exc)) from exc
 
@@ -373,7 +373,7 @@ class PostgresStore:
         around the writer, a repair); returns how many rows were added up."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL statement_timeout = 0")
-            await conn.execute(f"TRUNCATE {', '.join(_ROLLUP_TABLES)}")
+            await conn.execute(f"TRUNCATE {', '.join(rollups.TABLES)}")
             return await _backfill(conn)
 
     # --- the dashboard's policies and snapshots --------------------------------------------
@@ -622,23 +622,28 @@ async def _derive(conn: Any) -> None:
         after = page[-1]["request_id"]
 
 
-def _page_rollup(page: list[Any]) -> Rollup:
-    return Rollup().extend(tuple(row)[1:] for row in page)
+async def _store_partly(conn: Any, payload: _Payload) -> None:
+    """A batch some of whose records were stored already: insert the others and add their
+    rollup, in one transaction."""
+    async with conn.transaction():
+        new = {
+            row[0] for row in await conn.fetch(_INSERT_RETURNING, payload.requests, payload.stats)
+        }
+        rollup = Rollup().extend(c for request_id, c in payload.added if request_id in new)
+        if rollup.records:
+            await conn.execute(_ADD_ROLLUP, *_rollup_payload(rollup))
 
 
 async def _backfill(conn: Any) -> int:
-    """The rollups of every stored row, a page at a time in time order (inside the caller's
+    """Fill the (empty) rollups from every stored row, set-based (inside the caller's
     transaction); returns how many rows were added up."""
-    after: tuple[float, str] = (-float("inf"), "")
-    total = 0
-    while True:
-        page = await conn.fetch(_BACKFILL, *after, _BACKFILL_PAGE)
-        if not page:
-            return total
-        rollup = await asyncio.to_thread(_page_rollup, page)
-        await _add_rollup(conn, rollup)
-        total += len(page)
-        after = (page[-1][1], page[-1][0])
+    # One-off aggregates over every row: no JIT (compiling 47 aggregates costs seconds), and
+    # room to hash the groups in memory rather than in batches on disk.
+    await conn.execute("SET LOCAL jit = off")
+    await conn.execute("SET LOCAL work_mem = '256MB'")
+    for statement in _BACKFILL:
+        await conn.execute(statement)
+    return int(await conn.fetchval("SELECT COALESCE(SUM(requests), 0) FROM policy_traffic"))
 
 
 async def migrate(conn: Any, target: int | None = None) -> int:

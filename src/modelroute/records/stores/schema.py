@@ -77,7 +77,8 @@ class Migration:
 # its attempt rows into one row of the new layout (SQLite: into requests_v4; PostgreSQL: into
 # the new body column of requests).
 FOLD = "-- fold version-3 rows into one row per record"
-# A step each store runs in Python: the rollups of every stored row (``rollups.py``).
+# A step each store dispatches itself: the rollups of every stored row, added up by the
+# database (``rollups.backfill_sql``; the PostgreSQL store first gives it room to hash).
 ROLLUP = "-- add up the rollups of every stored row"
 # A step each store runs in Python: fill the derived columns (``derived.py``) of every row.
 DERIVE = "-- derive the task key, decision reason and token columns of every row"

@@ -99,13 +99,7 @@ _ROLLUP_UPSERTS = {
 _POLICY_UPSERT = rollups.upsert_sql(
     "policy_traffic", rollups.POLICY_COLUMNS, 1, _values(len(rollups.POLICY_COLUMNS))
 )
-_ROLLUP_TABLES = ("rollup_minute", "rollup_hour", "rejections_minute", "rejections_hour",
-                  "policy_traffic")  # fmt: skip
-_BACKFILL = (
-    f"SELECT request_id, {rollups.SOURCE_COLUMNS['sqlite']} FROM requests "
-    "WHERE (started_at, request_id) > (?, ?) ORDER BY started_at, request_id LIMIT ?"
-)
-_BACKFILL_PAGE = 20_000
+_BACKFILL = rollups.backfill_sql("sqlite")
 
 
 def _add_rollup(db: sqlite3.Connection, rollup: Rollup) -> None:
@@ -307,18 +301,14 @@ class SqliteStore:
             after = page[-1]["request_id"]
 
     def _backfill(self) -> int:
-        """The rollups of every stored row, a page at a time in time order (inside the
-        caller's transaction); returns how many rows were added up."""
-        db, after, total = self._db, (-float("inf"), ""), 0
-        cursor = db.cursor()
-        cursor.row_factory = None
-        while True:
-            page = cursor.execute(_BACKFILL, (*after, _BACKFILL_PAGE)).fetchall()
-            if not page:
-                return total
-            _add_rollup(db, Rollup().extend(row[1:] for row in page))
-            total += len(page)
-            after = (page[-1][1], page[-1][0])
+        """Fill the (empty) rollups from every stored row, set-based (inside the caller's
+        transaction); returns how many rows were added up."""
+        db = self._db
+        for statement in _BACKFILL:
+            db.execute(statement)
+        return int(
+            db.execute("SELECT COALESCE(SUM(requests), 0) FROM policy_traffic").fetchone()[0]
+        )
 
     async def rebuild_rollups(self) -> int:
         """Forget the rollups and add them up again from every stored row (rows loaded
@@ -329,7 +319,7 @@ class SqliteStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for name in _ROLLUP_TABLES:
+            for name in rollups.TABLES:
                 db.execute(f"DELETE FROM {name}")
             total = self._backfill()
             db.execute("COMMIT")
