@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,8 @@ models:
 routes:
   limited:
     rate_limit: {{requests_per_minute: 40, per: route}}
+    strategy: {{kind: fixed, models: [sim]}}
+  open:
     strategy: {{kind: fixed, models: [sim]}}
 """
 
@@ -67,20 +70,32 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[Cluster, Path]]:
         delete_prefix(prefix)
 
 
-def serving_pids(scratch: Path) -> set[str]:
-    """The worker processes that counted a request on the route (in prometheus_client's
+def serving_pids(scratch: Path, route: str = "limited") -> set[str]:
+    """The worker processes that counted a request on ``route`` (in prometheus_client's
     multiprocess mode each writes its metrics to files of its own, named by its pid)."""
     pids = set()
     for path in scratch.glob("modelroute-metrics-*/*.db"):
         found = re.fullmatch(r"\w+_(\d+)\.db", path.name)
         values = MmapedDict.read_all_values_from_file(str(path))
-        if found and any('"limited"' in key for key, *_ in values):
+        if found and any(f'"{route}"' in key for key, *_ in values):
             pids.add(found.group(1))
     return pids
 
 
+def both_workers_serving(gateway: Cluster, scratch: Path) -> None:
+    """On a loaded machine one worker can accept every connection while the other is still
+    starting: send unlimited traffic until both have answered some (at most 20 rounds)."""
+    for _ in range(20):
+        gateway.load(route="open", requests=32, concurrency=16)
+        if len(serving_pids(scratch, "open")) == 2:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the second worker never served a request")
+
+
 def test_two_workers_share_one_rate_limit(two_workers: tuple[Cluster, Path]) -> None:
     gateway, scratch = two_workers
+    both_workers_serving(gateway, scratch)
     results = gateway.load(route="limited", requests=120, concurrency=16)
     statuses = Counter(r["status"] for r in results)
     assert statuses[200] + statuses[429] == 120, statuses
