@@ -64,7 +64,13 @@ async def one(
 async def main(cfg: dict[str, Any]) -> None:
     clients = {
         b: openai.AsyncOpenAI(
-            base_url=f"{b}/v1", api_key=cfg.get("key", "sk-load"), max_retries=0, timeout=30
+            base_url=f"{b}/v1",
+            api_key=cfg.get("key", "sk-load"),
+            max_retries=0,
+            timeout=30,
+            # a new connection per request: the workers of one gateway share its socket, and
+            # kept-alive connections would all stay with the worker that accepted them
+            default_headers={"connection": "close"} if cfg.get("fresh_connections") else None,
         )
         for b in cfg["bases"]
     }

@@ -86,7 +86,7 @@ def both_workers_serving(gateway: Cluster, scratch: Path) -> None:
     """On a loaded machine one worker can accept every connection while the other is still
     starting: send unlimited traffic until both have answered some (at most 20 rounds)."""
     for _ in range(20):
-        gateway.load(route="open", requests=32, concurrency=16)
+        gateway.load(route="open", requests=32, concurrency=16, fresh_connections=True)
         if len(serving_pids(scratch, "open")) == 2:
             return
         time.sleep(0.5)
@@ -96,7 +96,7 @@ def both_workers_serving(gateway: Cluster, scratch: Path) -> None:
 def test_two_workers_share_one_rate_limit(two_workers: tuple[Cluster, Path]) -> None:
     gateway, scratch = two_workers
     both_workers_serving(gateway, scratch)
-    results = gateway.load(route="limited", requests=120, concurrency=16)
+    results = gateway.load(route="limited", requests=120, concurrency=16, fresh_connections=True)
     statuses = Counter(r["status"] for r in results)
     assert statuses[200] + statuses[429] == 120, statuses
     assert 38 <= statuses[200] <= 42, statuses  # one limit of 40, not 2 x 40
