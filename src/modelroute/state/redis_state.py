@@ -22,16 +22,14 @@ from modelroute.state.limits import (
     RateVerdict,
 )
 
-# KEYS: one hash per limit, fields r:<second> (requests) and t:<second> (tokens).
-# ARGV[1]: the request's tokens; then per key: its request limit, its token limit (-1: none).
-_RATE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local sec = tonumber(t[1])
-local oldest = sec - 59
-local tokens = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local rlim, tlim = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+# Lua shared by the scripts below (each is registered with these functions before it).
+# A rate limit's hash: fields r:<second> (requests) and t:<second> (tokens). A budget's hash:
+# field 'spent', and r:<request id> = "<usd> <until>" per live reservation.
+_FUNCTIONS = """
+-- The rate limit's minute: drops older slices; nil if one more request of ``tokens`` fits,
+-- else the seconds until its oldest counted request leaves the minute (as text).
+local function rate_refusal(key, sec, now, rlim, tlim, tokens)
+  local oldest = sec - 59
   local flat = redis.call('HGETALL', key)
   local reqs, toks, first, stale = 0, 0, sec, {}
   for j = 1, #flat, 2 do
@@ -47,34 +45,27 @@ for i, key in ipairs(KEYS) do
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   if (rlim >= 0 and reqs + 1 > rlim) or (tlim >= 0 and toks + tokens > tlim) then
-    return {0, i, tostring(60 - (now - first))}
+    return tostring(60 - (now - first))
   end
+  return nil
 end
-for _, key in ipairs(KEYS) do
+
+-- Counts one request of ``tokens`` in the rate limit's current second.
+local function rate_take(key, sec, tokens)
   redis.call('HINCRBY', key, 'r:' .. sec, 1)
   if tokens ~= 0 then redis.call('HINCRBY', key, 't:' .. sec, tokens) end
   redis.call('EXPIRE', key, 61)
 end
-return {1, 0, '0'}
-"""
 
-_ADD_TOKENS = """
-local sec = redis.call('TIME')[1]
-for _, key in ipairs(KEYS) do
-  redis.call('HINCRBY', key, 't:' .. sec, ARGV[1])
+-- Adds ``tokens`` (a number or its text) to the rate limit's current second.
+local function rate_add(key, sec, tokens)
+  redis.call('HINCRBY', key, 't:' .. sec, tokens)
   redis.call('EXPIRE', key, 61)
 end
-return 0
-"""
 
-# KEYS: one hash per budget: field 'spent', and r:<request id> = "<usd> <until>" per live
-# reservation. ARGV: request id, usd, hold seconds, then per key: its budget, its expiry.
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local usd, hold = tonumber(ARGV[2]), tonumber(ARGV[3])
-local lefts, refused = {}, 0
-for i, key in ipairs(KEYS) do
+-- What the budget has left (``limit`` minus its spend and live reservations); drops the
+-- reservations that lapsed.
+local function budget_left(key, limit, now)
   local flat = redis.call('HGETALL', key)
   local spent, held, stale = 0, 0, {}
   for j = 1, #flat, 2 do
@@ -87,10 +78,58 @@ for i, key in ipairs(KEYS) do
     end
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-  local left = tonumber(ARGV[2 + 2 * i]) - spent - held
-  lefts[i] = tostring(left)
-  if refused == 0 and (left <= 0 or usd > left) then refused = i end
+  return limit - spent - held
 end
+
+-- KEYS[first..last] are budgets, budget i's limit in ARGV[base + 2 * i]: each one's
+-- remainder (as text) and the index of the first that refuses ``usd`` (0: none).
+local function budgets_check(first, last, base, usd, now)
+  local lefts, refused = {}, 0
+  for i = first, last do
+    local left = budget_left(KEYS[i], tonumber(ARGV[base + 2 * i]), now)
+    lefts[i] = tostring(left)
+    if refused == 0 and (left <= 0 or usd > left) then refused = i end
+  end
+  return lefts, refused
+end
+
+-- Replaces the request's reservation by its actual cost ``usd`` (text).
+local function budget_settle(key, rid, usd)
+  redis.call('HDEL', key, 'r:' .. rid)
+  if tonumber(usd) > 0 then redis.call('HINCRBYFLOAT', key, 'spent', usd) end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, 3024000) end
+end
+"""
+
+# KEYS: one hash per limit. ARGV[1]: the request's tokens; then per key: its request limit,
+# its token limit (-1: none).
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local sec = tonumber(t[1])
+local tokens = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local rlim, tlim = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local retry = rate_refusal(key, sec, now, rlim, tlim, tokens)
+  if retry then return {0, i, retry} end
+end
+for _, key in ipairs(KEYS) do rate_take(key, sec, tokens) end
+return {1, 0, '0'}
+"""
+
+_ADD_TOKENS = """
+local sec = redis.call('TIME')[1]
+for _, key in ipairs(KEYS) do rate_add(key, sec, ARGV[1]) end
+return 0
+"""
+
+# KEYS: one hash per budget. ARGV: request id, usd, hold seconds, then per key: its budget,
+# its expiry.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local usd, hold = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lefts, refused = budgets_check(1, #KEYS, 2, usd, now)
 if refused > 0 then return {0, refused, lefts} end
 for i, key in ipairs(KEYS) do
   redis.call('HSET', key, 'r:' .. ARGV[1], ARGV[2] .. ' ' .. tostring(now + hold))
@@ -111,69 +150,26 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local sec = tonumber(t[1])
 local nb = tonumber(ARGV[1])
 local rid, usd, hold = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local lefts, refused = {}, 0
-for i = 1, nb do
-  local key = KEYS[i]
-  local flat = redis.call('HGETALL', key)
-  local spent, held, stale = 0, 0, {}
-  for j = 1, #flat, 2 do
-    local f = flat[j]
-    if f == 'spent' then
-      spent = tonumber(flat[j + 1])
-    else
-      local amount, untl = string.match(flat[j + 1], '^(%S+) (%S+)$')
-      if tonumber(untl) <= now then stale[#stale + 1] = f else held = held + tonumber(amount) end
-    end
-  end
-  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-  local left = tonumber(ARGV[3 + 2 * i]) - spent - held
-  lefts[i] = tostring(left)
-  if refused == 0 and (left <= 0 or usd > left) then refused = i end
-end
+local lefts, refused = budgets_check(1, nb, 3, usd, now)
 if refused > 0 then return {0, refused, '0', lefts} end
 local base = 5 + 2 * nb
 local tokens = tonumber(ARGV[base])
-local oldest = sec - 59
 for i = nb + 1, #KEYS do
-  local key = KEYS[i]
   local r = i - nb
   local rlim, tlim = tonumber(ARGV[base + 2 * r - 1]), tonumber(ARGV[base + 2 * r])
-  local flat = redis.call('HGETALL', key)
-  local reqs, toks, first, stale = 0, 0, sec, {}
-  for j = 1, #flat, 2 do
-    local f = flat[j]
-    local s = tonumber(string.sub(f, 3))
-    if s < oldest then
-      stale[#stale + 1] = f
-    else
-      if s < first then first = s end
-      if string.sub(f, 1, 1) == 'r' then reqs = reqs + tonumber(flat[j + 1])
-      else toks = toks + tonumber(flat[j + 1]) end
-    end
-  end
-  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-  if (rlim >= 0 and reqs + 1 > rlim) or (tlim >= 0 and toks + tokens > tlim) then
-    return {2, r, tostring(60 - (now - first)), lefts}
-  end
+  local retry = rate_refusal(KEYS[i], sec, now, rlim, tlim, tokens)
+  if retry then return {2, r, retry, lefts} end
 end
 for i = 1, nb do
   redis.call('HSET', KEYS[i], 'r:' .. rid, ARGV[3] .. ' ' .. tostring(now + hold))
   redis.call('EXPIREAT', KEYS[i], ARGV[4 + 2 * i])
 end
-for i = nb + 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'r:' .. sec, 1)
-  if tokens ~= 0 then redis.call('HINCRBY', KEYS[i], 't:' .. sec, tokens) end
-  redis.call('EXPIRE', KEYS[i], 61)
-end
+for i = nb + 1, #KEYS do rate_take(KEYS[i], sec, tokens) end
 return {1, 0, '0', lefts}
 """
 
 _SETTLE = """
-for _, key in ipairs(KEYS) do
-  redis.call('HDEL', key, 'r:' .. ARGV[1])
-  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', key, 'spent', ARGV[2]) end
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, 3024000) end
-end
+for _, key in ipairs(KEYS) do budget_settle(key, ARGV[1], ARGV[2]) end
 return 0
 """
 
@@ -183,17 +179,10 @@ return 0
 # estimate charged).
 _FINISH = """
 local nb = tonumber(ARGV[1])
-for i = 1, nb do
-  redis.call('HDEL', KEYS[i], 'r:' .. ARGV[2])
-  if tonumber(ARGV[3]) > 0 then redis.call('HINCRBYFLOAT', KEYS[i], 'spent', ARGV[3]) end
-  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], 3024000) end
-end
+for i = 1, nb do budget_settle(KEYS[i], ARGV[2], ARGV[3]) end
 if tonumber(ARGV[4]) ~= 0 then
   local sec = redis.call('TIME')[1]
-  for i = nb + 1, #KEYS do
-    redis.call('HINCRBY', KEYS[i], 't:' .. sec, ARGV[4])
-    redis.call('EXPIRE', KEYS[i], 61)
-  end
+  for i = nb + 1, #KEYS do rate_add(KEYS[i], sec, ARGV[4]) end
 end
 return 0
 """
@@ -218,12 +207,12 @@ class RedisCounters:
     def __init__(self, client: Redis, prefix: str = "modelroute:") -> None:
         self.client = client
         self.prefix = prefix
-        self._rate = client.register_script(_RATE)
-        self._add = client.register_script(_ADD_TOKENS)
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
-        self._admit = client.register_script(_ADMIT)
-        self._finish = client.register_script(_FINISH)
+        self._rate = client.register_script(_FUNCTIONS + _RATE)
+        self._add = client.register_script(_FUNCTIONS + _ADD_TOKENS)
+        self._reserve = client.register_script(_FUNCTIONS + _RESERVE)
+        self._settle = client.register_script(_FUNCTIONS + _SETTLE)
+        self._admit = client.register_script(_FUNCTIONS + _ADMIT)
+        self._finish = client.register_script(_FUNCTIONS + _FINISH)
 
     def _keys(self, keys: Sequence[str]) -> list[str]:
         return [self.prefix + k for k in keys]

@@ -26,19 +26,14 @@ probes reach a recovering model at once, instead of the one a single process sen
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
 from modelroute.failures import UNHEALTHY, FailureClass
 from modelroute.policy.compiled import BreakerPolicy
 from modelroute.state.breakers import RATE_LIMITS, Breakers
-
-log = logging.getLogger("modelroute.state")
+from modelroute.state.shared_sync import ErrorHook, SyncLoop, as_str
 
 # KEYS: one hash per model. ARGV, six per key: its queued events ("s" success, "u" unhealthy,
 # "l<retry-after s>" rate limited, "T<h|r><seconds>" a trip a replica decided), error_rate,
@@ -124,11 +119,12 @@ end
 return out
 """
 
-ErrorHook = Callable[[str, str], None]
 
-
-class SharedBreakers:
+class SharedBreakers(SyncLoop):
     """``CircuitState`` over a local ``Breakers`` kept in step with Redis (see above)."""
+
+    _component = "circuits"
+    _fallback = "circuit breakers judge by this replica's outcomes"
 
     def __init__(
         self,
@@ -142,24 +138,13 @@ class SharedBreakers:
         on_error: ErrorHook | None = None,
         quiet_s: float = 10.0,
     ) -> None:
+        super().__init__(client, interval_s, poll_s, on_error, quiet_s)
         self.local = local
-        self.client = client
         self._settings = dict(settings)
         self._prefix = prefix
-        self._interval = interval_s
-        self._poll = poll_s
-        self._on_error = on_error
-        self._quiet = quiet_s
         self._sync = client.register_script(_SYNC)
         self._events: dict[str, list[str]] = {}
         self._gens: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
-        # Set before the sync task is cancelled: a client library that turns the
-        # cancellation into another error (caught below, as Redis being away) must not
-        # keep the loop, and the shutdown waiting for it, running.
-        self._stopping = False
-        self._logged = float("-inf")
-        self.errors = 0
         # the CircuitState reads go straight to the local view
         self.allow = local.allow
         self.why_not = local.why_not
@@ -201,39 +186,15 @@ class SharedBreakers:
 
     # -- the background sync ------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    def _pending(self) -> bool:
+        return bool(self._events)
 
     async def aclose(self) -> None:
         """Stop syncing, after one last write of what is queued."""
-        if self._task is not None:
-            self._stopping = True
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            with contextlib.suppress(Exception):
-                await self.sync(poll=False)
-        await self.client.aclose()
+        await self._stop()
 
     async def close(self) -> None:
-        await self.aclose()
-
-    async def _run(self) -> None:
-        next_poll = 0.0
-        while not self._stopping:
-            await asyncio.sleep(self._interval)
-            now = time.monotonic()
-            poll = now >= next_poll
-            if not (poll or self._events):
-                continue
-            if poll:
-                next_poll = now + self._poll
-            try:
-                await self.sync(poll)
-            except Exception as exc:  # Redis away: judge by local outcomes alone meanwhile
-                self._failed(exc)
+        await self._stop()
 
     async def sync(self, poll: bool = True) -> None:
         """Write the queued outcomes; read the state of those models (of all, with
@@ -251,7 +212,7 @@ class SharedBreakers:
         keys = [f"{self._prefix}circuit:{m}" for m in models]
         results = await self._sync(keys=keys, args=args)
         for model, (left, cause, gen, closed) in zip(models, results, strict=True):
-            self._apply(model, float(left), _text(cause), int(gen), bool(int(closed)))
+            self._apply(model, float(left), as_str(cause), int(gen), bool(int(closed)))
 
     def _apply(self, model: str, left: float, cause: str, gen: int, closed: bool) -> None:
         if self._gens.get(model) == gen:
@@ -261,21 +222,3 @@ class SharedBreakers:
             self.local.impose_open(model, cause, left)
         elif closed:
             self.local.impose_closed(model)
-
-    def _failed(self, exc: BaseException) -> None:
-        self.errors += 1
-        if self._on_error is not None:
-            self._on_error("circuits", "local")
-        now = time.monotonic()
-        if now - self._logged >= self._quiet:
-            self._logged = now
-            log.warning(
-                "shared state unreachable (%s: %s): circuit breakers judge by this "
-                "replica's outcomes until it is back",
-                type(exc).__name__,
-                exc,
-            )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -24,19 +24,12 @@ Redis (or a primary with replicas), not Redis Cluster.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-from collections.abc import Callable
-
 from redis.asyncio import Redis
 
 from modelroute.policy.schema import QUALITY_WINDOW
 from modelroute.records.record import ANSWERED, AttemptResult, RequestRecord
 from modelroute.state.rolling import RollingStats
-
-log = logging.getLogger("modelroute.state")
+from modelroute.state.shared_sync import ErrorHook, SyncLoop, as_str
 
 # KEYS[1]: the version counter, KEYS[2]: the index of list names, KEYS[3..]: lists written.
 # ARGV[1]: the version the caller holds ('' : write only, read nothing); ARGV[2]: the window
@@ -74,13 +67,15 @@ end
 return out
 """
 
-ErrorHook = Callable[[str, str], None]
 SEP = "\x1f"  # between a route's and a model's name in a list's name (neither holds it)
 MAX_QUEUED = 50_000  # samples kept while Redis is away
 
 
-class SharedStats:
+class SharedStats(SyncLoop):
     """A record sink feeding every replica's ``RollingStats`` from the same windows."""
+
+    _component = "stats"
+    _fallback = "rolling statistics count this replica's attempts"
 
     def __init__(
         self,
@@ -93,27 +88,16 @@ class SharedStats:
         on_error: ErrorHook | None = None,
         quiet_s: float = 10.0,
     ) -> None:
-        self.client = client
+        super().__init__(client, interval_s, poll_s, on_error, quiet_s)
         self.rolling: RollingStats | None = None
         self._lists = f"{prefix}stats:w:"
         self._version_key = f"{prefix}stats:version"
         self._index_key = f"{prefix}stats:index"
         self._window = window
-        self._interval = interval_s
-        self._poll = poll_s
-        self._on_error = on_error
-        self._quiet = quiet_s
         self._sync = client.register_script(_SYNC)
         self._queued: dict[str, list[str]] = {}
         self._count = 0
         self._version = "-"  # none read yet
-        self._task: asyncio.Task[None] | None = None
-        # Set before the sync task is cancelled: a client library that turns the
-        # cancellation into another error (caught below, as Redis being away) must not
-        # keep the loop, and the shutdown waiting for it, running.
-        self._stopping = False
-        self._logged = float("-inf")
-        self.errors = 0
 
     def attach(self, rolling: RollingStats) -> None:
         """The windows the shared ones are imposed on (the router's own)."""
@@ -143,36 +127,12 @@ class SharedStats:
 
     # -- the background sync ------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    def _pending(self) -> bool:
+        return bool(self._queued)
 
     async def close(self) -> None:
         """Stop syncing, after one last write of what is queued."""
-        if self._task is not None:
-            self._stopping = True
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            with contextlib.suppress(Exception):
-                await self.sync(read=False)
-        await self.client.aclose()
-
-    async def _run(self) -> None:
-        next_read = 0.0
-        while not self._stopping:
-            await asyncio.sleep(self._interval)
-            now = time.monotonic()
-            read = now >= next_read
-            if not (read or self._queued):
-                continue
-            if read:
-                next_read = now + self._poll
-            try:
-                await self.sync(read)
-            except Exception as exc:  # Redis away: each replica's own windows meanwhile
-                self._failed(exc)
+        await self._stop()
 
     async def sync(self, read: bool = True) -> None:
         """Write what is queued; with ``read``, impose the shared windows if they changed."""
@@ -186,7 +146,7 @@ class SharedStats:
         except Exception:
             self._requeue(queued)
             raise
-        version = _text(result[0])
+        version = as_str(result[0])
         if len(result) > 1:
             self._impose(result[1:])
         if read:
@@ -203,7 +163,7 @@ class SharedStats:
         by_route: dict[tuple[str, str], list[float | None]] = {}
         by_model: dict[str, list[float | None]] = {}
         for name, raw in zip(flat[::2], flat[1::2], strict=True):
-            key, text = _text(name), _text(raw)
+            key, text = as_str(name), as_str(raw)
             samples = [None if s == "f" else float(s) for s in text.split()]
             if not samples:
                 continue  # expired since it was indexed
@@ -213,21 +173,3 @@ class SharedStats:
             elif key.startswith("m"):
                 by_model[key[1:]] = samples
         self.rolling.impose(by_route, by_model)
-
-    def _failed(self, exc: BaseException) -> None:
-        self.errors += 1
-        if self._on_error is not None:
-            self._on_error("stats", "local")
-        now = time.monotonic()
-        if now - self._logged >= self._quiet:
-            self._logged = now
-            log.warning(
-                "shared state unreachable (%s: %s): rolling statistics count this "
-                "replica's attempts until it is back",
-                type(exc).__name__,
-                exc,
-            )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
