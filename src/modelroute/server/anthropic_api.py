@@ -7,21 +7,21 @@ Errors leave in Anthropic's error format.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from modelroute.errors import ModelrouteError
-from modelroute.router import Router
-from modelroute.server.access import IDENTITY
+from modelroute.router import ChatStream, Router
 from modelroute.server.anthropic_front import (
     StreamToAnthropic,
     completion_to_message,
     messages_to_openai,
 )
 from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
+from modelroute.server.door import TranslatedEvents, answering_model, reject, route
 from modelroute.server.errors import HttpError, http_error
 from modelroute.server.sse import relay_sse
-from modelroute.types import StreamChunk
+
+ENDPOINT = "messages"
 
 # A failure after the first byte, as the type of Anthropic's ``error`` event.
 _STREAM_ERROR_TYPES = {
@@ -47,40 +47,26 @@ class AnthropicDoor:
                 problem = HttpError(400, "invalid_request", str(exc), {}, {})
         if problem is not None or body is None:
             assert problem is not None
-            record = self.router.record_rejected(problem.message, problem.status, "messages")
-            problem.headers["x-modelroute-request-id"] = record.request_id
-            await send_json(send, problem.status, problem.anthropic(), problem.headers.items())
+            await reject(self.router, send, problem, ENDPOINT, HttpError.anthropic)
             return
-        headers = request_headers(scope)
         if body.get("stream"):  # Anthropic streams always end with usage; ask for it
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        try:
-            identity = scope.get(IDENTITY)
-            if body.get("stream"):
-                stream = await self.router.stream(
-                    body, headers, endpoint="messages", identity=identity
-                )
-            else:
-                result = await self.router.chat(
-                    body, headers, endpoint="messages", identity=identity
-                )
-        except Exception as exc:
-            error = http_error(exc)
-            await send_json(send, error.status, error.anthropic(), error.headers.items())
+        answer = await route(self.router, scope, send, body, ENDPOINT, HttpError.anthropic)
+        if answer is None:
             return
-        if body.get("stream"):
+        if isinstance(answer, ChatStream):
             events = AnthropicEvents(
                 StreamToAnthropic(
-                    self._model_id(stream.headers),
-                    "msg_" + stream.record.request_id.replace("-", ""),
-                    stream.decision.prompt_tokens,  # until the upstream's own count is known
+                    answering_model(self.router, answer.headers),
+                    "msg_" + answer.record.request_id.replace("-", ""),
+                    answer.decision.prompt_tokens,  # until the upstream's own count is known
                 )
             )
-            await relay_sse(stream, events, scope, receive, send)
+            await relay_sse(answer, events, scope, receive, send)
         else:
-            model = result.completion.model_reported or self._model_id(result.headers)
-            message = completion_to_message(result.completion, model)
-            await send_json(send, 200, message, result.headers.items())
+            model = answer.completion.model_reported or answering_model(self.router, answer.headers)
+            message = completion_to_message(answer.completion, model)
+            await send_json(send, 200, message, answer.headers.items())
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages/count_tokens``: the prompt's tokens as routing estimates them
@@ -102,33 +88,12 @@ class AnthropicDoor:
             return
         await send_json(send, 200, {"input_tokens": tokens})
 
-    def _model_id(self, headers: Mapping[str, str]) -> str:
-        """The model that answered, as its provider named it (the body's ``model`` on both
-        doors; the route and the policy's name for the model are in x-modelroute-* headers).
-        The policy's ``model_id`` stands in when the provider named none."""
-        reported = headers.get("x-modelroute-model-version")
-        if reported:
-            return reported
-        name = headers.get("x-modelroute-model", "")
-        model = self.router.policy.models.get(name)
-        return model.model_id if model is not None else name
 
+class AnthropicEvents(TranslatedEvents):
+    """Messages stream events, translated from the canonical chunks as they pass (usage
+    too: message_delta reports it)."""
 
-class AnthropicEvents:
-    """Messages stream events, translated from the canonical chunks as they pass."""
-
-    __slots__ = ("translator",)
-
-    def __init__(self, translator: StreamToAnthropic) -> None:
-        self.translator = translator
-
-    def feed(self, chunk: StreamChunk, parts: list[bytes]) -> None:
-        events = self.translator.feed(chunk)  # usage too: message_delta reports it
-        if events:
-            parts.append(events)
-
-    def end(self) -> bytes:
-        return self.translator.finish()
+    __slots__ = ()
 
     def error(self, failure_class: str, message: str) -> bytes:
         kind = _STREAM_ERROR_TYPES.get(failure_class, "api_error")

@@ -13,18 +13,16 @@ leave in OpenAI's error format.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from modelroute.request_fields import RESPONSES_REQUEST
-from modelroute.router import Router
-from modelroute.server.access import IDENTITY
-from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
-from modelroute.server.errors import HttpError, http_error
+from modelroute.router import ChatStream, Router
+from modelroute.server.asgi import Receive, Scope, Send, send_json
+from modelroute.server.door import TranslatedEvents, answering_model, reject, route
+from modelroute.server.errors import HttpError
 from modelroute.server.responses_front import BridgeError, responses_to_chat
 from modelroute.server.responses_reply import StreamToResponses, completion_to_response
 from modelroute.server.sse import relay_sse
-from modelroute.types import StreamChunk
 
 ENDPOINT = "responses"
 
@@ -46,65 +44,27 @@ class ResponsesDoor:
                 problem = HttpError(400, "invalid_request", str(exc), details, {})
         if problem is not None or body is None:
             assert problem is not None
-            record = self.router.record_rejected(problem.message, problem.status, ENDPOINT)
-            problem.headers["x-modelroute-request-id"] = record.request_id
-            await send_json(send, problem.status, problem.openai(), problem.headers.items())
+            await reject(self.router, send, problem, ENDPOINT, HttpError.openai)
             return
-        streamed = bool(body.get("stream"))
-        if streamed:  # the completed response carries usage: always ask for it
+        if body.get("stream"):  # the completed response carries usage: always ask for it
             body["stream_options"] = {"include_usage": True}
-        headers = request_headers(scope)
-        try:
-            identity = scope.get(IDENTITY)
-            if streamed:
-                stream = await self.router.stream(
-                    body, headers, endpoint=ENDPOINT, identity=identity
-                )
-            else:
-                result = await self.router.chat(body, headers, endpoint=ENDPOINT, identity=identity)
-        except Exception as exc:
-            error = http_error(exc)
-            await send_json(send, error.status, error.openai(), error.headers.items())
+        answer = await route(self.router, scope, send, body, ENDPOINT, HttpError.openai)
+        if answer is None:
             return
         request = body[RESPONSES_REQUEST]
         created = int(time.time())
-        if streamed:
-            response_id = "resp_" + stream.record.request_id.replace("-", "")
-            translator = StreamToResponses(
-                request, response_id, self._model_id(stream.headers), created
-            )
-            await relay_sse(stream, ResponsesEvents(translator), scope, receive, send)
+        response_id = "resp_" + answer.record.request_id.replace("-", "")
+        if isinstance(answer, ChatStream):
+            model = answering_model(self.router, answer.headers)
+            translator = StreamToResponses(request, response_id, model, created)
+            await relay_sse(answer, ResponsesEvents(translator), scope, receive, send)
             return
-        response_id = "resp_" + result.record.request_id.replace("-", "")
-        model = result.completion.model_reported or self._model_id(result.headers)
-        answer = completion_to_response(result.completion, request, response_id, model, created)
-        await send_json(send, 200, answer, result.headers.items())
-
-    def _model_id(self, headers: Mapping[str, str]) -> str:
-        """The model that answered, as its provider named it (else the policy's model id)."""
-        reported = headers.get("x-modelroute-model-version")
-        if reported:
-            return reported
-        name = headers.get("x-modelroute-model", "")
-        model = self.router.policy.models.get(name)
-        return model.model_id if model is not None else name
+        model = answer.completion.model_reported or answering_model(self.router, answer.headers)
+        response = completion_to_response(answer.completion, request, response_id, model, created)
+        await send_json(send, 200, response, answer.headers.items())
 
 
-class ResponsesEvents:
+class ResponsesEvents(TranslatedEvents):
     """Responses API stream events, passed through or translated as the chunks pass."""
 
-    __slots__ = ("translator",)
-
-    def __init__(self, translator: StreamToResponses) -> None:
-        self.translator = translator
-
-    def feed(self, chunk: StreamChunk, parts: list[bytes]) -> None:
-        events = self.translator.feed(chunk)
-        if events:
-            parts.append(events)
-
-    def end(self) -> bytes:
-        return self.translator.finish()
-
-    def error(self, failure_class: str, message: str) -> bytes:
-        return self.translator.error(failure_class, message)
+    __slots__ = ()
