@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
+from modelroute.providers.answers import answer_json, event_object, malformed, post_for_body
 from modelroute.providers.anthropic_wire import (
     StreamTranslator,
     from_anthropic_message,
@@ -55,11 +56,7 @@ class AnthropicProvider:
     async def complete(self, model: Model, body: dict[str, Any], api_key: str | None) -> Completion:
         payload = _payload(model, body, stream=False)
         headers = self._headers(api_key, stream=False)
-        async with self.transport.post(self.url(model), headers, payload) as response:
-            if response.status != 200:
-                raise await read_error(response)
-            raw = await response.read()
-        return _completion(raw)
+        return _completion(await post_for_body(self.transport, self.url(model), headers, payload))
 
     async def stream(
         self, model: Model, body: dict[str, Any], api_key: str | None
@@ -76,7 +73,7 @@ class AnthropicProvider:
                     failed: UpstreamError | None = None
                     for event, data in events:
                         try:
-                            chunks += translator.feed(event, _event(data))
+                            chunks += translator.feed(event, event_object(data))
                         except UpstreamError as exc:  # what came before it still goes out
                             failed = exc
                             break
@@ -112,31 +109,10 @@ def _payload(model: Model, body: dict[str, Any], *, stream: bool) -> bytes:
 
 
 def _completion(raw: bytes) -> Completion:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            status=200, note="invalid_json", body=raw[:1000], detail="response body is not JSON"
-        ) from None
+    data = answer_json(raw)
     if not isinstance(data, dict) or data.get("type") != "message":
-        raise UpstreamError(
-            status=200, note="invalid_json", body=raw[:1000], detail="response is not a message"
-        )
+        raise malformed(raw, "response is not a message")
     try:
         return from_anthropic_message(data, created=int(time.time()))
     except ValueError as exc:
-        raise UpstreamError(
-            status=200, note="invalid_json", body=raw[:1000], detail=str(exc)
-        ) from None
-
-
-def _event(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            note="invalid_json", body=data[:1000], detail="stream event is not JSON"
-        ) from None
-    if not isinstance(parsed, dict):
-        raise UpstreamError(note="invalid_json", body=data[:1000], detail="event not an object")
-    return parsed
+        raise malformed(raw, str(exc)) from None

@@ -14,6 +14,7 @@ import orjson
 
 from modelroute.policy.compiled import Model
 from modelroute.providers import openai_responses
+from modelroute.providers.answers import answer_json, event_object, malformed, post_for_body
 from modelroute.providers.http import (
     Transport,
     json_headers,
@@ -46,20 +47,10 @@ class OpenAIProvider:
         body = _without(_wire_body(model, body), "stream_options")
         payload = orjson.dumps({**_sendable(body), "model": model.model_id, "stream": False})
         url = f"{model.base_url}/chat/completions"
-        async with self.transport.post(url, self._headers(api_key), payload) as response:
-            if response.status != 200:
-                raise await read_error(response)
-            raw = await response.read()
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                status=200, note="invalid_json", body=raw[:1000], detail="response body is not JSON"
-            ) from None
+        raw = await post_for_body(self.transport, url, self._headers(api_key), payload)
+        data = answer_json(raw)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(
-                status=200, note="invalid_json", body=raw[:1000], detail="response has no 'choices'"
-            )
+            raise malformed(raw, "response has no 'choices'")
         return Completion.from_openai(data)
 
     async def stream(
@@ -143,14 +134,7 @@ def _wire_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _chunk(data: bytes) -> StreamChunk:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            note="invalid_json", body=data[:1000], detail="stream event is not JSON"
-        ) from None
-    if not isinstance(parsed, dict):
-        raise UpstreamError(note="invalid_json", body=data[:1000], detail="event not an object")
+    parsed = event_object(data)
     if "error" in parsed:
         raise UpstreamError(
             note="stream_error_event", body=data[:4000], detail="error event in stream"

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from modelroute.policy.compiled import Model
+from modelroute.providers.answers import answer_json, event_json, malformed, post_for_body
 from modelroute.providers.http import Transport, read_error, sse_events
 from modelroute.types import Completion, StreamChunk, UpstreamError, Usage
 
@@ -98,20 +99,10 @@ async def complete(
     transport: Transport, headers: dict[str, str], model: Model, request: dict[str, Any]
 ) -> Completion:
     payload = orjson.dumps({**request, "model": model.model_id, "stream": False})
-    async with transport.post(f"{model.base_url}/responses", headers, payload) as response:
-        if response.status != 200:
-            raise await read_error(response)
-        raw = await response.read()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            status=200, note="invalid_json", body=raw[:1000], detail="response body is not JSON"
-        ) from None
+    raw = await post_for_body(transport, f"{model.base_url}/responses", headers, payload)
+    data = answer_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("output"), list):
-        raise UpstreamError(
-            status=200, note="invalid_json", body=raw[:1000], detail="response has no 'output'"
-        )
+        raise malformed(raw, "response has no 'output'")
     if data.get("status") == "failed":
         error = data.get("error") if isinstance(data.get("error"), dict) else {}
         raise UpstreamError(
@@ -156,12 +147,7 @@ class EventReader:
         self.ended = False
 
     def read(self, data: bytes) -> StreamChunk:
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                note="invalid_json", body=data[:1000], detail="stream event is not JSON"
-            ) from None
+        event = event_json(data)
         kind = event.get("type") if isinstance(event, dict) else None
         if not isinstance(kind, str):
             raise UpstreamError(note="invalid_json", body=data[:1000], detail="event has no type")
