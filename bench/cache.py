@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,37 +32,21 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from state_backend import cpu_s, free_port, wait_up
+from gateway_procs import SIM_MODEL, cpu_s, serving, upstream
 
-SIMULATOR = """
-seed: 1
-models:
-  sim-v1:
-    latency_ms: {p50: 1, p95: 2}
-    ttft_ms: {p50: 1, p95: 2}
-    tokens_per_second: 100000
-    context_window: 32000
-    default_answer: "The answer is forty-two, as it always was."
-"""
+ANSWER = "The answer is forty-two, as it always was."
 
-POLICY = """
-version: cache-bench
-models:
-  sim:
-    provider: simulator
-    base_url: http://127.0.0.1:{sim}/v1
-    model_id: sim-v1
-    allow_floating: true
-    prices: {{input: 0.1, output: 0.2}}
-    context_window: 32000
-    latency: {{p50_ms: 2, p95_ms: 5}}
-routes:
+POLICY = (
+    "version: cache-bench\n"
+    + SIM_MODEL
+    + """routes:
   uncached:
     strategy: {{kind: fixed, models: [sim]}}
   cached:
     strategy: {{kind: fixed, models: [sim]}}
     cache: {{ttl: 1h}}
 """
+)
 
 PREFIX = "mr-cache-bench:"
 CELLS = ("uncached", "miss", "hit", "hit stream", "floor")
@@ -111,30 +94,19 @@ async def drive(base: str, cell: str, start: int, requests: int, concurrency: in
 
 
 def run_backend(tmp: Path, state: str, args: argparse.Namespace, round_: int) -> list[tuple]:
-    port = free_port()
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "serve", str(tmp / "policy.yaml"), "--port",
-         str(port), "--store", "none", "--state", state],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     rows = []
     offset = 10_000_000 * (round_ + 1)  # fresh prompts each round: Redis keeps entries
-    try:
-        wait_up(f"{base}/readyz")
+    with serving(tmp, state) as (base, pid):
         asyncio.run(drive(base, "uncached", 0, 300, args.concurrency))  # warm up
         asyncio.run(drive(base, "hit", 0, 1, 1))  # the one entry the hits read
         for cell in CELLS:
-            before = cpu_s(serve.pid)
+            before = cpu_s(pid)
             took, failed, wrong = asyncio.run(
                 drive(base, cell, offset, args.requests, args.concurrency)
             )
-            used = cpu_s(serve.pid) - before
+            used = cpu_s(pid) - before
             cpu_ms = used / args.requests * 1000
             rows.append((round_, state, cell, args.requests / took, cpu_ms, failed, wrong))
-    finally:
-        serve.terminate()
-        serve.wait(30)
     return rows
 
 
@@ -146,30 +118,13 @@ def main() -> None:
     parser.add_argument("--redis", default=f"redis://127.0.0.1:6379/0?prefix={PREFIX}")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cache-bench-"))
-    sim_port = free_port()
-    (tmp / "sim.yaml").write_text(SIMULATOR)
-    (tmp / "policy.yaml").write_text(POLICY.format(sim=sim_port))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp / "sim.yaml"),
-         "--port", str(sim_port), "--until-stdin-closes"],
-        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     rows: list[tuple] = []
     router_rows: list[tuple[int, float, float]] = []
-    try:
-        wait_up(f"http://127.0.0.1:{sim_port}/health")
+    with upstream(tmp, POLICY, ANSWER, PREFIX) as sim_port:
         for n in range(args.rounds):  # alternate, so drifts of the machine's load show up
             for state in ("memory", args.redis):
                 rows += run_backend(tmp, state, args, n)
             router_rows.append((n, *asyncio.run(router_alone(sim_port, args.requests))))
-    finally:
-        assert sim.stdin is not None
-        sim.stdin.close()
-        sim.wait(30)
-        subprocess.run(
-            ["sh", "-c", f"redis-cli --scan --pattern '{PREFIX}*' | xargs -r redis-cli del"],
-            stdout=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
     _report(rows, args)
     print("\nThe router alone (Router.chat in this process, memory cache), CPU ms/request:")
     print("| round | miss | hit | hit / miss |")

@@ -16,40 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-SIMULATOR = """
-seed: 1
-models:
-  sim-v1:
-    latency_ms: {p50: 1, p95: 2}
-    ttft_ms: {p50: 1, p95: 2}
-    tokens_per_second: 100000
-    context_window: 32000
-    default_answer: "ok"
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_procs import SIM_MODEL, cpu_s, serving, upstream
 
-POLICY = """
-version: state-bench
-models:
-  sim:
-    provider: simulator
-    base_url: http://127.0.0.1:{sim}/v1
-    model_id: sim-v1
-    allow_floating: true
-    prices: {{input: 0.1, output: 0.2}}
-    context_window: 32000
-    latency: {{p50_ms: 2, p95_ms: 5}}
-routes:
+POLICY = (
+    "version: state-bench\n"
+    + SIM_MODEL
+    + """routes:
   plain:
     strategy: {{kind: fixed, models: [sim]}}
   limited:
@@ -57,32 +37,9 @@ routes:
     budget: {{usd: 1000000}}
     strategy: {{kind: fixed, models: [sim]}}
 """
-
+)
 
 PREFIX = "mr-bench:"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 async def drive(base: str, route: str, requests: int, concurrency: int) -> tuple[float, int]:
@@ -112,28 +69,11 @@ def main() -> None:
     parser.add_argument("--redis", default=f"redis://127.0.0.1:6379/0?prefix={PREFIX}")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="state-bench-"))
-    sim_port = free_port()
-    (tmp / "sim.yaml").write_text(SIMULATOR)
-    (tmp / "policy.yaml").write_text(POLICY.format(sim=sim_port))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp / "sim.yaml"),
-         "--port", str(sim_port), "--until-stdin-closes"],
-        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     rows: list[tuple[int, str, str, float, float, int]] = []
-    try:
-        wait_up(f"http://127.0.0.1:{sim_port}/health")
+    with upstream(tmp, POLICY, "ok", PREFIX):  # the bench's budget and rate counters go after
         for n in range(args.rounds):  # alternate, so drifts of the machine's load show up
             for state in ("memory", args.redis):
                 rows += run_one(tmp, state, args, n)
-    finally:
-        assert sim.stdin is not None
-        sim.stdin.close()
-        sim.wait(30)
-        subprocess.run(  # the bench's budget and rate counters
-            ["sh", "-c", f"redis-cli --scan --pattern '{PREFIX}*' | xargs -r redis-cli del"],
-            stdout=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
     print(f"\n{args.requests} requests per cell, concurrency {args.concurrency}, records off")
     print("| round | state | route | req/s | gateway CPU ms/request | non-200 |")
     print("|---|---|---|---|---|---|")
@@ -145,27 +85,16 @@ def main() -> None:
 def run_one(
     tmp: Path, state: str, args: argparse.Namespace, n: int
 ) -> list[tuple[int, str, str, float, float, int]]:
-    port = free_port()
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "serve", str(tmp / "policy.yaml"), "--port",
-         str(port), "--store", "none", "--state", state],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     out = []
-    try:
-        wait_up(f"{base}/readyz")
+    with serving(tmp, state) as (base, pid):
         asyncio.run(drive(base, "plain", 300, args.concurrency))  # warm up
         for route in ("plain", "limited"):
-            before = cpu_s(serve.pid)
+            before = cpu_s(pid)
             elapsed, failed = asyncio.run(drive(base, route, args.requests, args.concurrency))
-            used = cpu_s(serve.pid) - before
+            used = cpu_s(pid) - before
             out.append(
                 (n, state, route, args.requests / elapsed, used / args.requests * 1000, failed)
             )
-    finally:
-        serve.terminate()
-        serve.wait(30)
     return out
 
 
