@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from modelroute import load_policy_text
@@ -10,6 +12,7 @@ from modelroute.records.record import MemorySink
 from modelroute.router import Router
 from modelroute.state.admission import Admission
 from modelroute.state.limits import Counters, MemoryCounters
+from modelroute.state.shared_sync import SyncLoop
 from modelroute.testing import ScriptedProvider
 
 # A fixed day (2025-03-14 12:00 UTC): budgets are counted per UTC day or month.
@@ -23,6 +26,16 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+
+# One model's settings, for a policy's ``models:`` (format with the model's ``name``).
+MODEL = """
+    provider: openai
+    base_url: http://127.0.0.1:9/v1
+    model_id: {name}-v1
+    allow_floating: true
+    prices: {{input: 1.0, output: 2.0}}
+    context_window: 100000
+    latency: {{p50_ms: 20, p95_ms: 50}}"""
 
 MODELS = """
 models:
@@ -114,3 +127,31 @@ def body(route: str, text: str = "hello", **extra: Any) -> dict[str, Any]:
 
 def key(name: str) -> dict[str, str]:
     return {"authorization": f"Bearer {name}"}
+
+
+async def assert_closing_ends_despite_a_swallowed_cancellation(
+    shared: SyncLoop, close: Callable[[], Awaitable[None]]
+) -> None:
+    """Seen once with a real client: a cancelled command raised a connection error instead
+    of the cancellation, the loop took it for Redis being away, and shutdown waited on."""
+    entered = asyncio.Event()
+    calls = 0
+
+    async def swallowing(fresh: bool = True) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return  # the last write, on the way out
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server") from None
+
+    shared.sync = swallowing  # type: ignore[method-assign]
+    await shared.start()
+    await entered.wait()
+    closing = asyncio.ensure_future(close())
+    done, _ = await asyncio.wait({closing}, timeout=30)  # turns a hang into a failure
+    assert closing in done
+    assert shared.errors == 1

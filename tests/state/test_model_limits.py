@@ -16,16 +16,7 @@ from modelroute.state.admission import Admission
 from modelroute.state.limits import MemoryCounters
 from modelroute.testing import ScriptedProvider
 
-from .support import FakeClock, body, key
-
-MODEL = """
-    provider: openai
-    base_url: http://127.0.0.1:9/v1
-    model_id: {name}-v1
-    allow_floating: true
-    prices: {{input: 1.0, output: 2.0}}
-    context_window: 100000
-    latency: {{p50_ms: 20, p95_ms: 50}}"""
+from .support import MODEL, FakeClock, body, key
 
 POLICY = f"""
 version: model-limits

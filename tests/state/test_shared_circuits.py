@@ -12,6 +12,7 @@ from modelroute.state.redis_state import connect
 from modelroute.state.shared_circuits import SharedBreakers
 
 from .conftest import REDIS_URL
+from .support import assert_closing_ends_despite_a_swallowed_cancellation
 
 SETTINGS = {"m": BreakerPolicy(consecutive_failures=3, min_calls=1000, cooldown_s=0.2)}
 DOWN = FailureClass.SERVER_ERROR
@@ -119,24 +120,4 @@ async def test_closing_ends_the_sync_even_if_the_client_swallows_the_cancellatio
     """Seen once with a real client: a cancelled command raised a connection error instead
     of the cancellation, the loop took it for Redis being away, and shutdown waited on."""
     a = replica(redis_prefix, interval_s=0.001, poll_s=0.001)
-    entered = asyncio.Event()
-    calls = 0
-
-    async def swallowing(poll: bool = True) -> None:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            return  # the last write, on the way out
-        entered.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            raise ConnectionError("Connection closed by server") from None
-
-    a.sync = swallowing  # type: ignore[method-assign]
-    await a.start()
-    await entered.wait()
-    closing = asyncio.ensure_future(a.aclose())
-    done, _ = await asyncio.wait({closing}, timeout=30)  # turns a hang into a failure
-    assert closing in done
-    assert a.errors == 1
+    await assert_closing_ends_despite_a_swallowed_cancellation(a, a.aclose)

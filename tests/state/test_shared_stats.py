@@ -3,7 +3,6 @@ background task does the same every ``interval_s``)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 from modelroute.records.record import Attempt, AttemptResult, RequestRecord
@@ -12,6 +11,7 @@ from modelroute.state.rolling import RollingStats
 from modelroute.state.shared_stats import SharedStats
 
 from .conftest import REDIS_URL
+from .support import assert_closing_ends_despite_a_swallowed_cancellation
 
 _ids = itertools.count()
 
@@ -131,24 +131,4 @@ async def test_closing_ends_the_sync_even_if_the_client_swallows_the_cancellatio
 ) -> None:
     a = Replica(redis_prefix)
     a.shared._interval = a.shared._poll = 0.001
-    entered = asyncio.Event()
-    calls = 0
-
-    async def swallowing(read: bool = True) -> None:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            return  # the last write, on the way out
-        entered.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            raise ConnectionError("Connection closed by server") from None
-
-    a.shared.sync = swallowing  # type: ignore[method-assign]
-    await a.shared.start()
-    await entered.wait()
-    closing = asyncio.ensure_future(a.shared.close())
-    done, _ = await asyncio.wait({closing}, timeout=30)  # turns a hang into a failure
-    assert closing in done
-    assert a.shared.errors == 1
+    await assert_closing_ends_despite_a_swallowed_cancellation(a.shared, a.shared.close)
