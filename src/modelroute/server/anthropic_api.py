@@ -7,8 +7,6 @@ Errors leave in Anthropic's error format.
 
 from __future__ import annotations
 
-from typing import Any
-
 from modelroute.errors import ModelrouteError
 from modelroute.router import ChatStream, Router
 from modelroute.server.anthropic_front import (
@@ -17,7 +15,7 @@ from modelroute.server.anthropic_front import (
     messages_to_openai,
 )
 from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
-from modelroute.server.door import TranslatedEvents, answering_model, reject, route
+from modelroute.server.door import TranslatedEvents, answering_model, read_translated, route
 from modelroute.server.errors import HttpError, http_error
 from modelroute.server.sse import relay_sse
 
@@ -36,18 +34,16 @@ class AnthropicDoor:
         self.router = router
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from modelroute.server.app import read_json
-
-        raw, problem = await read_json(receive)
-        body: dict[str, Any] | None = None
-        if problem is None:
-            try:
-                body = messages_to_openai(raw)
-            except ValueError as exc:
-                problem = HttpError(400, "invalid_request", str(exc), {}, {})
-        if problem is not None or body is None:
-            assert problem is not None
-            await reject(self.router, send, problem, ENDPOINT, HttpError.anthropic)
+        body = await read_translated(
+            self.router,
+            receive,
+            send,
+            messages_to_openai,
+            ValueError,
+            ENDPOINT,
+            HttpError.anthropic,
+        )
+        if body is None:
             return
         if body.get("stream"):  # Anthropic streams always end with usage; ask for it
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

@@ -13,12 +13,43 @@ from typing import Any, Protocol
 
 from modelroute.router import ChatResult, ChatStream, Router
 from modelroute.server.access import IDENTITY
-from modelroute.server.asgi import Scope, Send, request_headers, send_json
+from modelroute.server.asgi import Receive, Scope, Send, request_headers, send_json
 from modelroute.server.errors import HttpError, http_error
+from modelroute.server.responses_checks import BridgeError
 from modelroute.types import StreamChunk
 
 # An error as the door's body (``HttpError.openai`` or ``HttpError.anthropic``).
 Render = Callable[[HttpError], dict[str, Any]]
+
+
+async def read_translated(
+    router: Router,
+    receive: Receive,
+    send: Send,
+    translate: Callable[[Any], dict[str, Any]],
+    refused: type[ValueError],
+    endpoint: str,
+    render: Render,
+) -> dict[str, Any] | None:
+    """The client's body, read and translated into the canonical one; None when it could
+    not be (unreadable, or ``translate`` raised ``refused``: a 400, naming the ``param`` a
+    ``BridgeError`` names), the refusal recorded and sent."""
+    from modelroute.server.app import read_json
+
+    raw, problem = await read_json(receive)
+    body: dict[str, Any] | None = None
+    if problem is None:
+        try:
+            body = translate(raw)
+        except refused as exc:
+            param = exc.param if isinstance(exc, BridgeError) else None
+            details = {"param": param} if param else {}
+            problem = HttpError(400, "invalid_request", str(exc), details, {})
+    if problem is not None or body is None:
+        assert problem is not None
+        await reject(router, send, problem, endpoint, render)
+        return None
+    return body
 
 
 async def reject(

@@ -13,12 +13,11 @@ leave in OpenAI's error format.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from modelroute.request_fields import RESPONSES_REQUEST
 from modelroute.router import ChatStream, Router
 from modelroute.server.asgi import Receive, Scope, Send, send_json
-from modelroute.server.door import TranslatedEvents, answering_model, reject, route
+from modelroute.server.door import TranslatedEvents, answering_model, read_translated, route
 from modelroute.server.errors import HttpError
 from modelroute.server.responses_front import BridgeError, responses_to_chat
 from modelroute.server.responses_reply import StreamToResponses, completion_to_response
@@ -32,19 +31,10 @@ class ResponsesDoor:
         self.router = router
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from modelroute.server.app import read_json
-
-        raw, problem = await read_json(receive)
-        body: dict[str, Any] | None = None
-        if problem is None:
-            try:
-                body = responses_to_chat(raw)
-            except BridgeError as exc:
-                details = {"param": exc.param} if exc.param else {}
-                problem = HttpError(400, "invalid_request", str(exc), details, {})
-        if problem is not None or body is None:
-            assert problem is not None
-            await reject(self.router, send, problem, ENDPOINT, HttpError.openai)
+        body = await read_translated(
+            self.router, receive, send, responses_to_chat, BridgeError, ENDPOINT, HttpError.openai
+        )
+        if body is None:
             return
         if body.get("stream"):  # the completed response carries usage: always ask for it
             body["stream_options"] = {"include_usage": True}
