@@ -177,6 +177,23 @@ def _pg_database() -> str:
 
 
 @contextlib.contextmanager
+def simulator(tmp: Path, port: int) -> Iterator[None]:
+    """The simulator (``SIMULATOR``) serving on ``port`` until the block ends."""
+    (tmp / "sim.yaml").write_text(SIMULATOR)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp / "sim.yaml"),
+         "--port", str(port), "--until-stdin-closes"],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(30)
+
+
+@contextlib.contextmanager
 def running_cluster(
     tmp: Path, policy: str, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[Cluster]:
@@ -186,37 +203,31 @@ def running_cluster(
     db = _pg_database()
     prefix = unique_prefix()
     sim_port, dead_port = free_port(), free_port()
-    (tmp / "sim.yaml").write_text(SIMULATOR)
     (tmp / "policy.yaml").write_text(policy.format(sim=sim_port, dead=dead_port))
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp / "sim.yaml"),
-         "--port", str(sim_port), "--until-stdin-closes"],
-        stdin=subprocess.PIPE,
-    )  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
     cluster = Cluster([], procs, database_url(db), tmp, prefix=prefix)
     try:
-        for i in range(3):
-            port = free_port()
-            log = tmp / f"serve-{i}.log"
-            proc = start_serve(
-                tmp / "policy.yaml", port,
-                "--store", database_url(db), "--spool-dir", str(tmp / f"spool-{i}"),
-                "--state", f"{REDIS_URL}?prefix={prefix}", "--log-level", "info", *args,
-                stderr=log, env=env,
-            )  # fmt: skip
-            procs.append(proc)
-            cluster.bases.append(f"http://127.0.0.1:{port}")
-            cluster.logs.append(log)
-        for base, proc in zip(cluster.bases, procs, strict=True):
-            wait_ready(base, proc)
-        yield cluster
+        with simulator(tmp, sim_port):
+            try:
+                for i in range(3):
+                    port = free_port()
+                    log = tmp / f"serve-{i}.log"
+                    proc = start_serve(
+                        tmp / "policy.yaml", port,
+                        "--store", database_url(db), "--spool-dir", str(tmp / f"spool-{i}"),
+                        "--state", f"{REDIS_URL}?prefix={prefix}", "--log-level", "info", *args,
+                        stderr=log, env=env,
+                    )  # fmt: skip
+                    procs.append(proc)
+                    cluster.bases.append(f"http://127.0.0.1:{port}")
+                    cluster.logs.append(log)
+                for base, proc in zip(cluster.bases, procs, strict=True):
+                    wait_ready(base, proc)
+                yield cluster
+            finally:
+                for proc in procs:
+                    stop(proc)
     finally:
-        for proc in procs:
-            stop(proc)
-        assert simulator.stdin is not None
-        simulator.stdin.close()
-        simulator.wait(30)
         delete_prefix(prefix)
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
 

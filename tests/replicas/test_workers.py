@@ -4,8 +4,6 @@ gateway count one rate limit, not one each."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from ..gateway.harness import free_port
 from ..serve_process import start_serve, stop, wait_ready
 from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
-from .conftest import SIMULATOR, Cluster
+from .conftest import Cluster, simulator
 
 POLICY = """
 version: workers
@@ -44,29 +42,23 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[Cluster, Path]]:
     require_redis()
     prefix = unique_prefix()
     sim_port, port = free_port(), free_port()
-    (tmp_path / "sim.yaml").write_text(SIMULATOR)
     (tmp_path / "policy.yaml").write_text(POLICY.format(sim=sim_port))
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "modelroute", "simulator", "--config", str(tmp_path / "sim.yaml"),
-         "--port", str(sim_port), "--until-stdin-closes"],
-        stdin=subprocess.PIPE,
-    )  # fmt: skip
     scratch = tmp_path / "tmp"  # the workers' shared metrics directory is made in here
     scratch.mkdir()
-    proc = start_serve(
-        tmp_path / "policy.yaml", port, "--workers", "2", "--store", "none",
-        "--state", f"{REDIS_URL}?prefix={prefix}", stderr=tmp_path / "serve.log",
-        env={"TMPDIR": str(scratch)},
-    )  # fmt: skip
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, proc)
-        yield Cluster([base], [proc], "", tmp_path), scratch
+        with simulator(tmp_path, sim_port):
+            proc = start_serve(
+                tmp_path / "policy.yaml", port, "--workers", "2", "--store", "none",
+                "--state", f"{REDIS_URL}?prefix={prefix}", stderr=tmp_path / "serve.log",
+                env={"TMPDIR": str(scratch)},
+            )  # fmt: skip
+            try:
+                base = f"http://127.0.0.1:{port}"
+                wait_ready(base, proc)
+                yield Cluster([base], [proc], "", tmp_path), scratch
+            finally:
+                stop(proc)
     finally:
-        stop(proc)
-        assert simulator.stdin is not None
-        simulator.stdin.close()
-        simulator.wait(30)
         delete_prefix(prefix)
 
 
