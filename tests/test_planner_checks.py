@@ -12,8 +12,10 @@ from modelroute.planner.constraints import (
     meets_quality,
     unmet,
 )
+from modelroute.planner.constraints import passes as _passes
 from modelroute.planner.context import Limits
-from modelroute.planner.plan import _passes, _terms, estimate
+from modelroute.planner.estimate import estimate
+from modelroute.planner.terms import request_terms as _terms
 from modelroute.policy import Policy, load_policy_dict
 
 from .policies import model

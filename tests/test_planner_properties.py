@@ -18,7 +18,7 @@ from modelroute.planner import (
 )
 from modelroute.planner.constraints import BUDGET_CHECKS, FEASIBILITY_CHECKS, Terms, meets_quality
 from modelroute.planner.context import Limits
-from modelroute.planner.plan import estimate
+from modelroute.planner.estimate import estimate
 from modelroute.policy import Policy, load_policy_dict
 
 from .policies import model

@@ -24,22 +24,12 @@ from ..responses_shapes import (
     sse_events,
     valid_response,
 )
-from .fixtures import POLICY, sdk_client, sim_config
+from .fixtures import sdk_client, sim_config
 from .harness import Gateway, gateway
+from .native_policy import with_native
 
-RESPONSES_POLICY = POLICY.replace(
-    "routes:\n",
-    """  native:
-    provider: openai
-    base_url: "{sim}"
-    model_id: secondary-sim
-    allow_floating: true
-    prices: {input: 3.0, output: 6.0}
-    context_window: 64000
-    capabilities: [tools, json_mode, responses]
-    latency: {p50_ms: 30, p95_ms: 80}
-routes:
-  served:
+RESPONSES_POLICY = with_native(
+    """  served:
     strategy: {kind: fixed, models: [native]}
   bridged:
     strategy: {kind: fixed, models: [primary]}
@@ -51,7 +41,7 @@ routes:
     retries: {max_attempts: 1}
     strategy: {kind: fixed, models: [native]}
     fallbacks: [primary]
-""",
+"""
 )
 WEATHER = {
     "type": "function",

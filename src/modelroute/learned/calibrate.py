@@ -12,6 +12,7 @@ quality (and ``met`` is False).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -87,27 +88,22 @@ def calibrate(
     order: npt.NDArray[np.int64],
     models: tuple[str, ...],
     target: float,
+    rule: str = "threshold",
 ) -> Calibration:
-    """The threshold rule's calibration (see the module's docstring)."""
+    """The calibration of ``rule``, ``threshold`` or ``score_minus_cost`` (whose lambda is in
+    score per USD); see the module's docstring."""
     pred, score, cost = _complete(pred, score, cost)
-    grid = np.unique(np.concatenate([np.round(pred.ravel(), 3), [0.0, 1.0001]]))
-    picks = {float(t): choose(pred, order, float(t)) for t in grid}
-    return _pick(picks, score, cost, models, target, "threshold")
+    if rule == "score_minus_cost":
+        grid = lambda_grid(cost)
+        picks = {float(lam): choose_utility(pred, cost, order, float(lam)) for lam in grid}
+    else:
+        grid = np.unique(np.concatenate([np.round(pred.ravel(), 3), [0.0, 1.0001]]))
+        picks = {float(t): choose(pred, order, float(t)) for t in grid}
+    return _pick(picks, score, cost, models, target, rule)
 
 
-def calibrate_lambda(
-    pred: F64,
-    score: F64,
-    cost: F64,
-    order: npt.NDArray[np.int64],
-    models: tuple[str, ...],
-    target: float,
-) -> Calibration:
-    """The score_minus_cost rule's calibration: lambda in score per USD (see the module's
-    docstring)."""
-    pred, score, cost = _complete(pred, score, cost)
-    picks = {float(lam): choose_utility(pred, cost, order, float(lam)) for lam in lambda_grid(cost)}
-    return _pick(picks, score, cost, models, target, "score_minus_cost")
+# The score_minus_cost rule's calibration: lambda in score per USD.
+calibrate_lambda = partial(calibrate, rule="score_minus_cost")
 
 
 def _complete(pred: F64, score: F64, cost: F64) -> tuple[F64, F64, F64]:

@@ -63,29 +63,15 @@ class Affinity(NamedTuple):
 
     @property
     def message(self) -> str:
-        pin, first, why = self.pinned, self.first_choice, self.why
-        if why == Why.NO_PIN:
-            return f"initialize: no pin for this session; {first} will be pinned"
-        if why == Why.FIRST_CHOICE:
-            return f"retain: {pin} is the planner's first choice too"
-        if why == Why.STICKY:
-            return f"retain: sticky session on {pin} (the planner's first choice: {first})"
-        if why == Why.NOT_COMPARABLE:
-            return f"retain: {pin} kept; its estimate and {first}'s cannot be compared"
-        if why in (Why.WITHIN_MARGIN, Why.BEYOND_MARGIN):
-            verb = "retain" if why == Why.WITHIN_MARGIN else "switch"
-            word = "within" if why == Why.WITHIN_MARGIN else "beyond"
-            return (
-                f"{verb}: {first} ({_fig(self.best_value)}) against pinned {pin} "
-                f"({_fig(self.pinned_value)}) is {word} the margin {self.margin:g}"
-            )
-        if why == Why.REJECTED:
-            return f"switch: pinned {pin} rejected ({self.detail}); now {first}"
-        if why == Why.CIRCUIT_OPEN:
-            return f"switch: pinned {pin}'s circuit is open; now {first}"
-        if why == Why.NOT_A_CANDIDATE:
-            return f"switch: pinned {pin} is no candidate of this route; now {first}"
-        return f"switch: no model can serve this request (pinned {pin})"
+        template = _MESSAGES.get(self.why, _MESSAGES[Why.NO_CHOICE])
+        return template.format(
+            pin=self.pinned,
+            first=self.first_choice,
+            detail=self.detail,
+            best=_fig(self.best_value),
+            pinned=_fig(self.pinned_value),
+            margin=self.margin,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._asdict(), "message": self.message}
@@ -93,6 +79,22 @@ class Affinity(NamedTuple):
 
 def _fig(x: float | None) -> str:
     return "?" if x is None else f"{x:.6g}"
+
+
+_MARGIN = "{first} ({best}) against pinned {pin} ({pinned}) is {word} the margin {margin:g}"
+# Affinity.message, by Why; NO_CHOICE's also stands for any other.
+_MESSAGES: dict[str, str] = {
+    Why.NO_PIN: "initialize: no pin for this session; {first} will be pinned",
+    Why.FIRST_CHOICE: "retain: {pin} is the planner's first choice too",
+    Why.STICKY: "retain: sticky session on {pin} (the planner's first choice: {first})",
+    Why.NOT_COMPARABLE: "retain: {pin} kept; its estimate and {first}'s cannot be compared",
+    Why.WITHIN_MARGIN: "retain: " + _MARGIN.replace("{word}", "within"),
+    Why.BEYOND_MARGIN: "switch: " + _MARGIN.replace("{word}", "beyond"),
+    Why.REJECTED: "switch: pinned {pin} rejected ({detail}); now {first}",
+    Why.CIRCUIT_OPEN: "switch: pinned {pin}'s circuit is open; now {first}",
+    Why.NOT_A_CANDIDATE: "switch: pinned {pin} is no candidate of this route; now {first}",
+    Why.NO_CHOICE: "switch: no model can serve this request (pinned {pin})",
+}
 
 
 def _objective_value(c: Candidate, objective: str) -> float | None:

@@ -153,3 +153,27 @@ def unmet(
         over = (name, _OVER_LATENCY_BUDGET, latency, budget, est.latency_source)
         declared.append(_new(Rejection, over))
     return found, declared, meets_quality(model, est, t)
+
+
+def passes(model: Model, est: Estimate, t: Terms) -> bool:
+    """Fast path: every feasibility and budget check at once, with no objects built. The checks
+    above stay the definition; a property test holds the two together."""
+    return (
+        t.prompt_tokens + t.output_tokens <= model.context_window
+        and (
+            model.max_output_tokens is None
+            or t.explicit_max_tokens is None
+            or t.explicit_max_tokens <= model.max_output_tokens
+        )
+        and t.needs <= model.capabilities
+        and model.name not in t.open_circuits
+        and (t.max_cost_usd is None or est.cost_usd <= t.max_cost_usd)
+        and (t.max_latency_ms is None or est.latency_ms <= t.max_latency_ms)
+    )
+
+
+def clears(est: Estimate, min_quality: float, compare: str) -> bool:
+    """Does the estimate clear min_quality (``meets_quality`` without building a
+    rejection)?"""
+    value = compared_quality(est, compare)
+    return value is not None and value >= min_quality

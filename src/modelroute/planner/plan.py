@@ -14,228 +14,37 @@ go by predicted score - lambda x estimated cost (USD), highest first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from operator import attrgetter
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from modelroute.planner.affinity import affine
-from modelroute.planner.constraints import Terms, compared_quality, meets_quality, unmet
-from modelroute.planner.context import Limits, RequestContext
-from modelroute.planner.decision import (
-    FEASIBILITY,
-    Candidate,
-    Decision,
-    Estimate,
-    Learned,
-    Reason,
-    Rejection,
+from modelroute.planner.constraints import (
+    Terms,
+    clears,
+    compared_quality,
+    meets_quality,
+    passes,
+    unmet,
+)
+from modelroute.planner.context import RequestContext
+from modelroute.planner.decision import Candidate, Decision, Estimate, Learned, Reason, Rejection
+from modelroute.planner.estimate import NO_INTERVAL, measured, predicted
+from modelroute.planner.order import (
+    PLAIN_ORDER,
+    TIER_ORDER,
+    TierKey,
+    learned_order,
+    order_key,
+    strongest_key,
 )
 from modelroute.planner.select import select_route
-from modelroute.planner.stats import EMPTY_STATS, ModelStats, StatsSnapshot
-from modelroute.policy.compiled import LearnedRule, Model, Policy, Route
+from modelroute.planner.stats import EMPTY_STATS, StatsSnapshot
+from modelroute.planner.terms import request_terms
+from modelroute.policy.compiled import Model, Policy, Route
 
-_INF = float("inf")
-
-
-def _tighter_max(route: float | None, request: float | None) -> float | None:
-    if request is None:
-        return route
-    return request if route is None else min(route, request)
-
-
-def _tighter_min(route: float | None, request: float | None) -> float | None:
-    if request is None:
-        return route
-    return request if route is None else max(route, request)
-
-
-def _needs(ctx: RequestContext) -> frozenset[str]:
-    needs = []
-    if ctx.has_tools:
-        needs.append("tools")
-    if ctx.has_images:
-        needs.append("vision")
-    if ctx.needs_json:
-        needs.append("json_mode")
-    if ctx.needs_logprobs:
-        needs.append("logprobs")
-    if ctx.needs_responses:
-        needs.append("responses")
-    return frozenset(needs)
-
-
-def estimate(model: Model, route_name: str, terms: Terms, stats: StatsSnapshot) -> Estimate:
-    """Cost from the prices; latency (p95) measured if known, quality measured once enough
-    distinct requests were rated (``terms.min_quality_samples``); else the priors."""
-    prices = model.prices
-    cost = (terms.prompt_tokens * prices.input + terms.output_tokens * prices.output) / 1e6
-    return _measured(
-        model,
-        cost,
-        model.quality.get(route_name),
-        (route_name, model.name),
-        terms.min_quality_samples,
-        stats.by_route,
-        stats.by_model,
-    )
-
-
-# A named tuple's own __new__ is a Python function; building through tuple.__new__ skips that
-# frame (the planner builds one Estimate and one Candidate per candidate, per request).
+# Built through tuple.__new__, as in estimate.py: one Estimate and one Candidate per candidate.
 _tuple = tuple.__new__
-_NO_INTERVAL = (None, None, None, None)  # quality_low, quality_high, quality_sources, _version
-
-
-def _measured(
-    model: Model,
-    cost: float,
-    prior: float | None,
-    key: tuple[str, str],
-    min_rated: int,
-    by_route: Mapping[tuple[str, str], ModelStats],
-    by_model: Mapping[str, ModelStats],
-) -> Estimate:
-    """The rest of ``estimate`` once the cost is known, with the route's quality prior and
-    statistics key looked up already."""
-    measured = by_route.get(key)
-    latency = measured.latency_p95_ms if measured is not None else None
-    if latency is None and by_model:
-        overall = by_model.get(model.name)
-        latency = overall.latency_p95_ms if overall is not None else None
-    latency_source = "prior" if latency is None else "measured"
-    if latency is None:
-        latency = model.latency_p95_ms
-    quality = None if measured is None else measured.quality
-    rated = 0 if measured is None or quality is None else measured.quality_samples
-    if measured is not None and quality is not None and rated >= min_rated:
-        return _tuple(
-            Estimate,
-            (
-                cost, latency, latency_source, quality, "measured", rated, measured.quality_low,
-                measured.quality_high, measured.quality_sources, measured.quality_version,
-            ),
-        )  # fmt: skip
-    source = "unknown" if prior is None else "prior"
-    return _tuple(Estimate, (cost, latency, latency_source, prior, source, rated, *_NO_INTERVAL))
-
-
-OrderKey = Callable[[Candidate], tuple[float, float, str]]
-
-
-def _strongest_key(c: Candidate) -> tuple[float, float, str]:
-    quality = c.estimate.quality
-    return (-(quality if quality is not None else -_INF), c.estimate.cost_usd, c.model)
-
-
-def _cheapest_key(c: Candidate) -> tuple[float, float, str]:
-    return (c.estimate.cost_usd, c.estimate.latency_ms, c.model)
-
-
-def _fastest_key(c: Candidate) -> tuple[float, float, str]:
-    return (c.estimate.latency_ms, c.estimate.cost_usd, c.model)
-
-
-_ORDER: dict[str, OrderKey] = {
-    "min_cost": _cheapest_key,
-    "min_latency": _fastest_key,
-    "max_quality": _strongest_key,
-    "declared_order": _cheapest_key,  # only used by on_infeasible=relax_latency
-}
-
-# The order inside a tier: fallbacks stay last, and circuit probes after them; then the
-# objective's key, flattened into one tuple (one call per candidate, not two).
-TierKey = Callable[[Candidate], tuple[bool, bool, float, float, str]]
-_TIER_ORDER: dict[str, TierKey] = {
-    "min_cost": lambda c: (
-        bool(c.waived), c.fallback, c.estimate.cost_usd, c.estimate.latency_ms, c.model
-    ),
-    "min_latency": lambda c: (
-        bool(c.waived), c.fallback, c.estimate.latency_ms, c.estimate.cost_usd, c.model
-    ),
-    "max_quality": lambda c: (
-        bool(c.waived),
-        c.fallback,
-        -(c.estimate.quality if c.estimate.quality is not None else -_INF),
-        c.estimate.cost_usd,
-        c.model,
-    ),
-}  # fmt: skip
-_TIER_ORDER["declared_order"] = _TIER_ORDER["min_cost"]
-# The same orders for tiers without probes (no candidate waives anything yet), as
-# attrgetters: a key per candidate with no Python call.
-_PLAIN_ORDER: dict[str, TierKey | Callable[[Candidate], Any]] = {
-    "min_cost": attrgetter("fallback", "estimate.cost_usd", "estimate.latency_ms", "model"),
-    "min_latency": attrgetter("fallback", "estimate.latency_ms", "estimate.cost_usd", "model"),
-    "max_quality": _TIER_ORDER["max_quality"],
-}
-_PLAIN_ORDER["declared_order"] = _PLAIN_ORDER["min_cost"]
-
-
-def _order_key(objective: str) -> OrderKey:
-    return _ORDER[objective]
-
-
-def learned_key(threshold: float) -> TierKey:
-    """A learned route's order inside a tier: fallbacks and probes last; then the candidates
-    whose predicted score clears ``threshold``, cheapest first; then the rest, highest
-    predicted score first."""
-
-    def key(c: Candidate) -> tuple[bool, bool, float, float, str]:
-        q = c.estimate.quality
-        clears = q is not None and q >= threshold
-        rank = c.estimate.cost_usd if clears else -(q if q is not None else -_INF)
-        return (bool(c.waived), c.fallback, 0.0 if clears else 1.0, rank, c.model)
-
-    return key
-
-
-def utility_key(lam: float) -> TierKey:
-    """A learned route's order under ``score_minus_cost``: fallbacks and probes last; then by
-    predicted score - ``lam`` x estimated cost, highest first (the cheaper among equals)."""
-
-    def key(c: Candidate) -> tuple[bool, bool, float, float, str]:
-        q = c.estimate.quality
-        cost = c.estimate.cost_usd
-        utility = (q if q is not None else -_INF) - lam * cost
-        return (bool(c.waived), c.fallback, -utility, cost, c.model)
-
-    return key
-
-
-def _learned_order(learned: LearnedRule) -> TierKey:
-    if learned.rule == "score_minus_cost" and learned.lam is not None:
-        return utility_key(learned.lam)
-    return learned_key(learned.threshold)
-
-
-def _passes(model: Model, est: Estimate, t: Terms) -> bool:
-    """Fast path: every feasibility and budget check at once, with no objects built. The checks
-    in constraints.py stay the definition; a property test holds the two together."""
-    return (
-        t.prompt_tokens + t.output_tokens <= model.context_window
-        and (
-            model.max_output_tokens is None
-            or t.explicit_max_tokens is None
-            or t.explicit_max_tokens <= model.max_output_tokens
-        )
-        and t.needs <= model.capabilities
-        and model.name not in t.open_circuits
-        and (t.max_cost_usd is None or est.cost_usd <= t.max_cost_usd)
-        and (t.max_latency_ms is None or est.latency_ms <= t.max_latency_ms)
-    )
-
-
-def _clears(est: Estimate, min_quality: float, compare: str) -> bool:
-    """Does the estimate clear min_quality (``constraints.meets_quality`` without building a
-    rejection)?"""
-    value = compared_quality(est, compare)
-    return value is not None and value >= min_quality
-
-
-def _predicted(est: Estimate, score: float) -> Estimate:
-    """The estimate with a learned router's predicted score as its quality."""
-    return _tuple(Estimate, (est[0], est[1], est[2], score, "predicted", 0, *_NO_INTERVAL))
 
 
 class _Planner:
@@ -273,9 +82,9 @@ class _Planner:
         if route.strategy != "fixed":
             learned = route.learned
             if self.scores is not None and learned is not None:
-                order: TierKey | Callable[[Candidate], Any] = _learned_order(learned)
+                order: TierKey | Callable[[Candidate], Any] = learned_order(learned)
             else:
-                order = (_TIER_ORDER if cooling else _PLAIN_ORDER)[route.objective]
+                order = (TIER_ORDER if cooling else PLAIN_ORDER)[route.objective]
             for tier_list in passing:
                 if len(tier_list) > 1:
                     tier_list.sort(key=order)
@@ -285,7 +94,7 @@ class _Planner:
         self, passing: list[list[Candidate]], failing: list[list[tuple[Candidate, Rejection]]]
     ) -> list[tuple[int, Model, Candidate]]:
         """One pass over the route's entries: each is estimated and checked with the request's
-        terms read once (``estimate`` and ``_passes``, inline), and goes to its tier's
+        terms read once (``estimate`` and ``passes``, inline), and goes to its tier's
         ``passing`` or ``failing`` list or to the rejections. Returns the entries that would
         pass but for an open circuit. The property tests hold this loop to the definitions
         (``estimate``, the checks in constraints.py) entry by entry."""
@@ -302,13 +111,13 @@ class _Planner:
             name, prices = model.name, model.prices
             cost = (prompt * prices.input + output * prices.output) / 1e6
             if key in by_route or name in by_model:
-                est = _measured(model, cost, prior, key, min_rated, by_route, by_model)
+                est = measured(model, cost, prior, key, min_rated, by_route, by_model)
             else:  # priors only: what _measured gives when nothing was measured
                 source = "unknown" if prior is None else "prior"
-                figures = (cost, model.latency_p95_ms, "prior", prior, source, 0, *_NO_INTERVAL)
+                figures = (cost, model.latency_p95_ms, "prior", prior, source, 0, *NO_INTERVAL)
                 est = _tuple(Estimate, figures)
             if scores is not None and name in scores:
-                est = _predicted(est, scores[name])
+                est = predicted(est, scores[name])
             cap = model.max_output_tokens
             if (
                 need <= model.context_window
@@ -335,12 +144,12 @@ class _Planner:
     def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
         """Would ``model`` pass every check if its circuit were closed?"""
         t = self.terms
-        if not _passes(model, est, t._replace(open_circuits=frozenset())):
+        if not passes(model, est, t._replace(open_circuits=frozenset())):
             return False
         min_q = t.min_quality
         if not quality_binds or min_q is None:
             return True
-        return _clears(est, min_q, t.quality_compare)
+        return clears(est, min_q, t.quality_compare)
 
     def keep_probes(
         self,
@@ -426,12 +235,12 @@ class _Planner:
                     for c, r in self.nearly
                     if all(x.reason is Reason.OVER_LATENCY_BUDGET for x in r)
                 ),
-                key=lambda pair: _order_key(self.route.objective)(pair[0]),
+                key=lambda pair: order_key(self.route.objective)(pair[0]),
             )
         elif action == "cheapest":
             picked = sorted(self.nearly, key=lambda p: (p[0].estimate.cost_usd, p[0].model))[:1]
         elif action == "strongest":
-            picked = sorted(self.nearly, key=lambda p: _strongest_key(p[0]))[:1]
+            picked = sorted(self.nearly, key=lambda p: strongest_key(p[0]))[:1]
         else:
             return [], None
         if not picked:
@@ -440,51 +249,6 @@ class _Planner:
         self.rejections = [r for r in self.rejections if r.model not in offered]
         # A circuit probe offered this way stays a probe: its waived circuit_open is kept.
         return [c._replace(waived=(*c.waived, *r)) for c, r in picked], action
-
-
-def _terms(route: Route, ctx: RequestContext, stats: StatsSnapshot) -> tuple[Terms, list[str]]:
-    notes: list[str] = list(ctx.notes)
-    lim = ctx.limits
-    if lim.max_cost_usd is not None or lim.max_latency_ms is not None or lim.min_quality:
-        notes += _looser_notes(route, lim)
-    terms = Terms(
-        prompt_tokens=ctx.prompt_tokens,
-        output_tokens=ctx.max_output_tokens or route.output_tokens,
-        explicit_max_tokens=ctx.max_output_tokens,
-        needs=_needs(ctx),
-        open_circuits=stats.open_circuits,
-        max_cost_usd=_tighter_max(route.max_cost_usd, lim.max_cost_usd),
-        max_latency_ms=_tighter_max(route.max_latency_ms, lim.max_latency_ms),
-        min_quality=_tighter_min(route.min_quality, lim.min_quality),
-        min_quality_samples=route.min_quality_samples,
-        quality_compare=route.quality_compare,
-    )
-    return terms, notes
-
-
-def _looser_notes(route: Route, lim: Limits) -> list[str]:
-    notes = []
-    for field, route_value, request_value, looser in (
-        ("max_cost_usd", route.max_cost_usd, lim.max_cost_usd, _gt),
-        ("max_latency_ms", route.max_latency_ms, lim.max_latency_ms, _gt),
-        ("min_quality", route.min_quality, lim.min_quality, _lt),
-    ):
-        if request_value is None or route_value is None:
-            continue
-        if looser(request_value, route_value):
-            notes.append(
-                f"request {field}={request_value} is looser than the route's "
-                f"{route_value}; the route's limit applies"
-            )
-    return notes
-
-
-def _gt(a: float, b: float) -> bool:
-    return a > b
-
-
-def _lt(a: float, b: float) -> bool:
-    return a < b
 
 
 def plan(
@@ -504,7 +268,7 @@ def plan(
     learned = route.learned
     if learned is None:
         scores = None
-    terms, notes = _terms(route, ctx, stats)
+    terms, notes = request_terms(route, ctx, stats)
     planner = _Planner(route, terms, stats, scores)
     tiers = planner.tiers()
     relaxed = None
@@ -562,11 +326,3 @@ def consulted_stats(decision: Decision, stats: StatsSnapshot) -> StatsSnapshot:
         MappingProxyType(by_model),
         stats.open_circuits & models,
     )
-
-
-def reasons_of(decision: Decision, model: str) -> Iterable[Rejection]:
-    return (r for r in decision.rejections if r.model == model)
-
-
-def is_feasibility(rejection: Rejection) -> bool:
-    return rejection.reason in FEASIBILITY
