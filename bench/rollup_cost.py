@@ -35,9 +35,9 @@ from rollup_backfill import _postgres_statement
 import records as bench
 from modelroute.records import rollups
 from modelroute.records.record import RequestRecord
-from modelroute.records.stores import postgres as pg_module
-from modelroute.records.stores import schema
+from modelroute.records.stores import postgres_write as pg_write
 from modelroute.records.stores.body import REQUEST_COLUMNS
+from modelroute.records.stores.common import unique
 from modelroute.records.stores.postgres import PostgresStore
 from modelroute.records.stores.sqlite import SqliteStore, _insert
 
@@ -58,7 +58,7 @@ class SqliteWithout(SqliteStore):
     def _write(self, batch: list[RequestRecord], give_way: bool) -> None:
         rows: list[tuple[Any, ...]] = []
         stats: dict[str, str] = {}
-        for r in schema.unique(batch):
+        for r in unique(batch):
             rows.append(self._encoder.row(r, stats))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -82,7 +82,7 @@ class PostgresWithout(PostgresStore):
     async def write(self, batch: list[RequestRecord], *, backlog: int = 0) -> None:
         if not batch:
             return
-        payload = await asyncio.to_thread(pg_module._payload, self._encoder, batch)
+        payload = await asyncio.to_thread(pg_write.batch_payload, self._encoder, batch)
         async with self.pool.acquire() as conn:
             await conn.execute(_OLD_PG_INSERT, payload.requests, payload.stats)
 
@@ -106,12 +106,12 @@ class PostgresTwoStatements(PostgresStore):
         requests: list[dict[str, Any]] = []
         stats: dict[str, str] = {}
         added = rollups.Rollup()
-        for record in schema.unique(batch):
+        for record in unique(batch):
             values = self._encoder.row(record, stats)
             added.add(rollups.contribution(record, values[_REASON]))
             row = dict(zip(REQUEST_COLUMNS, values, strict=True))
             row["body"] = orjson.Fragment(row["body"])
-            requests.append(pg_module._finite(row, pg_module._FLOATS))
+            requests.append(pg_write.finite(row, pg_write.FLOATS))
         planner = [{"stats_id": k, "stats": orjson.Fragment(v)} for k, v in stats.items()]
         encoded = (orjson.dumps(requests).decode(), orjson.dumps(planner).decode())
         return encoded, rollup_payload(added)

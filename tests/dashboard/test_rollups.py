@@ -17,7 +17,8 @@ from modelroute.records import rollups
 from modelroute.records.stores import schema
 from modelroute.records.stores.base import Store
 from modelroute.records.stores.body import REQUEST_COLUMNS, RowEncoder
-from modelroute.records.stores.postgres import PostgresStore, _payload, migrate
+from modelroute.records.stores.postgres import PostgresStore, migrate
+from modelroute.records.stores.postgres_write import batch_payload
 from modelroute.records.stores.sqlite import SqliteStore
 from modelroute.records.writer import RecordWriter
 
@@ -144,7 +145,7 @@ async def _v8_postgres(url: str, records: list[Any]) -> None:
     conn = await asyncpg.connect(url)
     try:
         assert await migrate(conn, target=8) == 8
-        payload = _payload(RowEncoder(), records)
+        payload = batch_payload(RowEncoder(), records)
         cols = ", ".join(REQUEST_COLUMNS)
         await conn.execute(
             f"INSERT INTO requests ({cols}) SELECT {cols} "

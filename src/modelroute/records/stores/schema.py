@@ -12,7 +12,7 @@ the per-route and per-model reads use; (4) one feedback per request: a later one
 earlier, so a request counts once in measured quality however often it is rated; (5) one row
 per record: the columns reads filter and aggregate on, everything else in one JSON ``body``
 (see ``body.py``), and the statistics the planner read in ``planner_stats``; (6) outcomes:
-one row per ``Outcome`` (``OUTCOME_COLUMNS``), indexed for the reads that aggregate them
+one row per ``Outcome`` (``outcome_sql.OUTCOME_COLUMNS``), indexed for the reads that aggregate them
 (route and model, task, source and time, run); (7) the columns derived from each record when
 it is stored (``derived.py``: the task key, the decision's reason, the token counts), filled
 for stored rows by ``DERIVE``, with a covering index for the per-task aggregates of the audit;
@@ -23,30 +23,22 @@ a read of the table, and ``drift_alerts``, the alert conditions already raised (
 raised once). Step 4 moves existing rows with ``FOLD``, a step each store runs in Python
 (``legacy.py`` reads the old layout, ``body.py`` writes the new one) so that floats keep every
 digit (SQLite's JSON functions print 15).
+
+The statements the stores run against these tables are in ``sql.py`` (records, feedback,
+drift alerts, policies, snapshots) and ``outcome_sql.py`` (outcomes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-import orjson
-
-from modelroute.outcomes.outcome import Outcome, OutcomeSource
 from modelroute.records.drift_columns import DRIFT_COLUMN_SPECS as DRIFT_SPECS
-from modelroute.records.record import RequestRecord
 from modelroute.records.rollups import tables as rollup_tables
-from modelroute.records.stores.body import REQUEST_COLUMNS
 from modelroute.records.stores.legacy import DROPPED_COLUMNS
 
 Dialect = Literal["sqlite", "postgres"]
-
-
-class Row(Protocol):
-    """A fetched row addressed by column name: ``sqlite3.Row`` and ``asyncpg.Record`` both."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 _TYPES: dict[Dialect, dict[str, str]] = {
@@ -338,8 +330,6 @@ MIGRATIONS: list[Migration] = [
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1].version
-# What reads of whole rows select, by name.
-REQUEST_SELECT = ", ".join(REQUEST_COLUMNS)
 
 
 def render(template: str, dialect: Dialect) -> str:
@@ -361,247 +351,3 @@ def pending(
 def _statements(migration: Migration, dialect: Dialect) -> tuple[str, ...]:
     steps = migration.statements
     return steps if isinstance(steps, tuple) else steps[dialect]
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def query_sql(
-    placeholder: Callable[[int], str],
-    route: str | None,
-    model: str | None,
-    since: float | None,
-    failed: bool,
-    limit: int,
-) -> tuple[str, list[Any]]:
-    """``Store.query``'s statement and parameters; ``placeholder(n)`` spells the n-th
-    parameter (1-based) in the driver's style."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, op, value in (
-        ("route", "=", route),
-        ("final_model", "=", model),
-        ("started_at", ">=", since),
-    ):
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params))}")
-    if failed:
-        where.append("status <> 'ok'")
-    params.append(limit)
-    sql = (
-        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where) or '1 = 1'} "
-        f"ORDER BY started_at DESC, request_id DESC LIMIT {placeholder(len(params))}"
-    )
-    return sql, params
-
-
-def page_sql(
-    placeholder: Callable[[int], str], since: float | None, route: str | None
-) -> tuple[str, list[Any]]:
-    """The next page of ``Store.scan``, oldest first: parameters 1 and 2 are the (started_at,
-    request_id) of the last row of the previous page, the last one the page size."""
-    where = [f"(started_at, request_id) > ({placeholder(1)}, {placeholder(2)})"]
-    params: list[Any] = []
-    for column, op, value in (("started_at", ">=", since), ("route", "=", route)):
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params) + 2)}")
-    sql = (
-        f"SELECT {REQUEST_SELECT} FROM requests WHERE {' AND '.join(where)} "
-        f"ORDER BY started_at, request_id LIMIT {placeholder(len(params) + 3)}"
-    )
-    return sql, params
-
-
-def feedback_sql(placeholder: Callable[[int], str]) -> str:
-    """``Store.add_feedback``'s statement: the request's one feedback row, inserted or replaced
-    by the latest. Parameters: request id, score, label, source, comment, created_at; nothing
-    is written for an unknown request id."""
-    marks = [placeholder(n) for n in range(1, 7)]
-    return (
-        "INSERT INTO feedback (request_id, score, label, source, comment, created_at) "
-        f"SELECT {', '.join(marks)} "
-        f"WHERE EXISTS (SELECT 1 FROM requests WHERE request_id = {marks[0]}) "
-        "ON CONFLICT (request_id) DO UPDATE SET score = excluded.score, "
-        "label = excluded.label, source = excluded.source, comment = excluded.comment, "
-        "created_at = excluded.created_at"
-    )
-
-
-def unique(batch: Iterable[RequestRecord]) -> list[RequestRecord]:
-    """The first record of each request id: a batch may repeat one (a replayed spool)."""
-    seen: set[str] = set()
-    out = []
-    for record in batch:
-        if record.request_id not in seen:
-            seen.add(record.request_id)
-            out.append(record)
-    return out
-
-
-# --- outcomes --------------------------------------------------------------------------------
-
-# The ``outcomes`` columns: ``Outcome``'s fields, outcome_id first.
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "outcome_id", "source", "grader", "score", "model", "created_at", "prompt_id",
-    "prompt_hash", "task", "route", "reported_model", "fingerprint", "cost_usd", "latency_ms",
-    "request_id", "run", "confidences", "detail",
-)  # fmt: skip
-
-
-def outcome_rows(outcomes: Iterable[Outcome], *, last: bool = False) -> list[tuple[Any, ...]]:
-    """Rows in ``OUTCOME_COLUMNS`` order, one per outcome id (a batch may repeat one): the
-    first of each, or with ``last`` the last; confidences and detail as JSON text."""
-    rows: dict[str, tuple[Any, ...]] = {}
-    dumps = orjson.dumps
-    for o in outcomes:
-        if not last and o.outcome_id in rows:
-            continue
-        rows[o.outcome_id] = (
-            o.outcome_id, str(o.source), o.grader, o.score, o.model, o.created_at, o.prompt_id,
-            o.prompt_hash, o.task, o.route, o.reported_model, o.fingerprint, o.cost_usd,
-            o.latency_ms, o.request_id, o.run, dumps(dict(o.confidences)).decode(),
-            dumps(dict(o.detail)).decode(),
-        )  # fmt: skip
-    return list(rows.values())
-
-
-def outcome_from(row: Row) -> Outcome:
-    """A stored ``outcomes`` row (JSON columns as text, as both drivers return them)."""
-    return Outcome(
-        source=OutcomeSource(row["source"]),
-        grader=row["grader"],
-        score=row["score"],
-        model=row["model"],
-        created_at=row["created_at"],
-        prompt_id=row["prompt_id"],
-        prompt_hash=row["prompt_hash"],
-        task=row["task"],
-        route=row["route"],
-        reported_model=row["reported_model"],
-        fingerprint=row["fingerprint"],
-        cost_usd=row["cost_usd"],
-        latency_ms=row["latency_ms"],
-        request_id=row["request_id"],
-        run=row["run"],
-        confidences=orjson.loads(row["confidences"]),
-        detail=orjson.loads(row["detail"]),
-        outcome_id=row["outcome_id"],
-    )
-
-
-def outcomes_sql(
-    placeholder: Callable[[int], str],
-    *,
-    source: str | None,
-    route: str | None,
-    task: str | None,
-    model: str | None,
-    run: str | None,
-    since: float | None,
-    limit: int | None,
-) -> tuple[str, list[Any]]:
-    """``Store.outcomes``' statement and parameters, oldest first."""
-    where: list[str] = []
-    params: list[Any] = []
-    narrow = (("route", route), ("task", task), ("model", model), ("run", run))
-    _outcome_filters(placeholder, where, params, source, since, narrow)
-    sql = (
-        f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
-        f"WHERE {' AND '.join(where) or '1 = 1'} ORDER BY created_at, outcome_id"
-    )
-    if limit is not None:
-        params.append(limit)
-        sql += f" LIMIT {placeholder(len(params))}"
-    return sql, params
-
-
-def outcome_scores_sql(
-    placeholder: Callable[[int], str],
-    by: Literal["route", "task"],
-    source: str | None,
-    since: float | None,
-) -> tuple[str, list[Any]]:
-    """``Store.outcome_scores``' statement and parameters."""
-    if by not in ("route", "task"):
-        raise ValueError(f"outcomes are aggregated by 'route' or 'task', not {by!r}")
-    where = [f"{by} IS NOT NULL"]
-    params: list[Any] = []
-    _outcome_filters(placeholder, where, params, source, since)
-    sql = (
-        f"SELECT {by}, model, COALESCE(reported_model, model), source, score, created_at "
-        f"FROM outcomes WHERE {' AND '.join(where)}"
-    )
-    return sql, params
-
-
-def _outcome_filters(
-    placeholder: Callable[[int], str],
-    where: list[str],
-    params: list[Any],
-    source: str | None,
-    since: float | None,
-    equal: Iterable[tuple[str, str | None]] = (),
-) -> None:
-    """Add a condition and its parameter for each filter that is given."""
-    given: list[tuple[str, str, Any]] = [(c, "=", v) for c, v in equal]
-    given += [("source", "=", None if source is None else str(source))]
-    given += [("created_at", ">=", since)]
-    for column, op, value in given:
-        if value is not None:
-            params.append(value)
-            where.append(f"{column} {op} {placeholder(len(params))}")
-
-
-def outcome_conflict(replace: bool) -> str:
-    """What an ``outcomes`` insert does with an id already stored: skip it, or overwrite it."""
-    if not replace:
-        return "ON CONFLICT (outcome_id) DO NOTHING"
-    sets = ", ".join(f"{c} = excluded.{c}" for c in OUTCOME_COLUMNS[1:])
-    return f"ON CONFLICT (outcome_id) DO UPDATE SET {sets}"
-
-
-# --- drift alerts ----------------------------------------------------------------------------
-
-
-def raise_alert_sql(placeholder: Callable[[int], str]) -> str:
-    """Keep one alert condition unless kept already; returns its row only when it is new.
-    Parameters: condition, kind, raised_at, evidence (JSON text)."""
-    marks = [placeholder(n) for n in range(1, 5)]
-    return (
-        "INSERT INTO drift_alerts (condition, kind, raised_at, evidence) "
-        f"VALUES ({', '.join(marks)}) ON CONFLICT (condition) DO NOTHING RETURNING condition"
-    )
-
-
-# --- the dashboard's policies and snapshots --------------------------------------------------
-
-SNAPSHOTS_KEPT = 20  # per kind: the latest is what pages read, a few more for a history
-
-
-def policy_sql(placeholder: Callable[[int], str]) -> str:
-    """Keep a policy's text by its hash unless kept already; returns its row only when new.
-    Parameters: hash, version, source, text, stored_at."""
-    marks = [placeholder(n) for n in range(1, 6)]
-    return (
-        "INSERT INTO policies (policy_hash, version, source, text, stored_at) "
-        f"VALUES ({', '.join(marks)}) ON CONFLICT (policy_hash) DO NOTHING RETURNING policy_hash"
-    )
-
-
-def snapshot_sql(placeholder: Callable[[int], str]) -> tuple[str, str]:
-    """Store one analysis snapshot (kind, computed_at, took_s, headline, data, text), then
-    forget the kind's older ones beyond ``SNAPSHOTS_KEPT`` (parameter: the kind)."""
-    marks = [placeholder(n) for n in range(1, 7)]
-    insert = (
-        "INSERT INTO analysis_snapshots (kind, computed_at, took_s, headline, data, text) "
-        f"VALUES ({', '.join(marks)})"
-    )
-    kind = placeholder(1)
-    prune = (
-        f"DELETE FROM analysis_snapshots WHERE kind = {kind} AND id NOT IN (SELECT id FROM "
-        f"analysis_snapshots WHERE kind = {kind} ORDER BY computed_at DESC, id DESC "
-        f"LIMIT {SNAPSHOTS_KEPT})"
-    )
-    return insert, prune
