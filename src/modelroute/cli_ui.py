@@ -80,8 +80,8 @@ def ui(
     """Browse a record store in the dashboard (at /ui), without serving traffic."""
     import os
 
-    from modelroute.cli import _seconds, token_env_of
     from modelroute.cli_analysis import load_policy_or_exit
+    from modelroute.cli_common import seconds, token_env_of
     from modelroute.logconfig import Redactor, log_config
     from modelroute.records.stores import open_store
     from modelroute.serve import dashboard_ui, run_gateway
@@ -91,7 +91,7 @@ def ui(
         _fail("--admin-token env:NAME is required: the dashboard is never open without a token")
     name = token_env_of("--admin-token", admin_token)
     assert name is not None
-    every = _seconds("--snapshots-every", snapshots_every)
+    every = seconds("--snapshots-every", snapshots_every)
     _sqlite_exists(store_url)
     policy = load_policy_or_exit(policy_path) if policy_path else None
     token = os.environ[name]

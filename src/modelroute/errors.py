@@ -14,7 +14,7 @@
         ├── RateLimitedError   over a requests or tokens per minute limit
         └── BudgetExceededError the request's estimated cost does not fit what is left
 
-Only ``server/`` maps these to HTTP statuses and only ``cli.py`` to exit codes.
+Only ``server/`` maps these to HTTP statuses and only the CLI (``cli*.py``) to exit codes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Building a request's record from values the router already holds, and the response headers
-that summarise it. Kept out of ``router.py`` so the request path reads as a short story."""
+that summarise it. Kept out of ``router/`` so the request path reads as a short story."""
 
 from __future__ import annotations
 
