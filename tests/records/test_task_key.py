@@ -223,3 +223,41 @@ async def test_a_version_6_store_derives_the_columns_of_its_rows(
     second = await _derived_row(store_target, unlabelled.request_id)
     assert second[0] == template_key(unlabelled.prompt)
     assert await _derived_row(store_target, bare.request_id) == (None,) * 6
+
+
+@pytest.mark.parametrize("final, escalations", [("cheap", 0), ("mid", 0), ("mid", 1), (None, 0)])
+@pytest.mark.parametrize("prompt_tokens", [10, 900_000])  # served; infeasible (context)
+def test_decision_reason_is_the_same_from_the_typed_decision(
+    final: str | None, escalations: int, prompt_tokens: int
+) -> None:
+    """The writer reads the reason from the record's typed decision; it must equal the one
+    read from the decision's dictionary (as a spooled or exported record has it)."""
+    from modelroute.planner import RequestContext, plan
+    from modelroute.records.record import DecisionView
+
+    from ..policies import model
+
+    policy = load_policy_dict(
+        {
+            "models": {
+                "cheap": model(inp=0.1, quality={"default": 0.9}),
+                "mid": model(inp=1.0, quality={"default": 0.95}),
+                "pricey": model(inp=90.0, quality={"default": 0.99}),
+                "weak": model(inp=0.01, quality={"default": 0.5}),
+                "slow": model(p95=9_000, quality={"default": 0.9}),
+            },
+            "routes": {
+                "r": {
+                    "strategy": {"kind": "cheapest_qualified"},
+                    "constraints": {"max_cost_usd": 0.01, "max_latency_ms": 1000,
+                                    "min_quality": 0.8},
+                    "fallbacks": ["mid"],
+                }
+            },
+        }
+    )  # fmt: skip
+    decision = plan(RequestContext(requested="r", prompt_tokens=prompt_tokens), policy)
+    assert decision.rejections  # the case under test: rejections to sort and name
+    typed = decision_reason(DecisionView(decision), final, escalations)
+    assert typed == decision_reason(decision.to_dict(), final, escalations)
+    assert orjson.loads(str(typed))[5]  # the rejected (model, reason) pairs are there

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from modelroute.records.record import RequestRecord
+from modelroute.planner.decision import Decision
+from modelroute.records.record import DecisionView, RequestRecord
 from modelroute.records.task_key import task_key
 
 DERIVED_COLUMNS: tuple[str, ...] = (
@@ -37,9 +38,12 @@ NO_USAGE: tuple[None, None, None, None] = (None, None, None, None)
 def decision_reason(
     decision: Mapping[str, Any] | None, final_model: str | None, escalations: int
 ) -> str | None:
-    """The ``decision_reason`` of a decision in ``Decision.to_dict()`` form."""
+    """The ``decision_reason`` of a decision in ``Decision.to_dict()`` form (or a record's
+    ``DecisionView``, read from its ``Decision`` without building the dictionary)."""
     if not decision:
         return None
+    if isinstance(decision, DecisionView):
+        return _typed_reason(decision.decision, final_model, escalations)
     rejected = sorted(
         {
             (str(r.get("model")), str(r.get("reason")))
@@ -47,12 +51,6 @@ def decision_reason(
             if isinstance(r, Mapping)
         }
     )
-    if final_model is None:
-        served = None
-    elif final_model == decision.get("chosen"):
-        served = "first"
-    else:
-        served = "escalated" if escalations else "fallback"
     limits = decision.get("limits")
     if not isinstance(limits, Mapping):
         limits = {}
@@ -63,9 +61,28 @@ def decision_reason(
         decision.get("relaxed"),
         limits.get("min_quality"),
         rejected,
-        served,
+        _served(decision.get("chosen"), final_model, escalations),
     )
     return orjson.dumps(reason).decode()
+
+
+def _typed_reason(d: Decision, final_model: str | None, escalations: int) -> str:
+    # The writer's path, for every record: the same value as above, from the typed decision
+    # (the dictionary form renders every rejection's message, which this does not need).
+    rejected = sorted({(r.model, str(r.reason)) for r in d.rejections})
+    reason = (
+        d.selected_by, d.strategy, d.objective, d.relaxed, d.min_quality, rejected,
+        _served(d.chosen, final_model, escalations),
+    )  # fmt: skip
+    return orjson.dumps(reason).decode()
+
+
+def _served(chosen: Any, final_model: str | None, escalations: int) -> str | None:
+    if final_model is None:
+        return None
+    if final_model == chosen:
+        return "first"
+    return "escalated" if escalations else "fallback"
 
 
 def usage_columns(usage: Any) -> tuple[int | None, ...]:

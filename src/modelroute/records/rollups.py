@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -47,6 +48,7 @@ REJECTION_COLUMNS: tuple[str, ...] = ("bucket", "route", "candidate", "reason", 
 POLICY_COLUMNS: tuple[str, ...] = ("policy_hash", "version", "first_seen", "last_seen", "requests")
 _SPEND, _LATENCY = FIGURES.index("spend_usd"), FIGURES.index("latency_ms_sum")
 _FIRST_BUCKET = len(FIGURES) - LATENCY_BUCKETS
+_MINUTE = WIDTHS["minute"]
 
 
 def latency_bucket(ms: float) -> int:
@@ -92,12 +94,14 @@ def percentile(counts: Sequence[int], p: float) -> float | None:
     return representative(LATENCY_BUCKETS - 1)
 
 
-def _served(reason: str | None) -> tuple[str | None, list[list[str]]]:
-    """How the answering model came to answer, and the (model, reason) pairs rejected."""
+@lru_cache(maxsize=1024)
+def _served(reason: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """How the answering model came to answer, and the (model, reason) pairs rejected. The
+    same reason recurs for every request decided the same way: each is parsed once."""
     if not reason:
-        return None, []
+        return None, ()
     parsed = orjson.loads(reason)
-    return parsed[6], parsed[5] or []
+    return parsed[6], tuple((str(m), str(why)) for m, why in parsed[5] or ())
 
 
 @dataclass(slots=True)
@@ -105,7 +109,10 @@ class Rollup:
     """The rollup rows of some records, aggregated in memory."""
 
     figures: dict[tuple[str, int, str, str], list[float]] = field(default_factory=dict)
-    rejections: dict[tuple[str, int, str, str, str], int] = field(default_factory=dict)
+    # Rejections are counted per (minute, route, decision reason) while adding, and spread
+    # over their (candidate, reason) pairs and grains only when the rows are read: a batch
+    # holds a handful of distinct reasons, each with several rejections.
+    reasons: dict[tuple[int, str, str], int] = field(default_factory=dict)
     policies: dict[str, list[Any]] = field(default_factory=dict)
     records: int = 0
 
@@ -131,9 +138,9 @@ class Rollup:
             if math.isfinite(latency):
                 row[_LATENCY] += latency
             row[hist] += 1
-            for candidate, why in rejected:
-                key = (grain, bucket, r, str(candidate), str(why))
-                self.rejections[key] = self.rejections.get(key, 0) + 1
+        if rejected:
+            key = (int(started_at // _MINUTE) * _MINUTE, r, str(reason))
+            self.reasons[key] = self.reasons.get(key, 0) + 1
         seen = self.policies.get(policy)
         if seen is None:
             self.policies[policy] = [version, started_at, started_at, 1]
@@ -142,6 +149,19 @@ class Rollup:
             seen[1] = min(seen[1], started_at)
             seen[2] = max(seen[2], started_at)
             seen[3] += 1
+
+    @property
+    def rejections(self) -> dict[tuple[str, int, str, str, str], int]:
+        """Requests per (grain, bucket, route, candidate, reason)."""
+        out: dict[tuple[str, int, str, str, str], int] = {}
+        for (minute, r, reason), n in self.reasons.items():
+            pairs = _served(reason)[1]
+            for grain, width in WIDTHS.items():
+                bucket = minute // width * width
+                for candidate, why in pairs:
+                    key = (grain, bucket, r, candidate, why)
+                    out[key] = out.get(key, 0) + n
+        return out
 
     def extend(self, contributions: Iterable[Contribution]) -> Rollup:
         for c in contributions:
