@@ -46,7 +46,8 @@ async def lifespan():
     await app({"type": "lifespan"}, receive, send)
 asyncio.run(lifespan())
 loaded = [name for name in sys.argv[4:] if name in sys.modules]
-print(json.dumps({"sent": sent, "loaded": loaded, "bindings": "bpe_openai._bindings" in sys.modules}))
+bindings = "bpe_openai._bindings" in sys.modules
+print(json.dumps({"sent": sent, "loaded": loaded, "bindings": bindings}))
 """
 
 
