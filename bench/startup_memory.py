@@ -47,11 +47,15 @@ BODY = json.dumps(
 ).encode()
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> dict[str, float]:
+    """VmRSS, and its two parts: RssAnon (the process's own heap) and RssFile (pages of
+    mapped files, shared with every process mapping the same file)."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
 
 
 @contextlib.contextmanager
@@ -118,10 +122,14 @@ def one_run(tmp: Path, python: str, policy: Path, requests: int, run: int) -> di
                     raise RuntimeError("serve exited before answering") from None
                 time.sleep(0.01)
         ready_s = time.perf_counter() - started
-        rss_start = rss_mib(serve.pid)
+        start = rss_mib(serve.pid)
         for _ in range(requests):
             post(base)
-        return {"ready_s": ready_s, "rss_start": rss_start, "rss_after": rss_mib(serve.pid)}
+        after = rss_mib(serve.pid)
+        return {
+            "ready_s": ready_s, "rss_start": start["VmRSS"], "rss_after": after["VmRSS"],
+            "anon_after": after["RssAnon"], "file_after": after["RssFile"],
+        }  # fmt: skip
     finally:
         serve.terminate()
         serve.wait(30)
@@ -246,13 +254,15 @@ def main(argv: list[str]) -> int:
                 r = runs[-1]
                 print(
                     f"run {run + 1}: ready {r['ready_s']:.2f} s, RSS {r['rss_start']:.0f} MiB "
-                    f"at start, {r['rss_after']:.0f} MiB after {args.requests} requests"
+                    f"at start, {r['rss_after']:.0f} MiB after {args.requests} requests "
+                    f"(anon {r['anon_after']:.0f}, file {r['file_after']:.0f})"
                 )
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             print(
                 f"median of {args.runs}: ready {med['ready_s']:.2f} s; RSS "
                 f"{med['rss_start']:.0f} MiB at start, {med['rss_after']:.0f} MiB after "
-                f"{args.requests} requests (upstream: {upstream})"
+                f"{args.requests} requests (anon {med['anon_after']:.0f}, file "
+                f"{med['file_after']:.0f}; upstream: {upstream})"
             )
             if args.breakdown:
                 breakdown(tmp, args.python, policy)
