@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from modelroute.cli import main
-from modelroute.o200k import encoder
+from modelroute.o200k import _clean_read_only, encoder
 
 from .conftest import ROOT
 from .serve_process import post_chat, quickstart_policy, start_serve, stop, wait_ready
@@ -118,3 +118,57 @@ def test_every_listed_command_loads_under_its_name() -> None:
         assert command is not None and command.name == name
     with click.Context(main) as ctx:
         assert main.get_command(ctx, "no-such-command") is None
+
+
+# The tokenizer, built in a fresh interpreter: how much of the extension's file stays resident.
+RESIDENT = """
+import json
+from pathlib import Path
+from modelroute.o200k import _clean_read_only, encoder
+encode = encoder()
+import bpe_openai._bindings as bindings  # the module encoder() loaded, not a second one
+path = str(Path(bindings.__file__).resolve())
+kib, ours = 0, False
+for line in Path("/proc/self/smaps").read_text().splitlines():
+    fields = line.split()
+    if fields and "-" in fields[0] and ":" not in fields[0]:
+        ours = len(fields) >= 6 and fields[5] == path
+    elif ours and fields[:1] == ["Rss:"]:
+        kib += int(fields[1])
+print(json.dumps({"kib": kib, "ids": encode("What is the capital of France?")}))
+"""
+
+
+def test_the_extensions_embedded_tables_are_not_kept_resident() -> None:
+    """Building the tokenizer reads ~32 MiB of the extension's read-only data; those pages
+    are handed back (what stays is its code and relocated data), and it still encodes."""
+    done = subprocess.run(
+        [sys.executable, "-c", RESIDENT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["kib"] < 8 * 1024
+    assert len(result["ids"]) == 7
+
+
+def test_only_clean_read_only_mappings_of_the_file_are_released() -> None:
+    smaps = "\n".join(
+        [
+            "7f00-7f10 r--p 00000000 fd:01 1 /lib/ext.so",  # clean: released
+            "Rss:                  40 kB",
+            "Anonymous:             0 kB",
+            "7f10-7f20 r--p 00010000 fd:01 1 /lib/ext.so",  # relocated (copied on write)
+            "Rss:                   8 kB",
+            "Anonymous:             8 kB",
+            "7f20-7f30 rw-p 00020000 fd:01 1 /lib/ext.so",  # writable
+            "Rss:                   4 kB",
+            "Anonymous:             0 kB",
+            "7f30-7f40 r--p 00000000 fd:01 2 /lib/other.so",  # another file
+            "Rss:                  12 kB",
+            "Anonymous:             0 kB",
+            "7f40-7f50 r--p 00000000 00:00 0 ",  # anonymous mapping
+            "Rss:                   4 kB",
+            "Anonymous:             4 kB",
+        ]
+    )
+    assert _clean_read_only(smaps, "/lib/ext.so") == [(0x7F00, 0x7F10, 40)]
