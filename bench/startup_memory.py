@@ -3,15 +3,17 @@
 Starts ``modelroute serve`` on the overhead benchmark's one-model policy
 (bench/gateway/policy.yaml, SQLite records, one worker: the command bench/overhead_policies.py
 runs) K times and prints the medians of: seconds from launch until ``/healthz`` answers, the
-worker's RSS (VmRSS in /proc/PID/status) then, and its RSS after N chat requests. The upstream
-is the project's simulator unless ``--upstream`` names one (e.g. the shared harness's nginx).
+worker's RSS (VmRSS in /proc/PID/status) then, and its RSS after N chat requests (with its
+anonymous and file-backed parts). The upstream is the project's simulator unless
+``--upstream`` names one (e.g. the shared harness's nginx). Standard library only; the
+gateway runs under ``--python`` (by default the interpreter running this, e.g. the venv's).
 
 ``--breakdown`` then says where the memory goes, in a fresh interpreter that repeats serve's
 start-up step by step: the RSS after each step (imports, building the app, the lifespan's
-warm-up, the first request's lazy imports), and tracemalloc's largest Python allocations by
+warm-up, one prompt counted), and tracemalloc's largest Python allocations by
 package (memory held by extensions, e.g. the Rust tokenizer's tables, shows only in RSS).
 
-    python bench/startup_memory.py [--runs 5] [--requests 200] [--breakdown]
+    .venv/bin/python bench/startup_memory.py [--runs 5] [--requests 200] [--breakdown]
         [--upstream http://127.0.0.1:PORT/v1] [--python /path/to/python]
 """
 
