@@ -4,6 +4,8 @@ Each verb lives in a module of its own (``cli_*.py``); this one gathers them int
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from modelroute.cli_common import EXIT_BAD_INPUT, UsageFailure, token_env_of
@@ -17,35 +19,40 @@ __all__ = [
 ]  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands other than the four above, imported when run (or listed by --help): each pulls in
+# what only it needs (the evaluation's scipy, the trainer's numpy), which ``serve`` never reads.
+_LAZY = {
+    "logs": "cli_records:logs", "show": "cli_records:show", "stats": "cli_records:stats",
+    "export": "cli_records:export", "replay": "cli_analysis:replay",
+    "outcomes": "cli_outcomes:outcomes", "eval": "cli_eval:eval_command",
+    "calibrate": "cli_calibrate:calibrate", "audit": "cli_audit:audit", "drift": "cli_drift:drift",
+    "ui": "cli_ui:ui", "keys": "cli_keys:keys", "compare": "cli_compare:compare",
+    "simulate": "cli_simulate:simulate", "train": "cli_train:train_command",
+}  # fmt: skip
+
+
+class _Commands(click.Group):
+    """A group whose commands in ``_LAZY`` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _LAZY:
+            module, _, name = _LAZY[cmd_name].partition(":")
+            command = getattr(importlib.import_module(f"modelroute.{module}"), name)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelroute")
 def main() -> None:
     """Route each LLM request to the model best suited to it, by a declared policy."""
 
 
-def _register_commands() -> None:
-    from modelroute.cli_analysis import replay
-    from modelroute.cli_audit import audit
-    from modelroute.cli_calibrate import calibrate
-    from modelroute.cli_compare import compare
-    from modelroute.cli_drift import drift
-    from modelroute.cli_eval import eval_command
-    from modelroute.cli_keys import keys
-    from modelroute.cli_outcomes import outcomes
-    from modelroute.cli_records import export, logs, show, stats
-    from modelroute.cli_simulate import simulate
-    from modelroute.cli_train import train_command
-    from modelroute.cli_ui import ui
-
-    commands = (
-        check, explain, serve, simulator, logs, show, stats, export, replay, outcomes,
-        eval_command, calibrate, audit, drift, ui, keys, compare, simulate, train_command,
-    )  # fmt: skip
-    for command in commands:
-        main.add_command(command)
-
-
-_register_commands()
+for _command in (check, explain, serve, simulator):
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

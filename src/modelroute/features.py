@@ -1,10 +1,10 @@
 """Request features the planner needs, measured from an OpenAI-shaped body and headers.
 
 Prompt tokens are estimated offline with the o200k_base encoding shipped inside ``bpe-openai``
-(never fetched). Text past ``_EXACT_CHARS`` is extrapolated from the measured tokens-per-char
-of the first part, so estimating stays cheap for very long prompts. Other tokenizers (Claude,
-Llama) differ by a few percent to tens of percent; the estimate is for constraint checks, and
-the record keeps the provider's reported usage.
+(never fetched; its compiled tokenizer, loaded by ``o200k.py``). Text past ``_EXACT_CHARS`` is
+extrapolated from the measured tokens-per-char of the first part, so estimating stays cheap for
+very long prompts. Other tokenizers (Claude, Llama) differ by a few percent to tens of percent;
+the estimate is for constraint checks, and the record keeps the provider's reported usage.
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ _PER_IMAGE = 765  # a 1024x1024 image at high detail on GPT-4o-class models
 
 
 @lru_cache(maxsize=1)
-def _encoding() -> Any:
-    import bpe_openai
+def _encoder() -> Callable[[str], list[int]]:
+    from modelroute.o200k import encoder
 
-    return bpe_openai.get_encoding("o200k_base")
+    return encoder()
 
 
 def count_tokens(text: str) -> int:
     if not text:
         return 0
-    enc = _encoding()
+    encode = _encoder()
     if len(text) <= _EXACT_CHARS:
-        return len(enc.encode_ordinary(text))
-    head = len(enc.encode_ordinary(text[:_EXACT_CHARS]))
+        return len(encode(text))
+    head = len(encode(text[:_EXACT_CHARS]))
     return round(head * len(text) / _EXACT_CHARS)
 
 

@@ -12,9 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-from scipy import stats
-
 Method = Literal["wilson", "bootstrap", "none"]
 
 _BOOTSTRAP_RESAMPLES = 2000
@@ -51,6 +48,11 @@ def estimate(scores: Sequence[float], confidence: float = 0.95) -> Interval:
     n = len(scores)
     if n == 0:
         return Interval(None, None, None, 0, confidence, "none")
+    # Imported here: a gateway whose store holds no scores yet, or a command that never
+    # estimates, does not pay for them (~0.5 s and ~50 MiB).
+    import numpy as np
+    from scipy import stats
+
     values = np.asarray(scores, dtype=float)
     mean = float(values.mean())
     if np.all((values == 0.0) | (values == 1.0)):
@@ -80,6 +82,9 @@ def difference(old: Sequence[float], new: Sequence[float], confidence: float = 0
     how two versions of a model differ, with its uncertainty."""
     if not old or not new:
         return Interval(None, None, None, min(len(old), len(new)), confidence, "none")
+    import numpy as np
+    from scipy import stats
+
     a = np.asarray(old, dtype=float)
     b = np.asarray(new, dtype=float)
     diff = float(b.mean() - a.mean())

@@ -12,18 +12,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from modelroute.errors import PolicyError, Problem
-from modelroute.learned.format import LoadedRouter, RouterFileError, load_router
 from modelroute.policy.build import build_policy
 from modelroute.policy.compiled import Policy
 from modelroute.policy.schema import LearnedStrategy, PolicySpec
 from modelroute.policy.schema_errors import problems_from
 from modelroute.policy.source import Source, parse_yaml
 from modelroute.providers.kinds import known_kinds
+
+if TYPE_CHECKING:  # numpy loads with a learned route's router file, not with every policy
+    from modelroute.learned.format import LoadedRouter
 
 
 def load_policy_text(
@@ -82,6 +84,8 @@ def _routers(spec: PolicySpec, source: Source) -> tuple[dict[str, LoadedRouter],
         strategy = route.strategy
         if not isinstance(strategy, LearnedStrategy):
             continue
+        from modelroute.learned.format import RouterFileError, load_router
+
         file = base / strategy.router
         try:
             routers[name] = load_router(file)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from modelroute.cache import ResponseCache
@@ -14,7 +14,9 @@ from modelroute.policy.compiled import Policy
 from modelroute.state.admission import Admission, ErrorHook
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
-from modelroute.state.shared_stats import SharedStats
+
+if TYPE_CHECKING:  # the redis client (and the OpenTelemetry it imports) only for redis://
+    from modelroute.state.shared_stats import SharedStats
 
 MEMORY = "memory"
 
@@ -61,6 +63,7 @@ def open_state(
     from modelroute.cache.redis_cache import RedisCache
     from modelroute.state.redis_state import RedisCounters, connect
     from modelroute.state.shared_circuits import SharedBreakers
+    from modelroute.state.shared_stats import SharedStats
 
     settings = {m.name: m.breaker for m in policy.models.values()}
     circuits = SharedBreakers(
