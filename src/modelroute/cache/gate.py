@@ -37,6 +37,13 @@ class ResponseCache(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Entries(ResponseCache, Protocol):
+    """The same stores, for entries a client may also delete (the Responses API's stored
+    responses)."""
+
+    async def delete(self, key: str) -> bool: ...
+
+
 @dataclass(slots=True)
 class Lookup:
     key: str

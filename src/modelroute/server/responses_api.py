@@ -8,11 +8,18 @@ Chat Completions translation. A request the translation cannot carry, on a route
 model that serves the Responses API, is a 400 naming what cannot be bridged
 (``NotBridgeableError``, classified where the record is written, so both say 400). Errors
 leave in OpenAI's error format.
+
+With ``store`` true (the API's default) each response returned is kept once complete
+(``responses_store``), for ``GET /v1/responses/{id}`` and for a later request's
+``previous_response_id``, whose stored conversation goes before that request's input
+(``responses_stored.with_previous``) whichever model serves it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from modelroute.request_fields import RESPONSES_REQUEST
 from modelroute.router import ChatStream, Router
@@ -21,19 +28,30 @@ from modelroute.server.door import TranslatedEvents, answering_model, read_trans
 from modelroute.server.errors import HttpError
 from modelroute.server.responses_front import BridgeError, responses_to_chat
 from modelroute.server.responses_reply import StreamToResponses, completion_to_response
+from modelroute.server.responses_store import ResponseStore, input_items
+from modelroute.server.responses_stored import owner_of, with_previous
 from modelroute.server.sse import relay_sse
 
 ENDPOINT = "responses"
 
 
 class ResponsesDoor:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, store: ResponseStore | None = None) -> None:
         self.router = router
+        self.store = store if store is not None else ResponseStore()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        owner = owner_of(scope)
+        sent: dict[str, Any] = {}  # the client's own body, before its conversation is added
+
+        async def prepare(raw: dict[str, Any]) -> dict[str, Any]:
+            sent.update(raw)
+            return await with_previous(self.store, raw, owner)
+
         body = await read_translated(
-            self.router, receive, send, responses_to_chat, BridgeError, ENDPOINT, HttpError.openai
-        )
+            self.router, receive, send, responses_to_chat, BridgeError, ENDPOINT,
+            HttpError.openai, prepare,
+        )  # fmt: skip
         if body is None:
             return
         if body.get("stream"):  # the completed response carries usage: always ask for it
@@ -42,16 +60,36 @@ class ResponsesDoor:
         if answer is None:
             return
         request = body[RESPONSES_REQUEST]
+        # the response repeats the id the client sent, not the conversation it stands for
+        echoed = {**request, "previous_response_id": sent.get("previous_response_id")}
         created = int(time.time())
         response_id = "resp_" + answer.record.request_id.replace("-", "")
+        keep = self._keeper(request, owner) if sent.get("store") is not False else None
         if isinstance(answer, ChatStream):
             model = answering_model(self.router, answer.headers)
-            translator = StreamToResponses(request, response_id, model, created)
+            translator = StreamToResponses(echoed, response_id, model, created)
             await relay_sse(answer, ResponsesEvents(translator), scope, receive, send)
+            if keep is not None and translator.final is not None:
+                await keep(translator.final)
             return
         model = answer.completion.model_reported or answering_model(self.router, answer.headers)
-        response = completion_to_response(answer.completion, request, response_id, model, created)
+        response = completion_to_response(answer.completion, echoed, response_id, model, created)
         await send_json(send, 200, response, answer.headers.items())
+        if keep is not None:
+            await keep(response)
+
+    def _keeper(
+        self, request: dict[str, Any], owner: str | None
+    ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        """How a response to ``request`` is stored once complete, with its input items (the
+        whole conversation: ``request``'s input already holds the previous one's)."""
+
+        async def keep(response: dict[str, Any]) -> None:
+            if response.get("status") in ("completed", "incomplete"):
+                items = input_items(request.get("input"), str(response.get("id") or ""))
+                await self.store.keep(response, items, owner)
+
+        return keep
 
 
 class ResponsesEvents(TranslatedEvents):

@@ -15,11 +15,15 @@ from modelroute.request_fields import MAX_COUNT
 
 
 class BridgeError(ValueError):
-    """A malformed Responses request: ``param`` names the field, as OpenAI's errors do."""
+    """A malformed Responses request: ``param`` names the field, as OpenAI's errors do, and
+    ``code`` is the error's code."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, param: str | None = None, code: str = "invalid_request"
+    ) -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
 
 
 _STRINGS = ("user", "safety_identifier", "prompt_cache_key", "previous_response_id")

@@ -223,6 +223,8 @@ class StreamToResponses:
         self._calls: dict[int, dict[str, Any]] = {}  # open function calls by chunk index
         self._finish: str | None = None
         self._usage: Usage | None = None
+        # the response the stream ended with (completed or incomplete); None until then
+        self.final: dict[str, Any] | None = None
 
     def feed(self, chunk: StreamChunk) -> bytes:
         if self._ended:
@@ -250,7 +252,7 @@ class StreamToResponses:
         out = self._start() + self._close_all()
         self._ended = True
         status = status_of(self._finish)
-        response = self._response(status, self._usage)
+        response = self.final = self._response(status, self._usage)
         return out + self._event({"type": f"response.{status}", "response": response})
 
     def error(self, code: str, message: str) -> bytes:
@@ -275,6 +277,8 @@ class StreamToResponses:
             self.model = str(chunk.data["model"])
         if chunk.event in ("response.completed", "response.incomplete"):
             self._ended = True
+            final = chunk.data.get("response")
+            self.final = final if isinstance(final, dict) else None
         raw: bytes = chunk.raw
         return b"event: " + chunk.event.encode() + b"\ndata: " + raw + b"\n\n"
 
