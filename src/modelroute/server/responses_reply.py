@@ -199,6 +199,17 @@ def _call_item(
     }
 
 
+def _final_response(raw: bytes) -> dict[str, Any] | None:
+    """The response a native stream's last event carries (its chunk's data is the Chat
+    Completions reading of it: the event itself is parsed again, once per stream)."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    response = event.get("response") if isinstance(event, dict) else None
+    return response if isinstance(response, dict) else None
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     name = str(event["type"]).encode()
     return b"event: " + name + b"\ndata: " + orjson.dumps(event) + b"\n\n"
@@ -277,8 +288,7 @@ class StreamToResponses:
             self.model = str(chunk.data["model"])
         if chunk.event in ("response.completed", "response.incomplete"):
             self._ended = True
-            final = chunk.data.get("response")
-            self.final = final if isinstance(final, dict) else None
+            self.final = _final_response(chunk.raw)
         raw: bytes = chunk.raw
         return b"event: " + chunk.event.encode() + b"\ndata: " + raw + b"\n\n"
 
