@@ -123,9 +123,7 @@ async def test_previous_response_id_carries_the_conversation(route: str) -> None
         oldest = await client.responses.input_items.list(third.id, order="asc", limit=2)
         assert [i.id for i in oldest.data] == [i.id for i in items.data][::-1][:2]
         assert oldest.has_more is True
-        rest = await client.responses.input_items.list(
-            third.id, order="asc", after=oldest.last_id
-        )
+        rest = await client.responses.input_items.list(third.id, order="asc", after=oldest.last_id)
         assert len(rest.data) == 3 and rest.has_more is False
 
 
