@@ -1,7 +1,8 @@
 """Stored responses through the real gateway with the official ``openai`` SDK:
 ``client.responses.retrieve``, ``delete`` and ``input_items.list``; a conversation carried by
 ``previous_response_id`` through the bridge and to an upstream that serves the Responses API
-(whose second turn's upstream request carries the first turn); ``store: false``; a streamed
+(whose second turn's upstream request carries the first turn), and to an upstream that keeps
+its own responses (sent the id when it answered the turn before); ``store: false``; a streamed
 response retrieved once complete; unknown ids; and the store shared through Redis by two
 gateways."""
 
@@ -24,6 +25,7 @@ from ..responses_shapes import valid_response
 from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
 from .fixtures import sdk_client, sim_config
 from .harness import Gateway, gateway
+from .keeping_upstream import KeepingUpstream
 from .native_policy import with_native
 
 POLICY = with_native(
@@ -217,3 +219,68 @@ async def test_two_gateways_share_stored_responses_through_redis(prefix: str) ->
         await on_b.responses.delete(first.id)
         with pytest.raises(openai.NotFoundError):
             await on_a.responses.retrieve(first.id)
+
+
+KEEPER = """  keeper:
+    provider: openai
+    base_url: "{keeper}"
+    model_id: keeper-1
+    allow_floating: true
+    prices: {input: 3.0, output: 6.0}
+    context_window: 64000
+    capabilities: [responses]
+    latency: {p50_ms: 30, p95_ms: 80}
+"""
+KEPT_POLICY = with_native(
+    """  kept:
+    strategy: {kind: fixed, models: [keeper]}
+  bridged:
+    strategy: {kind: fixed, models: [primary]}
+"""
+).replace("routes:\n", KEEPER + "routes:\n", 1)
+
+
+async def test_the_upstream_that_keeps_the_previous_response_is_sent_its_id() -> None:
+    """Turn 1 answered by an upstream that keeps its responses: turn 2 on the same model
+    names it (the upstream continues its own conversation); on any other model, and after a
+    bridged turn, the whole conversation goes instead."""
+    async with KeepingUpstream().running() as keeper:
+        policy = KEPT_POLICY.replace("{keeper}", keeper.url)
+        async with gateway(policy, sim_config()) as gw:
+            client = sdk_client(gw)
+            first = await client.responses.create(model="kept", input=FRANCE)
+            assert first.output_text == "turn 1" and first.id == "resp_kept1"
+            second = await client.responses.create(
+                model="kept", input="And of Spain?", previous_response_id=first.id
+            )
+            assert keeper.requests[1]["previous_response_id"] == first.id
+            assert keeper.requests[1]["input"] == "And of Spain?"  # as the client wrote it
+            assert second.output_text == "turn 2"  # the upstream resolved the id itself
+            items = await client.responses.input_items.list(second.id, order="asc")
+            assert [i.role for i in items.data] == ["user", "assistant", "user"]  # type: ignore[union-attr]
+            # the same conversation on a bridged model: sent whole
+            await client.responses.create(
+                model="bridged", input="And of Italy?", previous_response_id=second.id
+            )
+            assert conversation_sent("bridged", upstream_bodies(gw)[-1]) == [
+                ("user", FRANCE), ("assistant", "turn 1"), ("user", "And of Spain?"),
+                ("assistant", "turn 2"), ("user", "And of Italy?"),
+            ]  # fmt: skip
+            # a bridged turn, then the keeping upstream: it never saw that turn, so it gets
+            # the whole conversation and no id
+            bridged = await client.responses.create(model="bridged", input=FRANCE)
+            after = await client.responses.create(
+                model="kept", input="And of Spain?", previous_response_id=bridged.id
+            )
+            assert "previous_response_id" not in keeper.requests[-1]
+            assert conversation_sent("served", keeper.requests[-1]) == [
+                ("user", FRANCE), ("assistant", "Paris"), ("user", "And of Spain?"),
+            ]  # fmt: skip
+            assert after.output_text == "turn 2"
+            # an answer the upstream did not keep (store: false) is not named to it either
+            unkept = await client.responses.create(model="kept", input=FRANCE, store=False)
+            with pytest.raises(openai.BadRequestError) as caught:
+                await client.responses.create(
+                    model="kept", input="again", previous_response_id=unkept.id
+                )
+            assert caught.value.code == "previous_response_not_found"

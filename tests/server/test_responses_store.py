@@ -57,8 +57,8 @@ def test_input_items_as_stored() -> None:
 async def test_entries_expire_and_only_their_key_sees_them() -> None:
     clock = Clock()
     store = ResponseStore(MemoryCache(clock=clock), ttl_s=60)
-    await store.keep(response("resp_1"), input_items("q", "resp_1"), "key-a")
-    await store.keep(response("resp_2"), input_items("q", "resp_2"), None)
+    await store.keep(StoredResponse(response("resp_1"), input_items("q", "resp_1"), "key-a"))
+    await store.keep(StoredResponse(response("resp_2"), input_items("q", "resp_2"), None))
     assert (await store.get("resp_1", "key-a")) is not None
     assert await store.get("resp_1", "key-b") is None and await store.get("resp_1", None) is None
     assert await store.delete("resp_1", "key-b") is False  # another key's: not there for it
@@ -70,7 +70,7 @@ async def test_entries_expire_and_only_their_key_sees_them() -> None:
 async def test_the_store_is_bounded_and_deletes() -> None:
     store = ResponseStore(MemoryCache(max_entries=2, max_bytes=1_000_000))
     for n in range(3):
-        await store.keep(response(f"resp_{n}"), [], None)
+        await store.keep(StoredResponse(response(f"resp_{n}"), [], None))
     assert await store.get("resp_0", None) is None  # the oldest went
     assert await store.delete("resp_2", None) is True
     assert await store.get("resp_2", None) is None and await store.delete("resp_2", None) is False
@@ -81,16 +81,21 @@ async def test_the_store_is_bounded_and_deletes() -> None:
 def test_damaged_entries_read_as_none() -> None:
     assert StoredResponse.decode(b"not json") is None
     assert StoredResponse.decode(b'{"response": [], "input": [], "owner": null}') is None
-    entry = StoredResponse(response("resp_1"), [{"type": "message"}], "k")
+    entry = StoredResponse(response("resp_1"), [{"type": "message"}], "k", "native")
     assert StoredResponse.decode(entry.encode()) == entry
+    assert entry.kept_upstream() is None  # the upstream did not say it stored it
+    kept = StoredResponse({**response("resp_1"), "store": True}, [], None, "native")
+    assert kept.kept_upstream() == "native"
+    assert StoredResponse({**response("r"), "store": True}, [], None).kept_upstream() is None
 
 
 async def test_with_previous_puts_the_conversation_first() -> None:
     store = ResponseStore()
     first = response("resp_1")
-    await store.keep(first, input_items("capital of France?", "resp_1"), "k")
+    await store.keep(StoredResponse(first, input_items("capital of France?", "resp_1"), "k"))
     body = {"model": "m", "input": "and Spain?", "previous_response_id": "resp_1", "store": True}
-    out = await with_previous(store, body, "k")
+    out, previous = await with_previous(store, body, "k")
+    assert previous is not None and previous.response == first
     assert "previous_response_id" not in out and out["store"] is True
     assert out["input"] == [
         {"type": "message", "role": "user", "content": [
@@ -99,7 +104,7 @@ async def test_with_previous_puts_the_conversation_first() -> None:
             {"type": "output_text", "text": "Paris", "annotations": []}]},
         {"role": "user", "content": "and Spain?"},
     ]  # fmt: skip
-    assert await with_previous(store, {"input": "x"}, "k") == {"input": "x"}
+    assert await with_previous(store, {"input": "x"}, "k") == ({"input": "x"}, None)
     with pytest.raises(BridgeError) as caught:
         await with_previous(store, body, "someone else")
     assert caught.value.code == "previous_response_not_found"

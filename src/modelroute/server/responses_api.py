@@ -18,17 +18,16 @@ With ``store`` true (the API's default) each response returned is kept once comp
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelroute.request_fields import RESPONSES_REQUEST
+from modelroute.request_fields import RESPONSES_PREVIOUS, RESPONSES_REQUEST
 from modelroute.router import ChatStream, Router
 from modelroute.server.asgi import Receive, Scope, Send, send_json
 from modelroute.server.door import TranslatedEvents, answering_model, read_translated, route
 from modelroute.server.errors import HttpError
 from modelroute.server.responses_front import BridgeError, responses_to_chat
 from modelroute.server.responses_reply import StreamToResponses, completion_to_response
-from modelroute.server.responses_store import ResponseStore, input_items
+from modelroute.server.responses_store import ResponseStore, StoredResponse, input_items
 from modelroute.server.responses_stored import owner_of, with_previous
 from modelroute.server.sse import relay_sse
 
@@ -43,10 +42,13 @@ class ResponsesDoor:
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         owner = owner_of(scope)
         sent: dict[str, Any] = {}  # the client's own body, before its conversation is added
+        found: list[StoredResponse] = []  # the response it continues
 
         async def prepare(raw: dict[str, Any]) -> dict[str, Any]:
             sent.update(raw)
-            return await with_previous(self.store, raw, owner)
+            body, previous = await with_previous(self.store, raw, owner)
+            found.extend(() if previous is None else (previous,))
+            return body
 
         body = await read_translated(
             self.router, receive, send, responses_to_chat, BridgeError, ENDPOINT,
@@ -54,6 +56,8 @@ class ResponsesDoor:
         )  # fmt: skip
         if body is None:
             return
+        if found:
+            _name_the_previous(body, found[0], sent)
         if body.get("stream"):  # the completed response carries usage: always ask for it
             body["stream_options"] = {"include_usage": True}
         answer = await route(self.router, scope, send, body, ENDPOINT, HttpError.openai)
@@ -64,32 +68,48 @@ class ResponsesDoor:
         echoed = {**request, "previous_response_id": sent.get("previous_response_id")}
         created = int(time.time())
         response_id = "resp_" + answer.record.request_id.replace("-", "")
-        keep = self._keeper(request, owner) if sent.get("store") is not False else None
+        keep = sent.get("store") is not False
         if isinstance(answer, ChatStream):
             model = answering_model(self.router, answer.headers)
             translator = StreamToResponses(echoed, response_id, model, created)
             await relay_sse(answer, ResponsesEvents(translator), scope, receive, send)
-            if keep is not None and translator.final is not None:
-                await keep(translator.final)
+            if keep and translator.final is not None:
+                native = answer.record.final_model if translator.native else None
+                await self._keep(translator.final, request, owner, native)
             return
         model = answer.completion.model_reported or answering_model(self.router, answer.headers)
         response = completion_to_response(answer.completion, echoed, response_id, model, created)
         await send_json(send, 200, response, answer.headers.items())
-        if keep is not None:
-            await keep(response)
+        if keep:
+            native = answer.record.final_model if answer.completion.response else None
+            await self._keep(response, request, owner, native)
 
-    def _keeper(
-        self, request: dict[str, Any], owner: str | None
-    ) -> Callable[[dict[str, Any]], Awaitable[None]]:
-        """How a response to ``request`` is stored once complete, with its input items (the
-        whole conversation: ``request``'s input already holds the previous one's)."""
+    async def _keep(
+        self,
+        response: dict[str, Any],
+        request: dict[str, Any],
+        owner: str | None,
+        native_model: str | None,
+    ) -> None:
+        """A complete response stored with its input items (the whole conversation:
+        ``request``'s input already holds the previous one's)."""
+        if response.get("status") in ("completed", "incomplete"):
+            items = input_items(request.get("input"), str(response.get("id") or ""))
+            await self.store.keep(StoredResponse(response, items, owner, native_model))
 
-        async def keep(response: dict[str, Any]) -> None:
-            if response.get("status") in ("completed", "incomplete"):
-                items = input_items(request.get("input"), str(response.get("id") or ""))
-                await self.store.keep(response, items, owner)
 
-        return keep
+def _name_the_previous(
+    body: dict[str, Any], previous: StoredResponse, sent: dict[str, Any]
+) -> None:
+    """When the previous response's upstream keeps it, its model is sent the request as the
+    client wrote it, naming the previous response (the upstream's cached prompt and reasoning
+    carry over); every other model the whole conversation (``RESPONSES_PREVIOUS``)."""
+    model = previous.kept_upstream()
+    if model is None:
+        return
+    request = {**body[RESPONSES_REQUEST], "input": sent.get("input")}
+    request["previous_response_id"] = sent.get("previous_response_id")
+    body[RESPONSES_PREVIOUS] = {"model": model, "request": request}
 
 
 class ResponsesEvents(TranslatedEvents):

@@ -236,6 +236,7 @@ class StreamToResponses:
         self._usage: Usage | None = None
         # the response the stream ended with (completed or incomplete); None until then
         self.final: dict[str, Any] | None = None
+        self.native = False  # the upstream spoke the Responses API (its events pass as sent)
 
     def feed(self, chunk: StreamChunk) -> bytes:
         if self._ended:
@@ -280,7 +281,7 @@ class StreamToResponses:
 
     def _native(self, chunk: StreamChunk) -> bytes:
         assert chunk.event is not None and chunk.raw is not None
-        self._started = True
+        self._started = self.native = True
         self._seq += 1
         if chunk.data.get("id"):
             self.response_id = str(chunk.data["id"])

@@ -37,11 +37,15 @@ class StoredResponse:
     response: dict[str, Any]  # the ``response`` object, as the client got it
     input_items: list[dict[str, Any]]  # the whole conversation it answered, oldest first
     owner: str | None  # the key id of the API key that created it; None: no key
+    # the policy's model whose upstream answered in the Responses API's own terms (and may
+    # keep the response itself); None: answered through the bridge
+    native_model: str | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"response": self.response, "input": self.input_items, "owner": self.owner}
-        )
+            {"response": self.response, "input": self.input_items, "owner": self.owner,
+             "native": self.native_model}
+        )  # fmt: skip
 
     @classmethod
     def decode(cls, raw: bytes) -> StoredResponse | None:
@@ -53,7 +57,18 @@ class StoredResponse:
             return None
         if not isinstance(response, dict) or not isinstance(items, list):
             return None
-        return cls(response, items, owner if isinstance(owner, str) else None)
+        native = data.get("native")
+        return cls(
+            response,
+            items,
+            owner if isinstance(owner, str) else None,
+            native if isinstance(native, str) else None,
+        )
+
+    def kept_upstream(self) -> str | None:
+        """The model whose upstream keeps this response itself (it answered natively and
+        said it stored it): a next turn there may name it instead of resending it all."""
+        return self.native_model if self.response.get("store") is True else None
 
     def context(self) -> list[dict[str, Any]]:
         """The conversation up to and including this response, as a next request's input."""
@@ -69,12 +84,9 @@ class ResponseStore:
         self.entries: Entries = entries if entries is not None else MemoryCache()
         self.ttl_s = ttl_s
 
-    async def keep(
-        self, response: dict[str, Any], input_items: list[dict[str, Any]], owner: str | None
-    ) -> None:
-        response_id = response.get("id")
+    async def keep(self, entry: StoredResponse) -> None:
+        response_id = entry.response.get("id")
         if isinstance(response_id, str) and response_id:
-            entry = StoredResponse(response, input_items, owner)
             await self.entries.put(response_id, entry.encode(), self.ttl_s)
 
     async def get(self, response_id: str, owner: str | None) -> StoredResponse | None:

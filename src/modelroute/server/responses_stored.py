@@ -5,8 +5,9 @@ default, paged by ``after``, ``limit`` and ``order``). An id that is unknown, ex
 or another API key's is a 404 in OpenAI's error format.
 
 ``with_previous`` is what ``previous_response_id`` means on ``POST /v1/responses``: the
-stored conversation goes before the new input, so any model, bridged or native, is sent the
-whole of it.
+stored conversation goes before the new input, so any model, bridged or native, can be sent
+the whole of it (the model whose upstream keeps the previous response itself is sent the id
+instead: ``responses_api``).
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ def is_stored_path(path: str) -> bool:
 
 async def with_previous(
     store: ResponseStore, body: dict[str, Any], owner: str | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], StoredResponse | None]:
     """``body`` with the conversation of its ``previous_response_id`` before its input (and
-    the id left out); unchanged without one. ``BridgeError`` (400
-    ``previous_response_not_found``, as the API answers) when there is no such response."""
+    the id left out), and that stored response; ``body`` unchanged without one.
+    ``BridgeError`` (400 ``previous_response_not_found``, as the API answers) when there is
+    no such response."""
     previous_id = body.get("previous_response_id")
     if not isinstance(previous_id, str) or not previous_id:
-        return body  # absent, or a wrong type the translation refuses
+        return body, None  # absent, or a wrong type the translation refuses
     previous = await store.get(previous_id, owner)
     if previous is None:
         raise BridgeError(
@@ -59,10 +61,10 @@ async def with_previous(
     given = body.get("input")
     new = [{"role": "user", "content": given}] if isinstance(given, str) else given
     if not isinstance(new, list):
-        return body  # the translation says what is wrong with it
+        return body, None  # the translation says what is wrong with it
     out = {key: value for key, value in body.items() if key != "previous_response_id"}
     out["input"] = [*previous.context(), *new]
-    return out
+    return out, previous
 
 
 async def handle_stored(store: ResponseStore, scope: Scope, send: Send) -> None:
