@@ -292,8 +292,8 @@ def _checked_state_url(url: str, workers: int) -> str:
     if url == MEMORY and workers > 1:
         click.echo(
             f"warning: --state memory with --workers {workers}: each worker keeps its own "
-            "circuit breakers, rate limits and budgets (a limit admits up to "
-            f"{workers} times its value); use --state redis://... to share them",
+            "circuit breakers, rate limits, budgets and stored responses (a limit admits up "
+            f"to {workers} times its value); use --state redis://... to share them",
             err=True,
         )
     return url

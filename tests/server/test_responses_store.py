@@ -92,6 +92,7 @@ def test_damaged_entries_read_as_none() -> None:
 async def test_with_previous_puts_the_conversation_first() -> None:
     store = ResponseStore()
     first = response("resp_1")
+    first["output"].insert(0, {"type": "reasoning", "id": "rs_1", "summary": []})
     await store.keep(StoredResponse(first, input_items("capital of France?", "resp_1"), "k"))
     body = {"model": "m", "input": "and Spain?", "previous_response_id": "resp_1", "store": True}
     out, previous = await with_previous(store, body, "k")

@@ -71,10 +71,16 @@ class StoredResponse:
         return self.native_model if self.response.get("store") is True else None
 
     def context(self) -> list[dict[str, Any]]:
-        """The conversation up to and including this response, as a next request's input."""
+        """The conversation up to and including this response, as a next request's input.
+        Reasoning items stay out: they are one upstream's, which no other reads (and which
+        would keep the turn from the bridge); the upstream that keeps them is sent the id."""
         output = self.response.get("output")
         items = [*self.input_items, *(output if isinstance(output, list) else ())]
-        return [_as_input(item) for item in items if isinstance(item, dict)]
+        return [
+            _as_input(item)
+            for item in items
+            if isinstance(item, dict) and item.get("type") != "reasoning"
+        ]
 
 
 class ResponseStore:
