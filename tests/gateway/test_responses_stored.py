@@ -284,3 +284,26 @@ async def test_the_upstream_that_keeps_the_previous_response_is_sent_its_id() ->
                     model="kept", input="again", previous_response_id=unkept.id
                 )
             assert caught.value.code == "previous_response_not_found"
+
+
+async def test_an_unreachable_redis_is_a_503_not_a_missing_response() -> None:
+    dead = RedisCache(
+        connect("redis://127.0.0.1:1/0"), "x:", namespace="responses", fail_open=False
+    )
+    async with gateway(POLICY, sim_config(), responses=ResponseStore(dead)) as gw:
+        client = sdk_client(gw)
+        answered = await client.responses.create(model="bridged", input=FRANCE)
+        assert answered.output_text == "Paris"  # answered; only the storing failed
+        for read in (client.responses.retrieve, client.responses.input_items.list):
+            with pytest.raises(openai.InternalServerError) as caught:
+                await read(answered.id)
+            assert caught.value.status_code == 503
+            assert caught.value.body["code"] == "store_unavailable"  # type: ignore[index]
+        with pytest.raises(openai.InternalServerError) as refused:
+            await client.responses.with_raw_response.create(
+                model="bridged", input="again", previous_response_id=answered.id
+            )
+        assert refused.value.status_code == 503
+        record = gw.record(refused.value.response.headers["x-modelroute-request-id"])
+        assert record.http_status == 503 and record.status == "failed"
+        assert len(upstream_bodies(gw)) == 1

@@ -9,7 +9,14 @@ record says ``cache_hit`` with the cost it saved (``gate.py``).
 """
 
 from modelroute.cache.entry import CachedAnswer
-from modelroute.cache.gate import HEADER, CacheGate, Entries, Lookup, ResponseCache
+from modelroute.cache.gate import (
+    HEADER,
+    CacheGate,
+    Entries,
+    Lookup,
+    ResponseCache,
+    StoreUnreachable,
+)
 from modelroute.cache.key import cache_key, samples, uncacheable
 from modelroute.cache.memory import MemoryCache
 
@@ -21,6 +28,7 @@ __all__ = [
     "Lookup",
     "MemoryCache",
     "ResponseCache",
+    "StoreUnreachable",
     "cache_key",
     "samples",
     "uncacheable",

@@ -44,6 +44,11 @@ class Entries(ResponseCache, Protocol):
     async def delete(self, key: str) -> bool: ...
 
 
+class StoreUnreachable(RuntimeError):
+    """A shared store that cannot be reached, from one that says so rather than answering as
+    if the entry were not there (``RedisCache(fail_open=False)``)."""
+
+
 @dataclass(slots=True)
 class Lookup:
     key: str

@@ -5,6 +5,8 @@ use the same store under another ``namespace`` (``server/responses_store.py``).
 
 A Redis that cannot be reached is a miss (and an answer not kept), never a failed request:
 ``on_error(operation, outcome)`` counts each such time (the namespace, ``miss``/``skipped``).
+With ``fail_open=False`` (stored responses, where "not there" would mislead a client) each
+such time also raises ``StoreUnreachable``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from modelroute.cache.gate import StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +31,13 @@ class RedisCache:
         prefix: str = "modelroute:",
         on_error: ErrorHook | None = None,
         namespace: str = "cache",
+        fail_open: bool = True,
     ) -> None:
         self.client = client
         self.prefix = f"{prefix}{namespace}:"
         self.namespace = namespace
         self.on_error = on_error
+        self.fail_open = fail_open
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -48,7 +54,7 @@ class RedisCache:
             self._failed("skipped", exc)
 
     async def delete(self, key: str) -> bool:
-        """Whether there was an entry to delete (an unreachable Redis: False)."""
+        """Whether there was an entry to delete (an unreachable Redis: False, failing open)."""
         try:
             return bool(await self.client.delete(self.prefix + key))
         except (RedisError, OSError) as exc:
@@ -59,6 +65,8 @@ class RedisCache:
         log.warning("%s: Redis unreachable (%s): %s", self.namespace, outcome, exc)
         if self.on_error is not None:
             self.on_error(self.namespace, outcome)
+        if not self.fail_open:
+            raise StoreUnreachable(f"the {self.namespace} store (Redis) cannot be reached") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()

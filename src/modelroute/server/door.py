@@ -34,8 +34,8 @@ async def read_translated(
 ) -> dict[str, Any] | None:
     """The client's body, read, passed through ``prepare`` (if any) and translated into the
     canonical one; None when it could not be (unreadable, or ``prepare`` or ``translate``
-    raised ``refused``: a 400, naming the ``param`` and ``code`` a ``BridgeError`` names),
-    the refusal recorded and sent."""
+    raised ``refused``: a 400, or the ``status``, ``param`` and ``code`` a ``BridgeError``
+    names), the refusal recorded and sent."""
     from modelroute.server.app import read_json
 
     raw, problem = await read_json(receive)
@@ -47,7 +47,8 @@ async def read_translated(
             param = exc.param if isinstance(exc, BridgeError) else None
             details = {"param": param} if param else {}
             code = exc.code if isinstance(exc, BridgeError) else "invalid_request"
-            problem = HttpError(400, code, str(exc), details, {})
+            status = exc.status if isinstance(exc, BridgeError) else 400
+            problem = HttpError(status, code, str(exc), details, {})
     if problem is not None or body is None:
         assert problem is not None
         await reject(router, send, problem, endpoint, render)

@@ -17,9 +17,11 @@ With ``store`` true (the API's default) each response returned is kept once comp
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from modelroute.cache import StoreUnreachable
 from modelroute.request_fields import RESPONSES_PREVIOUS, RESPONSES_REQUEST
 from modelroute.router import ChatStream, Router
 from modelroute.server.asgi import Receive, Scope, Send, send_json
@@ -32,6 +34,8 @@ from modelroute.server.responses_stored import owner_of, with_previous
 from modelroute.server.sse import relay_sse
 
 ENDPOINT = "responses"
+
+log = logging.getLogger(__name__)
 
 
 class ResponsesDoor:
@@ -93,9 +97,13 @@ class ResponsesDoor:
     ) -> None:
         """A complete response stored with its input items (the whole conversation:
         ``request``'s input already holds the previous one's)."""
-        if response.get("status") in ("completed", "incomplete"):
-            items = input_items(request.get("input"), str(response.get("id") or ""))
+        if response.get("status") not in ("completed", "incomplete"):
+            return
+        items = input_items(request.get("input"), str(response.get("id") or ""))
+        try:
             await self.store.keep(StoredResponse(response, items, owner, native_model))
+        except StoreUnreachable as exc:  # the answer has left: it goes unstored, said so
+            log.warning("response %s not stored: %s", response.get("id"), exc)
 
 
 def _name_the_previous(

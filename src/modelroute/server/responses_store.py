@@ -158,4 +158,5 @@ def open_responses(url: str, prefix: str = "modelroute:") -> ResponseStore:
     from modelroute.state.redis_state import connect
 
     url, prefix = split_prefix(url, prefix)
-    return ResponseStore(RedisCache(connect(url), prefix, namespace="responses"))
+    entries = RedisCache(connect(url), prefix, namespace="responses", fail_open=False)
+    return ResponseStore(entries)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
+from modelroute.cache import StoreUnreachable
 from modelroute.server.access import IDENTITY
 from modelroute.server.asgi import Scope, Send, send_json
 from modelroute.server.errors import HttpError
@@ -51,7 +52,10 @@ async def with_previous(
     previous_id = body.get("previous_response_id")
     if not isinstance(previous_id, str) or not previous_id:
         return body, None  # absent, or a wrong type the translation refuses
-    previous = await store.get(previous_id, owner)
+    try:
+        previous = await store.get(previous_id, owner)
+    except StoreUnreachable as exc:
+        raise BridgeError(f"{exc}: try again later.", None, "store_unavailable", 503) from None
     if previous is None:
         raise BridgeError(
             f"Previous response with id '{previous_id}' not found.",
@@ -68,7 +72,16 @@ async def with_previous(
 
 
 async def handle_stored(store: ResponseStore, scope: Scope, send: Send) -> None:
-    """``GET``/``DELETE`` of ``/v1/responses/{id}`` and ``GET`` of its ``input_items``."""
+    """``GET``/``DELETE`` of ``/v1/responses/{id}`` and ``GET`` of its ``input_items``; a
+    503 while the store cannot be reached."""
+    try:
+        await _stored(store, scope, send)
+    except StoreUnreachable as exc:
+        message = f"{exc}: try again later."
+        await _error(send, HttpError(503, "store_unavailable", message, {}, {}))
+
+
+async def _stored(store: ResponseStore, scope: Scope, send: Send) -> None:
     rest = scope["path"].removeprefix(PREFIX)
     listing = rest.endswith(_ITEMS)
     response_id = rest.removesuffix(_ITEMS)
