@@ -307,3 +307,25 @@ async def test_an_unreachable_redis_is_a_503_not_a_missing_response() -> None:
         record = gw.record(refused.value.response.headers["x-modelroute-request-id"])
         assert record.http_status == 503 and record.status == "failed"
         assert len(upstream_bodies(gw)) == 1
+
+
+async def test_the_openapi_document_describes_the_stored_responses() -> None:
+    async with gateway(POLICY, sim_config()) as gw:
+        created = await sdk_client(gw).responses.create(model="bridged", input=FRANCE)
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
+            spec = (await http.get("/openapi.json")).json()
+            items = (await http.get(f"/v1/responses/{created.id}/input_items")).json()
+            deleted = (await http.delete(f"/v1/responses/{created.id}")).json()
+    schemas = spec["components"]["schemas"]
+    for body, name in ((items, "ResponseItemList"), (deleted, "ResponseDeleted")):
+        schema = schemas[name]
+        assert set(schema["required"]) <= set(body) and set(body) <= set(schema["properties"])
+    assert set(items["data"][0]) >= set(schemas["ResponseItemList"]["properties"]["data"][
+        "items"]["required"])  # fmt: skip
+    one = spec["paths"]["/v1/responses/{response_id}"]
+    assert (one["get"]["operationId"], one["delete"]["operationId"]) == (
+        "getResponse", "deleteResponse",
+    )  # fmt: skip
+    listing = spec["paths"]["/v1/responses/{response_id}/input_items"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"response_id", "after", "limit", "order"}
+    assert set(listing["responses"]) == {"200", "400", "404", "503"}

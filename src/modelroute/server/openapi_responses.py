@@ -236,7 +236,11 @@ def stored_response_paths(errors: dict[str, Schema]) -> dict[str, Any]:
             "description": "No stored response has this id (unknown, expired, deleted, or "
             "created with another API key).",
             "content": errors["404"]["content"],
-        }
+        },
+        "503": {
+            "description": "The shared store (Redis) cannot be reached (`store_unavailable`).",
+            "content": errors["503"]["content"],
+        },
     }
 
     def one(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
