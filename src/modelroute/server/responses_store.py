@@ -148,15 +148,19 @@ def _as_input(item: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key not in _READ_ONLY}
 
 
-def open_responses(url: str, prefix: str = "modelroute:") -> ResponseStore:
+def open_responses(
+    url: str, prefix: str = "modelroute:", ttl_s: float | None = None
+) -> ResponseStore:
     """``memory`` (this process) or a ``redis://`` URL (``?prefix=`` honoured), as for
-    ``serve --state``: the same choice as the response cache's and the sessions' pins."""
+    ``serve --state``: the same choice as the response cache's and the sessions' pins.
+    Entries are kept ``ttl_s`` seconds (``DEFAULT_TTL_S`` when None)."""
+    ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     if url == "memory":
-        return ResponseStore()
+        return ResponseStore(ttl_s=ttl)
     from modelroute.cache.redis_cache import RedisCache
     from modelroute.state.backends import split_prefix
     from modelroute.state.redis_state import connect
 
     url, prefix = split_prefix(url, prefix)
     entries = RedisCache(connect(url), prefix, namespace="responses", fail_open=False)
-    return ResponseStore(entries)
+    return ResponseStore(entries, ttl)
