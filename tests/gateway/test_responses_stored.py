@@ -8,6 +8,8 @@ gateways."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 import redis
 from openai.types.responses import ResponseItemList
 
+from modelroute.cache import MemoryCache
 from modelroute.cache.redis_cache import RedisCache
 from modelroute.server.responses_store import ResponseStore
 from modelroute.state.redis_state import connect
@@ -329,3 +332,34 @@ async def test_the_openapi_document_describes_the_stored_responses() -> None:
     listing = spec["paths"]["/v1/responses/{response_id}/input_items"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"response_id", "after", "limit", "order"}
     assert set(listing["responses"]) == {"200", "400", "404", "503"}
+
+
+class SlowEntries(MemoryCache):
+    """Entries that take a while to be written."""
+
+    async def put(self, key: str, value: bytes, ttl_s: float) -> None:
+        await asyncio.sleep(0.2)
+        await super().put(key, value, ttl_s)
+
+
+@pytest.mark.parametrize("route", ["bridged", "served"])
+async def test_a_response_is_stored_before_the_client_can_read_it_whole(route: str) -> None:
+    """A client may name a response as soon as it has read it: the store has it by then,
+    even a slow one (as a shared store over the network is)."""
+    store = ResponseStore(SlowEntries())
+    request = {"model": route, "input": FRANCE, "stream": True}
+    async with (
+        gateway(POLICY, sim_config(), responses=store) as gw,
+        httpx.AsyncClient(base_url=gw.base_url, timeout=10) as http,
+    ):
+        async with http.stream("POST", "/responses", json=request) as streamed:
+            async for line in streamed.aiter_lines():
+                if line.startswith("data: ") and '"response.completed"' in line:
+                    done = json.loads(line.removeprefix("data: "))["response"]
+                    kept = await store.get(done["id"], None)
+                    assert kept is not None and kept.response["output"] == done["output"]
+                    break
+            else:
+                raise AssertionError("no response.completed event")
+        plain = await http.post("/responses", json={"model": route, "input": FRANCE})
+        assert await store.get(plain.json()["id"], None) is not None

@@ -24,7 +24,7 @@ from typing import Any
 from modelroute.cache import StoreUnreachable
 from modelroute.request_fields import RESPONSES_PREVIOUS, RESPONSES_REQUEST
 from modelroute.router import ChatStream, Router
-from modelroute.server.asgi import Receive, Scope, Send, send_json
+from modelroute.server.asgi import Message, Receive, Scope, Send, send_json
 from modelroute.server.door import TranslatedEvents, answering_model, read_translated, route
 from modelroute.server.errors import HttpError
 from modelroute.server.responses_front import BridgeError, responses_to_chat
@@ -73,20 +73,43 @@ class ResponsesDoor:
         created = int(time.time())
         response_id = "resp_" + answer.record.request_id.replace("-", "")
         keep = sent.get("store") is not False
+        # Stored before the client can read it whole: its next turn may name it at once.
         if isinstance(answer, ChatStream):
             model = answering_model(self.router, answer.headers)
             translator = StreamToResponses(echoed, response_id, model, created)
+            if keep:
+                send = self._keeping(send, translator, request, owner, answer)
             await relay_sse(answer, ResponsesEvents(translator), scope, receive, send)
-            if keep and translator.final is not None:
-                native = answer.record.final_model if translator.native else None
-                await self._keep(translator.final, request, owner, native)
             return
         model = answer.completion.model_reported or answering_model(self.router, answer.headers)
         response = completion_to_response(answer.completion, echoed, response_id, model, created)
-        await send_json(send, 200, response, answer.headers.items())
         if keep:
             native = answer.record.final_model if answer.completion.response else None
             await self._keep(response, request, owner, native)
+        await send_json(send, 200, response, answer.headers.items())
+
+    def _keeping(
+        self,
+        send: Send,
+        translator: StreamToResponses,
+        request: dict[str, Any],
+        owner: str | None,
+        stream: ChatStream,
+    ) -> Send:
+        """``send``, storing the stream's response once it has one, before the bytes that
+        carry it leave."""
+        kept = False
+
+        async def sending(message: Message) -> None:
+            nonlocal kept
+            final = translator.final
+            if final is not None and not kept:
+                kept = True
+                native = stream.record.final_model if translator.native else None
+                await self._keep(final, request, owner, native)
+            await send(message)
+
+        return sending
 
     async def _keep(
         self,
