@@ -183,6 +183,8 @@ async def test_unknown_ids_bad_pages_and_methods_in_openai_format() -> None:
             for query, param in (("limit=0", "limit"), ("order=up", "order"), ("after=x", "after")):
                 bad = await http.get(f"/responses/{created.id}/input_items?{query}")
                 assert bad.status_code == 400 and bad.json()["error"]["param"] == param
+            replay = await http.get(f"/responses/{created.id}?stream=true")
+            assert replay.status_code == 400 and replay.json()["error"]["param"] == "stream"
             wrong = await http.post(f"/responses/{created.id}", json={})
             assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, DELETE"
             assert wrong.json()["error"]["code"] == "method_not_allowed"

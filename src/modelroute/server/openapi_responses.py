@@ -264,9 +264,16 @@ def stored_response_paths(errors: dict[str, Schema]) -> dict[str, Any]:
         "description": "A paging parameter is invalid.",
         "content": errors["400"]["content"],
     }
+    get = one("getResponse", "A stored response, as it was returned.", "Response")
+    stream = {"name": "stream", "in": "query", "required": False, "schema": {"const": False}}
+    get["parameters"] = [_RESPONSE_ID, stream]
+    get["responses"]["400"] = {
+        "description": "`stream=true`: a stored response is served whole, not replayed.",
+        "content": errors["400"]["content"],
+    }
     return {
         "/v1/responses/{response_id}": {
-            "get": one("getResponse", "A stored response, as it was returned.", "Response"),
+            "get": get,
             "delete": one("deleteResponse", "Delete a stored response.", "ResponseDeleted"),
         },
         "/v1/responses/{response_id}/input_items": {"get": items},

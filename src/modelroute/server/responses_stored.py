@@ -99,15 +99,18 @@ async def _stored(store: ResponseStore, scope: Scope, send: Send) -> None:
             return
         await send_json(send, 200, {"id": response_id, "object": "response", "deleted": True})
         return
+    query = parse_qs(scope.get("query_string", b"").decode())
     entry = await store.get(response_id, owner)
     if entry is None:
         await _error(send, _not_found(response_id))
         return
-    if not listing:
-        await send_json(send, 200, entry.response)
-        return
     try:
-        page = items_page(entry, parse_qs(scope.get("query_string", b"").decode()))
+        if not listing:
+            if _last(query, "stream") == "true":  # replaying a stored stream: not kept
+                raise BridgeError("A stored response is served whole: drop 'stream'.", "stream")
+            await send_json(send, 200, entry.response)
+            return
+        page = items_page(entry, query)
     except BridgeError as exc:
         details = {"param": exc.param} if exc.param else {}
         await _error(send, HttpError(400, exc.code, str(exc), details, {}))
