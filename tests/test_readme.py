@@ -196,7 +196,8 @@ def test_responses_block(tmp_path: Path, quickstart_simulator_port: None) -> Non
     lines = run.stdout.splitlines()
     assert lines[0] == "Paris"
     assert lines[1:3] == ["response.created", "response.in_progress"]
-    assert "response.output_text.delta" in lines and lines[-1] == "response.completed"
+    assert "response.output_text.delta" in lines and lines[-2] == "response.completed"
+    assert lines[-1] == "True"  # the follow-up turn, stored and read back
 
 
 def _ask(port: int) -> str:

@@ -134,6 +134,14 @@ def app_factory() -> Any:
     help="The in-process response cache's bound on the entries' encoded size: 64MB, 512KB, "
     "or bytes; default 64MB. An answer larger than a tenth of it is not kept.",
 )
+@click.option(
+    "--responses-ttl",
+    default="720h",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the Responses API's stored responses are kept (GET /v1/responses/{id}, "
+    "previous_response_id): 30m, 24h, 720h.",
+)
 @_options(*drift_serve_options)
 @_options(*dashboard_options)
 @_options(*access_serve_options)
@@ -166,6 +174,7 @@ def serve(
     state_url: str,
     cache_max_entries: str | None,
     cache_max_bytes: str | None,
+    responses_ttl: str,
     drift_every: str | None,
     drift_since: str,
     drift_baseline: str,
@@ -194,6 +203,7 @@ def serve(
         "workers": workers,  # each keeps its share of the daily shadow budgets
         "state_url": _checked_state_url(state_url, workers),
         **_cache_limits(cache_max_entries, cache_max_bytes, state_url),
+        "responses_ttl_s": seconds("--responses-ttl", responses_ttl),
     }  # fmt: skip
     if records_durable:
         if store is None:
@@ -292,8 +302,8 @@ def _checked_state_url(url: str, workers: int) -> str:
     if url == MEMORY and workers > 1:
         click.echo(
             f"warning: --state memory with --workers {workers}: each worker keeps its own "
-            "circuit breakers, rate limits and budgets (a limit admits up to "
-            f"{workers} times its value); use --state redis://... to share them",
+            "circuit breakers, rate limits, budgets and stored responses (a limit admits up "
+            f"to {workers} times its value); use --state redis://... to share them",
             err=True,
         )
     return url

@@ -63,3 +63,8 @@ RESPONSES_REQUEST = "responses_request"
 # Why the translation falls short (a built-in tool, ``previous_response_id``, ...): when this
 # list is not empty, only a model with the ``responses`` capability may serve the request.
 RESPONSES_NATIVE_ONLY = "responses_native_only"
+# A request continuing a stored response that one model's upstream answered and kept itself:
+# ``{"model": <that model's name>, "request": <the request with previous_response_id>}``.
+# That model is sent this request (the upstream holds the conversation); any other the
+# whole conversation under ``RESPONSES_REQUEST`` (``engine.outgoing`` removes this key).
+RESPONSES_PREVIOUS = "responses_previous"

@@ -146,6 +146,7 @@ def build_app(
     admin_token_env: str | None = None,
     snapshots_every_s: float | None = 600.0,
     access: dict[str, Any] | None = None,
+    responses_ttl_s: float | None = None,
     **options: Any,
 ) -> Gateway:
     """The gateway ``serve`` runs: the router and its record pipeline (``build_router``), the
@@ -154,9 +155,12 @@ def build_app(
     drift checks of the store. With ``admin_token_env`` (the variable holding the admin
     token) the dashboard at ``/ui``, its audit and drift snapshots recomputed every
     ``snapshots_every_s`` seconds. ``access``: ``AccessSettings`` (API keys, the policy
-    lifecycle and the admin API, ``serve_access.py``)."""
+    lifecycle and the admin API, ``serve_access.py``). The Responses API's stored responses
+    live where ``state_url`` says (``server/responses_store.py``), ``responses_ttl_s``
+    seconds (30 days by default)."""
     from modelroute.serve_access import AccessSettings, access_parts
     from modelroute.server.app import create_app
+    from modelroute.server.responses_store import open_responses
 
     router, metrics = build_router(policy, **options)
     token = os.environ.get(feedback_token_env) if feedback_token_env else None
@@ -172,7 +176,10 @@ def build_app(
     admin_token = os.environ[admin_token_env] if admin_token_env else None
     settings = AccessSettings(**(access or {}))
     gate, admin, more = access_parts(router, options.get("store_url"), admin_token, settings)
-    return create_app(router, metrics, token or None, [*more, *services], ui, gate, admin)
+    responses = open_responses(options.get("state_url", "memory"), ttl_s=responses_ttl_s)
+    return create_app(
+        router, metrics, token or None, [*more, *services], ui, gate, admin, responses
+    )
 
 
 def dashboard_ui(

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ..responses_shapes import valid_event, valid_response
-from .fuzz_document import CHAT, COUNT, MESSAGES, MODEL, MODELS, RESPONSES_DOOR
+from .fuzz_document import CHAT, COUNT, MESSAGES, MODEL, MODELS, RESPONSES_DOOR, STORED
 
 CHECKS = [
     not_a_server_error,
@@ -169,7 +169,7 @@ def check(label: str, case: Case[Any], response: Response) -> None:
         assert response.headers.get("allow"), response.headers
         caller_error(response)
         return
-    if label in (COUNT, MODELS, MODEL) and status >= 400:
+    if label in (COUNT, MODELS, MODEL, *STORED) and status >= 400:
         assert status in (400, 404, 413), status
         caller_error(response)
     elif label == COUNT:
@@ -183,6 +183,6 @@ def check(label: str, case: Case[Any], response: Response) -> None:
             stream(response)
         else:
             body(_json(response))
-    elif label not in (COUNT, MODELS, MODEL):
+    elif label not in (COUNT, MODELS, MODEL, *STORED):
         assert status == 200, response.content[:500]
     case.validate_response(response, checks=CHECKS)

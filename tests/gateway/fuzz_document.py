@@ -18,6 +18,12 @@ ROUTED = (CHAT, MESSAGES, RESPONSES_DOOR)
 MODELS = "GET /v1/models"
 MODEL = "GET /v1/models/{model_id}"
 GETS = (MODELS, MODEL, "GET /healthz", "GET /readyz")
+# The stored responses' operations: a fuzzed id names no stored response (404).
+STORED = (
+    "GET /v1/responses/{response_id}",
+    "DELETE /v1/responses/{response_id}",
+    "GET /v1/responses/{response_id}/input_items",
+)
 # What the policy knows, so valid requests reach the upstreams instead of stopping at a 404.
 ROUTE_NAMES = ["chat", "assistant", "cheap-only", "triage", "hedged", "served"]
 MODEL_NAMES = ["primary", "secondary", "claude", "native"]
@@ -42,6 +48,8 @@ RESPONSES = {
     "AnthropicModelList",
     "Response",
     "ResponseStreamEvent",
+    "ResponseDeleted",
+    "ResponseItemList",
 }
 
 

@@ -20,6 +20,7 @@ from modelroute.records.writer import RecordWriter
 from modelroute.router import Router
 from modelroute.serve import HTTP_PROTOCOL
 from modelroute.server.app import create_app
+from modelroute.server.responses_store import ResponseStore
 from modelroute.testing import Simulator
 
 
@@ -56,9 +57,13 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve_router(
-    router: Router, metrics: Any = None, feedback_token: str | None = None
+    router: Router,
+    metrics: Any = None,
+    feedback_token: str | None = None,
+    responses: ResponseStore | None = None,
 ) -> AsyncIterator[str]:
-    async with serve_app(create_app(router, metrics, feedback_token)) as url:
+    app = create_app(router, metrics, feedback_token, responses=responses)
+    async with serve_app(app) as url:
         yield url
 
 
@@ -96,11 +101,13 @@ async def gateway(
     *,
     store: Store | None = None,
     feedback_token: str | None = None,
+    responses: ResponseStore | None = None,
     **router_kwargs: Any,
 ) -> AsyncIterator[Gateway]:
     """``policy_yaml`` may use ``{sim}`` for the simulator's base URL (with /v1) and
     ``{sim_root}`` for it without /v1 (Anthropic's convention). With a ``store``, records
-    also go there through a ``RecordWriter``, as under ``modelroute serve``."""
+    also go there through a ``RecordWriter``, as under ``modelroute serve``. ``responses``:
+    where the Responses API's stored responses live (this process's memory by default)."""
     async with Simulator(sim_config) as sim, contextlib.AsyncExitStack() as stack:
         text = policy_yaml.replace("{sim}", sim.openai_base_url).replace("{sim_root}", sim.base_url)
         policy = load_policy_text(text, "test-policy.yaml")
@@ -113,7 +120,7 @@ async def gateway(
             writer = RecordWriter(store, spool)
             sinks = [sink, *router_kwargs.pop("sinks", ())]
             router = Router(policy, sink=writer, store=store, sinks=sinks, **router_kwargs)
-        async with serve_router(router, feedback_token=feedback_token) as url:
+        async with serve_router(router, feedback_token=feedback_token, responses=responses) as url:
             gw = Gateway(url, sim, router, sink)
             try:
                 yield gw

@@ -14,7 +14,9 @@ a hang, every error in the endpoint's own format, every answer a valid completio
 stream, and all of it conforming to the document.
 
 ``/v1/responses`` is fuzzed on a policy with one model that serves the Responses API (its
-route forwards requests as sent) and others that only the Chat Completions bridge reaches.
+route forwards requests as sent) and others that only the Chat Completions bridge reaches;
+the stored responses' endpoints with ids that name none (404) and paging parameters valid or
+not (400).
 
 The document is fuzzed in three variants: as served; without the routing headers, so invalid
 bodies are not all stopped by an invalid header first; and with ``stream`` required, so
@@ -40,7 +42,7 @@ from modelroute.server.openapi import openapi_spec
 
 from .fixtures import sim_config
 from .fuzz_checks import check
-from .fuzz_document import CHAT, COUNT, GETS, MESSAGES, RESPONSES_DOOR, ROUTED, variants
+from .fuzz_document import CHAT, COUNT, GETS, MESSAGES, RESPONSES_DOOR, ROUTED, STORED, variants
 from .harness import gateway
 from .native_policy import with_native
 
@@ -63,11 +65,13 @@ FUZZ: dict[tuple[str, str], dict[GenerationMode, int]] = {
     ("body", RESPONSES_DOOR): {POSITIVE: 70, NEGATIVE: 90},
     ("streamed", RESPONSES_DOOR): {POSITIVE: 40, NEGATIVE: 40},
     **{("served", label): {POSITIVE: 5} for label in GETS},
+    **{("served", label): {POSITIVE: 10} for label in STORED},
+    ("served", STORED[2]): {POSITIVE: 10, NEGATIVE: 20},  # paging: the one thing to get wrong
 }
 # Coverage cases of the served document's body fields would all carry the minimal header
 # values (a 0 USD cost ceiling) and stop at 422; the header-less variants reach the upstreams.
 COVERAGE = (
-    [("served", label) for label in GETS]
+    [("served", label) for label in (*GETS, *STORED)]
     + [(variant, label) for variant in ("body", "streamed") for label in ROUTED]
     + [("body", COUNT)]
 )

@@ -174,11 +174,9 @@ async def test_what_only_the_responses_api_serves_goes_native_or_is_a_400() -> N
         assert isinstance(body, dict) and body["code"] == "not_bridgeable"
         assert body["param"] == "tools[0]" and "web_search" in body["message"]
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.responses.create(
-                model="claude-only", input="hello", previous_response_id="resp_1"
-            )
+            await client.responses.create(model="claude-only", input="hello", conversation="c_1")
         assert isinstance(caught.value.body, dict)
-        assert caught.value.body["param"] == "previous_response_id"
+        assert caught.value.body["param"] == "conversation"
         # The refused requests reached no upstream: nothing was sent with a part left out.
         assert [e for e, _ in upstream(gw)] == ["/v1/responses", "/v1/chat/completions"]
 

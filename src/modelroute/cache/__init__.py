@@ -9,7 +9,14 @@ record says ``cache_hit`` with the cost it saved (``gate.py``).
 """
 
 from modelroute.cache.entry import CachedAnswer
-from modelroute.cache.gate import HEADER, CacheGate, Lookup, ResponseCache
+from modelroute.cache.gate import (
+    HEADER,
+    CacheGate,
+    Entries,
+    Lookup,
+    ResponseCache,
+    StoreUnreachable,
+)
 from modelroute.cache.key import cache_key, samples, uncacheable
 from modelroute.cache.memory import MemoryCache
 
@@ -17,9 +24,11 @@ __all__ = [
     "HEADER",
     "CacheGate",
     "CachedAnswer",
+    "Entries",
     "Lookup",
     "MemoryCache",
     "ResponseCache",
+    "StoreUnreachable",
     "cache_key",
     "samples",
     "uncacheable",

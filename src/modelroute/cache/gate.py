@@ -37,6 +37,18 @@ class ResponseCache(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Entries(ResponseCache, Protocol):
+    """The same stores, for entries a client may also delete (the Responses API's stored
+    responses)."""
+
+    async def delete(self, key: str) -> bool: ...
+
+
+class StoreUnreachable(RuntimeError):
+    """A shared store that cannot be reached, from one that says so rather than answering as
+    if the entry were not there (``RedisCache(fail_open=False)``)."""
+
+
 @dataclass(slots=True)
 class Lookup:
     key: str

@@ -54,6 +54,13 @@ class MemoryCache:
         while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
+    async def delete(self, key: str) -> bool:
+        """Whether there was an entry (expired or not) to delete."""
+        if key not in self._entries:
+            return False
+        self._drop(key)
+        return True
+
     def _drop(self, key: str) -> None:
         _, value = self._entries.pop(key)
         self.bytes -= len(value)

@@ -1,9 +1,12 @@
 """The response cache in Redis, shared by every replica and worker: one string key per entry
 under the deployment's prefix, expiring by Redis's own clock (``SET ... PX``); Redis's
-``maxmemory-policy`` (e.g. ``allkeys-lru``) bounds it.
+``maxmemory-policy`` (e.g. ``allkeys-lru``) bounds it. The Responses API's stored responses
+use the same store under another ``namespace`` (``server/responses_store.py``).
 
 A Redis that cannot be reached is a miss (and an answer not kept), never a failed request:
-``on_error(operation, outcome)`` counts each such time (``cache``, ``miss``/``skipped``).
+``on_error(operation, outcome)`` counts each such time (the namespace, ``miss``/``skipped``).
+With ``fail_open=False`` (stored responses, where "not there" would mislead a client) each
+such time also raises ``StoreUnreachable``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from modelroute.cache.gate import StoreUnreachable
+
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[str, str], None]
@@ -21,11 +26,18 @@ ErrorHook = Callable[[str, str], None]
 
 class RedisCache:
     def __init__(
-        self, client: Redis, prefix: str = "modelroute:", on_error: ErrorHook | None = None
+        self,
+        client: Redis,
+        prefix: str = "modelroute:",
+        on_error: ErrorHook | None = None,
+        namespace: str = "cache",
+        fail_open: bool = True,
     ) -> None:
         self.client = client
-        self.prefix = prefix + "cache:"
+        self.prefix = f"{prefix}{namespace}:"
+        self.namespace = namespace
         self.on_error = on_error
+        self.fail_open = fail_open
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -41,10 +53,20 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             self._failed("skipped", exc)
 
+    async def delete(self, key: str) -> bool:
+        """Whether there was an entry to delete (an unreachable Redis: False, failing open)."""
+        try:
+            return bool(await self.client.delete(self.prefix + key))
+        except (RedisError, OSError) as exc:
+            self._failed("skipped", exc)
+            return False
+
     def _failed(self, outcome: str, exc: Exception) -> None:
-        log.warning("response cache: Redis unreachable (%s): %s", outcome, exc)
+        log.warning("%s: Redis unreachable (%s): %s", self.namespace, outcome, exc)
         if self.on_error is not None:
-            self.on_error("cache", outcome)
+            self.on_error(self.namespace, outcome)
+        if not self.fail_open:
+            raise StoreUnreachable(f"the {self.namespace} store (Redis) cannot be reached") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -15,6 +15,7 @@ from modelroute.request_fields import (
     GATEWAY_PREFIX,
     OUTPUT_LIMIT_KEYS,
     RESPONSES_NATIVE_ONLY,
+    RESPONSES_PREVIOUS,
     RESPONSES_REQUEST,
     whole_count,
 )
@@ -49,15 +50,20 @@ def outgoing_body(model: Model, body: dict[str, Any]) -> dict[str, Any]:
 
 def _responses_request(model: Model, body: dict[str, Any]) -> dict[str, Any]:
     """A Responses API request: kept, with the same fields dropped, for a model that serves
-    the Responses API; left out (the Chat Completions translation goes) for any other."""
+    the Responses API (the one whose upstream keeps the previous response is sent the
+    request that names it, ``RESPONSES_PREVIOUS``); left out (the Chat Completions
+    translation goes) for any other."""
     out = {
         key: value
         for key, value in body.items()
-        if key not in (RESPONSES_REQUEST, RESPONSES_NATIVE_ONLY)
+        if key not in (RESPONSES_REQUEST, RESPONSES_NATIVE_ONLY, RESPONSES_PREVIOUS)
     }
     request = body[RESPONSES_REQUEST]
     if "responses" not in model.capabilities or not isinstance(request, dict):
         return out
+    previous = body.get(RESPONSES_PREVIOUS)
+    if isinstance(previous, dict) and previous.get("model") == model.name:
+        request = previous.get("request", request)
     if model.drop_params and not model.drop_params.isdisjoint(request):
         request = {key: value for key, value in request.items() if key not in model.drop_params}
     if model.routing_metadata and "metadata" in request:

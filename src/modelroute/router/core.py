@@ -287,10 +287,12 @@ class Router(Lifecycle):
         return ctx.prompt_tokens
 
     def record_rejected(self, message: str, status: int, endpoint: str) -> RequestRecord:
-        """A request refused before routing (unparseable body): still one record."""
+        """A request refused before routing (unparseable body, or a 5xx ``status``: what it
+        needed first could not be read): still one record."""
         builder = RecordBuilder(self.policy, endpoint, False, self._clock, self.content, self._ids)
         r = builder.record
-        r.status, r.http_status, r.error = RequestStatus.CLIENT_ERROR, status, message
+        r.status = RequestStatus.CLIENT_ERROR if status < 500 else RequestStatus.FAILED
+        r.http_status, r.error = status, message
         self.sink.submit(r)
         return r
 

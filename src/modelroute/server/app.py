@@ -17,7 +17,7 @@ import orjson
 
 from modelroute.records.ids import uuid7
 from modelroute.router import Router
-from modelroute.server import anthropic_api, models_api, responses_api
+from modelroute.server import anthropic_api, models_api, responses_api, responses_stored
 from modelroute.server.access import IDENTITY
 from modelroute.server.asgi import (
     BodyTooLarge,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
     from modelroute.server.access import Access
     from modelroute.server.admin import AdminApi
+    from modelroute.server.responses_store import ResponseStore
     from modelroute.server.ui import DashboardUI
 
 _YOUNG_GC_THRESHOLD = 20_000
@@ -86,6 +87,7 @@ class Gateway:
         ui: DashboardUI | None = None,
         access: Access | None = None,
         admin: AdminApi | None = None,
+        responses: ResponseStore | None = None,
     ) -> None:
         self.router = router
         self.access = access  # API keys (server/access.py); None: callers are not checked
@@ -107,7 +109,8 @@ class Gateway:
             ("GET", "/openapi.json"): self.openapi,
         }
         self.anthropic = anthropic_api.AnthropicDoor(router)
-        self.responses_door = responses_api.ResponsesDoor(router)
+        # the Responses API's stored responses: in this process unless given a shared store
+        self.responses_door = responses_api.ResponsesDoor(router, responses)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -177,6 +180,7 @@ class Gateway:
                 for service in self.services:
                     await service.close()
                 await self.router.aclose()
+                await self.responses_door.store.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -189,6 +193,8 @@ class Gateway:
         handler = self.routes.get((method, path))
         if handler is None and method == "GET" and path.startswith(models_api.MODEL_PREFIX):
             return self.model
+        if handler is None and responses_stored.is_stored_path(path):
+            return self.stored_response
         if handler is None and path.startswith("/admin/") and self.admin is not None:
             return self.admin
         if handler is None and (path == "/ui" or path.startswith("/ui/")):
@@ -247,6 +253,9 @@ class Gateway:
 
     async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.responses_door.handle(scope, receive, send)
+
+    async def stored_response(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await responses_stored.handle_stored(self.responses_door.store, scope, send)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.anthropic.count_tokens(scope, receive, send)
@@ -341,8 +350,11 @@ def create_app(
     ui: DashboardUI | None = None,
     access: Access | None = None,
     admin: AdminApi | None = None,
+    responses: ResponseStore | None = None,
 ) -> Gateway:
     """``feedback_token``: who holds it may post feedback on any request (see feedback.py);
     ``services`` run beside the requests (started after the router, closed before it);
-    ``ui``: the dashboard mounted at ``/ui`` (also one of the ``services``, for its store)."""
-    return Gateway(router, metrics, feedback_token, services, ui, access, admin)
+    ``ui``: the dashboard mounted at ``/ui`` (also one of the ``services``, for its store);
+    ``responses``: where the Responses API's stored responses live (this process's memory
+    by default)."""
+    return Gateway(router, metrics, feedback_token, services, ui, access, admin, responses)

@@ -8,7 +8,7 @@ answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from modelroute.router import ChatResult, ChatStream, Router
@@ -30,21 +30,25 @@ async def read_translated(
     refused: type[ValueError],
     endpoint: str,
     render: Render,
+    prepare: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
-    """The client's body, read and translated into the canonical one; None when it could
-    not be (unreadable, or ``translate`` raised ``refused``: a 400, naming the ``param`` a
-    ``BridgeError`` names), the refusal recorded and sent."""
+    """The client's body, read, passed through ``prepare`` (if any) and translated into the
+    canonical one; None when it could not be (unreadable, or ``prepare`` or ``translate``
+    raised ``refused``: a 400, or the ``status``, ``param`` and ``code`` a ``BridgeError``
+    names), the refusal recorded and sent."""
     from modelroute.server.app import read_json
 
     raw, problem = await read_json(receive)
     body: dict[str, Any] | None = None
     if problem is None:
         try:
-            body = translate(raw)
+            body = translate(raw if prepare is None else await prepare(raw))
         except refused as exc:
             param = exc.param if isinstance(exc, BridgeError) else None
             details = {"param": param} if param else {}
-            problem = HttpError(400, "invalid_request", str(exc), details, {})
+            code = exc.code if isinstance(exc, BridgeError) else "invalid_request"
+            status = exc.status if isinstance(exc, BridgeError) else 400
+            problem = HttpError(status, code, str(exc), details, {})
     if problem is not None or body is None:
         assert problem is not None
         await reject(router, send, problem, endpoint, render)

@@ -30,7 +30,11 @@ from modelroute.server.openapi_common import (
 )
 from modelroute.server.openapi_models import MODEL_PATHS, MODEL_SCHEMAS
 from modelroute.server.openapi_openai import OPENAI_SCHEMAS
-from modelroute.server.openapi_responses import RESPONSES_SCHEMAS, responses_operation
+from modelroute.server.openapi_responses import (
+    RESPONSES_SCHEMAS,
+    responses_operation,
+    stored_response_paths,
+)
 
 # -- operations ----------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ def _operations() -> dict[str, Any]:
         "/v1/responses": responses_operation(
             _routing_headers(), _RESPONSE_HEADERS, _errors("OpenAIError")
         ),
+        **stored_response_paths(_errors("OpenAIError")),
         "/v1/messages": {
             "post": {
                 "operationId": "createMessage",

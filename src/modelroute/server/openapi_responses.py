@@ -1,4 +1,6 @@
-"""The OpenAPI schemas and operation of the Responses API front door (``POST /v1/responses``).
+"""The OpenAPI schemas and operations of the Responses API front door (``POST /v1/responses``)
+and of its stored responses (``GET``/``DELETE /v1/responses/{response_id}``, ``GET
+/v1/responses/{response_id}/input_items``).
 
 The request schema names the parameters the door reads; others pass through (to an upstream
 that serves the Responses API) or are refused with a 400 naming them (when only the Chat
@@ -141,6 +143,20 @@ RESPONSES_SCHEMAS: dict[str, Schema] = {
         },
         ("id", "object", "created_at", "model", "output"),
     ),
+    "ResponseDeleted": obj(
+        {"id": STRING, "object": {"const": "response"}, "deleted": {"const": True}},
+        ("id", "object", "deleted"),
+    ),
+    "ResponseItemList": obj(
+        {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": obj({"type": STRING, "id": STRING}, ("type",))},
+            "first_id": NULLABLE_STRING,
+            "last_id": NULLABLE_STRING,
+            "has_more": {"type": "boolean"},
+        },
+        ("object", "data", "first_id", "last_id", "has_more"),
+    ),
     "ResponseStreamEvent": obj(
         {
             "event": STRING,
@@ -192,4 +208,73 @@ def responses_operation(
                 **errors,
             },
         }
+    }
+
+
+_RESPONSE_ID = {
+    "name": "response_id",
+    "in": "path",
+    "required": True,
+    "schema": STRING,
+    "description": "The id of a response the gateway returned with `store` true (the default).",
+}
+_LIST_PARAMETERS = [
+    {"name": "after", "in": "query", "required": False, "schema": STRING,
+     "description": "An item id: the items after it, in `order`."},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+    {"name": "order", "in": "query", "required": False,
+     "schema": {"enum": ["asc", "desc"], "default": "desc"}},
+]  # fmt: skip
+
+
+def stored_response_paths(errors: dict[str, Schema]) -> dict[str, Any]:
+    """The stored responses' operations; ``errors``: the error responses by status (their
+    content is used, described here)."""
+    not_found = {
+        "404": {
+            "description": "No stored response has this id (unknown, expired, deleted, or "
+            "created with another API key).",
+            "content": errors["404"]["content"],
+        },
+        "503": {
+            "description": "The shared store (Redis) cannot be reached (`store_unavailable`).",
+            "content": errors["503"]["content"],
+        },
+    }
+
+    def one(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
+        return {
+            "operationId": operation_id,
+            "summary": summary,
+            "parameters": [_RESPONSE_ID],
+            "responses": {
+                "200": {"description": summary, "content": {JSON: {"schema": ref(schema)}}},
+                **not_found,
+            },
+        }
+
+    items = one(
+        "listInputItems",
+        "The input items of a stored response: the whole conversation it answered.",
+        "ResponseItemList",
+    )
+    items["parameters"] = [_RESPONSE_ID, *_LIST_PARAMETERS]
+    items["responses"]["400"] = {
+        "description": "A paging parameter is invalid.",
+        "content": errors["400"]["content"],
+    }
+    get = one("getResponse", "A stored response, as it was returned.", "Response")
+    stream = {"name": "stream", "in": "query", "required": False, "schema": {"const": False}}
+    get["parameters"] = [_RESPONSE_ID, stream]
+    get["responses"]["400"] = {
+        "description": "`stream=true`: a stored response is served whole, not replayed.",
+        "content": errors["400"]["content"],
+    }
+    return {
+        "/v1/responses/{response_id}": {
+            "get": get,
+            "delete": one("deleteResponse", "Delete a stored response.", "ResponseDeleted"),
+        },
+        "/v1/responses/{response_id}/input_items": {"get": items},
     }

@@ -15,11 +15,20 @@ from modelroute.request_fields import MAX_COUNT
 
 
 class BridgeError(ValueError):
-    """A malformed Responses request: ``param`` names the field, as OpenAI's errors do."""
+    """A Responses request refused before routing: malformed (400, ``param`` naming the
+    field, as OpenAI's errors do), or naming what cannot be read now (``status`` 503)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        code: str = "invalid_request",
+        status: int = 400,
+    ) -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
+        self.status = status
 
 
 _STRINGS = ("user", "safety_identifier", "prompt_cache_key", "previous_response_id")

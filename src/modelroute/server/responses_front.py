@@ -9,13 +9,15 @@ Completions forms, ``text.format`` ``response_format``, ``text.verbosity`` ``ver
 ``top_logprobs`` ``logprobs``. The request itself rides along under ``RESPONSES_REQUEST``,
 for a model that serves the Responses API (capability ``responses``).
 
-What the translation cannot carry (built-in tools such as ``web_search``,
-``previous_response_id``, ``conversation``, ``background``, stored prompts, reasoning
-items, file inputs, parameters the bridge does not know) is listed, with where it was found,
+What the translation cannot carry (built-in tools such as ``web_search``, ``conversation``,
+``background``, stored prompts, reasoning items, file inputs, parameters the bridge does not
+know) is listed, with where it was found,
 under ``RESPONSES_NATIVE_ONLY``: the planner then keeps only models with the ``responses``
 capability, and when there are none the door answers 400, naming each. Nothing is dropped in
 silence. A malformed request is a ``BridgeError`` (400 with its ``param``), as is a value the
 Responses API refuses in a parameter a response repeats (``responses_checks``).
+``previous_response_id`` reaches it only from a library caller: the door puts the stored
+conversation it names in the input first (``responses_stored.with_previous``).
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ __all__ = ["BridgeError", "responses_to_chat"]
 # Parameters copied unchanged (Chat Completions has the same field, with the same meaning).
 _SAME = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier",
          "prompt_cache_key", "service_tier", "metadata")  # fmt: skip
-# Parameters with no bridged meaning to lose: ``store`` (bridged answers are not stored
-# either way), ``stream_options`` (obfuscation padding only), ``truncation: disabled`` (the
-# default), and those translated below.
+# Parameters with no bridged meaning to lose: ``store`` (the door stores responses itself),
+# ``stream_options`` (obfuscation padding only), ``truncation: disabled`` (the default), and
+# those translated below.
 _HANDLED = frozenset(
     {*_SAME, "model", "input", "instructions", "stream", "store", "stream_options",
      "max_output_tokens", "tools", "tool_choice", "text", "reasoning", "top_logprobs",

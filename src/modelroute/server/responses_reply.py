@@ -199,6 +199,17 @@ def _call_item(
     }
 
 
+def _final_response(raw: bytes) -> dict[str, Any] | None:
+    """The response a native stream's last event carries (its chunk's data is the Chat
+    Completions reading of it: the event itself is parsed again, once per stream)."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    response = event.get("response") if isinstance(event, dict) else None
+    return response if isinstance(response, dict) else None
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     name = str(event["type"]).encode()
     return b"event: " + name + b"\ndata: " + orjson.dumps(event) + b"\n\n"
@@ -223,6 +234,9 @@ class StreamToResponses:
         self._calls: dict[int, dict[str, Any]] = {}  # open function calls by chunk index
         self._finish: str | None = None
         self._usage: Usage | None = None
+        # the response the stream ended with (completed or incomplete); None until then
+        self.final: dict[str, Any] | None = None
+        self.native = False  # the upstream spoke the Responses API (its events pass as sent)
 
     def feed(self, chunk: StreamChunk) -> bytes:
         if self._ended:
@@ -250,7 +264,7 @@ class StreamToResponses:
         out = self._start() + self._close_all()
         self._ended = True
         status = status_of(self._finish)
-        response = self._response(status, self._usage)
+        response = self.final = self._response(status, self._usage)
         return out + self._event({"type": f"response.{status}", "response": response})
 
     def error(self, code: str, message: str) -> bytes:
@@ -267,7 +281,7 @@ class StreamToResponses:
 
     def _native(self, chunk: StreamChunk) -> bytes:
         assert chunk.event is not None and chunk.raw is not None
-        self._started = True
+        self._started = self.native = True
         self._seq += 1
         if chunk.data.get("id"):
             self.response_id = str(chunk.data["id"])
@@ -275,6 +289,7 @@ class StreamToResponses:
             self.model = str(chunk.data["model"])
         if chunk.event in ("response.completed", "response.incomplete"):
             self._ended = True
+            self.final = _final_response(chunk.raw)
         raw: bytes = chunk.raw
         return b"event: " + chunk.event.encode() + b"\ndata: " + raw + b"\n\n"
 

@@ -7,7 +7,8 @@ named and numbered: ``response.created``, ``response.in_progress``, then per out
 ``response.content_part.done``; or ``response.function_call_arguments.delta``...,
 ``.done``), ``response.output_item.done``, and ``response.completed`` (``response.incomplete``
 when the output limit cut the answer). A ``web_search`` tool is served by pretending to
-search: a ``web_search_call`` item comes before the answer. Errors are OpenAI's JSON.
+search: a ``web_search_call`` item comes before the answer. Errors are OpenAI's JSON. It
+keeps no response: each says ``store: false``, and a ``previous_response_id`` is refused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ _ECHOED: dict[str, Any] = {
     "parallel_tool_calls": True,
     "previous_response_id": None,
     "service_tier": "default",
-    "store": True,
     "temperature": 1.0,
     "tool_choice": "auto",
     "tools": [],
@@ -60,6 +60,7 @@ class ResponsesWire(OpenAIWire):
             **(body.get("text") or {}),
         }
         echo["reasoning"] = body.get("reasoning") or {"effort": None, "summary": None}
+        echo["store"] = False  # whatever was asked: the simulator keeps no response
         return SimRequest(
             model=model,
             stream=stream,
