@@ -258,6 +258,8 @@ def test_decision_reason_is_the_same_from_the_typed_decision(
     )  # fmt: skip
     decision = plan(RequestContext(requested="r", prompt_tokens=prompt_tokens), policy)
     assert decision.rejections  # the case under test: rejections to sort and name
-    typed = decision_reason(DecisionView(decision), final, escalations)
+    view = DecisionView(decision)
+    typed = decision_reason(view, final, escalations)
+    assert view._data is None  # read from the Decision: no dictionary, no messages rendered
     assert typed == decision_reason(decision.to_dict(), final, escalations)
     assert orjson.loads(str(typed))[5]  # the rejected (model, reason) pairs are there

@@ -40,10 +40,10 @@ def decision_reason(
 ) -> str | None:
     """The ``decision_reason`` of a decision in ``Decision.to_dict()`` form (or a record's
     ``DecisionView``, read from its ``Decision`` without building the dictionary)."""
+    if isinstance(decision, DecisionView):  # before ``not``: its length builds the dictionary
+        return _typed_reason(decision.decision, final_model, escalations)
     if not decision:
         return None
-    if isinstance(decision, DecisionView):
-        return _typed_reason(decision.decision, final_model, escalations)
     rejected = sorted(
         {
             (str(r.get("model")), str(r.get("reason")))
