@@ -41,3 +41,4 @@ def cli():
 # A fresh PostgreSQL database per test (and a SQLite or PostgreSQL target), for tests outside
 # tests/records/ too.
 from .records.conftest import pg_cluster, pg_url, store_target  # noqa: E402, F401
+from .state.conftest import redis_prefix  # noqa: E402, F401

@@ -4,7 +4,6 @@ SQLite and PostgreSQL stores alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,10 @@ from ..conftest import run_cli
 from ..gateway.fixtures import sdk_client, sim_config
 from ..gateway.harness import Gateway, gateway
 from ..records.conftest import make_store
-from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from ..state.conftest import REDIS_URL
 from .support import CACHED_POLICY
 
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require_redis()
-    found = unique_prefix()
-    yield found
-    delete_prefix(found)
 
 
 async def _ask(gw: Gateway, **params: Any) -> Any:
@@ -42,8 +33,11 @@ async def _ask(gw: Gateway, **params: Any) -> Any:
     )
 
 
-async def test_replicas_share_the_cache_through_redis(prefix: str) -> None:
-    one, two = RedisCache(connect(REDIS_URL), prefix), RedisCache(connect(REDIS_URL), prefix)
+async def test_replicas_share_the_cache_through_redis(redis_prefix: str) -> None:
+    one, two = (
+        RedisCache(connect(REDIS_URL), redis_prefix),
+        RedisCache(connect(REDIS_URL), redis_prefix),
+    )
     async with (
         gateway(CACHED_POLICY, sim_config(), cache=one) as a,
         gateway(CACHED_POLICY, sim_config(), cache=two) as b,
@@ -67,7 +61,7 @@ async def test_replicas_share_the_cache_through_redis(prefix: str) -> None:
         assert len(b.sim.requests()) == 0
     check = redis.Redis.from_url(REDIS_URL)
     try:
-        keys = list(check.scan_iter(match=f"{prefix}cache:*"))
+        keys = list(check.scan_iter(match=f"{redis_prefix}cache:*"))
         assert len(keys) == 1
         left_ms = check.pttl(keys[0])
         assert 0 < left_ms <= 600_000  # Redis expires it: ttl 10m
@@ -75,12 +69,12 @@ async def test_replicas_share_the_cache_through_redis(prefix: str) -> None:
         check.close()
 
 
-async def test_serve_state_redis_puts_the_cache_in_redis(prefix: str) -> None:
+async def test_serve_state_redis_puts_the_cache_in_redis(redis_prefix: str) -> None:
     from modelroute import load_policy_text
 
     policy = load_policy_text(CACHED_POLICY.replace("{sim}", "http://127.0.0.1:9/v1"))
-    backend = open_state(f"{REDIS_URL}?prefix={prefix}", policy)
-    assert isinstance(backend.cache, RedisCache) and backend.cache.prefix == f"{prefix}cache:"
+    backend = open_state(f"{REDIS_URL}?prefix={redis_prefix}", policy)
+    assert isinstance(backend.cache, RedisCache) and backend.cache.prefix == f"{redis_prefix}cache:"
     assert open_state("memory", policy).cache is None  # the router's own, in memory
     for closing in (backend.cache, backend.circuits):
         await closing.aclose()  # type: ignore[union-attr]

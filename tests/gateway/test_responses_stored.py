@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ from modelroute.server.responses_store import ResponseStore
 from modelroute.state.redis_state import connect
 
 from ..responses_shapes import valid_response
-from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from ..state.conftest import REDIS_URL
 from .fixtures import sdk_client, sim_config
 from .harness import Gateway, gateway
 from .keeping_upstream import KeepingUpstream
@@ -190,22 +189,14 @@ async def test_unknown_ids_bad_pages_and_methods_in_openai_format() -> None:
             assert wrong.json()["error"]["code"] == "method_not_allowed"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require_redis()
-    found = unique_prefix()
-    yield found
-    delete_prefix(found)
+def redis_store(redis_prefix: str) -> ResponseStore:
+    return ResponseStore(RedisCache(connect(REDIS_URL), redis_prefix, namespace="responses"), 600)
 
 
-def redis_store(prefix: str) -> ResponseStore:
-    return ResponseStore(RedisCache(connect(REDIS_URL), prefix, namespace="responses"), 600)
-
-
-async def test_two_gateways_share_stored_responses_through_redis(prefix: str) -> None:
+async def test_two_gateways_share_stored_responses_through_redis(redis_prefix: str) -> None:
     async with (
-        gateway(POLICY, sim_config(), responses=redis_store(prefix)) as a,
-        gateway(POLICY, sim_config(), responses=redis_store(prefix)) as b,
+        gateway(POLICY, sim_config(), responses=redis_store(redis_prefix)) as a,
+        gateway(POLICY, sim_config(), responses=redis_store(redis_prefix)) as b,
     ):
         on_a, on_b = sdk_client(a), sdk_client(b)
         first = await on_a.responses.create(model="bridged", input=FRANCE)
@@ -218,7 +209,7 @@ async def test_two_gateways_share_stored_responses_through_redis(prefix: str) ->
         ]  # fmt: skip
         check = redis.Redis.from_url(REDIS_URL)
         try:
-            assert 0 < check.pttl(f"{prefix}responses:{second.id}") <= 600_000
+            assert 0 < check.pttl(f"{redis_prefix}responses:{second.id}") <= 600_000
         finally:
             check.close()
         await on_b.responses.delete(first.id)

@@ -5,7 +5,6 @@ Redis under the deployment's prefix for ``--responses-ttl``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -13,22 +12,14 @@ import pytest
 import redis
 
 from ..conftest import ROOT
-from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from ..state.conftest import REDIS_URL
 from .support import create_key, modelroute, serving
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require_redis()
-    found = unique_prefix()
-    yield found
-    delete_prefix(found)
-
-
-def test_a_key_sees_only_its_own_stored_responses(tmp_path: Path, prefix: str) -> None:
+def test_a_key_sees_only_its_own_stored_responses(tmp_path: Path, redis_prefix: str) -> None:
     store = str(tmp_path / "records.db")
     mine, theirs = create_key(store, "mine"), create_key(store, "theirs")
-    state = f"{REDIS_URL}?prefix={prefix}"
+    state = f"{REDIS_URL}?prefix={redis_prefix}"
     args = ("--keys", "required", "--state", state, "--responses-ttl", "1h")
     with serving(tmp_path, *args, store=store) as gw:
         owner = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=mine, max_retries=0)
@@ -50,7 +41,7 @@ def test_a_key_sees_only_its_own_stored_responses(tmp_path: Path, prefix: str) -
         assert follow.previous_response_id == created.id
         check = redis.Redis.from_url(REDIS_URL)
         try:
-            kept = [f"{prefix}responses:{created.id}", f"{prefix}responses:{follow.id}"]
+            kept = [f"{redis_prefix}responses:{created.id}", f"{redis_prefix}responses:{follow.id}"]
             assert check.exists(*kept) == 2
             assert all(0 < check.pttl(key) <= 3_600_000 for key in kept)  # --responses-ttl 1h
         finally:

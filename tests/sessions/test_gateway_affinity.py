@@ -6,7 +6,6 @@ records reproduces every decision. The simulator's prompt cache shows what stayi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from modelroute.sessions.redis_pins import RedisPins
 from modelroute.state.redis_state import connect
 
 from ..gateway.harness import Gateway, gateway
-from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from ..state.conftest import REDIS_URL
 
 POLICY = """
 version: affinity-gateway
@@ -57,14 +56,6 @@ SIM = {
     },
 }
 SYSTEM = "You are a careful assistant. " * 20  # long enough to be cached
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    require_redis()
-    prefix = unique_prefix()
-    yield prefix
-    delete_prefix(prefix)
 
 
 async def _turn(

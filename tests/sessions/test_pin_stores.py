@@ -5,7 +5,6 @@ Redis's own clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,7 +13,7 @@ from modelroute.sessions import MemoryPins, PinStore, open_pins
 from modelroute.sessions.redis_pins import RedisPins
 from modelroute.state.redis_state import connect
 
-from ..state.conftest import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from ..state.conftest import REDIS_URL
 
 TTL, BOUND = 60.0, 3
 
@@ -25,14 +24,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    require_redis()
-    prefix = unique_prefix()
-    yield prefix
-    delete_prefix(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])
