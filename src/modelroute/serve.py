@@ -20,9 +20,12 @@ log = logging.getLogger("modelroute.serve")
 
 if TYPE_CHECKING:
     from modelroute.records.metrics import MetricsSink
+    from modelroute.records.record import RecordSink
+    from modelroute.records.stores.base import Store
     from modelroute.router import Router, StatsSource
     from modelroute.server.app import Gateway, Service
     from modelroute.server.ui import DashboardUI
+    from modelroute.state.backends import StateBackend
 
 
 class SimulatorError(Exception):
@@ -246,45 +249,17 @@ def build_router(
     ``records_durable``: each record journaled to disk before its answer leaves
     (``records/journal.py``). ``cache_max_entries`` and ``cache_max_bytes`` bound the
     in-process response cache."""
-    from modelroute.records.metrics import MetricsSink
-    from modelroute.records.record import MemorySink, RecordSink
-    from modelroute.records.stores import open_store
-    from modelroute.records.writer import RecordWriter
     from modelroute.router import Router
     from modelroute.sessions import open_pins
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
-    from modelroute.state.backends import open_state
 
-    store = open_store(store_url) if store_url else None
-    records: RecordSink
-    if store is not None:
-        writer = RecordWriter(store, spool_dir, durable=records_durable)
-        metrics = MetricsSink(
-            queue_depth=lambda: writer.queue_depth, spool_size=lambda: writer.spool_size
-        )
-        records = writer
-    else:
-        metrics, records = MetricsSink(), MemorySink()
-    extra: list[RecordSink] = [metrics]
-    if traces != "off":
-        from modelroute.records.tracing import TracingSink, tracing_from_settings
-
-        extra.append(TracingSink(tracing_from_settings(traces)))
+    store, records, metrics, extra = _record_sinks(store_url, spool_dir, records_durable, traces)
     shadow = None
     if shadowed(policy):
         shadow = ShadowSettings(metrics=ShadowMetrics(metrics.registry), budget_share=1 / workers)
-    backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    backend = _state_backend(policy, state_url, metrics, cache_max_entries, cache_max_bytes)
     if backend.stats is not None:
         extra.append(backend.stats)
-    if cache_max_entries is not None or cache_max_bytes is not None:
-        from modelroute.cache import MemoryCache
-        from modelroute.cache.memory import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-
-        memory = MemoryCache(
-            max_entries=cache_max_entries or DEFAULT_MAX_ENTRIES,
-            max_bytes=cache_max_bytes or DEFAULT_MAX_BYTES,
-        )
-        backend = backend._replace(cache=memory)
     router = Router(
         policy,
         circuits=backend.circuits,
@@ -312,6 +287,58 @@ def build_router(
         state_url.split("@")[-1] if "@" in state_url else state_url,  # no password in logs
     )
     return router, metrics
+
+
+def _record_sinks(
+    store_url: str | None, spool_dir: str, records_durable: bool, traces: str
+) -> tuple[Store | None, RecordSink, MetricsSink, list[RecordSink]]:
+    """The store (if any), where records are kept (its writer, or memory), the metrics sink,
+    and the other sinks every record also goes to (metrics, traces)."""
+    from modelroute.records.metrics import MetricsSink
+    from modelroute.records.record import MemorySink
+    from modelroute.records.stores import open_store
+    from modelroute.records.writer import RecordWriter
+
+    store = open_store(store_url) if store_url else None
+    records: RecordSink
+    if store is not None:
+        writer = RecordWriter(store, spool_dir, durable=records_durable)
+        metrics = MetricsSink(
+            queue_depth=lambda: writer.queue_depth, spool_size=lambda: writer.spool_size
+        )
+        records = writer
+    else:
+        metrics, records = MetricsSink(), MemorySink()
+    extra: list[RecordSink] = [metrics]
+    if traces != "off":
+        from modelroute.records.tracing import TracingSink, tracing_from_settings
+
+        extra.append(TracingSink(tracing_from_settings(traces)))
+    return store, records, metrics, extra
+
+
+def _state_backend(
+    policy: Policy,
+    state_url: str,
+    metrics: MetricsSink,
+    cache_max_entries: int | None,
+    cache_max_bytes: int | None,
+) -> StateBackend:
+    """The shared (or in-process) state, with the in-process response cache bounded as
+    asked."""
+    from modelroute.state.backends import open_state
+
+    backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    if cache_max_entries is None and cache_max_bytes is None:
+        return backend
+    from modelroute.cache import MemoryCache
+    from modelroute.cache.memory import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
+
+    memory = MemoryCache(
+        max_entries=cache_max_entries or DEFAULT_MAX_ENTRIES,
+        max_bytes=cache_max_bytes or DEFAULT_MAX_BYTES,
+    )
+    return backend._replace(cache=memory)
 
 
 def state_error_counter(metrics: MetricsSink) -> Callable[[str, str], None]:
