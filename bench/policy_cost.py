@@ -59,6 +59,9 @@ from modelroute.recording import RecordBuilder
 from modelroute.records.ids import RequestIds
 from modelroute.records.stores.body import RowEncoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from modelroute_bin import modelroute_bin
+
 HERE = Path(__file__).resolve().parent
 HARNESS = Path(os.environ.get("HARNESS", HERE.parent.parent / "shared" / "bench" / "gateway"))
 POLICIES = {"one-model": "policy.yaml", "realistic": "policy-realistic.yaml"}
@@ -180,7 +183,7 @@ class Gateways:
             folder.mkdir()
             port = harness.free_port()
             cmd = (
-                f"exec {HERE.parent}/.venv/bin/modelroute serve {policy.source} --host 127.0.0.1 "
+                f"exec {modelroute_bin()} serve {policy.source} --host 127.0.0.1 "
                 f"--port {port} --workers 1 --store {folder}/records.db --spool-dir {folder}"
             )
             proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))

@@ -28,6 +28,9 @@ HARNESS = Path(os.environ.get("HARNESS", ROOT.parent / "shared" / "bench" / "gat
 sys.path.insert(0, str(HARNESS))
 import bench as harness  # noqa: E402  (the shared harness: upstream, wrk, process groups)
 
+sys.path.insert(0, str(HERE))
+from modelroute_bin import modelroute_bin  # noqa: E402
+
 CONFIGS = {
     "records-on": "--store {dir}/records.db --spool-dir {dir}/spool",
     "records-off": "--store none",
@@ -42,7 +45,7 @@ def start_gateway(name: str, mode: str, upstream: str, workdir: Path) -> tuple[A
     (folder / "policy.yaml").write_text(policy)
     port = harness.free_port()
     cmd = (
-        f"exec {ROOT}/.venv/bin/modelroute serve {folder}/policy.yaml --host 127.0.0.1 "
+        f"exec {modelroute_bin()} serve {folder}/policy.yaml --host 127.0.0.1 "
         f"--port {port} --workers 1 " + CONFIGS[name].format(dir=folder)
     )
     proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
