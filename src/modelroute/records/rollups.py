@@ -150,19 +150,6 @@ class Rollup:
             seen[2] = max(seen[2], started_at)
             seen[3] += 1
 
-    @property
-    def rejections(self) -> dict[tuple[str, int, str, str, str], int]:
-        """Requests per (grain, bucket, route, candidate, reason)."""
-        out: dict[tuple[str, int, str, str, str], int] = {}
-        for (minute, r, reason), n in self.reasons.items():
-            pairs = _served(reason)[1]
-            for grain, width in WIDTHS.items():
-                bucket = minute // width * width
-                for candidate, why in pairs:
-                    key = (grain, bucket, r, candidate, why)
-                    out[key] = out.get(key, 0) + n
-        return out
-
     def extend(self, contributions: Iterable[Contribution]) -> Rollup:
         for c in contributions:
             self.add(c)
@@ -178,11 +165,16 @@ class Rollup:
         ]
 
     def rejection_rows(self, grain: Grain) -> list[tuple[Any, ...]]:
-        return [
-            (bucket, r, candidate, why, n)
-            for (g, bucket, r, candidate, why), n in sorted(self.rejections.items())
-            if g == grain
-        ]
+        """``REJECTION_COLUMNS`` rows of one grain, in key order: each distinct decision
+        reason's count spread over its (candidate, reason) pairs."""
+        width = WIDTHS[grain]
+        counts: dict[tuple[int, str, str, str], int] = {}
+        for (minute, r, reason), n in self.reasons.items():
+            bucket = minute // width * width
+            for candidate, why in _served(reason)[1]:
+                key = (bucket, r, candidate, why)
+                counts[key] = counts.get(key, 0) + n
+        return [(*key, n) for key, n in sorted(counts.items())]
 
     def policy_rows(self) -> list[tuple[Any, ...]]:
         return [(h, *values) for h, values in sorted(self.policies.items())]
