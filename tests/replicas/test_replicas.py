@@ -94,7 +94,8 @@ def test_latency_measured_on_one_replica_is_planned_with_on_the_others(
             rid = probe["request_id"]
             stats = cluster.wait_for_records([rid])[rid]["planner_input"]["stats"]
             seen = stats["routes"].get("measured", {}).get("sim")
-            if seen is not None:
+            # Replica 0 pushes its figures in batches: the first ones seen may not hold all 30.
+            if seen is not None and seen["samples"] >= 30:
                 break
             assert time.monotonic() < deadline, stats
             time.sleep(0.3)
