@@ -155,3 +155,32 @@ async def test_feedback_is_an_outcome_counted_once(store_target: Path | str) -> 
         assert (measured.quality, measured.quality_samples) == (0.9, 1)
         assert measured.quality_sources == "feedback" and measured.quality_version == SMALL_VERSION
         assert measured.samples >= 1  # the latency and errors still come from the window
+
+
+async def test_feedback_for_a_request_this_process_forgot_is_joined_from_the_store(
+    store_target: Path | str,
+) -> None:
+    store = open_store(store_target)
+    async with gateway(quickstart(), QUICKSTART_SIM, store=store, quality_refresh_s=0.2) as gw:
+        recent = gw.router.rolling.recent
+        assert recent.max_age_s is not None  # with a store, only the last seconds are kept
+        recent.limit = 2  # so that two more requests push the first out
+        async with httpx.AsyncClient(timeout=10) as http:
+            model, first = await chat(http, gw)
+            for _ in range(2):
+                await chat(http, gw)
+            assert gw.router.rolling.served(first) is None
+
+            async def stored() -> bool:
+                return await store.get(first) is not None
+
+            await until(stored, "the first record never reached the store")
+            rated = await http.post(
+                f"{gw.base_url}/feedback", json={"request_id": first, "score": 0.7}
+            )
+            assert rated.status_code == 200, rated.text
+        [outcome] = await store.outcomes(source=OutcomeSource.FEEDBACK)
+        served = gw.record(first)
+        assert (outcome.request_id, outcome.score, outcome.model) == (first, 0.7, model)
+        assert outcome.reported_model == served.final_reported_model == SMALL_VERSION
+        assert outcome.cost_usd == served.cost_usd and outcome.latency_ms == served.latency_ms

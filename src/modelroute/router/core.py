@@ -54,7 +54,8 @@ from modelroute.state.admission import Admission
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
 from modelroute.state.limits import MemoryCounters
-from modelroute.state.rolling import RollingStats
+from modelroute.state.recent import KEPT_WITH_STORE_S, RecentRequests
+from modelroute.state.rolling import RollingStats, Served
 from modelroute.statuses import infeasible
 from modelroute.types import Completion, StreamChunk
 
@@ -73,7 +74,9 @@ class Router(Lifecycle):
     - ``stats``: the measured statistics the planner reads (a callable returning a
       ``StatsSnapshot``); by default the router's own rolling window over its records, and
       with a ``store``, that window with quality measured from the store's outcomes
-      (``outcomes/measured.py``), refreshed every ``quality_refresh_s`` seconds;
+      (``outcomes/measured.py``), refreshed every ``quality_refresh_s`` seconds; a ``store``
+      must be where ``sink`` writes: feedback looks there for requests older than the few
+      seconds this process remembers (``state/recent.py``);
     - ``sink``: where records are kept (a store's writer, or memory, the default), and
       ``sinks``: every other place each record goes (metrics, traces);
     - ``clock``: monotonic seconds, read for every timing the engine and records keep; it
@@ -121,7 +124,11 @@ class Router(Lifecycle):
         # Every record goes to the main sink (a store writer, or memory), the rolling stats
         # the planner reads, and the other sinks (metrics, traces).
         self.records: RecordSink = sink if sink is not None else MemorySink()
-        self.rolling = RollingStats(clock=clock)
+        # With a store, feedback finds any request but the last few seconds' there.
+        recent = RecentRequests[Served](
+            max_age_s=None if store is None else KEPT_WITH_STORE_S, clock=clock
+        )
+        self.rolling = RollingStats(clock=clock, recent=recent)
         # each record settles what its request reserved
         self.sink = FanOut(self.records, self.rolling, self.limits, *sinks, *extra_sinks)
         self.store = store

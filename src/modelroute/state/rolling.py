@@ -21,6 +21,7 @@ from typing import NamedTuple
 from modelroute.planner.stats import ModelStats, StatsSnapshot
 from modelroute.policy.schema import QUALITY_WINDOW
 from modelroute.records.record import ANSWERED, AttemptResult, RequestRecord
+from modelroute.state.recent import RecentRequests
 
 POSITIVE = frozenset({"correct", "good", "positive", "thumbs_up", "accepted", "pass", "yes"})
 NEGATIVE = frozenset({"incorrect", "bad", "negative", "thumbs_down", "rejected", "fail", "no"})
@@ -90,7 +91,9 @@ class RollingStats:
     clock: Callable[[], float] = time.monotonic
     _by_route: dict[tuple[str, str], _Window] = field(default_factory=dict)
     _by_model: dict[str, _Window] = field(default_factory=dict)
-    _recent: OrderedDict[str, Served] = field(default_factory=OrderedDict)
+    # requests served lately, for feedback (``state/recent.py``); the router bounds it by age
+    # when records reach a store
+    recent: RecentRequests[Served] = field(default_factory=RecentRequests)
     _snapshot: StatsSnapshot = field(default_factory=StatsSnapshot)
     _built_at: float = float("-inf")
     _dirty: bool = False
@@ -108,9 +111,7 @@ class RollingStats:
     def submit(self, record: RequestRecord) -> None:
         """Take one finished request's attempts into the windows."""
         # Every request is remembered (feedback may come for it), routed or not.
-        self._recent[record.request_id] = served(record)
-        if len(self._recent) > 50_000:
-            self._recent.popitem(last=False)
+        self.recent.add(record.request_id, served(record))
         route = record.route
         if route is None:
             return
@@ -126,7 +127,7 @@ class RollingStats:
 
     def served(self, request_id: str) -> Served | None:
         """The request, if this process served it recently."""
-        return self._recent.get(request_id)
+        return self.recent.get(request_id)
 
     def add_quality(self, route: str, model: str, request_id: str, score: float | None) -> None:
         """The request's quality score; it replaces any earlier score of the same request, so
