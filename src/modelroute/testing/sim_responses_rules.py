@@ -87,7 +87,7 @@ def check_request(
     _check_output_limit(body.get("max_output_tokens"))
     asked = ResponsesInput()
     if known:
-        assert kept is not None
+        assert kept is not None and isinstance(previous, str)
         asked.previous_tokens = kept[previous]
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
