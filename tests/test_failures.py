@@ -123,6 +123,16 @@ HTTP_CASES: list[tuple[str, int, bytes, FailureClass]] = [
     ),
     ("anthropic unknown model", 404, anthropic_error("not_found_error", "model: x"), C.BAD_REQUEST),
     ("unknown 4xx", 422, b"{}", C.BAD_REQUEST),
+    (
+        "responses: an unknown previous response",
+        400,
+        openai_error(
+            "Previous response with id 'resp_1' not found.",
+            "invalid_request_error",
+            "previous_response_not_found",
+        ),
+        C.PREVIOUS_RESPONSE_UNKNOWN,
+    ),
     ("error as a bare string", 500, orjson.dumps({"error": "boom"}), C.SERVER_ERROR),
 ]
 
@@ -199,7 +209,9 @@ def test_retry_after_headers() -> None:
 
 
 def test_what_each_class_means_for_routing() -> None:
-    assert frozenset({C.AUTH, C.BAD_REQUEST}) == FATAL
+    assert frozenset({C.AUTH, C.BAD_REQUEST, C.PREVIOUS_RESPONSE_UNKNOWN}) == FATAL
+    # a previous response the upstream no longer keeps says nothing about its health
+    assert C.PREVIOUS_RESPONSE_UNKNOWN not in UNHEALTHY
     assert not (FATAL & RETRYABLE)
     assert C.RATE_LIMITED in RETRYABLE and C.RATE_LIMITED not in UNHEALTHY  # busy, not ill
     # Empty answers fall back but never open a circuit: a client can cause them at will.

@@ -34,6 +34,9 @@ class FailureClass(StrEnum):
     BAD_REQUEST = "bad_request"
     EMPTY_RESPONSE = "empty_response"
     INVALID_RESPONSE = "invalid_response"
+    # An upstream that keeps Responses API responses does not know the one the request
+    # named (``previous_response_not_found``): expired, deleted, or never kept there.
+    PREVIOUS_RESPONSE_UNKNOWN = "previous_response_unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,12 @@ RETRYABLE = frozenset(
         FailureClass.SERVER_ERROR,
     }
 )
-# Fail fast: the same request would fail the same way on any model.
-FATAL = frozenset({FailureClass.AUTH, FailureClass.BAD_REQUEST})
+# Fail fast: the same request would fail the same way on any model. (A request whose previous
+# response one upstream no longer keeps is first resent to it whole, when the gateway holds
+# that conversation: ``engine.walk``.)
+FATAL = frozenset(
+    {FailureClass.AUTH, FailureClass.BAD_REQUEST, FailureClass.PREVIOUS_RESPONSE_UNKNOWN}
+)
 # Counted against a model's circuit breaker: the model (or its provider) is unwell.
 # Not empty_response: a client can cause one at will (a stop sequence matching at once),
 # and one client must not be able to open a model's circuit for everyone.
@@ -105,6 +112,8 @@ _CODES = {
     "permission_error": FailureClass.AUTH,
     "not_found_error": FailureClass.BAD_REQUEST,
     "request_too_large": FailureClass.CONTEXT_LENGTH,
+    # OpenAI's Responses API: a previous_response_id it does not keep
+    "previous_response_not_found": FailureClass.PREVIOUS_RESPONSE_UNKNOWN,
 }
 
 _CONTEXT_PHRASES = (

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +179,9 @@ def build_app(
     admin_token = os.environ[admin_token_env] if admin_token_env else None
     settings = AccessSettings(**(access or {}))
     gate, admin, more = access_parts(router, options.get("store_url"), admin_token, settings)
-    responses = open_responses(options.get("state_url", "memory"), ttl_s=responses_ttl_s)
+    responses = open_responses(
+        options.get("state_url", "memory"), ttl_s=responses_ttl_s, on_error=metrics.state_error
+    )
     return create_app(
         router, metrics, token or None, [*more, *services], ui, gate, admin, responses
     )
@@ -328,7 +330,7 @@ def _state_backend(
     asked."""
     from modelroute.state.backends import open_state
 
-    backend = open_state(state_url, policy, on_error=state_error_counter(metrics))
+    backend = open_state(state_url, policy, on_error=metrics.state_error)
     if cache_max_entries is None and cache_max_bytes is None:
         return backend
     from modelroute.cache import MemoryCache
@@ -339,18 +341,3 @@ def _state_backend(
         max_bytes=cache_max_bytes or DEFAULT_MAX_BYTES,
     )
     return backend._replace(cache=memory)
-
-
-def state_error_counter(metrics: MetricsSink) -> Callable[[str, str], None]:
-    """``modelroute_state_errors_total{operation, outcome}``: operations that could not
-    reach the shared state, and what they did (``open``: admitted unchecked, ``closed``:
-    refused, ``local``: breakers judged by this replica alone)."""
-    from prometheus_client import Counter
-
-    counter = Counter(
-        "modelroute_state_errors",
-        "Operations that could not reach the shared state (Redis), by what they did instead",
-        ("operation", "outcome"),
-        registry=metrics.registry,
-    )
-    return lambda operation, outcome: counter.labels(operation, outcome).inc()

@@ -32,6 +32,7 @@ _FAILED = {
     FailureClass.BAD_REQUEST: 400,
     FailureClass.CONTEXT_LENGTH: 400,
     FailureClass.CONTENT_POLICY: 400,
+    FailureClass.PREVIOUS_RESPONSE_UNKNOWN: 400,
 }
 
 

@@ -182,8 +182,6 @@ async def test_unknown_ids_bad_pages_and_methods_in_openai_format() -> None:
             for query, param in (("limit=0", "limit"), ("order=up", "order"), ("after=x", "after")):
                 bad = await http.get(f"/responses/{created.id}/input_items?{query}")
                 assert bad.status_code == 400 and bad.json()["error"]["param"] == param
-            replay = await http.get(f"/responses/{created.id}?stream=true")
-            assert replay.status_code == 400 and replay.json()["error"]["param"] == "stream"
             wrong = await http.post(f"/responses/{created.id}", json={})
             assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, DELETE"
             assert wrong.json()["error"]["code"] == "method_not_allowed"
@@ -322,6 +320,11 @@ async def test_the_openapi_document_describes_the_stored_responses() -> None:
     assert (one["get"]["operationId"], one["delete"]["operationId"]) == (
         "getResponse", "deleteResponse",
     )  # fmt: skip
+    replay = {p["name"] for p in one["get"]["parameters"]}
+    assert replay == {"response_id", "stream", "starting_after"}
+    assert set(one["get"]["responses"]["200"]["content"]) == {
+        "application/json", "text/event-stream",
+    }  # fmt: skip
     listing = spec["paths"]["/v1/responses/{response_id}/input_items"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"response_id", "after", "limit", "order"}
     assert set(listing["responses"]) == {"200", "400", "404", "503"}

@@ -14,7 +14,7 @@ import pytest
 from modelroute.testing import Simulator
 
 from ..responses_shapes import CALL_SEQUENCE, TEXT_SEQUENCE, squeezed, sse_events, valid_response
-from .simulator_support import FRANCE, WEATHER_ARGS
+from .simulator_support import CONFIG, FRANCE, WEATHER_ARGS
 
 WEATHER = {
     "type": "function",
@@ -142,3 +142,44 @@ async def test_what_the_api_refuses_is_refused(
     assert isinstance(body, dict)
     assert body["type"] == "invalid_request_error" and body["param"] == param
     assert words in body["message"]
+
+
+async def test_an_unkept_previous_response_is_previous_response_not_found(
+    client: openai.AsyncOpenAI,
+) -> None:
+    response = await client.responses.create(model="small", input="hello", store=True)
+    assert response.store is False  # it keeps nothing, whatever was asked
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(
+            model="small", input="again", previous_response_id=response.id
+        )
+    assert caught.value.code == "previous_response_not_found"
+
+
+async def test_kept_responses_continue_until_forgotten() -> None:
+    async with (
+        Simulator({**CONFIG, "keep_responses": True}) as sim,
+        openai.AsyncOpenAI(base_url=sim.openai_base_url, api_key="sk-test") as client,
+    ):
+        first = await client.responses.create(model="small", input="hello")
+        assert first.store is True and first.usage is not None
+        second = await client.responses.create(
+            model="small", input="hello", previous_response_id=first.id
+        )
+        assert second.previous_response_id == first.id and second.usage is not None
+        # the previous conversation counts in the prompt
+        assert second.usage.input_tokens == first.usage.total_tokens + first.usage.input_tokens
+        async with client.responses.stream(
+            model="small", input="hi", previous_response_id=second.id
+        ) as stream:
+            streamed = await stream.get_final_response()
+        unstored = await client.responses.create(model="small", input="hi", store=False)
+        assert unstored.store is False
+        sim.forget_responses()
+        for gone in (first.id, streamed.id, unstored.id):
+            with pytest.raises(openai.BadRequestError) as caught:
+                await client.responses.create(
+                    model="small", input="again", previous_response_id=gone
+                )
+            assert caught.value.code == "previous_response_not_found"
+            assert caught.value.param == "previous_response_id"

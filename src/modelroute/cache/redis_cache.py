@@ -4,9 +4,10 @@ under the deployment's prefix, expiring by Redis's own clock (``SET ... PX``); R
 use the same store under another ``namespace`` (``server/responses_store.py``).
 
 A Redis that cannot be reached is a miss (and an answer not kept), never a failed request:
-``on_error(operation, outcome)`` counts each such time (the namespace, ``miss``/``skipped``).
-With ``fail_open=False`` (stored responses, where "not there" would mislead a client) each
-such time also raises ``StoreUnreachable``.
+``on_error(operation, outcome)`` counts each such time (``operation``, the namespace unless
+given; ``miss``/``skipped``). With ``fail_open=False`` (stored responses, where "not there"
+would mislead a client) each such time raises ``StoreUnreachable`` instead, and a read or
+delete counts as ``closed`` (refused).
 """
 
 from __future__ import annotations
@@ -32,18 +33,21 @@ class RedisCache:
         on_error: ErrorHook | None = None,
         namespace: str = "cache",
         fail_open: bool = True,
+        operation: str | None = None,
     ) -> None:
         self.client = client
         self.prefix = f"{prefix}{namespace}:"
         self.namespace = namespace
         self.on_error = on_error
         self.fail_open = fail_open
+        self.operation = operation or namespace  # what ``on_error`` calls it
+        self._refused = "miss" if fail_open else "closed"  # a read or delete that failed
 
     async def get(self, key: str) -> bytes | None:
         try:
             value = await self.client.get(self.prefix + key)
         except (RedisError, OSError) as exc:
-            self._failed("miss", exc)
+            self._failed(self._refused, exc)
             return None
         return value if isinstance(value, bytes) else None
 
@@ -58,13 +62,13 @@ class RedisCache:
         try:
             return bool(await self.client.delete(self.prefix + key))
         except (RedisError, OSError) as exc:
-            self._failed("skipped", exc)
+            self._failed("skipped" if self.fail_open else "closed", exc)
             return False
 
     def _failed(self, outcome: str, exc: Exception) -> None:
         log.warning("%s: Redis unreachable (%s): %s", self.namespace, outcome, exc)
         if self.on_error is not None:
-            self.on_error(self.namespace, outcome)
+            self.on_error(self.operation, outcome)
         if not self.fail_open:
             raise StoreUnreachable(f"the {self.namespace} store (Redis) cannot be reached") from exc
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from modelroute.confidence import confidence, needs_logprobs, verifier_prompt, verifier_score
 from modelroute.engine.attempt import EngineDeps, OpenStream, call, open_stream
+from modelroute.engine.outgoing import forget_previous
 from modelroute.engine.walk import AllAttemptsFailed, Discard, TryOnce, Walk
 from modelroute.failures import Failure
 from modelroute.planner.decision import Candidate, Decision
@@ -79,7 +80,8 @@ class Executor:
         self.decision = decision
         self.route = route_of(policy, decision)
         self.body = body
-        self.walk: Walk[Any] = Walk(deps, policy, self.route, start)
+        forget = partial(forget_previous, body)
+        self.walk: Walk[Any] = Walk(deps, policy, self.route, start, forget)
         self.escalations = 0
         self.doubted: Answer | None = None  # the most confident answer that escalated
 

@@ -7,7 +7,7 @@ its model gets from it here, so every provider kind gets the same treatment and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from modelroute.policy.compiled import Model
 from modelroute.request_fields import (
@@ -62,7 +62,7 @@ def _responses_request(model: Model, body: dict[str, Any]) -> dict[str, Any]:
     if "responses" not in model.capabilities or not isinstance(request, dict):
         return out
     previous = body.get(RESPONSES_PREVIOUS)
-    if isinstance(previous, dict) and previous.get("model") == model.name:
+    if _names_previous(previous, model):
         request = previous.get("request", request)
     if model.drop_params and not model.drop_params.isdisjoint(request):
         request = {key: value for key, value in request.items() if key not in model.drop_params}
@@ -70,6 +70,25 @@ def _responses_request(model: Model, body: dict[str, Any]) -> dict[str, Any]:
         request = _without_routing_metadata(model.routing_metadata, request)
     out[RESPONSES_REQUEST] = request
     return out
+
+
+def forget_previous(body: dict[str, Any], model: Model) -> bool:
+    """``model``'s upstream said it does not keep the previous response its request named:
+    from now on, this request's body sends it the whole conversation instead (every copy of
+    the body: they share the marker). Whether it was named to it until now (once only)."""
+    previous = body.get(RESPONSES_PREVIOUS)
+    if not _names_previous(previous, model):
+        return False
+    previous["forgotten"] = True
+    return True
+
+
+def _names_previous(previous: object, model: Model) -> TypeGuard[dict[str, Any]]:
+    return (
+        isinstance(previous, dict)
+        and previous.get("model") == model.name
+        and not previous.get("forgotten")
+    )
 
 
 def _without_routing_metadata(routing: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,10 @@ Rules (decided on the failure class only):
   jitter that honours ``Retry-After``, while the deadline allows; then the next candidate;
 - ``context_length`` skips to the next candidate with a larger context window;
 - ``auth`` and ``bad_request`` fail fast: the same request fails the same way anywhere;
+- ``previous_response_unknown`` (an upstream that keeps Responses API responses no longer
+  has the one the request named to it) resends the request to the same model at once, once,
+  with the whole conversation instead of the id (``forget``); a request that cannot be
+  resent so fails fast;
 - any other class falls back to the next candidate;
 - a model whose circuit is open (now, not only at planning time) is skipped, and the skip is
   an attempt in the record with its reason; a candidate the planner kept as a probe despite
@@ -31,6 +35,11 @@ T = TypeVar("T")
 TryOnce = Callable[[Model, Attempt, float], Awaitable[tuple[T | None, Failure | None]]]
 # Gives up a result nobody will use (an open stream that lost a hedge race).
 Discard = Callable[[T], Awaitable[None]]
+# Told a model's upstream does not keep the previous response the request named to it:
+# whether the request can be resent to it whole (``engine.outgoing.forget_previous``).
+Forget = Callable[[Model], bool]
+# The message of the attempt that resent a request whole (it stays when the attempt succeeds).
+RESENT_WHOLE = "resent whole: the upstream no longer keeps the previous response"
 # The attempts of a hedge race that are still out, with the model and record of each.
 Tasks = dict[asyncio.Task[tuple[T | None, Failure | None]], tuple[Model, Attempt]]
 
@@ -47,8 +56,16 @@ class AllAttemptsFailed(ModelrouteError):
 class Walk(Generic[T]):
     """The state of one request's execution: its attempts, deadline and last failure."""
 
-    def __init__(self, deps: EngineDeps, policy: Policy, route: Route, start: float) -> None:
+    def __init__(
+        self,
+        deps: EngineDeps,
+        policy: Policy,
+        route: Route,
+        start: float,
+        forget: Forget | None = None,
+    ) -> None:
         self.deps = deps
+        self.forget: Forget = forget or _cannot_resend
         self.policy = policy
         self.route = route
         self.start = start
@@ -119,11 +136,18 @@ class Walk(Generic[T]):
                 larger_than = max(larger_than, model.context_window)
         return None
 
+    def _whole_now(self, model: Model, failure: Failure) -> bool:
+        """Whether the request goes to ``model`` again, whole: its upstream said it does not
+        keep the previous response the request named to it (it is sent at once, when its
+        breaker lets it, else the walk falls back)."""
+        return failure.cls is FailureClass.PREVIOUS_RESPONSE_UNKNOWN and self.forget(model)
+
     async def _model(
         self, tier: int, model: Model, try_once: TryOnce[T]
     ) -> tuple[T, Attempt] | None:
         retries = self.route.retries
-        for retry in range(retries.max_attempts):
+        retry, whole = 0, False
+        while retry < retries.max_attempts:
             left = self.remaining()
             if left <= 0:
                 self.deps.breakers.release(model.name)  # allowed, but never called
@@ -135,12 +159,18 @@ class Walk(Generic[T]):
                     )
                 )
             attempt = self.new_attempt(model, tier)
+            attempt.message = RESENT_WHOLE if whole else None
             timeout = min(self.route.timeouts.attempt_ms / 1000, left)
             result, failure = await try_once(model, attempt, timeout)
             if failure is None:
                 assert result is not None
                 return result, attempt
             self.last_failure = failure
+            whole = self._whole_now(model, failure)
+            if whole:
+                if not self.allowed(model, tier):
+                    return None
+                continue  # not a retry: another request, sent at once
             if failure.cls in FATAL:
                 raise self.fail(failure)
             if failure.cls.value not in retries.on or retry == retries.max_attempts - 1:
@@ -151,6 +181,7 @@ class Walk(Generic[T]):
             await self.deps.sleep(wait)
             if not self.allowed(model, tier, waited=failure.retry_after_s is not None):
                 return None
+            retry += 1
         return None
 
     async def hedged(
@@ -204,6 +235,13 @@ class Walk(Generic[T]):
                         assert result is not None
                         return result, model, attempt
                     self.last_failure = failure
+                    if self._whole_now(model, failure):
+                        if self.allowed(model, tier):
+                            launch(model)
+                            self.attempts[-1].message = RESENT_WHOLE
+                        else:
+                            launch_partner()
+                        continue
                     if failure.cls in FATAL:
                         raise self.fail(failure)
                     overflowed = model if failure.cls is FailureClass.CONTEXT_LENGTH else None
@@ -229,3 +267,7 @@ class Walk(Generic[T]):
             attempt.outcome, attempt.message = AttemptResult.CANCELLED, "lost the hedge race"
             attempt.latency_ms = (self.deps.clock() - self.start) * 1000 - attempt.started_ms
             self.deps.breakers.failure(model.name)  # no verdict on the model
+
+
+def _cannot_resend(model: Model) -> bool:
+    return False

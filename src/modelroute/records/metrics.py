@@ -134,6 +134,12 @@ class _Families:
         self.cache_saved = self._counter(
             "cache_saved_usd", "What cache hits' answers cost when made (US dollars), saved."
         )
+        self.state_errors = Counter(
+            "modelroute_state_errors",
+            "Operations that could not reach the shared state (Redis), by what they did instead",
+            ("operation", "outcome"),
+            registry=registry,
+        )
         self.circuit = Gauge(
             "modelroute_circuit_state",
             "Circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -261,6 +267,13 @@ class MetricsSink:
             self._spool = (spool_size, gauge)
         if self.multiprocess:
             self._write_gauges()
+
+    def state_error(self, operation: str, outcome: str) -> None:
+        """``modelroute_state_errors_total{operation, outcome}``: an operation that could not
+        reach the shared state, and what it did instead (``open``: admitted unchecked,
+        ``closed``: refused, ``local``: breakers judged by this replica alone, ``miss``: a
+        cache lookup missed, ``skipped``: an entry not kept)."""
+        self._f.state_errors.labels(operation, outcome).inc()
 
     def _gauge(self, name: str, doc: str) -> Gauge:
         return Gauge(

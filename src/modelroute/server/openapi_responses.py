@@ -227,6 +227,16 @@ _LIST_PARAMETERS = [
      "schema": {"enum": ["asc", "desc"], "default": "desc"}},
 ]  # fmt: skip
 
+_REPLAY_PARAMETERS = [
+    {"name": "stream", "in": "query", "required": False,
+     "schema": {"type": "boolean", "default": False},
+     "description": "true: the response as its event stream (response.created ... "
+     "response.completed), each event numbered by `sequence_number` from 0."},
+    {"name": "starting_after", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0},
+     "description": "With `stream=true`: the events after this sequence number."},
+]  # fmt: skip
+
 
 def stored_response_paths(errors: dict[str, Schema]) -> dict[str, Any]:
     """The stored responses' operations; ``errors``: the error responses by status (their
@@ -265,10 +275,13 @@ def stored_response_paths(errors: dict[str, Schema]) -> dict[str, Any]:
         "content": errors["400"]["content"],
     }
     get = one("getResponse", "A stored response, as it was returned.", "Response")
-    stream = {"name": "stream", "in": "query", "required": False, "schema": {"const": False}}
-    get["parameters"] = [_RESPONSE_ID, stream]
+    get["parameters"] = [_RESPONSE_ID, *_REPLAY_PARAMETERS]
+    get["responses"]["200"]["description"] = (
+        "The stored response; with `stream=true` its event stream, replayed from it."
+    )
+    get["responses"]["200"]["content"][SSE] = {"schema": ref("ResponseStreamEvent")}
     get["responses"]["400"] = {
-        "description": "`stream=true`: a stored response is served whole, not replayed.",
+        "description": "`starting_after` is not a non-negative integer.",
         "content": errors["400"]["content"],
     }
     return {

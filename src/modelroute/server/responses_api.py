@@ -34,6 +34,7 @@ from modelroute.server.responses_stored import owner_of, with_previous
 from modelroute.server.sse import relay_sse
 
 ENDPOINT = "responses"
+MODEL_HEADER = "x-modelroute-model"  # the policy's name of the model that answers
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ class ResponsesDoor:
             final = translator.final
             if final is not None and not kept:
                 kept = True
-                native = stream.record.final_model if translator.native else None
+                # the record names its model once the stream has ended: not yet
+                native = stream.headers.get(MODEL_HEADER) if translator.native else None
                 await self._keep(final, request, owner, native)
             await send(message)
 

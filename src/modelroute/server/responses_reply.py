@@ -112,7 +112,7 @@ def completion_to_response(
     output: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     if completion.content:
-        part = _text_part(completion.content)
+        part = text_part(completion.content)
         logprobs = (first.get("logprobs") or {}).get("content")
         if isinstance(logprobs, list):
             part["logprobs"] = [_logprob(item) for item in logprobs if isinstance(item, dict)]
@@ -139,7 +139,7 @@ def completion_to_response(
     )  # fmt: skip
 
 
-def _text_part(text: str) -> dict[str, Any]:
+def text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
@@ -170,10 +170,14 @@ def _chunk_logprobs(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [_logprob(item) for item in content if isinstance(item, dict)]
 
 
-def _event_logprob(logprob: dict[str, Any]) -> dict[str, Any]:
+def event_logprob(logprob: dict[str, Any]) -> dict[str, Any]:
     """A text part's logprob as the delta and done events carry it (without the bytes)."""
-    top = [{"token": t["token"], "logprob": t["logprob"]} for t in logprob["top_logprobs"]]
-    return {"token": logprob["token"], "logprob": logprob["logprob"], "top_logprobs": top}
+    top = [
+        {"token": t.get("token"), "logprob": t.get("logprob")}
+        for t in logprob.get("top_logprobs") or ()
+        if isinstance(t, dict)
+    ]
+    return {"token": logprob.get("token"), "logprob": logprob.get("logprob"), "top_logprobs": top}
 
 
 def _message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,7 +214,10 @@ def _final_response(raw: bytes) -> dict[str, Any] | None:
     return response if isinstance(response, dict) else None
 
 
-def _sse(event: dict[str, Any]) -> bytes:
+def encode_event(event: dict[str, Any], sequence_number: int) -> bytes:
+    """One event as the door sends it (SSE, named by its type), numbered
+    ``sequence_number``: every event the door makes, live or replayed, is encoded here."""
+    event["sequence_number"] = sequence_number
     name = str(event["type"]).encode()
     return b"event: " + name + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
@@ -296,9 +303,8 @@ class StreamToResponses:
     # -- translated events ---------------------------------------------------------------------
 
     def _event(self, event: dict[str, Any]) -> bytes:
-        event["sequence_number"] = self._seq
         self._seq += 1
-        return _sse(event)
+        return encode_event(event, self._seq - 1)
 
     def _response(self, status: str, usage: Usage | None) -> dict[str, Any]:
         return response_object(
@@ -329,14 +335,14 @@ class StreamToResponses:
             item["index"] = index
             out += self._added(index, {k: v for k, v in item.items() if k != "index"})
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            part = {"type": "response.content_part.added", **where, "part": _text_part("")}
+            part = {"type": "response.content_part.added", **where, "part": text_part("")}
             out += self._event(part)
             item["text"], item["logprobs"] = "", []
         item["text"] += text
         item["logprobs"] += logprobs
         where = {"item_id": item["id"], "output_index": item["index"], "content_index": 0}
         delta = {"type": "response.output_text.delta", **where, "delta": text}
-        return out + self._event({**delta, "logprobs": [_event_logprob(lp) for lp in logprobs]})
+        return out + self._event({**delta, "logprobs": [event_logprob(lp) for lp in logprobs]})
 
     def _call(self, call: dict[str, Any]) -> bytes:
         index_given = call.get("index")
@@ -380,8 +386,8 @@ class StreamToResponses:
         index, text, logprobs = item["index"], item["text"], item["logprobs"]
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
         text_done = {"type": "response.output_text.done", **where, "text": text}
-        out = self._event({**text_done, "logprobs": [_event_logprob(lp) for lp in logprobs]})
-        part = _text_part(text)
+        out = self._event({**text_done, "logprobs": [event_logprob(lp) for lp in logprobs]})
+        part = text_part(text)
         part["logprobs"] = logprobs
         out += self._event({"type": "response.content_part.done", **where, "part": part})
         done = _message_item(item["id"], status_of(self._finish), [part])

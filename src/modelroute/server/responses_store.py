@@ -19,13 +19,18 @@ to any other caller it does not exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from modelroute.cache import Entries, MemoryCache
 
+if TYPE_CHECKING:
+    from modelroute.cache.redis_cache import ErrorHook
+
 DEFAULT_TTL_S = 30 * 24 * 3600.0
+# The operation label of ``modelroute_state_errors_total`` for this store's Redis errors.
+OPERATION = "stored_responses"
 # Id prefixes of input items given an id here, by item type (the API's own prefixes).
 _ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
 # Fields an item carries when read back that a request's input item does not take.
@@ -149,11 +154,16 @@ def _as_input(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_responses(
-    url: str, prefix: str = "modelroute:", ttl_s: float | None = None
+    url: str,
+    prefix: str = "modelroute:",
+    ttl_s: float | None = None,
+    on_error: ErrorHook | None = None,
 ) -> ResponseStore:
     """``memory`` (this process) or a ``redis://`` URL (``?prefix=`` honoured), as for
     ``serve --state``: the same choice as the response cache's and the sessions' pins.
-    Entries are kept ``ttl_s`` seconds (``DEFAULT_TTL_S`` when None)."""
+    Entries are kept ``ttl_s`` seconds (``DEFAULT_TTL_S`` when None). ``on_error`` counts
+    each time Redis cannot be reached, as ``("stored_responses", outcome)``: ``closed``, a
+    read or delete refused (503); ``skipped``, a response not stored."""
     ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     if url == "memory":
         return ResponseStore(ttl_s=ttl)
@@ -162,5 +172,7 @@ def open_responses(
     from modelroute.state.redis_state import connect
 
     url, prefix = split_prefix(url, prefix)
-    entries = RedisCache(connect(url), prefix, namespace="responses", fail_open=False)
+    entries = RedisCache(
+        connect(url), prefix, on_error, "responses", fail_open=False, operation=OPERATION
+    )
     return ResponseStore(entries, ttl)

@@ -1,7 +1,9 @@
 """The stored responses' endpoints, as the Responses API serves them:
 ``GET /v1/responses/{id}`` (the ``response`` object), ``DELETE /v1/responses/{id}`` (the
-deleted-object shape) and ``GET /v1/responses/{id}/input_items`` (a list, newest first by
-default, paged by ``after``, ``limit`` and ``order``). An id that is unknown, expired, deleted
+deleted-object shape; with ``stream=true`` its event stream, replayed from the object and
+resumed after ``starting_after``: ``responses_replay``) and
+``GET /v1/responses/{id}/input_items`` (a list, newest first by default, paged by ``after``,
+``limit`` and ``order``). An id that is unknown, expired, deleted
 or another API key's is a 404 in OpenAI's error format.
 
 ``with_previous`` is what ``previous_response_id`` means on ``POST /v1/responses``: the
@@ -17,9 +19,10 @@ from urllib.parse import parse_qs
 
 from modelroute.cache import StoreUnreachable
 from modelroute.server.access import IDENTITY
-from modelroute.server.asgi import Scope, Send, send_json
+from modelroute.server.asgi import Scope, Send, send_json, start_stream
 from modelroute.server.errors import HttpError
 from modelroute.server.responses_checks import BridgeError
+from modelroute.server.responses_replay import replay
 from modelroute.server.responses_store import ResponseStore, StoredResponse
 
 PREFIX = "/v1/responses/"
@@ -106,8 +109,11 @@ async def _stored(store: ResponseStore, scope: Scope, send: Send) -> None:
         return
     try:
         if not listing:
-            if _last(query, "stream") == "true":  # replaying a stored stream: not kept
-                raise BridgeError("A stored response is served whole: drop 'stream'.", "stream")
+            if _last(query, "stream") == "true":
+                events = replay(entry.response, _starting_after(query))
+                await start_stream(send, ())
+                await send({"type": "http.response.body", "body": events})
+                return
             await send_json(send, 200, entry.response)
             return
         page = items_page(entry, query)
@@ -147,6 +153,19 @@ def items_page(entry: StoredResponse, query: dict[str, list[str]]) -> dict[str, 
         "last_id": data[-1].get("id") if data else None,
         "has_more": len(items) > limit,
     }
+
+
+def _starting_after(query: dict[str, list[str]]) -> int:
+    """The sequence number a replay resumes after (-1: from the first event)."""
+    given = _last(query, "starting_after")
+    if given is None:
+        return -1
+    if not given.isdigit():
+        raise BridgeError(
+            f"Invalid 'starting_after': expected a non-negative integer, got '{given}'.",
+            "starting_after",
+        )
+    return int(given)
 
 
 def _last(query: dict[str, list[str]], name: str) -> str | None:

@@ -255,7 +255,13 @@ def upstream_error(fail: Fail, model_id: str) -> UpstreamError:
         error = {"message": message, "type": "invalid_request_error"}
         body = orjson.dumps({"error": {**error, "param": None, "code": "content_policy_violation"}})
         return UpstreamError(status=400, body=body, headers=headers)
-    if cls is FailureClass.RATE_LIMITED:
+    if cls is FailureClass.PREVIOUS_RESPONSE_UNKNOWN:
+        wire = _WIRE.bad_request(
+            "Previous response with id 'resp_gone' not found.",
+            "previous_response_id",
+            "previous_response_not_found",
+        )
+    elif cls is FailureClass.RATE_LIMITED:
         wire = _WIRE.rate_limited(model_id, fail.retry_after_s or 0)
     elif cls is FailureClass.OVERLOADED:
         wire = _WIRE.overloaded()

@@ -4,6 +4,7 @@ The YAML/dict shape (every field optional except ``models``)::
 
     seed: 7
     api_key: sk-xyz            # if set, requests must carry it (Bearer / x-api-key)
+    keep_responses: false      # true: /v1/responses keeps responses (previous_response_id)
     models:
       small:
         reported_model: small-2024-08-06
@@ -133,6 +134,10 @@ class SimulatorConfig(_Strict):
 
     seed: int = 0
     api_key: str | None = None
+    # The Responses API's responses kept, as OpenAI's API keeps them (``store``), so a
+    # ``previous_response_id`` naming one is served; off: each says ``store: false`` and
+    # every ``previous_response_id`` is refused
+    keep_responses: bool = False
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @classmethod

@@ -89,7 +89,7 @@ async def handle_completion(
     try:
         req = wire.parse(body)
     except BadRequest as exc:
-        problem = wire.bad_request(exc.message, exc.param)
+        problem = wire.bad_request(exc.message, exc.param, exc.code)
         return _refuse(state, request, wire, key, "bad_request", problem, body)
     rt = state.models.get(req.model)
     if rt is None:

@@ -2,7 +2,8 @@
 
 Each refusal is the real API's 400 (``invalid_request_error`` with its ``param``): unknown
 parameters, malformed input items, a ``function_call_output`` with no call, an unknown
-``previous_response_id`` (the simulator stores nothing), output limits under 16 tokens, a
+``previous_response_id`` (``previous_response_not_found``: one the simulator does not keep,
+and every one unless it keeps responses), output limits under 16 tokens, a
 ``json_object`` format without the word "json" in the input, and so on. What is accepted
 comes back as ``ResponsesInput`` for the reply to honour.
 """
@@ -10,6 +11,7 @@ comes back as ``ResponsesInput`` for the reply to honour.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +55,15 @@ class ResponsesInput:
     json_mode: str | None = None
     json_schema: Any = None
     tools_allowed: bool = True
+    previous_tokens: int = 0  # the conversation of the previous response, in tokens
 
 
-def check_request(body: dict[str, Any], stream: bool) -> ResponsesInput:
-    """Refuse what the Responses API refuses (``BadRequest``); else what the reply honours."""
+def check_request(
+    body: dict[str, Any], stream: bool, kept: Mapping[str, int] | None = None
+) -> ResponsesInput:
+    """Refuse what the Responses API refuses (``BadRequest``); else what the reply honours.
+    ``kept``: the responses the simulator keeps, by id (their conversations in tokens);
+    None: it keeps none."""
     unknown = next((key for key in body if key not in _PARAMETERS), None)
     if unknown is not None:
         raise BadRequest(f"Unknown parameter: '{unknown}'.", unknown)
@@ -66,9 +73,12 @@ def check_request(body: dict[str, Any], stream: bool) -> ResponsesInput:
             "stream_options",
         )
     previous = body.get("previous_response_id")
-    if previous is not None:
+    known = kept is not None and isinstance(previous, str) and previous in kept
+    if previous is not None and not known:
         raise BadRequest(
-            f"Previous response with id '{previous}' not found.", "previous_response_id"
+            f"Previous response with id '{previous}' not found.",
+            "previous_response_id",
+            "previous_response_not_found",
         )
     if body.get("background"):
         raise BadRequest("Background mode is not served by the simulator.", "background")
@@ -76,6 +86,9 @@ def check_request(body: dict[str, Any], stream: bool) -> ResponsesInput:
     _check_number(body, "top_p", 1.0)
     _check_output_limit(body.get("max_output_tokens"))
     asked = ResponsesInput()
+    if known:
+        assert kept is not None and isinstance(previous, str)
+        asked.previous_tokens = kept[previous]
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise BadRequest("Invalid type for 'instructions': expected a string.", "instructions")

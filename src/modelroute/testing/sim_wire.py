@@ -17,10 +17,11 @@ from modelroute.testing.sim_engine import ContextOverflow, Reply, SimRequest
 class BadRequest(Exception):
     """The request body is not a valid request for this wire format (-> 400)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.code = code  # the error's code, where the API gives one
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,9 @@ class Wire(Protocol):
 
     def unauthorized(self) -> WireError: ...
 
-    def bad_request(self, message: str, param: str | None = None) -> WireError: ...
+    def bad_request(
+        self, message: str, param: str | None = None, code: str | None = None
+    ) -> WireError: ...
 
     def not_found(self, model: str) -> WireError: ...
 

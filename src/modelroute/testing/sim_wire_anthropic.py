@@ -167,7 +167,9 @@ class AnthropicWire:
     def unauthorized(self) -> WireError:
         return _error(401, "authentication_error", "invalid x-api-key")
 
-    def bad_request(self, message: str, param: str | None = None) -> WireError:
+    def bad_request(
+        self, message: str, param: str | None = None, code: str | None = None
+    ) -> WireError:
         return _error(400, "invalid_request_error", message)
 
     def not_found(self, model: str) -> WireError:

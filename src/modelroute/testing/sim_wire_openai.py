@@ -180,8 +180,10 @@ class OpenAIWire:
             None,
         )
 
-    def bad_request(self, message: str, param: str | None = None) -> WireError:
-        return _error(400, message, "invalid_request_error", None, param)
+    def bad_request(
+        self, message: str, param: str | None = None, code: str | None = None
+    ) -> WireError:
+        return _error(400, message, "invalid_request_error", code, param)
 
     def not_found(self, model: str) -> WireError:
         message = f"The model `{model}` does not exist or you do not have access to it."

@@ -7,8 +7,14 @@ named and numbered: ``response.created``, ``response.in_progress``, then per out
 ``response.content_part.done``; or ``response.function_call_arguments.delta``...,
 ``.done``), ``response.output_item.done``, and ``response.completed`` (``response.incomplete``
 when the output limit cut the answer). A ``web_search`` tool is served by pretending to
-search: a ``web_search_call`` item comes before the answer. Errors are OpenAI's JSON. It
-keeps no response: each says ``store: false``, and a ``previous_response_id`` is refused.
+search: a ``web_search_call`` item comes before the answer. Errors are OpenAI's JSON.
+
+By default it keeps no response: each says ``store: false``, and a ``previous_response_id``
+is refused (``previous_response_not_found``). Given where to keep them (the simulator's
+``keep_responses``), each answer with ``store`` true (the default) is kept once answered
+whole, and a request naming it continues its conversation (its tokens count in the prompt)
+until the simulator forgets it (``Simulator.forget_responses``, as an upstream's copy
+expires or is deleted).
 """
 
 from __future__ import annotations
@@ -47,12 +53,16 @@ class ResponsesWire(OpenAIWire):
 
     name = "responses"
 
+    def __init__(self, kept: dict[str, int] | None = None) -> None:
+        # the responses kept, by id: the tokens of their conversations; None: none kept
+        self.kept = kept
+
     def parse(self, body: dict[str, Any]) -> SimRequest:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("Missing required parameter: 'model'.", "model")
         stream = optional_bool(body, "stream")
-        asked = check_request(body, stream)
+        asked = check_request(body, stream, self.kept)
         echo = {key: body.get(key, default) for key, default in _ECHOED.items()}
         echo["text"] = {
             "format": {"type": "text"},
@@ -60,13 +70,15 @@ class ResponsesWire(OpenAIWire):
             **(body.get("text") or {}),
         }
         echo["reasoning"] = body.get("reasoning") or {"effort": None, "summary": None}
-        echo["store"] = False  # whatever was asked: the simulator keeps no response
+        # whatever was asked, a simulator that keeps no response says so
+        echo["store"] = self.kept is not None and body.get("store") is not False
+        prompt_tokens = estimate_prompt_tokens(asked.texts, len(asked.texts))
         return SimRequest(
             model=model,
             stream=stream,
             max_tokens=body.get("max_output_tokens"),
             match_text=asked.match_text,
-            prompt_tokens=estimate_prompt_tokens(asked.texts, len(asked.texts)),
+            prompt_tokens=prompt_tokens + asked.previous_tokens,
             tool_names=asked.tool_names,
             after_tool_result=asked.after_tool,
             json_mode=asked.json_mode,
@@ -82,7 +94,13 @@ class ResponsesWire(OpenAIWire):
     # -- complete bodies ------------------------------------------------------------------
 
     def completion(self, x: Exchange) -> bytes:
+        self._keep(x)
         return orjson.dumps(_response(x, _status(x), _output(x, done=True), usage=True))
+
+    def _keep(self, x: Exchange) -> None:
+        """An answer given whole, kept when it says it is (``store``)."""
+        if self.kept is not None and x.req.echo.get("store"):
+            self.kept[f"resp_{x.token}"] = x.req.prompt_tokens + x.reply.completion_tokens
 
     def malformed_body(self, x: Exchange) -> bytes:
         return f'{{"id": "resp_{x.token}", "object": "response", "output": [{{"ty'.encode()
@@ -116,6 +134,7 @@ class ResponsesWire(OpenAIWire):
 
     def stream_tail(self, x: Exchange) -> bytes:
         first = len(_head(x)) + x.reply.completion_tokens
+        self._keep(x)
         return _events(x, first, _tail(x))
 
     def stream_malformed(self, x: Exchange) -> bytes:

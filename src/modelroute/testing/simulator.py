@@ -18,6 +18,7 @@ Endpoints
     GET  /_sim/stats              {model: {outcome: count}}
     GET  /_sim/requests           the last requests received (body and headers)
     POST /_sim/reset              back to the loaded config, stats cleared, RNGs reseeded
+                                  (and the kept responses forgotten)
 
 Every response whose headers are sent carries ``x-sim-outcome``.
 """
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 _OPENAI: Wire = OpenAIWire()
 _ANTHROPIC: Wire = AnthropicWire()
-_RESPONSES: Wire = ResponsesWire()
 # Stopping waits this long for in-flight requests; hung ones are then cancelled.
 _SHUTDOWN_GRACE_S = 0.5
 # Large enough for context-window tests with long prompts (aiohttp's default is 1 MiB).
@@ -82,6 +82,11 @@ class Simulator:
             self._initial = SimulatorConfig.model_validate(dict(config or {}))
         self._configs: dict[str, ModelConfig] = {}
         self._state = SimState(self._initial.api_key, {})
+        # the Responses API's responses kept (by id), when the config says to keep them
+        self._kept: dict[str, int] = {}
+        self._responses_wire: Wire = ResponsesWire(
+            self._kept if self._initial.keep_responses else None
+        )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._port: int | None = None
@@ -106,6 +111,12 @@ class Simulator:
         }
         self._state.stats.clear()
         self._state.recent.clear()
+        self._kept.clear()
+
+    def forget_responses(self) -> None:
+        """Forget every kept response (as an upstream's copies expire or are deleted): a
+        request naming one is refused from now on (``previous_response_not_found``)."""
+        self._kept.clear()
 
     def _rng(self, name: str) -> random.Random:
         # One RNG per model: outcomes of one model do not depend on traffic to the others.
@@ -224,7 +235,7 @@ class Simulator:
         return await handle_completion(self._state, _ANTHROPIC, request)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        return await handle_completion(self._state, _RESPONSES, request)
+        return await handle_completion(self._state, self._responses_wire, request)
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         anthropic = "anthropic-version" in request.headers
