@@ -54,6 +54,15 @@ class Embedder:
         out: F32 = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
         return out
 
+    def encode_whole(self, text: str) -> F32 | None:
+        """One text's vector, or None when the model would read only its beginning (it is
+        longer than the model's window, whose end the model ignores)."""
+        ids = self._model.tokenizer(text, truncation=False, verbose=False)["input_ids"]
+        if len(ids) > self._model.max_seq_length:
+            return None
+        out: F32 = self.encode([text])[0]
+        return out
+
 
 def _load(name: str) -> Any:
     found = _LOADED.get(name)
