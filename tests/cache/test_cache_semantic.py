@@ -27,6 +27,11 @@ QUESTION = "What is the capital of France?"
 PARAPHRASE = "What's France's capital city?"  # similarity about 0.94
 UNRELATED = "How do I bake sourdough bread?"  # about 0.13
 
+HISTORY: list[Any] = [
+    {"role": "user", "content": "Hello"},
+    {"role": "assistant", "content": "Hi"},
+]
+
 pytestmark = pytest.mark.usefixtures("embed_extra")
 
 
@@ -104,8 +109,7 @@ async def test_only_requests_alike_in_every_other_field_share_an_answer() -> Non
             {"seed": 7},
             {"top_p": 0.5},
             {"messages": _messages(PARAPHRASE, system="Answer in French.")},
-            {"messages": [*_messages("Hello"), {"role": "assistant", "content": "Hi"},
-                          *_messages(PARAPHRASE)]},  # fmt: skip
+            {"messages": [*HISTORY, *_messages(PARAPHRASE)]},
         ]
         for changed in differing:
             raw = await _ask(gw, PARAPHRASE, **changed)

@@ -60,7 +60,7 @@ class Probe:
 
 
 def canonical_text(body: Mapping[str, Any]) -> str | None:
-    """The last user message's text (text parts joined by newlines, runs of whitespace as one
+    """The last user message's text (its text parts joined, each run of whitespace as one
     space), or None when the request has no such message or it holds anything but text."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
