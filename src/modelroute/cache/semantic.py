@@ -19,8 +19,8 @@ not looked up semantically (the exact cache still applies).
 The index lives in this process (entries are not shared between replicas; the answers
 themselves stay where the exact cache keeps them, so a semantic entry is the exact key of a
 cached answer and its vector). It is bounded by entries, least recently used first out, and
-searched by brute force: one matrix product over a partition's normalised vectors, about a
-millisecond for 10,000 entries of 384 floats, far below the embedding itself. Embedding is
+searched by brute force: one matrix product over a partition's normalised vectors, about
+1 ms of CPU for 10,000 entries of 384 floats (measured), small beside the embedding itself. Embedding is
 CPU work: it runs on one worker thread, off the event loop, and its time is recorded.
 """
 

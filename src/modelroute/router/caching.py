@@ -59,9 +59,11 @@ def semantic_index(
     if not wanted:
         return None
     from modelroute.cache.semantic import SemanticIndex
-    from modelroute.learned.embed import Embedder
+    from modelroute.learned.embed import Embedder, one_thread
 
     embedder = Embedder()
+    one_thread()
+    embedder.encode_whole("warm-up")  # the first encoding pays one-off set-up: not a request
     return SemanticIndex(embedder.encode_whole, embedder.dim, clock=clock)
 
 
