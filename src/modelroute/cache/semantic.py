@@ -20,8 +20,9 @@ The index lives in this process (entries are not shared between replicas; the an
 themselves stay where the exact cache keeps them, so a semantic entry is the exact key of a
 cached answer and its vector). It is bounded by entries, least recently used first out, and
 searched by brute force: one matrix product over a partition's normalised vectors, about
-1 ms of CPU for 10,000 entries of 384 floats (measured), small beside the embedding itself. Embedding is
-CPU work: it runs on one worker thread, off the event loop, and its time is recorded.
+1 ms of CPU for 10,000 entries of 384 floats (measured), small beside the embedding itself.
+Embedding is CPU work: it runs on one worker thread, off the event loop, and its time is
+recorded.
 """
 
 from __future__ import annotations
