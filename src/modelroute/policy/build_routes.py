@@ -16,6 +16,8 @@ from modelroute.policy.rules import (
     timeout_policy,
 )
 from modelroute.policy.schema import (
+    DEFAULT_SIMILARITY,
+    CacheMode,
     CascadeStrategy,
     CheapestQualifiedStrategy,
     FixedStrategy,
@@ -150,9 +152,7 @@ class RouteChecks(Checks):
             learned=self.learned(name, spec),
             rate_limit=rate_rule(spec.rate_limit),
             budget=budget_rule(spec),
-            cache=None
-            if spec.cache is None
-            else c.CacheRule(spec.cache.ttl, spec.cache.allow_sampling),
+            cache=self.cache(name, spec),
             affinity=affinity_rule(spec),
         )
 
@@ -199,6 +199,21 @@ class RouteChecks(Checks):
             if lam is None
             else ("policy" if strategy.lambda_ is not None else "calibrated"),
         )
+
+    def cache(self, name: str, spec: RouteSpec) -> c.CacheRule | None:
+        rule = spec.cache
+        if rule is None:
+            return None
+        similarity = rule.similarity
+        if rule.mode is CacheMode.SEMANTIC:
+            similarity = DEFAULT_SIMILARITY if similarity is None else similarity
+        elif similarity is not None:
+            self.error(
+                ("routes", name, "cache", "similarity"),
+                "similarity applies to semantic caching only",
+                "add 'mode: semantic' to the cache, or remove 'similarity'",
+            )
+        return c.CacheRule(rule.ttl, rule.allow_sampling, similarity)
 
     def shadow(self, name: str, spec: Shadow | None) -> c.ShadowRule | None:
         if spec is None:

@@ -159,6 +159,9 @@ class CacheRule:
 
     ttl_s: float
     allow_sampling: bool  # also cache requests that sample (temperature > 0 or unset)
+    # On an exact miss, a cached answer to a paraphrase: the least cosine similarity of the
+    # last user messages' embeddings (``cache/semantic.py``); None for exact matches only.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

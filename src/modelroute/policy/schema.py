@@ -343,14 +343,28 @@ def _seconds(value: object) -> object:
 Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_CACHE_TTL_S)]
 
 
+class CacheMode(StrEnum):
+    EXACT = "exact"  # an exact repeat of the request only
+    SEMANTIC = "semantic"  # also a close paraphrase of its last user message (the embed extra)
+
+
+DEFAULT_SIMILARITY = 0.95
+
+
 class CacheSpec(Strict):
     """A route's response cache (``modelroute.cache``): an exact repeat of a request (same
     route, model and generation fields) within ``ttl`` is answered from the cache, at no cost.
     Requests that sample (``temperature`` above 0, or unset: providers default to sampling)
-    are never cached unless ``allow_sampling`` says a repeated sample is acceptable."""
+    are never cached unless ``allow_sampling`` says a repeated sample is acceptable.
+
+    ``mode: semantic`` also answers, on an exact miss, a request whose last user message is
+    a paraphrase (cosine ``similarity`` of sentence embeddings at least that, default 0.95)
+    of a cached one whose every other field is the same (``cache/semantic.py``)."""
 
     ttl: Duration
     allow_sampling: bool = False
+    mode: CacheMode = CacheMode.EXACT
+    similarity: Annotated[float, Field(ge=0.5, le=1.0)] | None = None
 
 
 class RouteSpec(Strict):

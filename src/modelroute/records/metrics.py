@@ -23,7 +23,8 @@ scrape can be checked against them.
 - ``modelroute_fallbacks_total{route,model}``: records for which ``is_fallback`` holds.
 - ``modelroute_escalations_total{route,model}``: the sum of records' ``escalations``.
 - ``modelroute_cache_requests_total{route,model,result}``: records that consulted the
-  response cache, ``result`` ``hit`` or ``miss`` (``cache_hit``); ``model`` the final one.
+  response cache, ``result`` ``hit`` (an exact repeat), ``semantic_hit`` (a paraphrase, on a
+  route with ``mode: semantic``) or ``miss`` (``cache_hit``); ``model`` the final one.
 - ``modelroute_cache_saved_usd_total{route,model}``: the sum of hits' ``cache_saved_usd``.
 - ``modelroute_circuit_state{model}``: 0 closed, 1 half-open, 2 open, read at scrape time.
 - ``modelroute_record_queue_depth``, ``modelroute_record_spool_size``: records waiting for
@@ -309,7 +310,8 @@ class MetricsSink:
             self._write_gauges()
 
     def _cached(self, record: RequestRecord, route: str, model: str) -> None:
-        key = (route, model, "hit" if record.cache_hit else "miss")
+        hit = "semantic_hit" if record.cache_similarity is not None else "hit"
+        key = (route, model, hit if record.cache_hit else "miss")
         self._inc(self._cache.get(key) or self._child(self._cache, self._f.cache, key), 1)
         if record.cache_hit and record.cache_saved_usd:
             saved = self._cache_saved.get((route, model))

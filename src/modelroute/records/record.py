@@ -167,6 +167,11 @@ class RequestRecord:
     cache_hit: bool | None = None
     # For a hit: what the cached answer cost when it was made (USD), saved this time.
     cache_saved_usd: float | None = None
+    # A route with ``mode: semantic``: a hit on the answer to a paraphrase says how similar
+    # (cosine, 0-1; None for an exact hit), and the time spent embedding the prompt, when it
+    # was embedded (an exact hit is not).
+    cache_similarity: float | None = None
+    cache_embed_ms: float | None = None
     # The conversation it belongs to, on a route with session affinity (``Session.label``:
     # "header:conv-42", "user:<hash>", "fingerprint:<hash>"); what affinity did is on the
     # decision (``decision["affinity"]``).

@@ -1,17 +1,25 @@
 """The response cache's part in a request, for routes that declare ``cache:``
-(``modelroute.cache``): the lookup before running, a hit's answer, keeping a miss's answer."""
+(``modelroute.cache``): the lookup before running, a hit's answer, keeping a miss's answer;
+and the semantic index, for policies with a route that asks for it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from modelroute.cache import HEADER as CACHE_HEADER
 from modelroute.cache import CacheGate, Lookup
 from modelroute.planner import Decision
+from modelroute.policy import Policy
 from modelroute.recording import RecordBuilder
 from modelroute.records.record import RecordSink, RequestRecord, RequestStatus
 from modelroute.types import Completion
+
+if TYPE_CHECKING:  # numpy and torch load with a semantic route only
+    from modelroute.cache.semantic import SemanticIndex
+
+# A semantic hit's similarity to the request it answered (``x-modelroute-cache: hit`` too).
+SIMILARITY_HEADER = "x-modelroute-cache-similarity"
 
 
 async def look_up(
@@ -29,8 +37,34 @@ async def look_up(
     model = None if chosen is None else builder.policy.models.get(chosen)
     lookup = await cache.lookup(route, model, body, headers)
     if lookup is not None:
-        builder.record.cache_hit = lookup.hit is not None
+        record = builder.record
+        record.cache_hit = lookup.hit is not None
+        record.cache_similarity = lookup.similarity
+        record.cache_embed_ms = None if lookup.probe is None else lookup.probe.embed_ms
     return lookup
+
+
+def semantic_index(
+    policies: Iterable[Policy], current: SemanticIndex | None, clock: Callable[[], float]
+) -> SemanticIndex | None:
+    """The semantic cache's index, made (and its embedding model loaded, with torch) the
+    first time a policy has a route with ``mode: semantic``; ``current`` once there is one."""
+    if current is not None:
+        return current
+    wanted = any(
+        r.cache is not None and r.cache.similarity is not None
+        for p in policies
+        for r in p.routes.values()
+    )
+    if not wanted:
+        return None
+    from modelroute.cache.semantic import SemanticIndex
+    from modelroute.learned.embed import Embedder, one_thread
+
+    embedder = Embedder()
+    one_thread()
+    embedder.encode_whole("warm-up")  # the first encoding pays one-off set-up: not a request
+    return SemanticIndex(embedder.encode_whole, embedder.dim, clock=clock)
 
 
 def answer_cached(
@@ -52,6 +86,8 @@ def marked(builder: RecordBuilder, lookup: Lookup | None) -> dict[str, str]:
     headers = builder.headers()
     if lookup is not None:
         headers[CACHE_HEADER] = "miss" if lookup.hit is None else "hit"
+        if lookup.similarity is not None:
+            headers[SIMILARITY_HEADER] = f"{lookup.similarity:.4f}"
     return headers
 
 

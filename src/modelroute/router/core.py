@@ -40,7 +40,7 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.router.admission import admit, limited
-from modelroute.router.caching import answer_cached, kept_as, look_up, marked
+from modelroute.router.caching import answer_cached, kept_as, look_up, marked, semantic_index
 from modelroute.router.client_view import client_view
 from modelroute.router.feedback import join_feedback
 from modelroute.router.lifecycle import Lifecycle
@@ -60,6 +60,7 @@ from modelroute.statuses import infeasible
 from modelroute.types import Completion, StreamChunk
 
 if TYPE_CHECKING:
+    from modelroute.cache.semantic import SemanticIndex
     from modelroute.records.stores.base import Store
 
 
@@ -92,7 +93,9 @@ class Router(Lifecycle):
       declare ``shadow:``; its comparisons go to ``store``, else to memory
       (``router.shadows.outcomes``);
     - ``cache``: where the response cache of routes that declare ``cache:`` keeps its
-      entries (``modelroute.cache``); in this process's memory by default, timed on ``clock``.
+      entries (``modelroute.cache``); in this process's memory by default, timed on ``clock``;
+      ``semantic``: the index of routes with ``cache: {mode: semantic}`` (always in this
+      process); by default made, and the embedding model loaded, when a policy has one.
     """
 
     def __init__(
@@ -115,9 +118,13 @@ class Router(Lifecycle):
         limits: Admission | None = None,
         cache: ResponseCache | None = None,
         pins: PinStore | None = None,
+        semantic: SemanticIndex | None = None,
     ) -> None:
         self.policy = policy
-        self.cache = CacheGate(cache if cache is not None else MemoryCache(clock=clock))
+        self.cache = CacheGate(
+            cache if cache is not None else MemoryCache(clock=clock),
+            semantic=semantic_index([policy], semantic, clock),
+        )
         self._has_learned = LearnedRoutes()
         # Routes' and keys' limits; counted in this process unless given shared counters.
         self.limits = limits if limits is not None else Admission(MemoryCounters())
@@ -185,6 +192,7 @@ class Router(Lifecycle):
         the shadow worker stay those of the policy the router started with."""
         policies = (policy, *((canary.policy,) if canary is not None else ()))
         built = [providers_for(self.transport, p, self._given) for p in policies]
+        semantic = semantic_index(policies, self.cache.semantic, self._clock)
         for providers, p in zip(built, policies, strict=True):
             for kind, provider in providers.items():
                 self.providers.setdefault(kind, provider)
@@ -193,6 +201,7 @@ class Router(Lifecycle):
             if self.measured is not None and self.measured.models is not None:
                 self.measured.models = self.measured.models | frozenset(p.models)
         configure_breakers(self.breakers, policies)  # the policy's win over the canary's
+        self.cache.semantic = semantic
         self.policy, self.canary = policy, canary
 
     def stats_snapshot(self) -> StatsSnapshot:

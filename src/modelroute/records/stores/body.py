@@ -56,6 +56,7 @@ BODY_FIELDS: tuple[str, ...] = (
     "final_fingerprint", "policy_version", "client_key_id", "confidence", "escalations",
     "usage", "price_unknown", "ttft_ms", "metadata", "prompt", "answer", "attempts",
     "decision", "planner_input", "arm", "cache_hit", "cache_saved_usd", "session",
+    "cache_similarity", "cache_embed_ms",
 )  # fmt: skip
 ATTEMPT_FIELDS: tuple[str, ...] = (
     "model", "provider", "model_id", "tier", "started_ms", "latency_ms", "ttft_ms", "outcome",
@@ -180,7 +181,7 @@ class RowEncoder:
             r.final_fingerprint, r.policy_version, r.client_key_id, r.confidence,
             r.escalations, _usage(r.usage), r.price_unknown, r.ttft_ms, r.metadata, r.prompt,
             r.answer, [_attempt(a) for a in r.attempts], decision, features, r.arm,
-            r.cache_hit, r.cache_saved_usd, r.session,
+            r.cache_hit, r.cache_saved_usd, r.session, r.cache_similarity, r.cache_embed_ms,
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
