@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from modelroute.planner import ModelStats, Reason, RequestContext, StatsSnapshot, plan
+from modelroute.planner import EMPTY_STATS, ModelStats, Reason, RequestContext, StatsSnapshot, plan
 from modelroute.planner.constraints import (
     BUDGET_CHECKS,
     FEASIBILITY_CHECKS,
@@ -38,6 +38,8 @@ def test_unmet_and_the_fast_path_agree_with_each_check(
         assert _passes(m, est, terms) == (not found and not declared)
         # The entry's looked-up prior and key are the ones estimate() looks up.
         assert entry.prior == m.quality.get("r") and entry.stats_key == ("r", m.name)
+        # Its priors are what estimate() gives when nothing was measured, after the cost.
+        assert entry.priors == estimate(m, "r", terms, EMPTY_STATS)[1:]
     # The planner's inline estimates are estimate()'s, for every candidate it offers.
     for tier in plan(ctx, policy, stats).tiers:
         for c in tier:

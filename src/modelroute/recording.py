@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from modelroute.engine import Answer, Execution, OpenStream, StreamEnd
@@ -32,6 +33,7 @@ from modelroute.statuses import error_status, failed_status
 from modelroute.types import Completion, StreamChunk, Usage
 
 CONTENT_LIMIT = 2048
+_MODEL = itemgetter(0)  # a rejection's model
 
 
 def _content(text: str | None, mode: str) -> str | None:
@@ -251,7 +253,7 @@ def _reason(decision: Decision | None, escalations: int) -> str:
     text = f"{decision.strategy}/{decision.objective}"
     rejections = decision.rejections
     if rejections:
-        text += f"; {len({r.model for r in rejections})} rejected"
+        text += f"; {len(set(map(_MODEL, rejections)))} rejected"
     if decision.relaxed:
         text += f"; relaxed {decision.relaxed}"
     if escalations:

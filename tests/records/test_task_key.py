@@ -263,3 +263,32 @@ def test_decision_reason_is_the_same_from_the_typed_decision(
     assert view._data is None  # read from the Decision: no dictionary, no messages rendered
     assert typed == decision_reason(decision.to_dict(), final, escalations)
     assert orjson.loads(str(typed))[5]  # the rejected (model, reason) pairs are there
+
+
+def test_the_reason_header_counts_each_rejected_model_once() -> None:
+    """``x-modelroute-reason`` says how many models were turned down, not how many reasons."""
+    from modelroute.planner import RequestContext, plan
+
+    policy = load_policy_dict(
+        {
+            "models": {
+                "cheap": model(inp=0.1, quality={"r": 0.9}),
+                "pricey-slow": model(inp=9_000.0, p95=9_000, quality={"r": 0.99}),
+                "weak": model(inp=0.01, quality={"r": 0.5}),
+            },
+            "routes": {
+                "r": {
+                    "strategy": {"kind": "cheapest_qualified"},
+                    "constraints": {"max_cost_usd": 0.01, "max_latency_ms": 1000,
+                                    "min_quality": 0.8},
+                }
+            },
+        }
+    )  # fmt: skip
+    decision = plan(RequestContext(requested="r", prompt_tokens=10), policy)
+    # two reasons for one model, one for another
+    assert [r.model for r in decision.rejections] == ["pricey-slow", "pricey-slow", "weak"]
+    builder = RecordBuilder(policy, "chat.completions", False, time.monotonic, "off", str)
+    builder.decided(decision)
+    reason = builder.headers()["x-modelroute-reason"]
+    assert reason == "cheapest_qualified/min_cost; 2 rejected"

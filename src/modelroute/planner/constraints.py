@@ -152,6 +152,9 @@ def unmet(
     if budget is not None and latency > budget:
         over = (name, _OVER_LATENCY_BUDGET, latency, budget, est.latency_source)
         declared.append(_new(Rejection, over))
+    bar, quality = t.min_quality, est.quality
+    if bar is None or (quality is not None and quality >= bar and t.quality_compare == "mean"):
+        return found, declared, None  # what meets_quality finds, without calling it
     return found, declared, meets_quality(model, est, t)
 
 

@@ -29,7 +29,7 @@ from modelroute.planner.constraints import (
 )
 from modelroute.planner.context import RequestContext
 from modelroute.planner.decision import Candidate, Decision, Estimate, Learned, Reason, Rejection
-from modelroute.planner.estimate import NO_INTERVAL, measured, predicted
+from modelroute.planner.estimate import measured, predicted
 from modelroute.planner.order import (
     PLAIN_ORDER,
     TIER_ORDER,
@@ -107,15 +107,13 @@ class _Planner:
         by_mean = compare != "lower_bound"  # then compared_quality is the estimate's quality
         cooling: list[tuple[int, Model, Candidate]] = []
         scores = self.scores
-        for tier, model, fallback, binds, prior, key in self.route.entries:
+        for tier, model, fallback, binds, prior, key, priors in self.route.entries:
             name, prices = model.name, model.prices
             cost = (prompt * prices.input + output * prices.output) / 1e6
             if key in by_route or name in by_model:
                 est = measured(model, cost, prior, key, min_rated, by_route, by_model)
-            else:  # priors only: what _measured gives when nothing was measured
-                source = "unknown" if prior is None else "prior"
-                figures = (cost, model.latency_p95_ms, "prior", prior, source, 0, *NO_INTERVAL)
-                est = _tuple(Estimate, figures)
+            else:  # priors only: what measured() gives when nothing was measured
+                est = _tuple(Estimate, (cost,) + priors)  # noqa: RUF005 (half the cost)
             if scores is not None and name in scores:
                 est = predicted(est, scores[name])
             cap = model.max_output_tokens

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from modelroute.errors import Problem
 from modelroute.pricing import PriceTable
@@ -185,12 +185,16 @@ class Entry(NamedTuple):
     quality_binds: bool  # False for early cascade tiers: their bar is the confidence threshold
     prior: float | None  # the model's quality prior for this route
     stats_key: tuple[str, str]  # (route, model): its key in the statistics snapshot
+    # The estimate's fields after its cost when nothing was measured (``Estimate`` order:
+    # latency p95, its source, quality, its source, rated requests, no interval): the priors.
+    priors: tuple[Any, ...]
 
 
 def entry(tier: int, model: Model, fallback: bool, quality_binds: bool, route: str) -> Entry:
-    return Entry(
-        tier, model, fallback, quality_binds, model.quality.get(route), (route, model.name)
-    )
+    prior = model.quality.get(route)
+    source = "unknown" if prior is None else "prior"
+    priors = (model.latency_p95_ms, "prior", prior, source, 0, None, None, None, None)
+    return Entry(tier, model, fallback, quality_binds, prior, (route, model.name), priors)
 
 
 @dataclass(frozen=True, slots=True)

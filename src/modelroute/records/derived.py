@@ -20,6 +20,8 @@ confidence), or null when no model answered.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -69,12 +71,24 @@ def decision_reason(
 def _typed_reason(d: Decision, final_model: str | None, escalations: int) -> str:
     # The writer's path, for every record: the same value as above, from the typed decision
     # (the dictionary form renders every rejection's message, which this does not need).
-    rejected = sorted({(r.model, str(r.reason)) for r in d.rejections})
+    # Its rejected pairs are encoded once per distinct list of them: requests decided the
+    # same way share it (that is what the column is for), and it is most of the value.
+    tiers = d.tiers
     reason = (
-        d.selected_by, d.strategy, d.objective, d.relaxed, d.min_quality, rejected,
-        _served(d.chosen, final_model, escalations),
+        d.selected_by, d.strategy, d.objective, d.relaxed, d.min_quality,
+        _rejected(tuple(map(_PAIR, d.rejections))),
+        _served(tiers[0][0].model if tiers else None, final_model, escalations),
     )  # fmt: skip
     return orjson.dumps(reason).decode()
+
+
+_PAIR = itemgetter(0, 1)  # a rejection's (model, reason); a Reason is its value as text
+
+
+@lru_cache(maxsize=1024)
+def _rejected(pairs: tuple[tuple[str, str], ...]) -> orjson.Fragment:
+    """The ``[model, reason]`` pairs of a decision's rejections, sorted, each once, as JSON."""
+    return orjson.Fragment(orjson.dumps(sorted(set(pairs))))
 
 
 def _served(chosen: Any, final_model: str | None, escalations: int) -> str | None:
