@@ -46,10 +46,11 @@ from modelroute.router.feedback import join_feedback
 from modelroute.router.lifecycle import Lifecycle
 from modelroute.router.policies import LearnedRoutes, arm, configure_breakers, providers_for
 from modelroute.router.results import ChatResult, ChatStream
+from modelroute.router.shadowing import shadow_sender
 from modelroute.router.stats import PlannerStats, StatsSource
 from modelroute.sessions import MemoryPins, PinStore, Session
 from modelroute.sessions.affinities import Affinities
-from modelroute.shadow import MemoryOutcomes, ShadowSender, ShadowSettings, shadowed
+from modelroute.shadow import ShadowSettings
 from modelroute.state.admission import Admission
 from modelroute.state.breakers import Breakers
 from modelroute.state.circuits import CircuitState
@@ -165,7 +166,7 @@ class Router(Lifecycle):
             clock=clock,
             rng=rng if rng is not None else random.Random(),
         )
-        self.shadows = _shadow_sender(policy, self.deps, store, shadow)
+        self.shadows = shadow_sender(policy, self.deps, store, shadow)
         self.content = content
         self._token_counts = TokenCounts()
         self._ids = RequestIds()
@@ -484,25 +485,6 @@ class Router(Lifecycle):
         store, a score (or a known label) is also stored as an outcome of the request."""
         rating = (request_id, score, label, source, comment)
         return await join_feedback(self.rolling, self.store, self.records, *rating, caller)
-
-
-def _shadow_sender(
-    policy: Policy, deps: EngineDeps, store: Store | None, settings: ShadowSettings | None
-) -> ShadowSender | None:
-    """The shadow worker, for a policy whose routes declare ``shadow:``; its comparisons go
-    to ``store``, else to memory."""
-    if not shadowed(policy):
-        return None
-    outcomes = store if store is not None else MemoryOutcomes()
-    return ShadowSender.for_router(
-        policy,
-        deps.providers,
-        deps.api_keys,
-        deps.clock,
-        deps.rng,
-        outcomes,
-        settings or ShadowSettings(),
-    )
 
 
 async def _then(
