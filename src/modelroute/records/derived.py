@@ -73,11 +73,10 @@ def _typed_reason(d: Decision, final_model: str | None, escalations: int) -> str
     # (the dictionary form renders every rejection's message, which this does not need).
     # Its rejected pairs are encoded once per distinct list of them: requests decided the
     # same way share it (that is what the column is for), and it is most of the value.
-    tiers = d.tiers
     reason = (
         d.selected_by, d.strategy, d.objective, d.relaxed, d.min_quality,
         _rejected(tuple(map(_PAIR, d.rejections))),
-        _served(tiers[0][0].model if tiers else None, final_model, escalations),
+        _served(d.chosen, final_model, escalations),
     )  # fmt: skip
     return orjson.dumps(reason).decode()
 
