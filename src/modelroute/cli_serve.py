@@ -135,6 +135,15 @@ def app_factory() -> Any:
     "or bytes; default 64MB. An answer larger than a tenth of it is not kept.",
 )
 @click.option(
+    "--semantic-max-entries",
+    metavar="N",
+    help="The semantic cache's index (routes with mode: semantic; in each process, with any "
+    "--state): its bound on entries, least recently used out first; default 10000. Its "
+    "entries point at answers in the response cache: one whose answer has left that cache "
+    "(pushed out, expired) no longer answers a paraphrase and is dropped when a lookup finds "
+    "it, so an index larger than the response cache holds dead entries until then.",
+)
+@click.option(
     "--responses-ttl",
     default="720h",
     show_default=True,
@@ -174,6 +183,7 @@ def serve(
     state_url: str,
     cache_max_entries: str | None,
     cache_max_bytes: str | None,
+    semantic_max_entries: str | None,
     responses_ttl: str,
     drift_every: str | None,
     drift_since: str,
@@ -205,6 +215,8 @@ def serve(
         **_cache_limits(cache_max_entries, cache_max_bytes, state_url),
         "responses_ttl_s": seconds("--responses-ttl", responses_ttl),
     }  # fmt: skip
+    if semantic_max_entries is not None:  # the index is in each process, with any --state
+        options["semantic_max_entries"] = _whole("--semantic-max-entries", semantic_max_entries)
     if records_durable:
         if store is None:
             fail("--records-durable journals records on their way to a store; give --store")
@@ -274,9 +286,7 @@ def _cache_limits(entries: str | None, size: str | None, state_url: str) -> dict
 
     limits: dict[str, int] = {}
     if entries is not None:
-        if not re.fullmatch(r"\d+", entries.strip()) or int(entries) < 1:
-            fail(f"--cache-max-entries: {entries!r} is not a whole number above zero")
-        limits["cache_max_entries"] = int(entries)
+        limits["cache_max_entries"] = _whole("--cache-max-entries", entries)
     if size is not None:
         found = re.fullmatch(r"(\d+)\s*([a-z]*)", size.strip().lower())
         if found is None or found.group(2) not in _SIZE_UNITS or int(found.group(1)) < 1:
@@ -290,6 +300,13 @@ def _cache_limits(entries: str | None, size: str | None, state_url: str) -> dict
             "cache lives in Redis (bound it with Redis's maxmemory)"
         )
     return limits
+
+
+def _whole(option: str, value: str) -> int:
+    """An entry bound: a whole number above zero."""
+    if not re.fullmatch(r"\d+", value.strip()) or int(value) < 1:
+        fail(f"{option}: {value!r} is not a whole number above zero")
+    return int(value)
 
 
 def _checked_state_url(url: str, workers: int) -> str:

@@ -240,6 +240,7 @@ def build_router(
     records_durable: bool = False,
     cache_max_entries: int | None = None,
     cache_max_bytes: int | None = None,
+    semantic_max_entries: int | None = None,
 ) -> tuple[Router, MetricsSink]:
     """The gateway's router with its record pipeline: the store writer (or memory), metrics,
     and traces when asked for; with a store, quality measured from its outcomes, reloaded
@@ -250,7 +251,8 @@ def build_router(
     are shared (``state/backends.py``), and sessions' pins too (``modelroute.sessions``).
     ``records_durable``: each record journaled to disk before its answer leaves
     (``records/journal.py``). ``cache_max_entries`` and ``cache_max_bytes`` bound the
-    in-process response cache."""
+    in-process response cache; ``semantic_max_entries`` the semantic cache's index (always
+    in-process), made when a policy has a route with ``mode: semantic``."""
     from modelroute.router import Router
     from modelroute.sessions import open_pins
     from modelroute.shadow import ShadowMetrics, ShadowSettings, shadowed
@@ -275,6 +277,7 @@ def build_router(
         shadow=shadow,
         quality_refresh_s=quality_refresh_s,
         stats=stats,
+        semantic_max_entries=semantic_max_entries,
     )
     if backend.stats is not None:
         backend.stats.attach(router.rolling)

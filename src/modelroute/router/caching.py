@@ -44,11 +44,30 @@ async def look_up(
     return lookup
 
 
+def semantic_bound(max_entries: int | None, given: SemanticIndex | None) -> int | None:
+    """``Router(semantic_max_entries=)``, checked when given rather than when a policy with a
+    semantic route first comes (maybe much later, through ``use_policy``)."""
+    if max_entries is None:
+        return None
+    if max_entries < 1:
+        raise ValueError("semantic_max_entries: the index needs room for at least one entry")
+    if given is not None:
+        raise ValueError(
+            "semantic_max_entries bounds the index the router makes; a given semantic index "
+            "has its own bound (SemanticIndex(max_entries=))"
+        )
+    return max_entries
+
+
 def semantic_index(
-    policies: Iterable[Policy], current: SemanticIndex | None, clock: Callable[[], float]
+    policies: Iterable[Policy],
+    current: SemanticIndex | None,
+    clock: Callable[[], float],
+    max_entries: int | None = None,
 ) -> SemanticIndex | None:
     """The semantic cache's index, made (and its embedding model loaded, with torch) the
-    first time a policy has a route with ``mode: semantic``; ``current`` once there is one."""
+    first time a policy has a route with ``mode: semantic``, bounded by ``max_entries``
+    (``DEFAULT_MAX_ENTRIES`` when None); ``current`` once there is one."""
     if current is not None:
         return current
     wanted = any(
@@ -58,13 +77,14 @@ def semantic_index(
     )
     if not wanted:
         return None
-    from modelroute.cache.semantic import SemanticIndex
+    from modelroute.cache.semantic import DEFAULT_MAX_ENTRIES, SemanticIndex
     from modelroute.learned.embed import Embedder, one_thread
 
     embedder = Embedder()
     one_thread()
     embedder.encode_whole("warm-up")  # the first encoding pays one-off set-up: not a request
-    return SemanticIndex(embedder.encode_whole, embedder.dim, clock=clock)
+    bound = DEFAULT_MAX_ENTRIES if max_entries is None else max_entries
+    return SemanticIndex(embedder.encode_whole, embedder.dim, max_entries=bound, clock=clock)
 
 
 def answer_cached(

@@ -40,7 +40,14 @@ from modelroute.records.fanout import FanOut
 from modelroute.records.ids import RequestIds
 from modelroute.records.record import MemorySink, RecordSink, RequestRecord, RequestStatus
 from modelroute.router.admission import admit, limited
-from modelroute.router.caching import answer_cached, kept_as, look_up, marked, semantic_index
+from modelroute.router.caching import (
+    answer_cached,
+    kept_as,
+    look_up,
+    marked,
+    semantic_bound,
+    semantic_index,
+)
 from modelroute.router.client_view import client_view
 from modelroute.router.feedback import join_feedback
 from modelroute.router.lifecycle import Lifecycle
@@ -96,7 +103,10 @@ class Router(Lifecycle):
     - ``cache``: where the response cache of routes that declare ``cache:`` keeps its
       entries (``modelroute.cache``); in this process's memory by default, timed on ``clock``;
       ``semantic``: the index of routes with ``cache: {mode: semantic}`` (always in this
-      process); by default made, and the embedding model loaded, when a policy has one.
+      process); by default made, and the embedding model loaded, when a policy has one
+      (this one or one given later to ``use_policy``), holding at most
+      ``semantic_max_entries`` (10,000 when None). Its entries are keys into ``cache``: a
+      paraphrase whose answer has left ``cache`` is a miss.
     """
 
     def __init__(
@@ -120,11 +130,14 @@ class Router(Lifecycle):
         cache: ResponseCache | None = None,
         pins: PinStore | None = None,
         semantic: SemanticIndex | None = None,
+        semantic_max_entries: int | None = None,
     ) -> None:
         self.policy = policy
+        # The bound of an index made now or later (``use_policy``), checked now.
+        self._semantic_max_entries = semantic_bound(semantic_max_entries, semantic)
         self.cache = CacheGate(
             cache if cache is not None else MemoryCache(clock=clock),
-            semantic=semantic_index([policy], semantic, clock),
+            semantic=semantic_index([policy], semantic, clock, semantic_max_entries),
         )
         self._has_learned = LearnedRoutes()
         # Routes' and keys' limits; counted in this process unless given shared counters.
@@ -193,7 +206,9 @@ class Router(Lifecycle):
         the shadow worker stay those of the policy the router started with."""
         policies = (policy, *((canary.policy,) if canary is not None else ()))
         built = [providers_for(self.transport, p, self._given) for p in policies]
-        semantic = semantic_index(policies, self.cache.semantic, self._clock)
+        semantic = semantic_index(
+            policies, self.cache.semantic, self._clock, self._semantic_max_entries
+        )
         for providers, p in zip(built, policies, strict=True):
             for kind, provider in providers.items():
                 self.providers.setdefault(kind, provider)
