@@ -2,7 +2,8 @@
 sockets, the simulator upstream and the real embedding model (the ``embed`` extra): a
 paraphrase hits, an unrelated prompt, other tools, another system prompt or a similarity
 under the route's threshold miss, the temperature rule holds, a hit replays as a stream, and
-its record (also as stored) says how similar it was and what it saved."""
+its record (also as stored) says how similar it was and what it saved; the index holds at
+most ``semantic_max_entries``, also when a later policy brings the first semantic route."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from modelroute import Router, load_policy_text
 from modelroute.cache import MemoryCache
 from modelroute.cache.semantic import SemanticIndex
 from modelroute.records.metrics import MetricsSink
@@ -18,7 +20,7 @@ from modelroute.records.stores.sqlite import SqliteStore
 
 from ..gateway.fixtures import sdk_client, sim_config
 from ..gateway.harness import Gateway, gateway
-from .support import SEMANTIC_POLICY, needs_embed_extra
+from .support import CACHED_POLICY, SEMANTIC_POLICY, needs_embed_extra
 from .test_cache_gateway import TOOLS, FakeClock, upstream_calls
 
 QUESTION = "What is the capital of France?"
@@ -220,6 +222,49 @@ async def test_semantic_entries_expire_with_the_answers_ttl(embedder_index: Any)
         clock.now += 1.5
         assert (await _ask(gw, PARAPHRASE)).headers["x-modelroute-cache"] == "miss"
         assert upstream_calls(gw) == 2 and len(index) == 1  # the expired entry is gone
+
+
+# Unrelated to QUESTION, to UNRELATED and to each other's paraphrases (similarity < 0.5).
+PLANETS = "Which planet is the largest in the solar system?"
+SOURDOUGH_AGAIN = "How can I bake a sourdough bread?"  # UNRELATED's paraphrase, about 0.95
+
+
+async def test_the_index_keeps_at_most_semantic_max_entries() -> None:
+    async with gateway(SEMANTIC_POLICY, sim_config(), semantic_max_entries=2) as gw:
+        index = gw.router.cache.semantic
+        assert index is not None and index.max_entries == 2
+        for text in (QUESTION, PLANETS, UNRELATED):
+            assert (await _ask(gw, text)).headers["x-modelroute-cache"] == "miss"
+        assert len(index) == 2  # the third distinct prompt pushed out the first
+        near_last = await _ask(gw, SOURDOUGH_AGAIN)
+        assert near_last.headers["x-modelroute-cache"] == "hit"
+        assert "x-modelroute-cache-similarity" in near_last.headers
+        near_first = await _ask(gw, PARAPHRASE)  # would hit with "Paris" if still indexed
+        assert near_first.headers["x-modelroute-cache"] == "miss"
+        assert _content(near_first) == "primary answer"
+        # Its answer is still in the exact cache: the index's bound is the index's only.
+        exact = await _ask(gw, QUESTION)
+        assert exact.headers["x-modelroute-cache"] == "hit" and _content(exact) == "Paris"
+        assert "x-modelroute-cache-similarity" not in exact.headers
+        assert upstream_calls(gw) == 4
+
+
+async def test_a_later_policy_with_the_first_semantic_route_gets_the_bound() -> None:
+    plain = load_policy_text(CACHED_POLICY.replace("{sim}", "http://127.0.0.1:9/v1"))
+    semantic = load_policy_text(SEMANTIC_POLICY.replace("{sim}", "http://127.0.0.1:9/v1"))
+    router = Router(plain, api_keys={}, semantic_max_entries=3)
+    try:
+        assert router.cache.semantic is None  # no semantic route yet: no model loaded
+        router.use_policy(semantic)
+        assert router.cache.semantic is not None and router.cache.semantic.max_entries == 3
+    finally:
+        await router.aclose()
+
+
+async def test_without_a_bound_the_index_keeps_its_default() -> None:
+    async with gateway(SEMANTIC_POLICY, sim_config()) as gw:
+        index = gw.router.cache.semantic
+        assert index is not None and index.max_entries == 10_000
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelroute import PolicyError, load_policy, load_policy_text
+from modelroute import PolicyError, Router, load_policy, load_policy_text
 from modelroute.cache import CachedAnswer, CacheGate, MemoryCache
 from modelroute.cache.semantic import F32, SemanticIndex, canonical_text, partition
 from modelroute.policy.compiled import CacheRule, Model, Route
@@ -203,3 +203,21 @@ def test_the_cli_check_reports_a_similarity_without_semantic_mode(tmp_path: Path
     result = run_cli("check", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "similarity applies to semantic caching only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"semantic_max_entries": 0}, "needs room for at least one entry"),
+        ({"semantic_max_entries": 5, "semantic": "index"}, "has its own bound"),
+    ],
+)
+async def test_a_router_refuses_a_semantic_bound_it_could_not_honour(
+    given: dict[str, Any], message: str
+) -> None:
+    # Refused at once, though this policy has no semantic route (a later one may).
+    policy = load_policy_text(CACHED_POLICY.replace("{sim}", "http://x/v1"))
+    if given.get("semantic") == "index":
+        given = {**given, "semantic": _index()}
+    with pytest.raises(ValueError, match=message):
+        Router(policy, api_keys={}, **given)
