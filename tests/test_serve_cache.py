@@ -1,6 +1,8 @@
 """`modelroute serve --cache-max-entries N --cache-max-bytes SIZE` as a real process, asked
 with the official ``openai`` SDK: the in-process response cache keeps at most N answers (the
-least recently used goes first), and a bound that is not one is a one-line error, exit 2."""
+least recently used goes first), and a bound that is not one is a one-line error, exit 2.
+`--semantic-max-entries N` likewise bounds the semantic cache's index (with the real
+embedding model, the ``embed`` extra)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from .cache.support import needs_embed_extra
 from .conftest import run_cli
 from .gateway.harness import free_port
 from .serve_process import quickstart_policy, start_serve, stop, wait_ready
@@ -23,12 +26,19 @@ def _cached_policy(tmp_path: Path) -> Path:
     return policy
 
 
-def _cache_says(client: openai.OpenAI, question: str) -> str:
+def _asked(client: openai.OpenAI, question: str) -> tuple[str, str, bool]:
+    """What the cache said, the answer, and whether it was a semantic hit."""
     raw = client.chat.completions.with_raw_response.create(
         model="chat", messages=[{"role": "user", "content": question}], temperature=0
     )
-    assert raw.parse().choices[0].message.content
-    return raw.headers["x-modelroute-cache"]
+    content = raw.parse().choices[0].message.content
+    assert content
+    semantic = "x-modelroute-cache-similarity" in raw.headers
+    return raw.headers["x-modelroute-cache"], content, semantic
+
+
+def _cache_says(client: openai.OpenAI, question: str) -> str:
+    return _asked(client, question)[0]
 
 
 def test_the_cache_keeps_at_most_max_entries(tmp_path: Path) -> None:
@@ -49,6 +59,36 @@ def test_the_cache_keeps_at_most_max_entries(tmp_path: Path) -> None:
             # Question 0 came back in; 2, the least recently used, went out.
             assert _cache_says(client, "Question 1?") == "hit"
             assert _cache_says(client, "Question 2?") == "miss"
+    finally:
+        stop(proc)
+
+
+def test_the_semantic_index_keeps_at_most_semantic_max_entries(tmp_path: Path) -> None:
+    needs_embed_extra()
+    policy = _cached_policy(tmp_path)
+    policy.write_text(
+        policy.read_text().replace(
+            "cache: {ttl: 1h}", "cache: {ttl: 1h, mode: semantic, similarity: 0.9}"
+        )
+    )
+    port = free_port()
+    args = ("--store", "none", "--semantic-max-entries", "2")
+    proc = start_serve(policy, port, *args, stderr=tmp_path / "stderr")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        with client:
+            first = "What is the capital of France?"  # the simulator answers "Paris"
+            others = ["Which planet is the largest in the solar system?",
+                      "How do I bake sourdough bread?"]  # fmt: skip
+            assert [_cache_says(client, q) for q in (first, *others)] == ["miss"] * 3
+            # A paraphrase of the last one is found in the index...
+            assert _asked(client, "How can I bake a sourdough bread?")[::2] == ("hit", True)
+            # ... the first was pushed out of it (indexed, this paraphrase answers "Paris")
+            said, answer, _ = _asked(client, "What's France's capital city?")
+            assert (said, answer) == ("miss", "I think so, but I am not certain.")
+            # ... while its answer stays in the response cache, for exact repeats.
+            assert _asked(client, first) == ("hit", "Paris", False)
     finally:
         stop(proc)
 
@@ -83,6 +123,10 @@ BAD = [
     (("--cache-max-bytes", "1.5MB"), f"--cache-max-bytes: '1.5MB' {SIZE}"),
     (("--state", "redis://127.0.0.1:6379/0", "--cache-max-entries", "5"),
      f"--cache-max-entries: {REDIS}"),
+    (("--semantic-max-entries", "0"), f"--semantic-max-entries: '0' {ENTRIES}"),
+    (("--semantic-max-entries", "many"), f"--semantic-max-entries: 'many' {ENTRIES}"),
+    (("--semantic-max-entries", "-1"), f"--semantic-max-entries: '-1' {ENTRIES}"),
+    (("--semantic-max-entries", "2.5"), f"--semantic-max-entries: '2.5' {ENTRIES}"),
 ]  # fmt: skip
 
 
