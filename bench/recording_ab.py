@@ -7,14 +7,22 @@ Throughput alone would flatter a writer that falls behind: records pile up in it
 the requests go on. So after every records-on point the gateway's own metrics say how many
 records were still waiting (queue and spool); a writer that keeps up leaves about one batch.
 
-    python3 bench/recording_ab.py [--rounds 3] [--duration 5] [--conc 16]
+    python3 bench/recording_ab.py [--rounds 3] [--duration 5] [--conc 16] [--floor]
+
+``--floor`` then runs ``bench/record_floor.py`` on the rows the records-on JSON gateway wrote
+and prints SQLite's least cost of storing them (inserts alone, rows already encoded) as a
+share of the records-off gateway's CPU per request measured in this run: the part of the
+records-on/off gap no Python change can remove while each request is a row in SQLite on the
+gateway's core.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -85,6 +93,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--conc", type=int, default=16)
+    parser.add_argument("--floor", action="store_true", help="also measure SQLite's least cost")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="modelroute-ab-"))
     upstream = harness.Upstream(str(workdir), [0], 0, 1, "0", 0)
@@ -115,6 +124,26 @@ def main() -> None:
     finally:
         upstream.stop()
     report(results, args)
+    if args.floor:
+        floor(workdir / "records-on-json" / "records.db", results)
+
+
+def floor(store: Path, results: dict[tuple[str, str], list[dict[str, float]]]) -> None:
+    python = os.environ.get("BENCH_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+    cmd = [python, str(HERE / "record_floor.py"), "--from", str(store), "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
+    print("\n".join("  " + line for line in out[:-1]))
+    off_us = {
+        mode: 1000 * statistics.median(p["cpu_ms"] for p in results[("records-off", mode)])
+        for mode in ("json", "stream")
+    }
+    print(
+        "  SQLite's inserts alone (rows of the JSON run), as a share of the records-off CPU per "
+        "request in this run:"
+    )
+    for shape, us in json.loads(out[-1]).items():
+        shares = "  ".join(f"{mode} {us / off:6.1%}" for mode, off in off_us.items())
+        print(f"    {shape:30} {us:5.1f} us   {shares}")
 
 
 def report(

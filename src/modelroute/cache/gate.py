@@ -70,17 +70,20 @@ class Lookup:
 
 class CacheGate:
     """``semantic``: the index of routes with ``mode: semantic`` (``cache/semantic.py``);
-    without it, such routes match exactly only."""
+    without it, such routes match exactly only. ``semantic_max_entries``: the bound of an
+    index made for a policy that brings the first such route (None: the default)."""
 
     def __init__(
         self,
         backend: ResponseCache,
         wall: Callable[[], float] = time.time,
         semantic: SemanticIndex | None = None,
+        semantic_max_entries: int | None = None,
     ) -> None:
         self.backend = backend
         self.wall = wall
         self.semantic = semantic
+        self.semantic_max_entries = semantic_max_entries
 
     async def lookup(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelroute.cache import HEADER as CACHE_HEADER
-from modelroute.cache import CacheGate, Lookup
+from modelroute.cache import CacheGate, Lookup, ResponseCache
 from modelroute.planner import Decision
 from modelroute.policy import Policy
 from modelroute.recording import RecordBuilder
@@ -44,19 +44,27 @@ async def look_up(
     return lookup
 
 
-def semantic_bound(max_entries: int | None, given: SemanticIndex | None) -> int | None:
-    """``Router(semantic_max_entries=)``, checked when given rather than when a policy with a
-    semantic route first comes (maybe much later, through ``use_policy``)."""
-    if max_entries is None:
-        return None
-    if max_entries < 1:
-        raise ValueError("semantic_max_entries: the index needs room for at least one entry")
-    if given is not None:
-        raise ValueError(
-            "semantic_max_entries bounds the index the router makes; a given semantic index "
-            "has its own bound (SemanticIndex(max_entries=))"
-        )
-    return max_entries
+def cache_gate(
+    backend: ResponseCache,
+    semantic: SemanticIndex | None,
+    max_entries: int | None,
+    policy: Policy,
+    clock: Callable[[], float],
+) -> CacheGate:
+    """The router's cache: ``backend``, and the semantic index given or, when ``policy`` has
+    a semantic route, made now. ``max_entries`` (``Router(semantic_max_entries=)``) is
+    checked here rather than when a policy with a semantic route first comes (maybe much
+    later, through ``use_policy``)."""
+    if max_entries is not None:
+        if max_entries < 1:
+            raise ValueError("semantic_max_entries: the index needs room for at least one entry")
+        if semantic is not None:
+            raise ValueError(
+                "semantic_max_entries bounds the index the router makes; a given semantic "
+                "index has its own bound (SemanticIndex(max_entries=))"
+            )
+    index = semantic_index([policy], semantic, clock, max_entries)
+    return CacheGate(backend, semantic=index, semantic_max_entries=max_entries)
 
 
 def semantic_index(

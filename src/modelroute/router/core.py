@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelroute.cache import HEADER as CACHE_HEADER
-from modelroute.cache import CacheGate, Lookup, MemoryCache, ResponseCache
+from modelroute.cache import Lookup, MemoryCache, ResponseCache
 from modelroute.canary import Canary
 from modelroute.engine import (
     AllAttemptsFailed,
@@ -42,10 +42,10 @@ from modelroute.records.record import MemorySink, RecordSink, RequestRecord, Req
 from modelroute.router.admission import admit, limited
 from modelroute.router.caching import (
     answer_cached,
+    cache_gate,
     kept_as,
     look_up,
     marked,
-    semantic_bound,
     semantic_index,
 )
 from modelroute.router.client_view import client_view
@@ -133,12 +133,8 @@ class Router(Lifecycle):
         semantic_max_entries: int | None = None,
     ) -> None:
         self.policy = policy
-        # The bound of an index made now or later (``use_policy``), checked now.
-        self._semantic_max_entries = semantic_bound(semantic_max_entries, semantic)
-        self.cache = CacheGate(
-            cache if cache is not None else MemoryCache(clock=clock),
-            semantic=semantic_index([policy], semantic, clock, semantic_max_entries),
-        )
+        backend = cache if cache is not None else MemoryCache(clock=clock)
+        self.cache = cache_gate(backend, semantic, semantic_max_entries, policy, clock)
         self._has_learned = LearnedRoutes()
         # Routes' and keys' limits; counted in this process unless given shared counters.
         self.limits = limits if limits is not None else Admission(MemoryCounters())
@@ -206,9 +202,8 @@ class Router(Lifecycle):
         the shadow worker stay those of the policy the router started with."""
         policies = (policy, *((canary.policy,) if canary is not None else ()))
         built = [providers_for(self.transport, p, self._given) for p in policies]
-        semantic = semantic_index(
-            policies, self.cache.semantic, self._clock, self._semantic_max_entries
-        )
+        gate = self.cache
+        semantic = semantic_index(policies, gate.semantic, self._clock, gate.semantic_max_entries)
         for providers, p in zip(built, policies, strict=True):
             for kind, provider in providers.items():
                 self.providers.setdefault(kind, provider)
@@ -477,12 +472,6 @@ class Router(Lifecycle):
         if self._runner is None:
             self._runner = asyncio.Runner()
         return self._runner.run(self.chat(body, headers))
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self._runner.run(self.aclose())
-            self._runner.close()
-            self._runner = None
 
     async def feedback(
         self,

@@ -4,6 +4,7 @@ everything it serves with closed after."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Self
 
 from modelroute.cache import CacheGate
@@ -38,6 +39,7 @@ class Lifecycle:
     cache: CacheGate
     affinity: Affinities
     _token_counts: TokenCounts
+    _runner: asyncio.Runner | None  # the private event loop of ``chat_sync``
 
     def warm_up(self) -> None:
         """Load the tokenizer and open the connection pool now (call inside the event loop)."""
@@ -103,3 +105,10 @@ class Lifecycle:
             await provider.aclose()
         await self.transport.aclose()
         await self.cache.aclose()
+
+    def close(self) -> None:
+        """``aclose`` for a router used through ``chat_sync``, on its private event loop."""
+        if self._runner is not None:
+            self._runner.run(self.aclose())
+            self._runner.close()
+            self._runner = None
