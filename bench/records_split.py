@@ -29,7 +29,6 @@ its variants, never by the product.
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from records_tail import PATH, PYTHON, harness  # noqa: E402  (the shared harness)
+from records_tail import MAIN, PATH, harness, serve  # noqa: E402  (the shared harness)
 
 _STORE = "from modelroute.records.stores.sqlite import SqliteStore"
 COVERING = ("requests_task_traffic", "requests_drift")
@@ -67,22 +66,9 @@ DRAIN_S = 0.3  # after a point: the writer's last batch (it flushes every 50 ms)
 
 
 def start(index: int, patch: str | None, policy: Path, workdir: Path) -> tuple[Any, str]:
-    folder = workdir / f"gw{index}"
-    folder.mkdir()
-    port = harness.free_port()
-    steps = ["import sys", *([patch] if patch else [])]
-    steps += ["from modelroute.cli import main", "sys.argv[0] = 'modelroute'", "main()"]
-    store = "none" if patch is None else str(folder / "records.db")
-    cmd = (
-        f"exec {PYTHON} -c {shlex.quote('; '.join(steps))} serve {policy} --host 127.0.0.1 "
-        f"--port {port} --workers 1 --store {store} --spool-dir {folder}"
-    )
-    proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
-    while not harness.port_open("127.0.0.1", port):
-        if proc.poll() is not None:
-            sys.exit((folder / "gateway.log").read_text()[-2000:])
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port}"
+    code = "; ".join(["import sys", *([patch] if patch else []), *MAIN])
+    store = "none" if patch is None else str(workdir / f"gw{index}.db")
+    return serve(f"gw{index}", code, store, policy, workdir)
 
 
 def point(

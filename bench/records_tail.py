@@ -53,15 +53,22 @@ def launcher(variant: str) -> str:
             steps.append("import gc, threading; threading.Timer(1.0, gc.disable).start()")
         else:
             sys.exit(f"unknown variant {part!r}")
-    steps += ["from modelroute.cli import main", "sys.argv[0] = 'modelroute'", "main()"]
-    return "; ".join(steps)
+    return "; ".join([*steps, *MAIN])
+
+
+# The launcher's last statements: run the CLI as ``modelroute``.
+MAIN = ("from modelroute.cli import main", "sys.argv[0] = 'modelroute'", "main()")
 
 
 def start(name: str, variant: str, store: str, policy: Path, workdir: Path) -> tuple[Any, str]:
+    return serve(name, launcher(variant), store, policy, workdir)
+
+
+def serve(name: str, code: str, store: str, policy: Path, workdir: Path) -> tuple[Any, str]:
+    """``modelroute serve`` on CPU 1, started by ``python -c code`` (which ends in ``MAIN``)."""
     folder = workdir / name
     folder.mkdir()
     port = harness.free_port()
-    code = launcher(variant)
     cmd = (
         f"exec {PYTHON} -c {shlex.quote(code)} serve {policy} --host 127.0.0.1 --port {port} "
         f"--workers 1 --store {store} --spool-dir {folder}"
