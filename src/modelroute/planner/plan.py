@@ -326,23 +326,17 @@ def plan(
         )
     elif route.strategy == "learned":
         notes.append("no predicted scores (prompt text not given): ordered by the objective")
-    decision = Decision(
-        route=route.name,
-        strategy=route.strategy,
-        objective=route.objective,
-        policy_hash=policy.hash,
-        selected_by=selected_by,
-        tiers=tuple(tuple(t) for t in tiers),
-        rejections=tuple(planner.rejections),
-        prompt_tokens=terms.prompt_tokens,
-        output_tokens=terms.output_tokens,
-        max_cost_usd=terms.max_cost_usd,
-        max_latency_ms=terms.max_latency_ms,
-        min_quality=terms.min_quality,
-        relaxed=relaxed,
-        notes=tuple(notes),
-        learned=seen,
-    )
+    # Decision's fields in order, built as the candidates are (its own __new__ takes them by
+    # keyword, a Python call); no session affinity yet (``affine`` adds it).
+    decision: Decision = _tuple(
+        Decision,
+        (
+            route.name, route.strategy, route.objective, policy.hash, selected_by,
+            tuple(map(tuple, tiers)), tuple(planner.rejections), terms.prompt_tokens,
+            terms.output_tokens, terms.max_cost_usd, terms.max_latency_ms, terms.min_quality,
+            relaxed, tuple(notes), seen, None,
+        ),
+    )  # fmt: skip
     if route.affinity is not None:
         return affine(decision, route.affinity, ctx.pin)
     return decision
