@@ -114,6 +114,14 @@ def meets_quality(model: Model, est: Estimate, t: Terms) -> Rejection | None:
     return None
 
 
+def prior_below(name: str, quality: float | None, source: str, bar: float) -> Rejection:
+    """``meets_quality``'s rejection of a model estimated from its priors alone, whose quality
+    does not clear ``bar``: a prior has no interval, so either comparison gives this one."""
+    if quality is None:
+        return _new(Rejection, (name, _QUALITY_UNKNOWN, None, bar, None))
+    return _new(Rejection, (name, _BELOW_MIN_QUALITY, quality, bar, source))
+
+
 FEASIBILITY_CHECKS: tuple[Check, ...] = (
     context_fits,
     output_fits,

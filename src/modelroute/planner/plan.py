@@ -25,6 +25,7 @@ from modelroute.planner.constraints import (
     compared_quality,
     meets_quality,
     passes,
+    prior_below,
     unmet,
 )
 from modelroute.planner.context import RequestContext
@@ -45,6 +46,10 @@ from modelroute.policy.compiled import Model, Policy, Route
 
 # Built through tuple.__new__, as in estimate.py: one Estimate and one Candidate per candidate.
 _tuple = tuple.__new__
+_OVER_COST, _OVER_LATENCY = Reason.OVER_COST_CEILING, Reason.OVER_LATENCY_BUDGET
+# A tier's candidates below min_quality, each with its rejection; the candidate is None where
+# nothing would take it (neither a cascade's early tiers nor on_infeasible).
+Failing = list[tuple[Candidate | None, Rejection]]
 
 
 class _Planner:
@@ -69,7 +74,7 @@ class _Planner:
         route = self.route
         count = len(route.tiers)
         passing: list[list[Candidate]] = [[] for _ in range(count)]
-        failing: list[list[tuple[Candidate, Rejection]]] = [[] for _ in range(count)]
+        failing: list[Failing] = [[] for _ in range(count)]
         cooling = self.sift(passing, failing)
         if cooling:
             self.keep_probes(passing, failing, cooling)
@@ -91,11 +96,14 @@ class _Planner:
         return [tier_list for tier_list in passing if tier_list]
 
     def sift(
-        self, passing: list[list[Candidate]], failing: list[list[tuple[Candidate, Rejection]]]
+        self, passing: list[list[Candidate]], failing: list[Failing]
     ) -> list[tuple[int, Model, Candidate]]:
         """One pass over the route's entries: each is estimated and checked with the request's
         terms read once (``estimate`` and ``passes``, inline), and goes to its tier's
-        ``passing`` or ``failing`` list or to the rejections. Returns the entries that would
+        ``passing`` or ``failing`` list or to the rejections. An entry estimated from its priors
+        alone gets its ``Estimate`` only when something keeps it (a candidate, ``reject``): a
+        model turned down by the route's declared limits alone, or below min_quality where no
+        one takes it, gets its rejections from its figures. Returns the entries that would
         pass but for an open circuit. The property tests hold this loop to the definitions
         (``estimate``, the checks in constraints.py) entry by entry."""
         t, stats = self.terms, self.stats
@@ -112,31 +120,64 @@ class _Planner:
             cost = (prompt * prices.input + output * prices.output) / 1e6
             if key in by_route or name in by_model:
                 est = measured(model, cost, prior, key, min_rated, by_route, by_model)
-            else:  # priors only: what measured() gives when nothing was measured
-                est = _tuple(Estimate, (cost,) + priors)  # noqa: RUF005 (half the cost)
+                latency, quality = est[1], est[3]
+            else:  # priors only: the estimate is built below when something keeps it
+                est, latency, quality = None, priors[0], priors[2]
             if scores is not None and name in scores:
-                est = predicted(est, scores[name])
+                est = predicted(est or _tuple(Estimate, (cost,) + priors), scores[name])  # noqa: RUF005
+                quality = est[3]
             cap = model.max_output_tokens
-            if (
+            if not (
                 need <= model.context_window
                 and (cap is None or asked is None or asked <= cap)
                 and needs <= model.capabilities
                 and name not in shut
-                and (max_cost is None or cost <= max_cost)
-                and (max_latency is None or est[1] <= max_latency)  # latency_ms
             ):
-                quality = est[3] if by_mean else compared_quality(est, compare)
-                candidate = _tuple(Candidate, (name, est, fallback, ()))
-                if min_q is None or (quality is not None and quality >= min_q):
-                    passing[tier].append(candidate)
-                else:
-                    below = meets_quality(model, est, t)
-                    assert below is not None
-                    failing[tier].append((candidate, below))
-            else:
+                est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
                 kept = self.reject(model, est, fallback, binds)
                 if name in shut and self.only_circuit(model, est, binds):
                     cooling.append((tier, model, kept or Candidate(name, est, fallback)))
+            elif (max_cost is None or cost <= max_cost) and (
+                max_latency is None or latency <= max_latency
+            ):
+                if not by_mean:
+                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    quality = compared_quality(est, compare)
+                if min_q is None or (quality is not None and quality >= min_q):
+                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    passing[tier].append(_tuple(Candidate, (name, est, fallback, ())))
+                # Kept beside its rejection only for a cascade (its early tiers take it) or
+                # on_infeasible (which may offer it).
+                elif (keeps := self.relaxes or self.route.strategy == "cascade") or est:
+                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    below = meets_quality(model, est, t)
+                    assert below is not None
+                    kept_low = _tuple(Candidate, (name, est, fallback, ())) if keeps else None
+                    failing[tier].append((kept_low, below))
+                else:  # meets_quality on the priors (no interval, so either comparison)
+                    failing[tier].append((None, prior_below(name, quality, priors[3], min_q)))
+            elif self.relaxes:
+                est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                self.reject(model, est, fallback, binds)
+            else:
+                # Turned down by its declared limits alone, on a route that never relaxes: the
+                # rejections unmet() gives such a model, built here without an estimate.
+                rejections = self.rejections
+                if max_cost is not None and cost > max_cost:
+                    rejections.append(_tuple(Rejection, (name, _OVER_COST, cost, max_cost, None)))
+                if max_latency is not None and latency > max_latency:
+                    source = priors[1] if est is None else est[2]
+                    over = (name, _OVER_LATENCY, latency, max_latency, source)
+                    rejections.append(_tuple(Rejection, over))
+                if binds and min_q is not None:
+                    if est is not None:
+                        below = meets_quality(model, est, t)
+                    elif quality is not None and quality >= min_q:
+                        below = None
+                    else:
+                        below = prior_below(name, quality, priors[3], min_q)
+                    if below is not None:
+                        rejections.append(below)
         return cooling
 
     def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
@@ -152,7 +193,7 @@ class _Planner:
     def keep_probes(
         self,
         passing: list[list[Candidate]],
-        failing: list[list[tuple[Candidate, Rejection]]],
+        failing: list[Failing],
         cooling: list[tuple[int, Model, Candidate]],
     ) -> None:
         """Open circuits may rule out at most the route's ``max_ejection_percent`` of the
@@ -203,15 +244,13 @@ class _Planner:
         self.nearly.append((candidate, unmet_limits))
         return candidate
 
-    def reject_low(self, low: list[tuple[Candidate, Rejection]]) -> None:
+    def reject_low(self, low: Failing) -> None:
         for candidate, rejection in low:
-            if self.relaxes:
+            if self.relaxes and candidate is not None:  # on_infeasible keeps every candidate
                 self.nearly.append((candidate, [rejection]))
             self.rejections.append(rejection)
 
-    def cascade_quality(
-        self, passing: list[list[Candidate]], failing: list[list[tuple[Candidate, Rejection]]]
-    ) -> None:
+    def cascade_quality(self, passing: list[list[Candidate]], failing: list[Failing]) -> None:
         """min_quality binds the final tier; when that is emptied, the tier before it becomes
         final and the bar moves down with it. Earlier tiers answer to the confidence signal."""
         final = -1
@@ -221,7 +260,7 @@ class _Planner:
                 final = index
                 break
         for index in range(max(final, 0)):
-            passing[index] += [c for c, _ in failing[index]]
+            passing[index] += [c for c, _ in failing[index] if c is not None]  # all, in a cascade
 
     def relax(self) -> tuple[list[Candidate], str | None]:
         """``on_infeasible``: offer models that break only declared limits, saying which."""
@@ -287,23 +326,17 @@ def plan(
         )
     elif route.strategy == "learned":
         notes.append("no predicted scores (prompt text not given): ordered by the objective")
-    decision = Decision(
-        route=route.name,
-        strategy=route.strategy,
-        objective=route.objective,
-        policy_hash=policy.hash,
-        selected_by=selected_by,
-        tiers=tuple(tuple(t) for t in tiers),
-        rejections=tuple(planner.rejections),
-        prompt_tokens=terms.prompt_tokens,
-        output_tokens=terms.output_tokens,
-        max_cost_usd=terms.max_cost_usd,
-        max_latency_ms=terms.max_latency_ms,
-        min_quality=terms.min_quality,
-        relaxed=relaxed,
-        notes=tuple(notes),
-        learned=seen,
-    )
+    # Decision's fields in order, built as the candidates are (its own __new__ takes them by
+    # keyword, a Python call); no session affinity yet (``affine`` adds it).
+    decision: Decision = _tuple(
+        Decision,
+        (
+            route.name, route.strategy, route.objective, policy.hash, selected_by,
+            tuple(map(tuple, tiers)), tuple(planner.rejections), terms.prompt_tokens,
+            terms.output_tokens, terms.max_cost_usd, terms.max_latency_ms, terms.min_quality,
+            relaxed, tuple(notes), seen, None,
+        ),
+    )  # fmt: skip
     if route.affinity is not None:
         return affine(decision, route.affinity, ctx.pin)
     return decision

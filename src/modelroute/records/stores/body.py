@@ -16,16 +16,17 @@ older version) reads as if the missing fields were null.
 
 JSON has no infinity or NaN (orjson writes null), so a non-finite float is written as its
 Python spelling (``"inf"``, ``"-inf"``, ``"nan"``) and read back as the float. The one
-exception is the planner's decision: its named tuples go to orjson as they are (``default=
-list``, no Python per tuple) and a non-finite number in it, which only an infinite price,
-latency or limit in a policy can produce, is stored as null and read back as NaN where a
-rejection needs a number to print.
+exception is the planner's decision: its named tuples go to orjson as they are (its
+``default`` copies each one's items in C, no Python per tuple) and a non-finite number in
+it, which only an infinite price, latency or limit in a policy can produce, is stored as
+null and read back as NaN where a rejection needs a number to print.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -76,6 +77,11 @@ _ATTEMPT_FLOATS = ("started_ms", "latency_ms", "ttft_ms", "retry_after_s", "cost
 _LIMITS = ("max_cost_usd", "max_latency_ms", "min_quality")
 _NAN = float("nan")
 _STATS_CACHE = 256  # (snapshot, route) pairs remembered by one encoder
+# orjson's default for the named tuples of a body (the decision's, the limits): a named
+# tuple's items as a plain tuple, the same JSON array that list() gives, with one object
+# built instead of two (the decision of a route with several candidates holds a dozen). Any
+# other type orjson cannot write sends the row down list()'s path, as before.
+_ARRAY = itemgetter(slice(None))
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -161,7 +167,7 @@ class RowEncoder:
             ctx, d, snapshot = pi.context, pi.decision, pi.snapshot
             sid = None
             if d is not None:  # else no route was found, and no statistics were read
-                decision = d  # as arrays (orjson's default=list): no messages, no keys
+                decision = d  # as arrays (orjson's default, below): no messages, no keys
                 # The candidates, and so what was read, follow from the route and the policy.
                 key = (id(snapshot), d[0], d[1], d[3])  # route, strategy, policy hash
                 hit = self._ids.get(key)
@@ -185,7 +191,10 @@ class RowEncoder:
         )  # fmt: skip
         if not _floats_finite(r):
             values = _spell_record(values)
-        body = orjson.dumps(values, default=list, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            body = orjson.dumps(values, default=_ARRAY, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # something other than a named tuple to turn into an array
+            body = orjson.dumps(values, default=list, option=orjson.OPT_NON_STR_KEYS)
         return (
             r.request_id, r.started_at, r.route, r.final_model, r.final_reported_model,
             r.status, r.latency_ms, r.cost_usd, r.policy_hash, *derived(r), *drift_columns(r),
