@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from modelroute import UnknownRouteError, request_context
-from modelroute.planner import Limits, ModelStats, Reason, RequestContext, StatsSnapshot, plan
+from modelroute.planner import (
+    Decision,
+    Limits,
+    ModelStats,
+    Reason,
+    RequestContext,
+    StatsSnapshot,
+    plan,
+)
 from modelroute.policy import Policy, load_policy, load_policy_dict
 
 from .conftest import EXAMPLES
@@ -344,3 +352,17 @@ def test_images_need_vision() -> None:
     d = plan(request_context(body), policy)
     assert _reasons(d, "haiku") == {"missing_capability"}
     assert d.prompt_tokens > 765
+
+
+def test_a_decision_holds_every_field_by_name() -> None:
+    """plan() builds its Decision from the fields in order, bypassing the keyword
+    constructor: a field added to Decision without a value there would go missing."""
+    policy = _policy(
+        {"big": model(inp=10, out=30), "small": model(inp=0.1, out=0.4)},
+        constraints={"max_cost_usd": 0.01},
+    )
+    d = plan(_ctx(prompt_tokens=2000, max_output_tokens=1000), policy)
+    assert len(d) == len(Decision._fields)
+    assert d == Decision(**d._asdict())
+    assert (d.route, d.strategy, d.policy_hash) == ("r", "cheapest_qualified", policy.hash)
+    assert d.max_cost_usd == 0.01 and d.affinity is None

@@ -159,26 +159,40 @@ class _Planner:
             elif self.relaxes:
                 est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
                 self.reject(model, est, fallback, binds)
-            else:
-                # Turned down by its declared limits alone, on a route that never relaxes: the
-                # rejections unmet() gives such a model, built here without an estimate.
-                rejections = self.rejections
-                if max_cost is not None and cost > max_cost:
-                    rejections.append(_tuple(Rejection, (name, _OVER_COST, cost, max_cost, None)))
-                if max_latency is not None and latency > max_latency:
-                    source = priors[1] if est is None else est[2]
-                    over = (name, _OVER_LATENCY, latency, max_latency, source)
-                    rejections.append(_tuple(Rejection, over))
-                if binds and min_q is not None:
-                    if est is not None:
-                        below = meets_quality(model, est, t)
-                    elif quality is not None and quality >= min_q:
-                        below = None
-                    else:
-                        below = prior_below(name, quality, priors[3], min_q)
-                    if below is not None:
-                        rejections.append(below)
+            else:  # turned down by its declared limits alone, on a route that never relaxes
+                self.over_limits(model, est, cost, latency, quality, priors, binds)
         return cooling
+
+    def over_limits(
+        self,
+        model: Model,
+        est: Estimate | None,
+        cost: float,
+        latency: float,
+        quality: float | None,
+        priors: tuple[Any, ...],
+        quality_binds: bool,
+    ) -> None:
+        """The rejections ``unmet()`` gives a model over the route's cost ceiling or latency
+        budget, built from its figures (``est`` is None for a model on its priors alone)."""
+        t, name, rejections = self.terms, model.name, self.rejections
+        max_cost, max_latency, min_q = t.max_cost_usd, t.max_latency_ms, t.min_quality
+        if max_cost is not None and cost > max_cost:
+            rejections.append(_tuple(Rejection, (name, _OVER_COST, cost, max_cost, None)))
+        if max_latency is not None and latency > max_latency:
+            source = priors[1] if est is None else est[2]
+            rejections.append(
+                _tuple(Rejection, (name, _OVER_LATENCY, latency, max_latency, source))
+            )
+        if quality_binds and min_q is not None:
+            if est is not None:
+                below = meets_quality(model, est, t)
+            elif quality is not None and quality >= min_q:
+                below = None
+            else:
+                below = prior_below(name, quality, priors[3], min_q)
+            if below is not None:
+                rejections.append(below)
 
     def only_circuit(self, model: Model, est: Estimate, quality_binds: bool) -> bool:
         """Would ``model`` pass every check if its circuit were closed?"""
