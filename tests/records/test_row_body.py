@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import orjson
 
+from modelroute.features import request_context
+from modelroute.planner import StatsSnapshot, plan
+from modelroute.policy import load_policy_dict
+from modelroute.recording import RecordBuilder
 from modelroute.records.stores.body import BODY_FIELDS, REQUEST_COLUMNS, RowEncoder, body
 
+from ..policies import model
 from .samples import SAMPLES
 
 
@@ -24,13 +29,6 @@ def test_a_value_that_is_not_a_named_tuple_is_written_as_list_makes_it() -> None
 
 
 def test_named_tuples_are_written_as_the_arrays_of_their_items() -> None:
-    from modelroute.features import request_context
-    from modelroute.planner import StatsSnapshot, plan
-    from modelroute.policy import load_policy_dict
-    from modelroute.recording import RecordBuilder
-
-    from ..policies import model
-
     policy = load_policy_dict(
         {
             "models": {"a": model(out=1), "b": model(out=2), "c": model(out=500)},

@@ -52,6 +52,11 @@ _OVER_COST, _OVER_LATENCY = Reason.OVER_COST_CEILING, Reason.OVER_LATENCY_BUDGET
 Failing = list[tuple[Candidate | None, Rejection]]
 
 
+def _on_priors(cost: float, priors: tuple[Any, ...]) -> Estimate:
+    """What ``measured()`` gives a model nothing was measured for: its cost, then its priors."""
+    return _tuple(Estimate, (cost,) + priors)  # noqa: RUF005 (half the cost of unpacking)
+
+
 class _Planner:
     """One planning pass; holds the per-request terms so helpers stay small."""
 
@@ -124,7 +129,7 @@ class _Planner:
             else:  # priors only: the estimate is built below when something keeps it
                 est, latency, quality = None, priors[0], priors[2]
             if scores is not None and name in scores:
-                est = predicted(est or _tuple(Estimate, (cost,) + priors), scores[name])  # noqa: RUF005
+                est = predicted(est or _on_priors(cost, priors), scores[name])
                 quality = est[3]
             cap = model.max_output_tokens
             if not (
@@ -133,7 +138,7 @@ class _Planner:
                 and needs <= model.capabilities
                 and name not in shut
             ):
-                est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                est = est or _on_priors(cost, priors)
                 kept = self.reject(model, est, fallback, binds)
                 if name in shut and self.only_circuit(model, est, binds):
                     cooling.append((tier, model, kept or Candidate(name, est, fallback)))
@@ -141,15 +146,15 @@ class _Planner:
                 max_latency is None or latency <= max_latency
             ):
                 if not by_mean:
-                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    est = est or _on_priors(cost, priors)
                     quality = compared_quality(est, compare)
                 if min_q is None or (quality is not None and quality >= min_q):
-                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    est = est or _on_priors(cost, priors)
                     passing[tier].append(_tuple(Candidate, (name, est, fallback, ())))
                 # Kept beside its rejection only for a cascade (its early tiers take it) or
                 # on_infeasible (which may offer it).
                 elif (keeps := self.relaxes or self.route.strategy == "cascade") or est:
-                    est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                    est = est or _on_priors(cost, priors)
                     below = meets_quality(model, est, t)
                     assert below is not None
                     kept_low = _tuple(Candidate, (name, est, fallback, ())) if keeps else None
@@ -157,7 +162,7 @@ class _Planner:
                 else:  # meets_quality on the priors (no interval, so either comparison)
                     failing[tier].append((None, prior_below(name, quality, priors[3], min_q)))
             elif self.relaxes:
-                est = est or _tuple(Estimate, (cost,) + priors)  # noqa: RUF005
+                est = est or _on_priors(cost, priors)
                 self.reject(model, est, fallback, binds)
             else:  # turned down by its declared limits alone, on a route that never relaxes
                 self.over_limits(model, est, cost, latency, quality, priors, binds)
