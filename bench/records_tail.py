@@ -8,7 +8,8 @@ The variants are applied by the launcher (``python -c``), not by the product: ``
 ``sys.setswitchinterval(S)`` before ``modelroute serve`` starts (how long a thread holding the
 interpreter lock keeps it while another waits); ``gc=off`` disables the cyclic collector one
 second after start-up; ``flush=S`` and ``batch=N`` change the record writer's defaults (how
-long it gathers records before writing a batch, and the most it writes at once).
+long it gathers records before writing a batch, and the most it writes at once);
+``flush_size=N`` how many records waiting start a batch before the interval is up.
 
     python3 bench/records_tail.py [--rounds 2] [--duration 6] [--variants switch=0.001,gc=off]
 """
@@ -42,8 +43,8 @@ def launcher(variant: str) -> str:
         name, _, value = part.partition("=")
         if name == "switch":
             steps.append(f"sys.setswitchinterval({float(value)!r})")
-        elif name in ("flush", "batch"):
-            field = {"flush": "flush_interval_s", "batch": "batch_size"}[name]
+        elif name in ("flush", "batch", "flush_size"):
+            field = {"flush": "flush_interval_s", "batch": "batch_size"}.get(name, name)
             number = float(value) if name == "flush" else int(value)
             steps.append(
                 "from modelroute.records.writer import RecordWriter; "

@@ -165,6 +165,56 @@ async def test_the_store_learns_how_many_records_wait_behind_each_batch(tmp_path
     await log.close()
 
 
+async def test_a_batch_is_written_once_flush_size_records_wait_not_after_the_interval(
+    tmp_path: Path,
+) -> None:
+    # Small batches while the writer keeps up: a batch's length is how long the requests in
+    # flight wait for the core the writer shares with them.
+    log = BacklogLog(SqliteStore(tmp_path / "r.db"))
+    await log.open()
+    writer = RecordWriter(log, tmp_path / "spool", flush_size=32, flush_interval_s=3600)
+    await writer.start()
+    for i in range(32):
+        writer.submit(realistic(i))
+    for _ in range(500):  # a fail-safe: with the interval alone this would take an hour
+        if await log.count() == 32:
+            break
+        await asyncio.sleep(0.01)
+    assert log.backlogs == [(32, 0)]
+    for i in range(32, 39):  # fewer than flush_size: these wait for the interval (or close)
+        writer.submit(realistic(i))
+    await asyncio.sleep(0.2)
+    assert log.backlogs == [(32, 0)]
+    await writer.close()
+    assert log.backlogs == [(32, 0), (7, 0)]
+    assert await log.count() == 39
+    await log.close()
+
+
+async def test_a_batch_holds_at_most_flush_size_unless_a_whole_batch_size_waits(
+    tmp_path: Path,
+) -> None:
+    # Taking everything that arrived while the writer woke would let each batch grow the
+    # next; a backlog of a whole batch_size means it is behind, and is taken at once.
+    log = BacklogLog(SqliteStore(tmp_path / "r.db"))
+    await log.open()
+    writer = RecordWriter(
+        log, tmp_path / "spool", flush_size=64, batch_size=500, flush_interval_s=3600
+    )
+    await writer.start()
+    for i in range(600):
+        writer.submit(realistic(i))
+    for _ in range(1000):  # a fail-safe, as above
+        if await log.count() == 564:
+            break
+        await asyncio.sleep(0.01)
+    assert log.backlogs == [(500, 100), (64, 36)]
+    await writer.close()
+    assert log.backlogs[2:] == [(36, 0)]
+    assert await log.count() == 600
+    await log.close()
+
+
 async def test_a_record_the_store_refuses_is_set_aside_not_retried_forever(
     store_target: Path | str, tmp_path: Path
 ) -> None:
