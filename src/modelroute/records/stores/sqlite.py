@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from itertools import chain
 from typing import Any, Literal
 
@@ -42,14 +43,10 @@ from modelroute.records.stores.sqlite_reads import SqliteReads
 
 # Several rows per statement: sqlite3 releases the GIL around every statement step, and under
 # a busy event loop each re-acquisition can wait a whole switch interval. 50 rows per step cut
-# those hand-offs fiftyfold (measured: ~1.6x records/s through RecordWriter under load).
+# those hand-offs fiftyfold (measured: ~1.6x records/s through RecordWriter under load). The
+# rest of a batch goes in one statement of its own size too, not a row per step: the writer's
+# batches are small (64) while it keeps up, so the rest is most of a batch.
 _ROWS_PER_STATEMENT = 50
-_INSERTS = {
-    "requests": (
-        insert_sql("requests", REQUEST_COLUMNS, "request_id", _ROWS_PER_STATEMENT),
-        insert_sql("requests", REQUEST_COLUMNS, "request_id", 1),
-    ),
-}
 _INSERT_STATS = "INSERT INTO planner_stats VALUES (?, ?) ON CONFLICT (stats_id) DO NOTHING"
 _REASON = REQUEST_COLUMNS.index("decision_reason")
 
@@ -86,16 +83,18 @@ def _add_rollup(db: sqlite3.Connection, rollup: Rollup) -> None:
     db.executemany(_POLICY_UPSERT, rollup.policy_rows())
 
 
-def _insert(
-    db: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]], give_way: bool
-) -> None:
-    many, one = _INSERTS[table]
-    whole = len(rows) - len(rows) % _ROWS_PER_STATEMENT
-    for i in range(0, whole, _ROWS_PER_STATEMENT):
-        db.execute(many, list(chain.from_iterable(rows[i : i + _ROWS_PER_STATEMENT])))
-        if give_way:
+@cache
+def _insert_rows(rows: int) -> str:
+    """The ``requests`` insert of ``rows`` rows (1 to ``_ROWS_PER_STATEMENT``)."""
+    return insert_sql("requests", REQUEST_COLUMNS, "request_id", rows)
+
+
+def _insert(db: sqlite3.Connection, rows: list[tuple[Any, ...]], give_way: bool) -> None:
+    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+        if give_way and i:
             _yield()
-    db.executemany(one, rows[whole:])
+        chunk = rows[i : i + _ROWS_PER_STATEMENT]
+        db.execute(_insert_rows(len(chunk)), list(chain.from_iterable(chunk)))
 
 
 def _yield() -> None:
@@ -134,7 +133,8 @@ class SqliteStore(SqliteMigrations, SqliteReads, SqliteOutcomes, SqliteKept):
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, nothing implicit.
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        # Room for the inserts of every size (``_insert_rows``) beside the reads' statements.
+        conn = sqlite3.connect(self.path, isolation_level=None, cached_statements=256)
         conn.row_factory = sqlite3.Row
         # A generous wait while opening: another worker may be migrating the same file.
         conn.execute("PRAGMA busy_timeout = 30000")
@@ -207,7 +207,7 @@ class SqliteStore(SqliteMigrations, SqliteReads, SqliteOutcomes, SqliteKept):
             # ON CONFLICT DO NOTHING: a request id already stored (a replayed spool) is skipped,
             # and with everything in one row there is nothing else to keep in step with it.
             before = db.total_changes
-            _insert(db, "requests", rows, give_way)
+            _insert(db, rows, give_way)
             if db.total_changes - before != len(rows):
                 db.execute("ROLLBACK")
                 return False
