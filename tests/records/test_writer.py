@@ -215,6 +215,17 @@ async def test_a_batch_holds_at_most_flush_size_unless_a_whole_batch_size_waits(
     await log.close()
 
 
+def test_the_flush_size_is_the_stores_own_unless_given(tmp_path: Path) -> None:
+    # SQLite's thread shares the serving core (small batches); PostgreSQL's round trips per
+    # batch cost the loop more than a large batch's stall does (batches as before).
+    sqlite_store = SqliteStore(tmp_path / "r.db")
+    assert RecordWriter(sqlite_store, tmp_path / "s1").flush_size == 64
+    assert RecordWriter(sqlite_store, tmp_path / "s2", flush_size=16).flush_size == 16
+    assert RecordWriter(sqlite_store, tmp_path / "s3", batch_size=40).flush_size == 40
+    pg_store = PostgresStore("postgresql://127.0.0.1/unused")
+    assert RecordWriter(pg_store, tmp_path / "s4", batch_size=300).flush_size == 300
+
+
 async def test_a_record_the_store_refuses_is_set_aside_not_retried_forever(
     store_target: Path | str, tmp_path: Path
 ) -> None:

@@ -116,6 +116,9 @@ _ROWS_PER_YIELD = 8  # ~0.1 ms of row building between chances for the loop to r
 
 class SqliteStore(SqliteMigrations, SqliteReads, SqliteOutcomes, SqliteKept):
     dialect: Literal["sqlite"] = "sqlite"
+    # The most records ``RecordWriter`` hands over at once while it keeps up: a batch runs
+    # on the serving core uninterrupted, and requests in flight wait it out (see writer.py).
+    flush_size = 64
 
     # --- lifecycle --------------------------------------------------------------------------
 
