@@ -20,7 +20,8 @@ submit(record) ──► bounded deque ─────────► background
   (``bench/records_tail.py``): batches of at most 64 instead of the ~250 that 50 ms gathered
   cut the p99 at concurrency 16 by 23-31% (10.8 to 7.5 ms, 13.9 to 10.7 ms) for 2-6% of the
   throughput; 32 gave the same p99 for 8%, and 128 a p99 of 8.5 ms. PostgreSQL keeps large
-  batches: its round trips per batch cost the loop 14 µs more per row at 64 than at 500.
+  batches: its inserts run on the server, and at 64 a batch's fixed costs came to 12.5 µs
+  more per record in the serving process than at 500 (``bench/store_batch.py``).
 - ``submit`` never blocks and never drops: it only enqueues; when the queue is full the record
   is appended to the spool file at once (a buffered write, no fsync).
 - While the spool holds anything, new batches are appended behind it rather than written, so
