@@ -216,8 +216,8 @@ async def test_a_batch_holds_at_most_flush_size_unless_a_whole_batch_size_waits(
 
 
 def test_the_flush_size_is_the_stores_own_unless_given(tmp_path: Path) -> None:
-    # SQLite's thread shares the serving core (small batches); PostgreSQL's round trips per
-    # batch cost the loop more than a large batch's stall does (batches as before).
+    # SQLite's thread shares the serving core (small batches); PostgreSQL inserts on its
+    # server, and small batches only add fixed costs there (batches as before).
     sqlite_store = SqliteStore(tmp_path / "r.db")
     assert RecordWriter(sqlite_store, tmp_path / "s1").flush_size == 64
     assert RecordWriter(sqlite_store, tmp_path / "s2", flush_size=16).flush_size == 16
