@@ -165,6 +165,15 @@ async def test_the_store_learns_how_many_records_wait_behind_each_batch(tmp_path
     await log.close()
 
 
+async def stored(log: BacklogLog, count: int) -> None:
+    """Until ``count`` records are stored; the writers here flush after an hour at the
+    earliest, so it fails (after 10 s, a fail-safe) only if nothing else starts a batch."""
+    for _ in range(1000):
+        if await log.count() >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_a_batch_is_written_once_flush_size_records_wait_not_after_the_interval(
     tmp_path: Path,
 ) -> None:
@@ -176,10 +185,7 @@ async def test_a_batch_is_written_once_flush_size_records_wait_not_after_the_int
     await writer.start()
     for i in range(32):
         writer.submit(realistic(i))
-    for _ in range(500):  # a fail-safe: with the interval alone this would take an hour
-        if await log.count() == 32:
-            break
-        await asyncio.sleep(0.01)
+    await stored(log, 32)
     assert log.backlogs == [(32, 0)]
     for i in range(32, 39):  # fewer than flush_size: these wait for the interval (or close)
         writer.submit(realistic(i))
@@ -204,10 +210,7 @@ async def test_a_batch_holds_at_most_flush_size_unless_a_whole_batch_size_waits(
     await writer.start()
     for i in range(600):
         writer.submit(realistic(i))
-    for _ in range(1000):  # a fail-safe, as above
-        if await log.count() == 564:
-            break
-        await asyncio.sleep(0.01)
+    await stored(log, 564)
     assert log.backlogs == [(500, 100), (64, 36)]
     await writer.close()
     assert log.backlogs[2:] == [(36, 0)]
