@@ -38,7 +38,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from records_tail import MAIN, PATH, harness, serve  # noqa: E402  (the shared harness)
+from records_tail import MAIN, PATH, harness, serve, warm_up  # noqa: E402  (the shared harness)
 
 _STORE = "from modelroute.records.stores.sqlite import SqliteStore"
 COVERING = ("requests_task_traffic", "requests_drift")
@@ -105,10 +105,7 @@ def main() -> None:
         policy.write_text(text.replace("UPSTREAM_BASE", upstream.root(0) + "/v1"))
         for i, (name, patch) in enumerate(CONFIGS.items()):
             running[name] = start(i, patch, policy, workdir)
-        body = workdir / "body.json"
-        body.write_bytes(harness.request_body("bench", False, True))
-        for _, url in running.values():  # warm-up
-            harness.run_wrk(url, PATH, {}, str(body), args.conc, 2, 1, "0", 10, str(workdir), "w")
+        body = warm_up([url for _, url in running.values()], workdir, args.conc)
         for r in range(args.rounds):
             order = list(running.items())
             for i, (name, (proc, url)) in enumerate(order if r % 2 == 0 else order[::-1]):

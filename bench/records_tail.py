@@ -82,6 +82,16 @@ def serve(name: str, code: str, store: str, policy: Path, workdir: Path) -> tupl
     return proc, f"http://127.0.0.1:{port}"
 
 
+def warm_up(urls: list[str], workdir: Path, conc: int) -> Path:
+    """The harness's JSON request body, written to ``workdir``; each gateway warmed up on it
+    for 2 s. Returns the body's path."""
+    body = workdir / "body.json"
+    body.write_bytes(harness.request_body("bench", False, True))
+    for url in urls:
+        harness.run_wrk(url, PATH, {}, str(body), conc, 2, 1, "0", 10, str(workdir), "w")
+    return body
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
@@ -103,10 +113,7 @@ def main() -> None:
             configs[f"records on, {variant}"] = (variant, str(workdir / f"{variant}.db"))
         for i, (name, (variant, store)) in enumerate(configs.items()):
             running[name] = start(f"gw{i}", variant, store, policy, workdir)
-        body = workdir / "body.json"
-        body.write_bytes(harness.request_body("bench", False, True))
-        for _, url in running.values():  # warm-up
-            harness.run_wrk(url, PATH, {}, str(body), args.conc, 2, 1, "0", 10, str(workdir), "w")
+        body = warm_up([url for _, url in running.values()], workdir, args.conc)
         for index in range(args.rounds):
             order = list(running.items())
             for name, (proc, url) in order if index % 2 == 0 else order[::-1]:

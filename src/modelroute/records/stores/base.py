@@ -1,8 +1,10 @@
 """What a record store promises, and the parts both stores share (stats shape, export files).
 
 A store is written to by ``RecordWriter`` in batches and read by stats, audit and the admin
-endpoints. Writes are idempotent: a request id already stored is skipped, so replaying a spool
-after a partial failure stores every record exactly once.
+endpoints. A store may set ``flush_size``, the most records the writer hands it at once while
+it keeps up (the SQLite store does: its thread shares the serving core; see ``writer.py``).
+Writes are idempotent: a request id already stored is skipped, so replaying a spool after a
+partial failure stores every record exactly once.
 """
 
 from __future__ import annotations
