@@ -8,6 +8,13 @@ the requests go on. So after every records-on point the gateway's own metrics sa
 records were still waiting (queue and spool); a writer that keeps up leaves about one batch.
 
     python3 bench/recording_ab.py [--rounds 3] [--duration 5] [--conc 16] [--floor]
+                                  [--policy one-model|realistic] [--pyref]
+
+``--policy realistic`` runs both gateways on the realistic bench policy (8 models, 7 routes)
+instead of the one-model one. ``--pyref`` adds the harness's bare aiohttp proxy to the
+alternation and prints both configurations as ratios to it: with records off, what the
+policy's routing alone leaves of pyref's throughput, and with them on, what the records take
+on top (the hot-path issue's "realistic policy, records on, at least 0.9x pyref").
 
 ``--floor`` then runs ``bench/record_floor.py`` on the rows the records-on JSON gateway wrote
 and prints SQLite's least cost of storing them (inserts alone, rows already encoded) as a
@@ -43,19 +50,29 @@ CONFIGS = {
     "records-on": "--store {dir}/records.db --spool-dir {dir}/spool",
     "records-off": "--store none",
 }
+POLICIES = {"one-model": "policy.yaml", "realistic": "policy-realistic.yaml"}
+PYREF = Path(os.environ.get("PYREF_PYTHON", "/tmp/bench-venvs/pyref/bin/python"))
 PATH = "/v1/chat/completions"
 
 
-def start_gateway(name: str, mode: str, upstream: str, workdir: Path) -> tuple[Any, str]:
+def start_gateway(
+    name: str, mode: str, upstream: str, workdir: Path, policy_file: str
+) -> tuple[Any, str]:
     folder = workdir / f"{name}-{mode}"
     folder.mkdir()
-    policy = (HERE / "gateway" / "policy.yaml").read_text().replace("UPSTREAM_BASE", upstream)
-    (folder / "policy.yaml").write_text(policy)
     port = harness.free_port()
-    cmd = (
-        f"exec {modelroute_bin()} serve {folder}/policy.yaml --host 127.0.0.1 "
-        f"--port {port} --workers 1 " + CONFIGS[name].format(dir=folder)
-    )
+    if name == "pyref":
+        cmd = (
+            f"exec {PYREF} {HARNESS / 'examples' / 'pyref_gateway.py'} --port {port} "
+            f"--route bench={upstream}"
+        )
+    else:
+        policy = (HERE / "gateway" / policy_file).read_text().replace("UPSTREAM_BASE", upstream)
+        (folder / "policy.yaml").write_text(policy)
+        cmd = (
+            f"exec {modelroute_bin()} serve {folder}/policy.yaml --host 127.0.0.1 "
+            f"--port {port} --workers 1 " + CONFIGS[name].format(dir=folder)
+        )
     proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
     url = f"http://127.0.0.1:{port}"
     for _ in range(400):
@@ -94,7 +111,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--conc", type=int, default=16)
     parser.add_argument("--floor", action="store_true", help="also measure SQLite's least cost")
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="one-model")
+    parser.add_argument("--pyref", action="store_true", help="alternate the bare proxy too")
     args = parser.parse_args()
+    names = [*CONFIGS, "pyref"] if args.pyref else list(CONFIGS)
     workdir = Path(tempfile.mkdtemp(prefix="modelroute-ab-"))
     upstream = harness.Upstream(str(workdir), [0], 0, 1, "0", 0)
     upstream.start()
@@ -104,8 +124,10 @@ def main() -> None:
             body = workdir / f"{mode}.json"
             body.write_bytes(harness.request_body("bench", mode == "stream", True))
             gateways = {
-                name: start_gateway(name, mode, upstream.root(0) + "/v1", workdir)
-                for name in CONFIGS
+                name: start_gateway(
+                    name, mode, upstream.root(0) + "/v1", workdir, POLICIES[args.policy]
+                )
+                for name in names
             }
             try:
                 for _proc, url in gateways.values():  # warm-up
@@ -150,8 +172,8 @@ def report(
     results: dict[tuple[str, str], list[dict[str, float]]], args: argparse.Namespace
 ) -> None:
     print(
-        f"gateway at concurrency {args.conc}, {args.rounds} alternating rounds of "
-        f"{args.duration} s per configuration and mode, one core for the gateway"
+        f"{args.policy} policy, gateway at concurrency {args.conc}, {args.rounds} alternating "
+        f"rounds of {args.duration} s per configuration and mode, one core for the gateway"
     )
     for mode in ("json", "stream"):
         on, off = results[("records-on", mode)], results[("records-off", mode)]
@@ -168,6 +190,20 @@ def report(
             f"{[round(p['rps']) for p in off]}; records still waiting after each "
             f"records-on point: {[int(p['waiting']) for p in on]}"
         )
+        if ("pyref", mode) in results:
+            ref = results[("pyref", mode)]
+            ref_rps = statistics.median(p["rps"] for p in ref)
+            print(
+                f"         pyref {ref_rps:6.0f} RPS (per round {[round(p['rps']) for p in ref]}, "
+                f"CPU ms/request {statistics.median(p['cpu_ms'] for p in ref):.3f}): records on "
+                f"{on_rps / ref_rps:.3f}x pyref, off {off_rps / ref_rps:.3f}x; by round on "
+                f"{_ratios(on, ref)}  off {_ratios(off, ref)}"
+            )
+
+
+def _ratios(points: list[dict[str, float]], ref: list[dict[str, float]]) -> list[float]:
+    """Each round's throughput over pyref's in the same round."""
+    return [round(p["rps"] / r["rps"], 3) for p, r in zip(points, ref, strict=True)]
 
 
 if __name__ == "__main__":

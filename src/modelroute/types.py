@@ -120,6 +120,9 @@ class Completion:
         )
 
 
+_NOTHING: dict[str, Any] = {}  # read, never written
+
+
 @dataclass(slots=True)
 class StreamChunk:
     """One streamed event: the parsed OpenAI ``chat.completion.chunk`` and, when the upstream
@@ -143,18 +146,21 @@ class StreamChunk:
 
     @classmethod
     def from_openai(cls, data: dict[str, Any], raw: bytes | None = None) -> StreamChunk:
-        choices = data.get("choices") or []
-        first = choices[0] if choices and isinstance(choices[0], dict) else {}
-        delta = first.get("delta") or {}
+        # Once per streamed event: no containers made for absent fields, and the fields
+        # passed by position (keywords cost more than the rest of this reading).
+        choices = data.get("choices")
+        first = choices[0] if choices and isinstance(choices[0], dict) else _NOTHING
+        delta = first.get("delta") or _NOTHING
         content = delta.get("content")
+        usage = data.get("usage")
         return cls(
-            data=data,
-            raw=raw,
-            content=content if isinstance(content, str) else "",
-            tool_call=bool(delta.get("tool_calls")),
-            thinking=bool(delta.get("thinking_blocks")),  # request_fields.THINKING_BLOCKS
-            finish_reason=first.get("finish_reason"),
-            usage=Usage.from_openai(data.get("usage")),
+            data,
+            raw,
+            content if isinstance(content, str) else "",
+            bool(delta.get("tool_calls")),
+            bool(delta.get("thinking_blocks")),  # request_fields.THINKING_BLOCKS
+            first.get("finish_reason"),
+            None if usage is None else Usage.from_openai(usage),
         )
 
     @property

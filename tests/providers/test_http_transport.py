@@ -318,6 +318,34 @@ async def test_sse_events_arrive_as_the_network_delivers_them(transport: Transpo
     assert seen == [[("", b"one"), ("", b"two")], [("x", b"three")]]
 
 
+class _Reads:
+    """The body of a response as the network's reads deliver it (the parser is what is under
+    test here; the transport's own reads are tested over sockets above)."""
+
+    def __init__(self, *reads: bytes) -> None:
+        self.reads = reads
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            yield read
+
+
+async def test_sse_events_split_across_reads_are_put_back_together() -> None:
+    reads = _Reads(
+        b'data: {"a"',  # an event cut in the middle
+        b":1}\r",  # ... and its CRLF blank line cut between the CR and the LF
+        b"\n\r\n",
+        b": a comment, no event\n\nevent: e\ndata: line1\ndata: line2\n\ndata:tight\n\n",
+        b"data: last, no blank line after it",
+    )
+    seen = [events async for events in sse_events(reads)]  # type: ignore[arg-type]
+    assert seen == [
+        [("", b'{"a":1}')],
+        [("e", b"line1\nline2"), ("", b"tight")],
+        [("", b"last, no blank line after it")],
+    ]
+
+
 def _certificate(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
     subprocess.run(

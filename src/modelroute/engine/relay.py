@@ -80,7 +80,7 @@ class Relay:
                     text.append(chunk.content)
                 if chunk.usage is not None:
                     usage = chunk.usage
-                yield _usage_as_asked(chunk, wants_usage)
+                yield chunk if wants_usage else _usage_as_asked(chunk)
             iterator = opened.rest.__aiter__()
             while True:
                 limit.wait_start()
@@ -93,7 +93,7 @@ class Relay:
                     text.append(chunk.content)
                 if chunk.usage is not None:
                     usage = chunk.usage
-                yield _usage_as_asked(chunk, wants_usage)
+                yield chunk if wants_usage else _usage_as_asked(chunk)
         except asyncio.CancelledError:
             if not limit.absorb():
                 gone = True  # the client went away
@@ -134,10 +134,10 @@ def _classified(exc: Exception) -> Failure:
     return Failure(FailureClass.SERVER_ERROR, 0, f"{type(exc).__name__}: {exc}")
 
 
-def _usage_as_asked(chunk: StreamChunk, wants_usage: bool) -> StreamChunk:
+def _usage_as_asked(chunk: StreamChunk) -> StreamChunk:
     """The engine always asks upstream for usage (for accounting). A client that did not
     ask gets what OpenAI would send it: no usage-only chunk and no ``usage`` field at all."""
-    if wants_usage or "usage" not in chunk.data:
+    if "usage" not in chunk.data:
         return chunk
     if not chunk.data.get("choices"):
         chunk.send = False

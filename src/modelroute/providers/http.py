@@ -294,14 +294,16 @@ async def sse_events(
             buffer += piece
             if b"\r" in buffer:  # CRLF line ends, possibly split across reads
                 buffer = buffer.replace(b"\r\n", b"\n")
+            if b"\n\n" not in buffer:
+                continue
+            # One split per read; what follows the last blank line waits for the next read.
+            blocks = buffer.split(b"\n\n")
+            buffer = blocks.pop()
             events = []
-            while True:
-                end = buffer.find(b"\n\n")
-                if end < 0:
-                    break
-                block, buffer = buffer[:end], buffer[end + 2 :]
-                found = _event(block)
-                if found is not None:
+            for block in blocks:
+                if block.startswith(b"data:") and b"\n" not in block:  # the usual block
+                    events.append(("", block[5:].lstrip(b" ")))
+                elif (found := _event(block)) is not None:
                     events.append(found)
             if events:
                 yield events
