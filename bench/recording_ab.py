@@ -44,6 +44,7 @@ sys.path.insert(0, str(HARNESS))
 import bench as harness  # noqa: E402  (the shared harness: upstream, wrk, process groups)
 
 sys.path.insert(0, str(HERE))
+import tree_ab  # noqa: E402
 from modelroute_bin import modelroute_bin  # noqa: E402
 
 CONFIGS = {
@@ -51,7 +52,6 @@ CONFIGS = {
     "records-off": "--store none",
 }
 POLICIES = {"one-model": "policy.yaml", "realistic": "policy-realistic.yaml"}
-PYREF = Path(os.environ.get("PYREF_PYTHON", "/tmp/bench-venvs/pyref/bin/python"))
 PATH = "/v1/chat/completions"
 
 
@@ -60,26 +60,13 @@ def start_gateway(
 ) -> tuple[Any, str]:
     folder = workdir / f"{name}-{mode}"
     folder.mkdir()
-    port = harness.free_port()
     if name == "pyref":
-        cmd = (
-            f"exec {PYREF} {HARNESS / 'examples' / 'pyref_gateway.py'} --port {port} "
-            f"--route bench={upstream}"
-        )
-    else:
-        policy = (HERE / "gateway" / policy_file).read_text().replace("UPSTREAM_BASE", upstream)
-        (folder / "policy.yaml").write_text(policy)
-        cmd = (
-            f"exec {modelroute_bin()} serve {folder}/policy.yaml --host 127.0.0.1 "
-            f"--port {port} --workers 1 " + CONFIGS[name].format(dir=folder)
-        )
-    proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        if harness.port_open("127.0.0.1", port):
-            return proc, url
-        harness.time.sleep(0.05)
-    raise SystemExit(f"{name} did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
+        return tree_ab.launch(name, folder, lambda port: tree_ab.pyref_command(upstream, port))
+    policy = (HERE / "gateway" / policy_file).read_text().replace("UPSTREAM_BASE", upstream)
+    (folder / "policy.yaml").write_text(policy)
+    flags = CONFIGS[name].format(dir=folder)
+    serve = f"exec {modelroute_bin()} serve {folder}/policy.yaml --host 127.0.0.1"
+    return tree_ab.launch(name, folder, lambda port: f"{serve} --port {port} --workers 1 {flags}")
 
 
 def waiting_records(url: str) -> int:
@@ -89,17 +76,8 @@ def waiting_records(url: str) -> int:
 
 
 def point(proc: Any, url: str, body: Path, args: argparse.Namespace, tag: str) -> dict[str, float]:
-    harness.wait_idle(proc.pid)
-    cpu0 = harness.group_cpu_and_rss(proc.pid)[0]
-    out = harness.run_wrk(
-        url, PATH, {}, str(body), args.conc, args.duration, 1, "0", 10, str(body.parent), tag
-    )
-    cpu = harness.group_cpu_and_rss(proc.pid)[0] - cpu0
-    n = out["requests"]
-    errors = sum(out["errors"].values())
-    if errors or not n:
-        raise SystemExit(f"{tag}: {errors} errors, {n} requests")
-    result = {"rps": n / (out["duration_us"] / 1e6), "cpu_ms": 1000 * cpu / n, "waiting": -1.0}
+    measured = tree_ab.point(proc, url, body, args.conc, args.duration, tag)
+    result = {"rps": measured["rps"], "cpu_ms": measured["cpu_us"] / 1000, "waiting": -1.0}
     if tag.startswith("records-on"):
         result["waiting"] = waiting_records(url)
     return result

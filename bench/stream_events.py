@@ -36,9 +36,8 @@ HARNESS = Path(os.environ.get("HARNESS", ROOT.parent / "shared" / "bench" / "gat
 sys.path.insert(0, str(HARNESS))
 import bench as harness  # noqa: E402  (the shared harness: wrk, process groups)
 
-PYREF = Path(os.environ.get("PYREF_PYTHON", "/tmp/bench-venvs/pyref/bin/python"))
-VENV_BIN = ROOT / ".venv" / "bin" / "modelroute"
-PATH = "/v1/chat/completions"
+sys.path.insert(0, str(HERE))
+from tree_ab import alternate, gateway_command, launch, pyref_command  # noqa: E402
 
 # The stream for ``n`` events, built once per length: the harness's chunk shape.
 LUA = r"""
@@ -151,42 +150,14 @@ class Upstream:
             harness.stop_group(self.proc)
 
 
-def command(name: str, src: Path | None, upstream: str, folder: Path, port: int) -> str:
+def start(name: str, src: Path | None, upstream: str, folder: Path) -> tuple[Any, str]:
+    """pyref (``src`` None) or modelroute from the tree ``src``, in front of ``upstream``."""
+    folder.mkdir()
     if src is None:
-        script = HARNESS / "examples" / "pyref_gateway.py"
-        return f"exec {PYREF} {script} --port {port} --route bench={upstream}"
+        return launch(name, folder, lambda port: pyref_command(upstream, port))
     policy = (HERE / "gateway" / "policy.yaml").read_text().replace("UPSTREAM_BASE", upstream)
     (folder / "policy.yaml").write_text(policy)
-    return (
-        f"exec env PYTHONPATH={src} {VENV_BIN} serve {folder}/policy.yaml --host 127.0.0.1 "
-        f"--port {port} --workers 1 --store {folder}/records.db --spool-dir {folder}/spool"
-    )
-
-
-def start(name: str, src: Path | None, upstream: str, folder: Path) -> tuple[Any, str]:
-    folder.mkdir()
-    port = harness.free_port()
-    cmd = command(name, src, upstream, folder, port)
-    proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
-    for _ in range(400):
-        if harness.port_open("127.0.0.1", port):
-            return proc, f"http://127.0.0.1:{port}"
-        harness.time.sleep(0.05)
-    raise SystemExit(f"{name} did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
-
-
-def point(proc: Any, url: str, body: Path, args: argparse.Namespace, tag: str) -> float:
-    """The gateway's CPU microseconds per request over one wrk point."""
-    harness.wait_idle(proc.pid)
-    cpu0 = harness.group_cpu_and_rss(proc.pid)[0]
-    out = harness.run_wrk(
-        url, PATH, {}, str(body), args.conc, args.duration, 1, "0", 30, str(body.parent), tag
-    )
-    cpu = harness.group_cpu_and_rss(proc.pid)[0] - cpu0
-    n, errors = out["requests"], sum(out["errors"].values())
-    if errors or not n:
-        raise SystemExit(f"{tag}: {errors} errors, {n} requests")
-    return 1e6 * cpu / n
+    return launch(name, folder, lambda port: gateway_command(src, folder, port))
 
 
 def main() -> None:
@@ -216,19 +187,9 @@ def main() -> None:
                 name: start(name, src, upstream.base(n), workdir / f"{name}-{n}")
                 for name, src in trees.items()
             }
-            try:
-                for _proc, url in gateways.values():  # warm-up
-                    harness.run_wrk(
-                        url, PATH, {}, str(body), args.conc, 2, 1, "0", 30, str(workdir), "warm"
-                    )
-                for i in range(args.rounds):
-                    order = list(gateways.items())[:: 1 if i % 2 == 0 else -1]
-                    for name, (proc, url) in order:
-                        tag = f"{name}-{n}-{i}"
-                        cpu.setdefault((name, n), []).append(point(proc, url, body, args, tag))
-            finally:
-                for proc, _ in gateways.values():
-                    harness.stop_group(proc)
+            measured = alternate(gateways, body, args.conc, args.duration, args.rounds, str(n), 30)
+            for name, points in measured.items():
+                cpu[(name, n)] = [p["cpu_us"] for p in points]
     finally:
         upstream.stop()
     report(cpu, trees, lengths, args)

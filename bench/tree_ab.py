@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,27 @@ import bench as harness  # noqa: E402  (the shared harness: upstream, wrk, proce
 POLICIES = {"one-model": "policy.yaml", "realistic": "policy-realistic.yaml"}
 PATH = "/v1/chat/completions"
 VENV_BIN = ROOT / ".venv" / "bin" / "modelroute"
+PYREF = Path(os.environ.get("PYREF_PYTHON", "/tmp/bench-venvs/pyref/bin/python"))
 
 
-def start(name: str, src: Path, policy: str, folder: Path) -> tuple[Any, str]:
-    folder.mkdir()
-    (folder / "policy.yaml").write_text(policy)
-    port = harness.free_port()
-    cmd = (
+def gateway_command(src: Path, folder: Path, port: int) -> str:
+    """modelroute from the tree ``src`` as the harness runs it (SQLite records, one worker)."""
+    return (
         f"exec env PYTHONPATH={src} {VENV_BIN} serve {folder}/policy.yaml --host 127.0.0.1 "
         f"--port {port} --workers 1 --store {folder}/records.db --spool-dir {folder}/spool"
     )
-    proc = harness.start_group(cmd, "1", {}, str(folder / "gateway.log"))
+
+
+def pyref_command(upstream: str, port: int) -> str:
+    """The harness's bare aiohttp proxy, routing the model "bench" to ``upstream``."""
+    script = HARNESS / "examples" / "pyref_gateway.py"
+    return f"exec {PYREF} {script} --port {port} --route bench={upstream}"
+
+
+def launch(name: str, folder: Path, command: Callable[[int], str]) -> tuple[Any, str]:
+    """Start ``command(port)`` alone on CPU 1 and wait for its port: (process, base URL)."""
+    port = harness.free_port()
+    proc = harness.start_group(command(port), "1", {}, str(folder / "gateway.log"))
     for _ in range(400):
         if harness.port_open("127.0.0.1", port):
             return proc, f"http://127.0.0.1:{port}"
@@ -51,17 +62,54 @@ def start(name: str, src: Path, policy: str, folder: Path) -> tuple[Any, str]:
     raise SystemExit(f"{name} did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
 
 
-def point(proc: Any, url: str, body: Path, args: argparse.Namespace, tag: str) -> dict[str, float]:
+def start(name: str, src: Path, policy: str, folder: Path) -> tuple[Any, str]:
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(policy)
+    return launch(name, folder, lambda port: gateway_command(src, folder, port))
+
+
+def point(
+    proc: Any, url: str, body: Path, conc: int, duration: float, tag: str, timeout_s: int = 10
+) -> dict[str, float]:
+    """One wrk point after the gateway is idle: requests/s, and the CPU microseconds per
+    request of its process group."""
     harness.wait_idle(proc.pid)
     cpu0 = harness.group_cpu_and_rss(proc.pid)[0]
     out = harness.run_wrk(
-        url, PATH, {}, str(body), args.conc, args.duration, 1, "0", 10, str(body.parent), tag
+        url, PATH, {}, str(body), conc, duration, 1, "0", timeout_s, str(body.parent), tag
     )
     cpu = harness.group_cpu_and_rss(proc.pid)[0] - cpu0
     n, errors = out["requests"], sum(out["errors"].values())
     if errors or not n:
         raise SystemExit(f"{tag}: {errors} errors, {n} requests")
     return {"rps": n / (out["duration_us"] / 1e6), "cpu_us": 1e6 * cpu / n}
+
+
+def alternate(
+    gateways: dict[str, tuple[Any, str]],
+    body: Path,
+    conc: int,
+    duration: float,
+    rounds: int,
+    label: str,
+    timeout_s: int = 10,
+) -> dict[str, list[dict[str, float]]]:
+    """Each gateway warmed up, then measured round by round, the order flipping every round
+    so that none always runs first; every gateway is stopped at the end."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in gateways}
+    try:
+        for _proc, url in gateways.values():
+            harness.run_wrk(
+                url, PATH, {}, str(body), conc, 2, 1, "0", timeout_s, str(body.parent), "warm"
+            )
+        for i in range(rounds):
+            for name, (proc, url) in list(gateways.items())[:: 1 if i % 2 == 0 else -1]:
+                tag = f"{name}-{label}-{i}"
+                results[name].append(point(proc, url, body, conc, duration, tag, timeout_s))
+    finally:
+        for proc, _ in gateways.values():
+            harness.stop_group(proc)
+    return results
 
 
 def main() -> None:
@@ -91,20 +139,7 @@ def main() -> None:
                 name: start(name, src, policy, workdir / f"{name}-{mode}")
                 for name, src in trees.items()
             }
-            results: dict[str, list[dict[str, float]]] = {name: [] for name in gateways}
-            try:
-                for _proc, url in gateways.values():  # warm-up
-                    harness.run_wrk(
-                        url, PATH, {}, str(body), args.conc, 2, 1, "0", 10, str(workdir), "warm"
-                    )
-                for i in range(args.rounds):
-                    # The order flips every round, so neither always runs first.
-                    order = list(gateways.items())[:: 1 if i % 2 == 0 else -1]
-                    for name, (proc, url) in order:
-                        results[name].append(point(proc, url, body, args, f"{name}-{mode}-{i}"))
-            finally:
-                for proc, _ in gateways.values():
-                    harness.stop_group(proc)
+            results = alternate(gateways, body, args.conc, args.duration, args.rounds, mode)
             report(mode, results)
     finally:
         upstream.stop()
