@@ -301,7 +301,9 @@ async def sse_events(
             buffer = blocks.pop()
             events = []
             for block in blocks:
-                if block.startswith(b"data:") and b"\n" not in block:  # the usual block
+                # The usual block, one data line, read here as ``_event`` reads it: a call
+                # less per event. Any other block goes to ``_event``.
+                if block.startswith(b"data:") and b"\n" not in block:
                     events.append(("", block[5:].lstrip(b" ")))
                 elif (found := _event(block)) is not None:
                     events.append(found)
